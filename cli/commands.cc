@@ -1,0 +1,191 @@
+#include "cli/commands.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "diff/type_diff.h"
+#include "snapshot/wire.h"
+
+namespace tidemark::cli {
+namespace {
+
+using snapshot::Snapshot;
+using snapshot::TypeStat;
+
+constexpr const char* kUsage =
+    "usage: tidemark <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  summary FILE [--all] [--json]   per-type table of one snapshot (meliae's layout), top 20\n"
+    "                                  by size unless --all\n"
+    "  diff A B [--all] [--json]       per-type count and byte deltas from A to B, largest growth\n"
+    "                                  first (top 20 unless --all)\n"
+    "  help                            this text\n"
+    "\n"
+    "FILE is a snapshot written by tidemark.dump() or the agent.\n";
+
+struct Flags {
+  bool json = false;
+  bool all = false;
+  std::vector<std::string> positional;
+};
+
+// Returns false (after printing why) on an unknown option.
+bool ParseFlags(const std::vector<std::string>& args, Flags& flags, std::ostream& err) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--json") flags.json = true;
+    else if (a == "--all") flags.all = true;
+    else if (a.size() > 1 && a[0] == '-') {
+      err << "tidemark " << args[0] << ": unknown option '" << a << "'\n";
+      return false;
+    } else flags.positional.push_back(a);
+  }
+  return true;
+}
+
+bool Load(const std::string& path, Snapshot& out, std::ostream& err) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    err << "tidemark: cannot open '" << path << "'\n";
+    return false;
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  auto decoded = snapshot::Decode(buffer.str());
+  if (!decoded) {
+    err << "tidemark: '" << path << "' is not a readable snapshot: " << decoded.error().message
+        << "\n";
+    return false;
+  }
+  out = std::move(*decoded);
+  return true;
+}
+
+std::string Format(const char* fmt, auto... args) {
+  char line[512];
+  std::snprintf(line, sizeof line, fmt, args...);
+  return line;
+}
+
+int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
+  if (flags.positional.size() != 1) {
+    err << "usage: tidemark summary FILE [--all] [--json]\n";
+    return 2;
+  }
+  Snapshot s;
+  if (!Load(flags.positional[0], s, err)) return 1;
+  std::vector<TypeStat> rows = s.types;
+  std::sort(rows.begin(), rows.end(), [](const TypeStat& a, const TypeStat& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
+  });
+  uint64_t total_count = 0, total_bytes = 0;
+  for (const auto& t : rows) {
+    total_count += t.count;
+    total_bytes += t.bytes;
+  }
+  const size_t shown = flags.all ? rows.size() : std::min<size_t>(rows.size(), 20);
+  if (flags.json) {
+    nlohmann::json j;
+    const auto& h = s.header;
+    j["service"] = h.identity.service;
+    j["pid"] = h.identity.pid;
+    j["seq"] = h.seq;
+    j["kind"] = snapshot::KindName(h.kind);
+    j["timestamp_ns"] = h.timestamp_ns;
+    j["objects"] = total_count;
+    j["bytes"] = total_bytes;
+    j["types"] = rows.size();
+    j["rows"] = nlohmann::json::array();
+    for (size_t i = 0; i < shown; ++i) {
+      j["rows"].push_back({{"type", rows[i].name}, {"count", rows[i].count},
+                           {"bytes", rows[i].bytes}, {"max", rows[i].max_bytes}});
+    }
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  out << Format("Total %" PRIu64 " objects, %zu types, Total size = %.1fMiB (%" PRIu64 " bytes)\n",
+                total_count, rows.size(), total_bytes / 1024.0 / 1024.0, total_bytes);
+  out << " Index   Count   %      Size   % Cum     Max Kind\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < shown; ++i) {
+    const TypeStat& t = rows[i];
+    cumulative += t.bytes;
+    // meliae truncates percentages.
+    const int count_pct = total_count ? static_cast<int>(t.count * 100 / total_count) : 0;
+    const int size_pct = total_bytes ? static_cast<int>(t.bytes * 100 / total_bytes) : 0;
+    const int cum_pct = total_bytes ? static_cast<int>(cumulative * 100 / total_bytes) : 0;
+    out << Format("%6zu%8" PRIu64 "%4d%10" PRIu64 "%4d%4d%8" PRIu64 " %s\n", i, t.count,
+                  count_pct, t.bytes, size_pct, cum_pct, t.max_bytes, t.name.c_str());
+  }
+  return 0;
+}
+
+int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
+  if (flags.positional.size() != 2) {
+    err << "usage: tidemark diff A B [--all] [--json]\n";
+    return 2;
+  }
+  Snapshot a, b;
+  if (!Load(flags.positional[0], a, err) || !Load(flags.positional[1], b, err)) return 1;
+  auto rows = diff::DiffTypes(a.types, b.types);
+  std::erase_if(rows, [](const diff::TypeDelta& d) {
+    return d.count_delta() == 0 && d.bytes_delta() == 0;
+  });
+  const size_t shown = flags.all ? rows.size() : std::min<size_t>(rows.size(), 20);
+  const double seconds = (b.header.timestamp_ns - a.header.timestamp_ns) / 1e9;
+  if (flags.json) {
+    nlohmann::json j;
+    j["from"] = {{"seq", a.header.seq}, {"timestamp_ns", a.header.timestamp_ns}};
+    j["to"] = {{"seq", b.header.seq}, {"timestamp_ns", b.header.timestamp_ns}};
+    j["seconds"] = seconds;
+    j["rows"] = nlohmann::json::array();
+    for (size_t i = 0; i < shown; ++i) {
+      const auto& d = rows[i];
+      j["rows"].push_back({{"type", d.name},
+                           {"count_before", d.count_before},
+                           {"count_after", d.count_after},
+                           {"count_delta", d.count_delta()},
+                           {"bytes_before", d.bytes_before},
+                           {"bytes_after", d.bytes_after},
+                           {"bytes_delta", d.bytes_delta()}});
+    }
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  out << Format("Diff over %.1f s (seq %" PRIu64 " -> %" PRIu64 "), %zu types changed\n", seconds,
+                a.header.seq, b.header.seq, rows.size());
+  out << "  Count delta   Bytes delta        Count        Bytes Kind\n";
+  for (size_t i = 0; i < shown; ++i) {
+    const auto& d = rows[i];
+    out << Format("%+13" PRId64 " %+13" PRId64 " %12" PRId64 " %12" PRId64 " %s\n", d.count_delta(),
+                  d.bytes_delta(), d.count_after, d.bytes_after, d.name.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    (args.empty() ? err : out) << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  Flags flags;
+  if (std::find(args.begin(), args.end(), "--help") != args.end()) {
+    out << kUsage;
+    return 0;
+  }
+  if (!ParseFlags(args, flags, err)) return 2;
+  if (args[0] == "summary") return Summary(flags, out, err);
+  if (args[0] == "diff") return Diff(flags, out, err);
+  err << "tidemark: unknown command '" << args[0] << "'\n" << kUsage;
+  return 2;
+}
+
+}  // namespace tidemark::cli

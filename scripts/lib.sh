@@ -1,0 +1,48 @@
+# Shared by scripts/test and scripts/demo: install what is missing, find interpreters, build.
+# Sourced, not run.
+
+TIDEMARK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$TIDEMARK_ROOT/build}
+DEB_PACKAGES=(cmake g++ make pkg-config python3 python3-dev libzmq3-dev cppzmq-dev libzstd-dev
+              libmsgpack-cxx-dev libspdlog-dev libgtest-dev nlohmann-json3-dev)
+
+log() { printf '== %s\n' "$*" >&2; }
+
+install_missing_packages() {
+  local missing=()
+  for p in "${DEB_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing missing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: packages missing (${missing[*]}) and not running as root; install them with apt-get" >&2
+    exit 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Prints a ;-separated list of CPython interpreters (3.8-3.13) to build the agent for:
+# every pyenv version in that range, else the system python3.
+find_pythons() {
+  local found=() root
+  if [ -n "${TIDEMARK_PYTHONS:-}" ]; then echo "$TIDEMARK_PYTHONS"; return; fi
+  root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+  for v in 3.8 3.9 3.10 3.11 3.12 3.13; do
+    local py
+    py=$(ls -d "$root"/versions/$v.*/bin/python$v 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$py" ] && [ -x "$py" ] && found+=("$py")
+  done
+  [ ${#found[@]} -eq 0 ] && found+=("$(command -v python3)")
+  (IFS=';'; echo "${found[*]}")
+}
+
+build_all() {
+  local pythons
+  pythons=$(find_pythons)
+  log "configuring in $BUILD_DIR (agent for: $pythons)"
+  cmake -S "$TIDEMARK_ROOT" -B "$BUILD_DIR" -DTIDEMARK_PYTHONS="$pythons" >/dev/null
+  log "building"
+  cmake --build "$BUILD_DIR" -j "$(nproc)" -- --no-print-directory >/dev/null
+}

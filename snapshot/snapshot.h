@@ -1,0 +1,95 @@
+// The snapshot data model: what one heap snapshot of one Python process says.
+//
+// A Snapshot always has a Header (identity, sequence, totals, agent figures) and the per-type
+// table. A graph snapshot also has a Graph: every object with its type, size, length and
+// references. Sizes are bytes as sys.getsizeof reports them (GC header and pre-header
+// included); docs/agent.md says how each kind of object is sized.
+//
+// Plain values; no Python, no network, no disk. Thread-safety: none needed (values).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tidemark::snapshot {
+
+enum class Kind : uint8_t { kSummary = 1, kGraph = 2 };
+
+const char* KindName(Kind kind);  // "summary" or "graph".
+
+// Who took the snapshot. A restarted process is a new instance: (service, host, pid,
+// start_time_ns) identifies one.
+struct Identity {
+  std::string service;
+  std::string host;
+  int64_t pid = 0;
+  int64_t start_time_ns = 0;  // Agent start, ns since the Unix epoch.
+  std::vector<std::pair<std::string, std::string>> labels;
+};
+
+// The agent's own figures, so its cost is visible next to what it measures.
+struct AgentFigures {
+  double pause_ms = 0;            // GIL held for this snapshot's walk.
+  double encode_ms = 0;           // Previous snapshot: encode + compress, off the GIL.
+  uint64_t encoded_bytes = 0;     // Previous snapshot's size on the wire.
+  uint64_t dropped = 0;           // Snapshots dropped so far (no collector, budget, limits).
+  uint64_t delivered = 0;         // Snapshots acknowledged by a collector so far.
+  bool abandoned = false;         // Walk stopped at a configured limit: figures are partial.
+};
+
+struct Header {
+  Kind kind = Kind::kSummary;
+  Identity identity;
+  uint64_t seq = 0;           // Per agent instance, from 1.
+  int64_t timestamp_ns = 0;   // When the walk started, ns since the Unix epoch.
+  uint64_t objects = 0;       // Totals over every object walked.
+  uint64_t bytes = 0;
+  uint64_t types = 0;
+  uint64_t rss_bytes = 0;     // Process resident set size at the snapshot.
+  std::vector<int64_t> gc_counts;  // gc.get_count().
+  std::string python_version;
+  bool has_values = false;    // Graph carries short values (str prefixes, small numbers).
+  AgentFigures agent;
+};
+
+// One row of the per-type table. Instance dicts are folded into their owners.
+struct TypeStat {
+  std::string name;  // Module-qualified: "myapp.models.Order"; builtins plain: "dict".
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+  uint64_t max_bytes = 0;  // Largest single object of the type.
+};
+
+enum class RootKind : uint8_t {
+  kModule = 1,       // Reachable from sys.modules.
+  kThreadFrame = 2,  // Held by a thread's running frame.
+  kInterpreter = 3,  // Held by the interpreter itself (builtins, sys).
+};
+
+// Every walked object, as struct-of-arrays. Object i's references are
+// refs[ref_begin[i] .. ref_begin[i+1]), each an index into these arrays.
+struct Graph {
+  std::vector<uint64_t> address;
+  std::vector<uint32_t> type;     // Index into Snapshot::types.
+  std::vector<uint64_t> size;
+  std::vector<uint64_t> length;   // Items of containers, characters of str; 0 otherwise.
+  std::vector<uint64_t> ref_begin;  // size() == objects + 1.
+  std::vector<uint32_t> refs;
+  // Objects whose reference list was capped or stripped: (object, true reference count).
+  std::vector<std::pair<uint32_t, uint64_t>> true_ref_counts;
+  std::vector<std::pair<uint32_t, RootKind>> roots;
+  std::vector<std::pair<uint32_t, std::string>> names;   // Modules, functions, classes.
+  std::vector<std::pair<uint32_t, std::string>> values;  // Only when Header::has_values.
+
+  size_t object_count() const { return address.size(); }
+};
+
+struct Snapshot {
+  Header header;
+  std::vector<TypeStat> types;
+  Graph graph;  // Empty unless header.kind == Kind::kGraph.
+};
+
+}  // namespace tidemark::snapshot

@@ -1,0 +1,565 @@
+#include "snapshot/wire.h"
+
+#include <zstd.h>
+
+#include <cstring>
+#include <msgpack.hpp>
+
+#include "snapshot/msgpack_reader.h"
+
+namespace tidemark::snapshot {
+
+const char* KindName(Kind kind) { return kind == Kind::kGraph ? "graph" : "summary"; }
+
+namespace {
+
+constexpr uint8_t kFlagZstd = 1;
+
+void PutLE(std::string& out, uint64_t v, int width) {
+  for (int i = 0; i < width; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t GetLE(std::string_view s, size_t at, int width) {
+  uint64_t v = 0;
+  for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void PackStr(Packer& p, std::string_view s) {
+  p.pack_str(static_cast<uint32_t>(s.size()));
+  p.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+void PackKey(Packer& p, std::string_view key) { PackStr(p, key); }
+
+void PackHeader(Packer& p, const Header& h) {
+  const AgentFigures& a = h.agent;
+  p.pack_map(20);
+  PackKey(p, "service"); PackStr(p, h.identity.service);
+  PackKey(p, "host"); PackStr(p, h.identity.host);
+  PackKey(p, "pid"); p.pack_int64(h.identity.pid);
+  PackKey(p, "start_ns"); p.pack_int64(h.identity.start_time_ns);
+  PackKey(p, "labels");
+  p.pack_map(static_cast<uint32_t>(h.identity.labels.size()));
+  for (const auto& [k, v] : h.identity.labels) {
+    PackStr(p, k);
+    PackStr(p, v);
+  }
+  PackKey(p, "seq"); p.pack_uint64(h.seq);
+  PackKey(p, "ts_ns"); p.pack_int64(h.timestamp_ns);
+  PackKey(p, "objects"); p.pack_uint64(h.objects);
+  PackKey(p, "bytes"); p.pack_uint64(h.bytes);
+  PackKey(p, "types"); p.pack_uint64(h.types);
+  PackKey(p, "rss"); p.pack_uint64(h.rss_bytes);
+  PackKey(p, "gc");
+  p.pack_array(static_cast<uint32_t>(h.gc_counts.size()));
+  for (int64_t c : h.gc_counts) p.pack_int64(c);
+  PackKey(p, "python"); PackStr(p, h.python_version);
+  PackKey(p, "values"); h.has_values ? p.pack_true() : p.pack_false();
+  PackKey(p, "pause_ms"); p.pack_double(a.pause_ms);
+  PackKey(p, "encode_ms"); p.pack_double(a.encode_ms);
+  PackKey(p, "encoded_bytes"); p.pack_uint64(a.encoded_bytes);
+  PackKey(p, "dropped"); p.pack_uint64(a.dropped);
+  PackKey(p, "delivered"); p.pack_uint64(a.delivered);
+  PackKey(p, "abandoned"); a.abandoned ? p.pack_true() : p.pack_false();
+}
+
+template <typename Column>
+void PackColumn(Packer& p, const Column& column) {
+  p.pack_array(static_cast<uint32_t>(column.size()));
+  for (auto v : column) p.pack(v);
+}
+
+void PackSparseStrings(Packer& p, const std::vector<std::pair<uint32_t, std::string>>& items) {
+  p.pack_array(static_cast<uint32_t>(items.size()));
+  for (const auto& [index, text] : items) {
+    p.pack_array(2);
+    p.pack_uint32(index);
+    PackStr(p, text);
+  }
+}
+
+// Columns are delta-coded where neighbours are close, so that msgpack's small-integer forms
+// and zstd do most of the work: addresses as the difference to the previous object's
+// (divided by 8 when every address is 8-aligned), references as the difference to the
+// owning object's index (the walk visits referents soon after their owner).
+void PackGraph(Packer& p, const Graph& g) {
+  const size_t n = g.object_count();
+  bool aligned = true;
+  for (uint64_t a : g.address) aligned &= (a & 7) == 0;
+  const int shift = aligned ? 3 : 0;
+
+  PackKey(p, "addr_shift"); p.pack_int(shift);
+  PackKey(p, "addr");
+  p.pack_array(static_cast<uint32_t>(n));
+  uint64_t previous = 0;
+  for (uint64_t a : g.address) {
+    p.pack_int64(static_cast<int64_t>((a >> shift) - (previous >> shift)));
+    previous = a;
+  }
+  PackKey(p, "type"); PackColumn(p, g.type);
+  PackKey(p, "size"); PackColumn(p, g.size);
+  PackKey(p, "len"); PackColumn(p, g.length);
+  PackKey(p, "nrefs");
+  p.pack_array(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) p.pack_uint64(g.ref_begin[i + 1] - g.ref_begin[i]);
+  PackKey(p, "refs");
+  p.pack_array(static_cast<uint32_t>(g.refs.size()));
+  for (size_t i = 0; i < n; ++i) {
+    for (uint64_t r = g.ref_begin[i]; r < g.ref_begin[i + 1]; ++r) {
+      p.pack_int64(static_cast<int64_t>(g.refs[r]) - static_cast<int64_t>(i));
+    }
+  }
+  PackKey(p, "true_nrefs");
+  p.pack_array(static_cast<uint32_t>(g.true_ref_counts.size()));
+  for (const auto& [index, count] : g.true_ref_counts) {
+    p.pack_array(2);
+    p.pack_uint32(index);
+    p.pack_uint64(count);
+  }
+  PackKey(p, "roots");
+  p.pack_array(static_cast<uint32_t>(g.roots.size()));
+  for (const auto& [index, kind] : g.roots) {
+    p.pack_array(2);
+    p.pack_uint32(index);
+    p.pack_uint8(static_cast<uint8_t>(kind));
+  }
+  PackKey(p, "names"); PackSparseStrings(p, g.names);
+  PackKey(p, "values"); PackSparseStrings(p, g.values);
+}
+
+void PackBody(Packer& p, const Snapshot& s) {
+  const bool graph = s.header.kind == Kind::kGraph;
+  p.pack_map(graph ? 12 : 1);
+  PackKey(p, "types");
+  p.pack_array(static_cast<uint32_t>(s.types.size()));
+  for (const TypeStat& t : s.types) {
+    p.pack_array(4);
+    PackStr(p, t.name);
+    p.pack_uint64(t.count);
+    p.pack_uint64(t.bytes);
+    p.pack_uint64(t.max_bytes);
+  }
+  if (graph) PackGraph(p, s.graph);
+}
+
+#define TM_TRY(var, expr)                                   \
+  auto var##_result = (expr);                               \
+  if (!var##_result) return std::unexpected(var##_result.error()); \
+  auto var = *var##_result
+
+Result<void> ReadLabels(MsgpackReader& r, Identity& id) {
+  TM_TRY(n, r.ReadMapHeader());
+  id.labels.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    TM_TRY(k, r.ReadStr());
+    TM_TRY(v, r.ReadStr());
+    id.labels.emplace_back(std::string(k), std::string(v));
+  }
+  return {};
+}
+
+Result<Header> ReadHeader(std::string_view bytes, Kind kind) {
+  MsgpackReader r(bytes, "header");
+  Header h;
+  h.kind = kind;
+  TM_TRY(n, r.ReadMapHeader());
+  bool have_service = false, have_pid = false, have_start = false, have_seq = false;
+  for (uint32_t i = 0; i < n; ++i) {
+    TM_TRY(key, r.ReadStr());
+    Result<void> ok;
+    auto u = [&](uint64_t& out) -> Result<void> {
+      TM_TRY(v, r.ReadUint());
+      out = v;
+      return {};
+    };
+    auto s = [&](int64_t& out) -> Result<void> {
+      TM_TRY(v, r.ReadInt());
+      out = v;
+      return {};
+    };
+    auto d = [&](double& out) -> Result<void> {
+      TM_TRY(v, r.ReadDouble());
+      out = v;
+      return {};
+    };
+    auto b = [&](bool& out) -> Result<void> {
+      TM_TRY(v, r.ReadBool());
+      out = v;
+      return {};
+    };
+    auto str = [&](std::string& out) -> Result<void> {
+      TM_TRY(v, r.ReadStr());
+      out.assign(v);
+      return {};
+    };
+    if (key == "service") { ok = str(h.identity.service); have_service = true; }
+    else if (key == "host") ok = str(h.identity.host);
+    else if (key == "pid") { ok = s(h.identity.pid); have_pid = true; }
+    else if (key == "start_ns") { ok = s(h.identity.start_time_ns); have_start = true; }
+    else if (key == "labels") ok = ReadLabels(r, h.identity);
+    else if (key == "seq") { ok = u(h.seq); have_seq = true; }
+    else if (key == "ts_ns") ok = s(h.timestamp_ns);
+    else if (key == "objects") ok = u(h.objects);
+    else if (key == "bytes") ok = u(h.bytes);
+    else if (key == "types") ok = u(h.types);
+    else if (key == "rss") ok = u(h.rss_bytes);
+    else if (key == "gc") {
+      TM_TRY(count, r.ReadArrayHeader());
+      for (uint32_t j = 0; j < count && ok; ++j) {
+        int64_t c = 0;
+        ok = s(c);
+        h.gc_counts.push_back(c);
+      }
+    }
+    else if (key == "python") ok = str(h.python_version);
+    else if (key == "values") ok = b(h.has_values);
+    else if (key == "pause_ms") ok = d(h.agent.pause_ms);
+    else if (key == "encode_ms") ok = d(h.agent.encode_ms);
+    else if (key == "encoded_bytes") ok = u(h.agent.encoded_bytes);
+    else if (key == "dropped") ok = u(h.agent.dropped);
+    else if (key == "delivered") ok = u(h.agent.delivered);
+    else if (key == "abandoned") ok = b(h.agent.abandoned);
+    else ok = r.Skip();  // Keys added later within this version are optional.
+    if (!ok) return Fail(ok.error().message + " (key '" + std::string(key) + "')");
+  }
+  if (!r.AtEnd()) return Fail("header: " + std::to_string(bytes.size() - r.position()) +
+                              " bytes after the header map");
+  if (!have_service || !have_pid || !have_start || !have_seq) {
+    return Fail("header: missing one of the required keys service, pid, start_ns, seq");
+  }
+  if (h.identity.service.empty()) return Fail("header: empty service name");
+  return h;
+}
+
+Result<void> ReadTypes(MsgpackReader& r, Snapshot& s, const DecodeLimits& limits) {
+  TM_TRY(n, r.ReadArrayHeader());
+  if (n > limits.max_types) {
+    return Fail("body: " + std::to_string(n) + " types exceed the limit of " +
+                std::to_string(limits.max_types));
+  }
+  s.types.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    TM_TRY(fields, r.ReadArrayHeader());
+    if (fields != 4) {
+      return Fail("body: type row " + std::to_string(i) + " is not [name, count, bytes, max]");
+    }
+    TM_TRY(name, r.ReadStr());
+    TM_TRY(count, r.ReadUint());
+    TM_TRY(bytes, r.ReadUint());
+    TM_TRY(max_bytes, r.ReadUint());
+    s.types.push_back(TypeStat{std::string(name), count, bytes, max_bytes});
+  }
+  return {};
+}
+
+// Reads a column of exactly `expected` entries (or sets `expected` when it is SIZE_MAX).
+template <typename T, typename ReadFn>
+Result<void> ReadColumn(MsgpackReader& r, const char* name, size_t& expected, std::vector<T>& out,
+                        ReadFn read) {
+  TM_TRY(n, r.ReadArrayHeader());
+  if (expected != SIZE_MAX && n != expected) {
+    return Fail(std::string("body: column '") + name + "' has " + std::to_string(n) +
+                " entries, expected " + std::to_string(expected));
+  }
+  expected = n;
+  out.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    auto v = read();
+    if (!v) return Fail(v.error().message + " (column '" + name + "')");
+    out.push_back(static_cast<T>(*v));
+  }
+  return {};
+}
+
+Result<void> ReadSparseStrings(MsgpackReader& r, const char* name, size_t objects,
+                               std::vector<std::pair<uint32_t, std::string>>& out) {
+  TM_TRY(n, r.ReadArrayHeader());
+  out.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    TM_TRY(fields, r.ReadArrayHeader());
+    if (fields != 2) return Fail(std::string("body: '") + name + "' entry is not [index, text]");
+    TM_TRY(index, r.ReadUint());
+    if (index >= objects) return Fail(std::string("body: '") + name + "' names object " +
+                                      std::to_string(index) + " of " + std::to_string(objects));
+    TM_TRY(text, r.ReadStr());
+    out.emplace_back(static_cast<uint32_t>(index), std::string(text));
+  }
+  return {};
+}
+
+Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, size_t& objects,
+                       int& shift, std::vector<int64_t>& ref_deltas, std::vector<uint64_t>& nrefs,
+                       const DecodeLimits& limits) {
+  Graph& g = s.graph;
+  auto read_u = [&] { return r.ReadUint(); };
+  auto read_i = [&] { return r.ReadInt(); };
+  if (key == "addr_shift") {
+    TM_TRY(v, r.ReadUint());
+    if (v != 0 && v != 3) return Fail("body: addr_shift must be 0 or 3");
+    shift = static_cast<int>(v);
+    return {};
+  }
+  if (key == "addr" || key == "type" || key == "size" || key == "len" || key == "nrefs") {
+    // Peek at the count first so that the object limit is checked before reserving.
+    MsgpackReader peek = r;
+    TM_TRY(count, peek.ReadArrayHeader());
+    if (count > limits.max_objects) {
+      return Fail("body: " + std::to_string(count) + " objects exceed the limit of " +
+                  std::to_string(limits.max_objects));
+    }
+  }
+  if (key == "addr") {
+    std::vector<int64_t> deltas;
+    auto ok = ReadColumn(r, "addr", objects, deltas, read_i);
+    if (!ok) return ok;
+    g.address.resize(deltas.size());
+    uint64_t previous = 0;
+    for (size_t i = 0; i < deltas.size(); ++i) {
+      previous = static_cast<uint64_t>(deltas[i]) + previous;
+      g.address[i] = previous;
+    }
+    return {};
+  }
+  if (key == "type") return ReadColumn(r, "type", objects, g.type, read_u);
+  if (key == "size") return ReadColumn(r, "size", objects, g.size, read_u);
+  if (key == "len") return ReadColumn(r, "len", objects, g.length, read_u);
+  if (key == "nrefs") return ReadColumn(r, "nrefs", objects, nrefs, read_u);
+  if (key == "refs") {
+    size_t any = SIZE_MAX;
+    return ReadColumn(r, "refs", any, ref_deltas, read_i);
+  }
+  if (key == "true_nrefs" || key == "roots") {
+    TM_TRY(n, r.ReadArrayHeader());
+    for (uint32_t i = 0; i < n; ++i) {
+      TM_TRY(fields, r.ReadArrayHeader());
+      if (fields != 2) return Fail("body: '" + std::string(key) + "' entry is not a pair");
+      TM_TRY(index, r.ReadUint());
+      TM_TRY(value, r.ReadUint());
+      if (index > UINT32_MAX) return Fail("body: '" + std::string(key) + "' index out of range");
+      if (key == "roots") {
+        if (value < 1 || value > 3) return Fail("body: unknown root kind " + std::to_string(value));
+        g.roots.emplace_back(static_cast<uint32_t>(index), static_cast<RootKind>(value));
+      } else {
+        g.true_ref_counts.emplace_back(static_cast<uint32_t>(index), value);
+      }
+    }
+    return {};
+  }
+  // names and values are read after the columns: their indices are checked then.
+  return r.Skip();
+}
+
+Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& limits) {
+  MsgpackReader r(bytes, "body");
+  TM_TRY(n, r.ReadMapHeader());
+  const bool graph = s.header.kind == Kind::kGraph;
+  size_t objects = SIZE_MAX;
+  int shift = 0;
+  std::vector<int64_t> ref_deltas;
+  std::vector<uint64_t> nrefs;
+  std::string_view names_at, values_at;
+  bool have_types = false;
+  for (uint32_t i = 0; i < n; ++i) {
+    TM_TRY(key, r.ReadStr());
+    if (key == "types") {
+      auto ok = ReadTypes(r, s, limits);
+      if (!ok) return ok;
+      have_types = true;
+    } else if (graph && (key == "names" || key == "values")) {
+      const size_t start = r.position();
+      auto ok = r.Skip();
+      if (!ok) return ok;
+      (key == "names" ? names_at : values_at) = bytes.substr(start, r.position() - start);
+    } else if (graph) {
+      auto ok = ReadGraph(r, key, s, objects, shift, ref_deltas, nrefs, limits);
+      if (!ok) return ok;
+    } else {
+      auto ok = r.Skip();
+      if (!ok) return ok;
+    }
+  }
+  if (!r.AtEnd()) return Fail("body: bytes after the body map");
+  if (!have_types) return Fail("body: missing 'types'");
+  if (s.header.types != s.types.size()) {
+    return Fail("body: header says " + std::to_string(s.header.types) + " types, body has " +
+                std::to_string(s.types.size()));
+  }
+  if (!graph) return {};
+
+  Graph& g = s.graph;
+  if (objects == SIZE_MAX || g.address.size() != objects || g.type.size() != objects ||
+      g.size.size() != objects || g.length.size() != objects || nrefs.size() != objects) {
+    return Fail("body: graph is missing one of the columns addr, type, size, len, nrefs");
+  }
+  for (uint64_t& a : g.address) a <<= shift;
+  for (size_t i = 0; i < objects; ++i) {
+    if (g.type[i] >= s.types.size()) {
+      return Fail("body: object " + std::to_string(i) + " has type index " +
+                  std::to_string(g.type[i]) + " of " + std::to_string(s.types.size()));
+    }
+  }
+  g.ref_begin.resize(objects + 1);
+  uint64_t total = 0;
+  for (size_t i = 0; i < objects; ++i) {
+    g.ref_begin[i] = total;
+    total += nrefs[i];
+    if (total > ref_deltas.size()) break;
+  }
+  if (total != ref_deltas.size()) {
+    return Fail("body: reference counts add up to " + std::to_string(total) + ", refs has " +
+                std::to_string(ref_deltas.size()));
+  }
+  g.ref_begin[objects] = total;
+  g.refs.resize(total);
+  for (size_t i = 0; i < objects; ++i) {
+    for (uint64_t k = g.ref_begin[i]; k < g.ref_begin[i + 1]; ++k) {
+      const int64_t target = static_cast<int64_t>(i) + ref_deltas[k];
+      if (target < 0 || static_cast<uint64_t>(target) >= objects) {
+        return Fail("body: object " + std::to_string(i) + " refers to object " +
+                    std::to_string(target) + " of " + std::to_string(objects));
+      }
+      g.refs[k] = static_cast<uint32_t>(target);
+    }
+  }
+  for (const auto& [index, count] : g.true_ref_counts) {
+    if (index >= objects) return Fail("body: true_nrefs names a missing object");
+    (void)count;
+  }
+  for (const auto& [index, kind] : g.roots) {
+    if (index >= objects) return Fail("body: roots names a missing object");
+  }
+  if (!names_at.empty()) {
+    MsgpackReader nr(names_at, "body names");
+    if (auto ok = ReadSparseStrings(nr, "names", objects, g.names); !ok) return ok;
+  }
+  if (!values_at.empty()) {
+    MsgpackReader vr(values_at, "body values");
+    if (auto ok = ReadSparseStrings(vr, "values", objects, g.values); !ok) return ok;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& options) {
+  try {
+    msgpack::sbuffer header_buf;
+    Packer header_packer(header_buf);
+    Header header = snapshot.header;
+    header.types = snapshot.types.size();
+    PackHeader(header_packer, header);
+
+    msgpack::sbuffer body_buf;
+    Packer body_packer(body_buf);
+    PackBody(body_packer, snapshot);
+
+    std::string out;
+    const size_t bound = ZSTD_compressBound(body_buf.size());
+    out.resize(kEnvelopeSize + header_buf.size() + bound);
+    ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    if (cctx == nullptr) return Fail("zstd: cannot create a compression context");
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, options.zstd_level);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+    const size_t compressed =
+        ZSTD_compress2(cctx, out.data() + kEnvelopeSize + header_buf.size(), bound,
+                       body_buf.data(), body_buf.size());
+    ZSTD_freeCCtx(cctx);
+    if (ZSTD_isError(compressed)) return Fail(std::string("zstd: ") + ZSTD_getErrorName(compressed));
+    if (header_buf.size() > UINT32_MAX || compressed > UINT32_MAX) {
+      return Fail("snapshot too large for one message (4 GiB)");
+    }
+    out.resize(kEnvelopeSize + header_buf.size() + compressed);
+
+    std::string envelope(kMagic, 4);
+    PutLE(envelope, kFormatVersion, 2);
+    envelope.push_back(static_cast<char>(snapshot.header.kind));
+    envelope.push_back(static_cast<char>(kFlagZstd));
+    PutLE(envelope, header_buf.size(), 4);
+    PutLE(envelope, compressed, 4);
+    PutLE(envelope, body_buf.size(), 8);
+    std::memcpy(out.data(), envelope.data(), kEnvelopeSize);
+    std::memcpy(out.data() + kEnvelopeSize, header_buf.data(), header_buf.size());
+    return out;
+  } catch (const std::exception& e) {
+    return Fail(std::string("encode: ") + e.what());
+  }
+}
+
+Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& limits) {
+  if (message.size() > limits.max_message_bytes) {
+    return Fail("message of " + std::to_string(message.size()) + " bytes exceeds the limit of " +
+                std::to_string(limits.max_message_bytes));
+  }
+  if (message.size() < kEnvelopeSize) {
+    return Fail("truncated envelope: " + std::to_string(message.size()) + " of " +
+                std::to_string(kEnvelopeSize) + " bytes");
+  }
+  if (std::memcmp(message.data(), kMagic, 4) != 0) return Fail("not a tidemark snapshot (bad magic)");
+  Envelope e;
+  e.version = static_cast<uint16_t>(GetLE(message, 4, 2));
+  if (e.version != kFormatVersion) {
+    return Fail("unsupported format version " + std::to_string(e.version) + " (this build reads " +
+                std::to_string(kFormatVersion) + ")");
+  }
+  const uint8_t kind = static_cast<uint8_t>(message[6]);
+  if (kind != 1 && kind != 2) return Fail("unknown snapshot kind " + std::to_string(kind));
+  e.kind = static_cast<Kind>(kind);
+  const uint8_t flags = static_cast<uint8_t>(message[7]);
+  if (flags != kFlagZstd) return Fail("unsupported envelope flags " + std::to_string(flags));
+  e.header_bytes = static_cast<uint32_t>(GetLE(message, 8, 4));
+  e.body_bytes = static_cast<uint32_t>(GetLE(message, 12, 4));
+  e.raw_body_bytes = GetLE(message, 16, 8);
+  const uint64_t declared = uint64_t{kEnvelopeSize} + e.header_bytes + e.body_bytes;
+  if (declared > message.size()) {
+    return Fail("truncated message: envelope declares " + std::to_string(declared) +
+                " bytes, got " + std::to_string(message.size()));
+  }
+  if (declared < message.size()) {
+    return Fail(std::to_string(message.size() - declared) + " unexpected bytes after the body");
+  }
+  if (e.raw_body_bytes > limits.max_body_bytes) {
+    return Fail("declared body of " + std::to_string(e.raw_body_bytes) +
+                " bytes exceeds the limit of " + std::to_string(limits.max_body_bytes));
+  }
+  return e;
+}
+
+Result<Header> DecodeHeader(std::string_view message, const DecodeLimits& limits) {
+  TM_TRY(e, DecodeEnvelope(message, limits));
+  return ReadHeader(message.substr(kEnvelopeSize, e.header_bytes), e.kind);
+}
+
+Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits) {
+  TM_TRY(e, DecodeEnvelope(message, limits));
+  Snapshot s;
+  TM_TRY(header, ReadHeader(message.substr(kEnvelopeSize, e.header_bytes), e.kind));
+  s.header = std::move(header);
+  const std::string_view frame = message.substr(kEnvelopeSize + e.header_bytes, e.body_bytes);
+  // The frame must state its content size, and it must match the envelope's: then the buffer
+  // below is bounded by limits.max_body_bytes, never by what a stream would expand to.
+  const unsigned long long content = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (content == ZSTD_CONTENTSIZE_ERROR) return Fail("body: not a zstd frame");
+  if (content == ZSTD_CONTENTSIZE_UNKNOWN || content != e.raw_body_bytes) {
+    return Fail("body: zstd frame size does not match the envelope");
+  }
+  std::string body;
+  try {
+    body.resize(e.raw_body_bytes);
+  } catch (const std::bad_alloc&) {
+    return Fail("body: cannot allocate " + std::to_string(e.raw_body_bytes) + " bytes");
+  }
+  const size_t got = ZSTD_decompress(body.data(), body.size(), frame.data(), frame.size());
+  if (ZSTD_isError(got)) return Fail(std::string("body: zstd: ") + ZSTD_getErrorName(got));
+  if (got != body.size()) return Fail("body: decompressed size does not match the envelope");
+  try {
+    if (auto ok = ReadBody(body, s, limits); !ok) return std::unexpected(ok.error());
+  } catch (const std::bad_alloc&) {
+    return Fail("body: out of memory while decoding");
+  }
+  return s;
+}
+
+}  // namespace tidemark::snapshot

@@ -1,0 +1,71 @@
+// The snapshot wire format: a versioned envelope around a zstd-compressed msgpack body.
+//
+// Every snapshot -- sent by the agent, stored by the collector, written by tidemark.dump() --
+// is one message in this format. The envelope and the msgpack header inside it can be read
+// without decompressing anything, so a receiver validates identity and sizes first.
+//
+//   offset  size  field
+//   ------  ----  -----------------------------------------------------------------------
+//        0     4  magic "TDMK"
+//        4     2  format version, little-endian (kFormatVersion)
+//        6     1  kind: 1 summary, 2 graph
+//        7     1  flags: bit 0 = body is zstd-compressed; other bits must be 0
+//        8     4  H: header length, little-endian
+//       12     4  B: body length as stored (compressed), little-endian
+//       16     8  R: body length after decompression, little-endian
+//       24     H  header: msgpack map (identity, seq, totals, agent figures)
+//     24+H     B  body: zstd frame (with content checksum) of a msgpack map
+//                 (type table; for graphs the object columns)
+//   Nothing may follow: the message is exactly 24 + H + B bytes.
+//
+// docs/wire-format.md lists every key of the header and body maps.
+//
+// Decoding never trusts a declared length: every count is checked against the bytes that
+// remain and against DecodeLimits before anything is allocated, so a hostile message costs
+// at most its own size (or the limits) in memory. Thread-safety: functions are reentrant.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "snapshot/result.h"
+#include "snapshot/snapshot.h"
+
+namespace tidemark::snapshot {
+
+inline constexpr char kMagic[4] = {'T', 'D', 'M', 'K'};
+inline constexpr uint16_t kFormatVersion = 1;
+inline constexpr size_t kEnvelopeSize = 24;
+
+struct EncodeOptions {
+  int zstd_level = 1;  // 1..3: the agent spares its host's CPU.
+};
+
+struct DecodeLimits {
+  size_t max_message_bytes = size_t{1} << 30;  // Whole message as received.
+  size_t max_body_bytes = size_t{4} << 30;     // Body after decompression.
+  size_t max_objects = 200'000'000;
+  size_t max_types = 1'000'000;
+};
+
+// The fixed-size envelope, parsed. REQUIRES: nothing; validates everything.
+struct Envelope {
+  uint16_t version = 0;
+  Kind kind = Kind::kSummary;
+  uint32_t header_bytes = 0;
+  uint32_t body_bytes = 0;
+  uint64_t raw_body_bytes = 0;
+};
+
+Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& options = {});
+
+// Reads the envelope and header only: no decompression, cost independent of body size.
+Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& limits = {});
+Result<Header> DecodeHeader(std::string_view message, const DecodeLimits& limits = {});
+
+// Full decode, with every check of DecodeHeader plus the body's.
+Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits = {});
+
+}  // namespace tidemark::snapshot

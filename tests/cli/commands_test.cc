@@ -1,0 +1,72 @@
+#include "cli/commands.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "snapshot/wire.h"
+
+namespace tidemark::cli {
+namespace {
+
+std::string WriteSnapshot(const std::string& name, uint64_t seq,
+                          std::vector<snapshot::TypeStat> types) {
+  snapshot::Snapshot s;
+  s.header.identity = {"svc", "h", 1, 1, {}};
+  s.header.seq = seq;
+  s.header.timestamp_ns = static_cast<int64_t>(seq) * 1'000'000'000;
+  s.types = std::move(types);
+  const std::string path = std::string(TEST_TMPDIR) + "/" + name;
+  std::ofstream(path, std::ios::binary) << *snapshot::Encode(s);
+  return path;
+}
+
+int RunCli(std::vector<std::string> args, std::string& out, std::string& err) {
+  std::ostringstream o, e;
+  int rc = Main(args, o, e);
+  out = o.str();
+  err = e.str();
+  return rc;
+}
+
+TEST(Cli, SummaryPrintsMeliaeTableSortedBySize) {
+  auto path = WriteSnapshot("a.tdmk", 1, {{"int", 100, 2800, 28}, {"dict", 10, 6400, 640}});
+  std::string out, err;
+  ASSERT_EQ(RunCli({"summary", path}, out, err), 0) << err;
+  EXPECT_NE(out.find("Total 110 objects, 2 types, Total size = 0.0MiB (9200 bytes)"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find(" Index   Count   %      Size   % Cum     Max Kind"), std::string::npos);
+  EXPECT_NE(out.find("     0      10   9      6400  69  69     640 dict"), std::string::npos) << out;
+  EXPECT_NE(out.find("     1     100  90      2800  30 100      28 int"), std::string::npos) << out;
+}
+
+TEST(Cli, DiffPutsTheGrowingTypeFirst) {
+  auto a = WriteSnapshot("d1.tdmk", 1, {{"int", 100, 2800, 28}, {"app.Leak", 1, 56, 56}});
+  auto b = WriteSnapshot("d2.tdmk", 2, {{"int", 101, 2828, 28}, {"app.Leak", 1001, 56056, 56}});
+  std::string out, err;
+  ASSERT_EQ(RunCli({"diff", a, b, "--json"}, out, err), 0) << err;
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["rows"][0]["type"], "app.Leak");
+  EXPECT_EQ(j["rows"][0]["count_delta"], 1000);
+  EXPECT_EQ(j["rows"][0]["bytes_delta"], 56000);
+}
+
+TEST(Cli, UnreadableFileIsNamedInTheError) {
+  const std::string path = std::string(TEST_TMPDIR) + "/garbage.tdmk";
+  std::ofstream(path) << "not a snapshot";
+  std::string out, err;
+  EXPECT_EQ(RunCli({"summary", path}, out, err), 1);
+  EXPECT_NE(err.find(path), std::string::npos);
+  EXPECT_NE(err.find("truncated envelope"), std::string::npos) << err;
+}
+
+TEST(Cli, UnknownOptionIsAUsageError) {
+  std::string out, err;
+  EXPECT_EQ(RunCli({"summary", "--bogus"}, out, err), 2);
+  EXPECT_NE(err.find("--bogus"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tidemark::cli

@@ -1,0 +1,278 @@
+#include "snapshot/wire.h"
+
+#include <gtest/gtest.h>
+#include <zstd.h>
+
+#include <msgpack.hpp>
+
+namespace tidemark::snapshot {
+namespace {
+
+Snapshot MakeSummary() {
+  Snapshot s;
+  s.header.kind = Kind::kSummary;
+  s.header.identity = {"checkout", "host-1", 4242, 1700000000000000000, {{"env", "prod"}}};
+  s.header.seq = 7;
+  s.header.timestamp_ns = 1700000000500000000;
+  s.header.objects = 15;
+  s.header.bytes = 1500;
+  s.header.rss_bytes = 1 << 20;
+  s.header.gc_counts = {1, 2, 3};
+  s.header.python_version = "3.11.7";
+  s.header.agent.pause_ms = 1.5;
+  s.header.agent.dropped = 2;
+  s.types = {{"dict", 10, 1000, 200}, {"app.Order", 5, 500, 100}};
+  return s;
+}
+
+Snapshot MakeGraph() {
+  Snapshot s = MakeSummary();
+  s.header.kind = Kind::kGraph;
+  s.header.has_values = true;
+  Graph& g = s.graph;
+  g.address = {0x7f0000001000, 0x7f0000000ff0, 0x7f0000002000};
+  g.type = {0, 1, 1};
+  g.size = {232, 56, 56};
+  g.length = {2, 0, 0};
+  g.ref_begin = {0, 2, 3, 3};
+  g.refs = {1, 2, 0};
+  g.true_ref_counts = {{1, 5}};
+  g.roots = {{0, RootKind::kModule}};
+  g.names = {{0, "app"}};
+  g.values = {{2, "hello"}};
+  return s;
+}
+
+std::string PackMap(std::initializer_list<std::pair<const char*, std::function<void(msgpack::packer<msgpack::sbuffer>&)>>> items) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> p(buf);
+  p.pack_map(items.size());
+  for (const auto& [k, f] : items) {
+    p.pack(std::string(k));
+    f(p);
+  }
+  return std::string(buf.data(), buf.size());
+}
+
+// Builds a message from raw header and body bytes, so tests can craft bad bodies.
+std::string Wrap(const std::string& header, const std::string& body, Kind kind = Kind::kSummary,
+                 uint16_t version = kFormatVersion) {
+  std::string frame(ZSTD_compressBound(body.size()), '\0');
+  frame.resize(ZSTD_compress(frame.data(), frame.size(), body.data(), body.size(), 1));
+  std::string out = "TDMK";
+  auto le = [&](uint64_t v, int w) {
+    for (int i = 0; i < w; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  le(version, 2);
+  out.push_back(static_cast<char>(kind));
+  out.push_back(1);
+  le(header.size(), 4);
+  le(frame.size(), 4);
+  le(body.size(), 8);
+  return out + header + frame;
+}
+
+std::string ValidHeader(Kind kind = Kind::kSummary) {
+  Snapshot s = MakeSummary();
+  s.header.kind = kind;
+  std::string m = *Encode(s);
+  uint32_t h = 0;
+  for (int i = 3; i >= 0; --i) h = (h << 8) | static_cast<uint8_t>(m[8 + i]);
+  return m.substr(kEnvelopeSize, h);
+}
+
+TEST(Wire, SummaryRoundTrips) {
+  Snapshot s = MakeSummary();
+  auto encoded = Encode(s);
+  ASSERT_TRUE(encoded) << encoded.error().message;
+  auto decoded = Decode(*encoded);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->header.identity.service, "checkout");
+  EXPECT_EQ(decoded->header.identity.pid, 4242);
+  EXPECT_EQ(decoded->header.identity.labels.at(0).second, "prod");
+  EXPECT_EQ(decoded->header.seq, 7u);
+  EXPECT_EQ(decoded->header.types, 2u);
+  EXPECT_EQ(decoded->header.gc_counts, (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_DOUBLE_EQ(decoded->header.agent.pause_ms, 1.5);
+  ASSERT_EQ(decoded->types.size(), 2u);
+  EXPECT_EQ(decoded->types[1].name, "app.Order");
+  EXPECT_EQ(decoded->types[1].bytes, 500u);
+  EXPECT_EQ(decoded->types[0].max_bytes, 200u);
+  EXPECT_EQ(decoded->graph.object_count(), 0u);
+}
+
+TEST(Wire, GraphRoundTripsWithUnalignedAddressesAndBackwardReferences) {
+  Snapshot s = MakeGraph();
+  s.graph.address[2] = 0x7f0000002003;  // Forces the unshifted address encoding.
+  auto decoded = Decode(*Encode(s));
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  const Graph& g = decoded->graph;
+  EXPECT_EQ(g.address, s.graph.address);
+  EXPECT_EQ(g.type, s.graph.type);
+  EXPECT_EQ(g.size, s.graph.size);
+  EXPECT_EQ(g.length, s.graph.length);
+  EXPECT_EQ(g.ref_begin, s.graph.ref_begin);
+  EXPECT_EQ(g.refs, s.graph.refs);
+  EXPECT_EQ(g.true_ref_counts, s.graph.true_ref_counts);
+  EXPECT_EQ(g.roots, s.graph.roots);
+  EXPECT_EQ(g.names, s.graph.names);
+  EXPECT_EQ(g.values, s.graph.values);
+  EXPECT_TRUE(decoded->header.has_values);
+}
+
+TEST(Wire, HeaderIsReadableWithoutTheBody) {
+  std::string m = *Encode(MakeGraph());
+  m.resize(m.size() - 1);  // The body is now broken; the header alone still reads.
+  auto env = DecodeEnvelope(m);
+  EXPECT_FALSE(env);
+  std::string ok = *Encode(MakeGraph());
+  auto header = DecodeHeader(ok);
+  ASSERT_TRUE(header);
+  EXPECT_EQ(header->kind, Kind::kGraph);
+  EXPECT_EQ(header->identity.host, "host-1");
+}
+
+TEST(Wire, EveryTruncationIsRejectedWithoutCrashing) {
+  const std::string m = *Encode(MakeGraph());
+  for (size_t n = 0; n < m.size(); ++n) {
+    auto r = Decode(std::string_view(m).substr(0, n));
+    ASSERT_FALSE(r) << "accepted a message truncated to " << n << " bytes";
+    EXPECT_FALSE(r.error().message.empty());
+  }
+}
+
+TEST(Wire, TrailingBytesAreRejected) {
+  auto r = Decode(*Encode(MakeSummary()) + "x");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("after the body"), std::string::npos) << r.error().message;
+}
+
+TEST(Wire, WrongMagicIsRejected) {
+  std::string m = *Encode(MakeSummary());
+  m[0] = 'X';
+  auto r = Decode(m);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("magic"), std::string::npos);
+}
+
+TEST(Wire, WrongVersionIsRejectedAndNamed) {
+  std::string m = *Encode(MakeSummary());
+  m[4] = 99;
+  auto r = Decode(m);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("version 99"), std::string::npos) << r.error().message;
+}
+
+TEST(Wire, OversizedMessageIsRejectedBeforeParsing) {
+  DecodeLimits limits;
+  limits.max_message_bytes = 64;
+  auto r = Decode(*Encode(MakeGraph()), limits);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("exceeds the limit"), std::string::npos);
+}
+
+TEST(Wire, DecompressionBombIsRejectedBeforeDecompressing) {
+  // A body of 64 MiB of zeros compresses to a few KiB; the declared size trips the limit.
+  std::string body(64 << 20, '\0');
+  DecodeLimits limits;
+  limits.max_body_bytes = 1 << 20;
+  auto r = Decode(Wrap(ValidHeader(), body), limits);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("declared body"), std::string::npos) << r.error().message;
+}
+
+TEST(Wire, EnvelopeBodySizeThatDisagreesWithTheFrameIsRejected) {
+  std::string m = Wrap(ValidHeader(), PackMap({{"types", [](auto& p) { p.pack_array(0); }}}));
+  m[16] = static_cast<char>(m[16] + 1);
+  auto r = Decode(m);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("does not match"), std::string::npos) << r.error().message;
+}
+
+TEST(Wire, CorruptedCompressedBodyIsRejected) {
+  std::string m = *Encode(MakeGraph());
+  m[m.size() - 6] ^= 0x5a;  // Inside the zstd frame (its checksum catches it).
+  EXPECT_FALSE(Decode(m));
+}
+
+TEST(Wire, HugeDeclaredArrayCountIsRejectedWithoutAllocating) {
+  // "types" claims 2^32-1 rows in a body of a few bytes.
+  std::string body = PackMap({{"types", [](auto& p) { p.pack_array(0xffffffffu); }}});
+  auto r = Decode(Wrap(ValidHeader(), body));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("exceeds the bytes left"), std::string::npos);
+}
+
+TEST(Wire, ObjectCountOverTheLimitIsRejected) {
+  DecodeLimits limits;
+  limits.max_objects = 2;
+  auto r = Decode(*Encode(MakeGraph()), limits);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("objects exceed the limit"), std::string::npos)
+      << r.error().message;
+}
+
+TEST(Wire, TypeCountOverTheLimitIsRejected) {
+  DecodeLimits limits;
+  limits.max_types = 1;
+  auto r = Decode(*Encode(MakeSummary()), limits);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("types exceed the limit"), std::string::npos);
+}
+
+TEST(Wire, ReferenceOutsideTheGraphIsRejected) {
+  Snapshot s = MakeGraph();
+  s.graph.refs[2] = 3;  // Only objects 0..2 exist.
+  auto r = Decode(*Encode(s));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("refers to object 3"), std::string::npos) << r.error().message;
+}
+
+TEST(Wire, TypeIndexOutsideTheTableIsRejected) {
+  Snapshot s = MakeGraph();
+  s.graph.type[1] = 9;
+  auto r = Decode(*Encode(s));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("type index 9"), std::string::npos);
+}
+
+TEST(Wire, ColumnsOfDifferentLengthsAreRejected) {
+  Snapshot s = MakeGraph();
+  s.graph.size.push_back(1);
+  auto r = Decode(*Encode(s));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("column 'size'"), std::string::npos) << r.error().message;
+}
+
+TEST(Wire, HeaderWithoutIdentityIsRejected) {
+  std::string header = PackMap({{"service", [](auto& p) { p.pack(std::string("x")); }}});
+  auto r = Decode(Wrap(header, PackMap({{"types", [](auto& p) { p.pack_array(0); }}})));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("required keys"), std::string::npos);
+}
+
+TEST(Wire, WrongTypeInHeaderNamesTheKey) {
+  std::string header = PackMap({{"service", [](auto& p) { p.pack(42); }}});
+  auto r = Decode(Wrap(header, PackMap({{"types", [](auto& p) { p.pack_array(0); }}})));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("key 'service'"), std::string::npos) << r.error().message;
+}
+
+TEST(Wire, RandomByteFlipsNeverCrash) {
+  const std::string m = *Encode(MakeGraph());
+  uint32_t state = 12345;
+  int accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string copy = m;
+    for (int k = 0; k < 3; ++k) {
+      state = state * 1664525u + 1013904223u;
+      copy[state % copy.size()] ^= static_cast<char>(1 + (state >> 24) % 255);
+    }
+    accepted += Decode(copy).has_value();
+  }
+  // Flips inside the uncompressed header can still be valid; the body is checksummed.
+  EXPECT_LT(accepted, 20000);
+}
+
+}  // namespace
+}  // namespace tidemark::snapshot
