@@ -1,0 +1,253 @@
+/* See compat.h. Version checks are on PY_VERSION_HEX, the only place in the agent they are. */
+#define Py_BUILD_CORE 1
+#include "agent/compat.h"
+
+#if defined(Py_GIL_DISABLED)
+#error "tidemark does not support free-threaded CPython builds"
+#endif
+#if PY_VERSION_HEX < 0x03080000 || PY_VERSION_HEX >= 0x030e0000
+#error "tidemark supports CPython 3.8 to 3.13"
+#endif
+
+#if PY_VERSION_HEX >= 0x03090000
+#include "internal/pycore_gc.h"
+#include "internal/pycore_interp.h"
+#include "internal/pycore_pystate.h"
+#else
+#include "internal/pycore_pystate.h"
+#endif
+#if PY_VERSION_HEX >= 0x030B0000
+#include "internal/pycore_dict.h"
+#include "internal/pycore_frame.h"
+#include "internal/pycore_object.h"
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+#include "internal/pycore_long.h"
+#endif
+#if PY_VERSION_HEX < 0x030B0000
+#include "frameobject.h"
+#endif
+
+static struct _gc_runtime_state* gc_state(void) {
+#if PY_VERSION_HEX >= 0x03090000
+  return &PyThreadState_Get()->interp->gc;
+#else
+  return &_PyRuntime.gc;
+#endif
+}
+
+static void walk_gc_list(PyGC_Head* head, tm_object_fn fn, void* arg) {
+  /* _gc_next is a plain pointer outside a collection; _gc_prev carries flag bits. */
+  for (PyGC_Head* gc = (PyGC_Head*)head->_gc_next; gc != head; gc = (PyGC_Head*)gc->_gc_next) {
+    fn((PyObject*)(gc + 1), arg);
+  }
+}
+
+void tm_for_each_gc_object(tm_object_fn fn, void* arg) {
+  struct _gc_runtime_state* state = gc_state();
+  for (int i = 0; i < NUM_GENERATIONS; ++i) walk_gc_list(&state->generations[i].head, fn, arg);
+  walk_gc_list(&state->permanent_generation.head, fn, arg);
+}
+
+int tm_gc_collecting(void) { return gc_state()->collecting; }
+
+size_t tm_preheader_size(PyObject* o) {
+#if PY_VERSION_HEX >= 0x030B0000
+  return _PyType_PreHeaderSize(Py_TYPE(o));
+#else
+  return PyObject_IS_GC(o) ? sizeof(PyGC_Head) : 0;
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+static size_t shared_keys_slots(PyTypeObject* tp) {
+  if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
+  PyDictKeysObject* keys = ((PyHeapTypeObject*)tp)->ht_cached_keys;
+  if (keys == NULL) return 0;
+  return (size_t)(keys->dk_nentries + keys->dk_usable);
+}
+#endif
+
+size_t tm_instance_values_size(PyObject* o) {
+#if PY_VERSION_HEX >= 0x030D0000
+  PyTypeObject* tp = Py_TYPE(o);
+  if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES)) return 0;
+  return _PyInlineValuesSize(tp);
+#elif PY_VERSION_HEX >= 0x030C0000
+  PyTypeObject* tp = Py_TYPE(o);
+  if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)) return 0;
+  PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(o);
+  if (!_PyDictOrValues_IsValues(dorv)) return 0;
+  size_t slots = shared_keys_slots(tp);
+  /* dictobject.c new_values(): an insertion-order prefix, then the slots. */
+  return _Py_SIZE_ROUND_UP(slots + 2, sizeof(PyObject*)) + slots * sizeof(PyObject*);
+#elif PY_VERSION_HEX >= 0x030B0000
+  PyTypeObject* tp = Py_TYPE(o);
+  if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)) return 0;
+  if (*_PyObject_ValuesPointer(o) == NULL) return 0;
+  size_t slots = shared_keys_slots(tp);
+  return _Py_SIZE_ROUND_UP(slots + 2, sizeof(PyObject*)) + slots * sizeof(PyObject*);
+#else
+  (void)o;
+  return 0;
+#endif
+}
+
+PyObject* tm_instance_dict(PyObject* o) {
+  PyTypeObject* tp = Py_TYPE(o);
+#if PY_VERSION_HEX >= 0x030D0000
+  if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) return (PyObject*)_PyObject_GetManagedDict(o);
+#elif PY_VERSION_HEX >= 0x030C0000
+  if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(o);
+    return _PyDictOrValues_IsValues(dorv) ? NULL : dorv.dict;
+  }
+#elif PY_VERSION_HEX >= 0x030B0000
+  if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) return *_PyObject_ManagedDictPointer(o);
+#endif
+  if (tp->tp_dictoffset == 0) return NULL;
+  if (tp->tp_dictoffset > 0) return *(PyObject**)((char*)o + tp->tp_dictoffset);
+#if PY_VERSION_HEX < 0x030B0000
+  /* Negative offsets (variable-size objects): this computes the slot, creates nothing. */
+  PyObject** slot = _PyObject_GetDictPtr(o);
+  return slot ? *slot : NULL;
+#else
+  return NULL; /* 3.11+ _PyObject_GetDictPtr would materialize; such types are rare. */
+#endif
+}
+
+static void visit_if(PyObject* o, tm_object_fn fn, void* arg) {
+  if (o != NULL) fn(o, arg);
+}
+
+void tm_for_each_frame_object(tm_object_fn fn, void* arg) {
+  PyInterpreterState* interp = PyThreadState_Get()->interp;
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t; t = PyThreadState_Next(t)) {
+#if PY_VERSION_HEX >= 0x030B0000
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame* f = t->current_frame;
+#else
+    _PyInterpreterFrame* f = t->cframe ? t->cframe->current_frame : NULL;
+#endif
+    for (; f != NULL; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+      if (f->owner == FRAME_OWNED_BY_CSTACK) continue;
+#endif
+      if (_PyFrame_IsIncomplete(f)) continue;
+#if PY_VERSION_HEX >= 0x030D0000
+      PyObject* code = f->f_executable;
+      visit_if(f->f_funcobj, fn, arg);
+#elif PY_VERSION_HEX >= 0x030C0000
+      PyObject* code = (PyObject*)f->f_code;
+      visit_if(f->f_funcobj, fn, arg);
+#else
+      PyObject* code = (PyObject*)f->f_code;
+      visit_if((PyObject*)f->f_func, fn, arg);
+#endif
+      visit_if(code, fn, arg);
+      visit_if(f->f_globals, fn, arg);
+      visit_if(f->f_builtins, fn, arg);
+      visit_if(f->f_locals, fn, arg);
+      visit_if((PyObject*)f->frame_obj, fn, arg);
+      if (code != NULL && PyCode_Check(code)) {
+        /* Locals, cells and free variables are always valid; the value stack above them
+         * is only valid while the frame is suspended, so it is left out. */
+        int n = ((PyCodeObject*)code)->co_nlocalsplus;
+        for (int i = 0; i < n; ++i) visit_if(f->localsplus[i], fn, arg);
+      }
+    }
+#else
+    for (PyFrameObject* f = t->frame; f != NULL; f = f->f_back) fn((PyObject*)f, arg);
+#endif
+  }
+}
+
+size_t tm_int_sizeof(PyObject* o) {
+#if PY_VERSION_HEX >= 0x030C0000
+  Py_ssize_t digits = (Py_ssize_t)_PyLong_DigitCount((PyLongObject*)o);
+  if (digits < 1) digits = 1; /* Zero still has its one digit allocated. */
+  return (size_t)(offsetof(PyLongObject, long_value.ob_digit) + digits * sizeof(digit));
+#else
+  Py_ssize_t digits = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
+  return (size_t)(offsetof(PyLongObject, ob_digit) + digits * sizeof(digit));
+#endif
+}
+
+size_t tm_str_sizeof(PyObject* o) {
+  size_t size;
+#if PY_VERSION_HEX < 0x030C0000
+  if (!PyUnicode_IS_READY(o)) {
+    size = sizeof(PyUnicodeObject);
+  } else
+#endif
+  if (PyUnicode_IS_COMPACT_ASCII(o)) {
+    size = sizeof(PyASCIIObject) + (size_t)PyUnicode_GET_LENGTH(o) + 1;
+  } else if (PyUnicode_IS_COMPACT(o)) {
+    size = sizeof(PyCompactUnicodeObject) +
+           ((size_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
+  } else {
+    size = sizeof(PyUnicodeObject);
+    if (((PyUnicodeObject*)o)->data.any != NULL) {
+      size += ((size_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
+    }
+  }
+#if PY_VERSION_HEX < 0x030C0000
+  {
+    const wchar_t* wstr = ((PyASCIIObject*)o)->wstr;
+    if (wstr != NULL && (!PyUnicode_IS_READY(o) || (const void*)wstr != PyUnicode_DATA(o))) {
+      Py_ssize_t wlen = PyUnicode_IS_COMPACT_ASCII(o) ? ((PyASCIIObject*)o)->length
+                                                     : ((PyCompactUnicodeObject*)o)->wstr_length;
+      size += ((size_t)wlen + 1) * sizeof(wchar_t);
+    }
+  }
+#endif
+  if (!PyUnicode_IS_COMPACT_ASCII(o)) {
+    const char* utf8 = ((PyCompactUnicodeObject*)o)->utf8;
+    if (utf8 != NULL && (const void*)utf8 != PyUnicode_DATA(o)) {
+      size += (size_t)((PyCompactUnicodeObject*)o)->utf8_length + 1;
+    }
+  }
+  return size;
+}
+
+void tm_code_referents(PyObject* o, tm_object_fn fn, void* arg) {
+  PyCodeObject* c = (PyCodeObject*)o;
+  visit_if(c->co_consts, fn, arg);
+  visit_if(c->co_names, fn, arg);
+  visit_if(c->co_filename, fn, arg);
+  visit_if(c->co_name, fn, arg);
+#if PY_VERSION_HEX >= 0x030A0000
+  visit_if(c->co_linetable, fn, arg);
+#endif
+#if PY_VERSION_HEX >= 0x030B0000
+  visit_if(c->co_qualname, fn, arg);
+  visit_if(c->co_localsplusnames, fn, arg);
+  visit_if(c->co_localspluskinds, fn, arg);
+  visit_if(c->co_exceptiontable, fn, arg);
+#else
+  visit_if(c->co_code, fn, arg);
+  visit_if(c->co_varnames, fn, arg);
+  visit_if(c->co_freevars, fn, arg);
+  visit_if(c->co_cellvars, fn, arg);
+#if PY_VERSION_HEX < 0x030A0000
+  visit_if(c->co_lnotab, fn, arg);
+#endif
+#endif
+}
+
+int tm_is_main_interpreter(void) {
+  return PyThreadState_Get()->interp == PyInterpreterState_Main();
+}
+
+void tm_gc_counts(long long out[3]) {
+  struct _gc_runtime_state* state = gc_state();
+  for (int i = 0; i < 3; ++i) out[i] = state->generations[i].count;
+}
+
+int tm_is_finalizing(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}

@@ -1,0 +1,65 @@
+/* compat: every difference between CPython 3.8 and 3.13 that the agent depends on.
+ *
+ * The walker is written once against these functions; compat.c implements them per version
+ * (it is compiled as C with Py_BUILD_CORE, since CPython's internal headers do not compile as
+ * C++ on 3.11-3.12 with g++ 12). Nothing here allocates a Python object, runs Python code,
+ * materializes a __dict__ or a frame, or fills a str's UTF-8 cache.
+ *
+ * Thread-safety: every function REQUIRES the GIL, and the main interpreter.
+ */
+#ifndef TIDEMARK_AGENT_COMPAT_H_
+#define TIDEMARK_AGENT_COMPAT_H_
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void (*tm_object_fn)(PyObject* object, void* arg);
+
+/* Calls fn for every object on the collector's lists: every generation and the permanent
+ * one (gc.freeze()). REQUIRES: no collection running (tm_gc_collecting() == 0); fn must not
+ * create or destroy GC objects. */
+void tm_for_each_gc_object(tm_object_fn fn, void* arg);
+int tm_gc_collecting(void);
+
+/* Bytes sys.getsizeof adds to __sizeof__: the GC header, and on 3.11+ the managed
+ * dict/weakref pre-header. */
+size_t tm_preheader_size(PyObject* object);
+
+/* Bytes of an instance's attribute values kept outside a materialized __dict__: the values
+ * array of 3.11/3.12, the inline values of 3.13 (not in __sizeof__). 0 when none. */
+size_t tm_instance_values_size(PyObject* object);
+
+/* The instance's __dict__ if it exists; never creates one. Borrowed, or NULL. */
+PyObject* tm_instance_dict(PyObject* object);
+
+/* Calls fn for every object the threads' running frames hold (code, function, globals,
+ * builtins, locals dict, frame object, fast locals). On 3.11+ frames are not objects, and
+ * asking for them (PyThreadState_GetFrame) would create them: this reads them in place. */
+void tm_for_each_frame_object(tm_object_fn fn, void* arg);
+
+/* int.__sizeof__ and str.__sizeof__, computed natively. */
+size_t tm_int_sizeof(PyObject* object);
+size_t tm_str_sizeof(PyObject* object);
+
+/* Code objects are not GC, so tp_traverse never shows their constants and names. */
+void tm_code_referents(PyObject* code, tm_object_fn fn, void* arg);
+
+/* gc.get_count(), without creating the tuple. */
+void tm_gc_counts(long long out[3]);
+
+/* 1 once interpreter shutdown has begun: from then on no thread may take the GIL. */
+int tm_is_finalizing(void);
+
+/* 1 when running in the main interpreter; the agent refuses sub-interpreters. */
+int tm_is_main_interpreter(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TIDEMARK_AGENT_COMPAT_H_ */

@@ -1,0 +1,520 @@
+// tidemark._native: the CPython extension module behind the `tidemark` package.
+//
+// Thin glue: argument parsing, the GIL, and the process-wide agent state (one reporter, the
+// signal handler, fork hooks). The walk is in walker.cc, the thread in reporter.cc.
+//
+// Thread-safety: every function here is called with the GIL held; the reporter thread only
+// reaches Python through TakeWithGil().
+#include "agent/compat.h"
+// compat.h brings Python.h first, as CPython requires.
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/reporter.h"
+#include "agent/walker.h"
+#include "snapshot/wire.h"
+
+namespace tidemark::agent {
+namespace {
+
+struct AgentState {
+  std::unique_ptr<Reporter> reporter;
+  ReporterConfig config;  // Kept while paused across fork().
+  WalkOptions walk;       // Kind is chosen per snapshot.
+  bool paused_for_fork = false;
+  int wake_fd = -1;       // Never closed: a signal handler may write to it at any time.
+  int signal_number = 0;
+  struct sigaction previous_action {};
+  int64_t start_time_ns = 0;
+};
+
+AgentState& State() {
+  static AgentState* state = new AgentState();  // Never destroyed: outlives atexit.
+  return *state;
+}
+
+std::atomic<int> g_signal_wake_fd{-1};
+struct sigaction g_previous_action {};
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string HostName() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+// Async-signal-safe: an atomic load, write(2), and the previous handler.
+void OnSignal(int signum, siginfo_t* info, void* context) {
+  const int fd = g_signal_wake_fd.load(std::memory_order_relaxed);
+  if (fd >= 0) {
+    const uint64_t one = 1;
+    (void)!write(fd, &one, sizeof one);
+  }
+  const struct sigaction& prev = g_previous_action;
+  if (prev.sa_flags & SA_SIGINFO) {
+    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(signum, info, context);
+  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN && prev.sa_handler != nullptr) {
+    prev.sa_handler(signum);
+  }
+}
+
+bool InstallSignal(int signum) {
+  struct sigaction action {};
+  action.sa_sigaction = &OnSignal;
+  action.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  if (sigaction(signum, nullptr, &g_previous_action) != 0) return false;
+  return sigaction(signum, &action, nullptr) == 0;
+}
+
+void RestoreSignal(int signum) { sigaction(signum, &g_previous_action, nullptr); }
+
+std::string PythonVersion() {
+  const char* v = Py_GetVersion();
+  std::string s(v);
+  return s.substr(0, s.find(' '));
+}
+
+// The walk, with the GIL held by the caller.
+snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outcome) {
+  snapshot::Snapshot s;
+  *outcome = Walk(options, &s);
+  long long counts[3];
+  tm_gc_counts(counts);
+  s.header.gc_counts.assign(counts, counts + 3);
+  s.header.python_version = PythonVersion();
+  s.header.timestamp_ns = NowNs();
+  return s;
+}
+
+std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, snapshot::Kind kind) {
+  if (tm_is_finalizing()) return std::nullopt;
+  PyGILState_STATE gil = PyGILState_Ensure();
+  std::optional<snapshot::Snapshot> result;
+  if (!tm_gc_collecting() && !tm_is_finalizing()) {
+    options.kind = kind;
+    WalkOutcome outcome;
+    snapshot::Snapshot s = TakeHoldingGil(options, &outcome);
+    if (!outcome.abandoned) result = std::move(s);
+  }
+  PyGILState_Release(gil);
+  return result;
+}
+
+bool ParseStringList(PyObject* seq, std::vector<std::string>* out) {
+  if (seq == nullptr || seq == Py_None) return true;
+  PyObject* fast = PySequence_Fast(seq, "expected a sequence of str");
+  if (fast == nullptr) return false;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); ++i) {
+    const char* s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
+    if (s == nullptr) {
+      Py_DECREF(fast);
+      return false;
+    }
+    out->emplace_back(s);
+  }
+  Py_DECREF(fast);
+  return true;
+}
+
+bool ParseLabels(PyObject* labels, std::vector<std::pair<std::string, std::string>>* out) {
+  if (labels == nullptr || labels == Py_None) return true;
+  if (!PyDict_Check(labels)) {
+    PyErr_SetString(PyExc_TypeError, "labels must be a dict of str to str");
+    return false;
+  }
+  Py_ssize_t pos = 0;
+  PyObject *k, *v;
+  while (PyDict_Next(labels, &pos, &k, &v)) {
+    const char* ks = PyUnicode_AsUTF8(k);
+    const char* vs = ks ? PyUnicode_AsUTF8(v) : nullptr;
+    if (vs == nullptr) return false;
+    out->emplace_back(ks, vs);
+  }
+  return true;
+}
+
+bool RefuseUnsupportedInterpreter() {
+  if (!tm_is_main_interpreter()) {
+    PyErr_SetString(PyExc_RuntimeError, "tidemark runs only in the main interpreter");
+    return true;
+  }
+  return false;
+}
+
+// Rows emptied by folding instance dicts are left out unless `keep_all` (graph type indices).
+PyObject* TypesToList(const std::vector<snapshot::TypeStat>& types, bool keep_all = false) {
+  PyObject* list = PyList_New(0);
+  for (const auto& t : types) {
+    if (!keep_all && t.count == 0 && t.bytes == 0) continue;
+    PyObject* row = Py_BuildValue("(sKKK)", t.name.c_str(), (unsigned long long)t.count,
+                                  (unsigned long long)t.bytes, (unsigned long long)t.max_bytes);
+    if (row == nullptr || PyList_Append(list, row) != 0) {
+      Py_XDECREF(row);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(row);
+  }
+  return list;
+}
+
+// take(kind, values, max_refs, exclude, max_objects, max_pause_ms, service, labels, seq)
+PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* keywords[] = {"kind", "values", "max_refs", "exclude", "max_objects",
+                                   "max_pause_ms", "service", "labels", "seq", nullptr};
+  const char* kind = "summary";
+  int values = 0;
+  long long max_refs = -1, max_objects = 0, seq = 1;
+  double max_pause_ms = 0;
+  PyObject *exclude = nullptr, *labels = nullptr;
+  const char* service = "python";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|spLOLdsOL", const_cast<char**>(keywords), &kind,
+                                   &values, &max_refs, &exclude, &max_objects, &max_pause_ms,
+                                   &service, &labels, &seq)) {
+    return nullptr;
+  }
+  if (RefuseUnsupportedInterpreter()) return nullptr;
+  WalkOptions options;
+  const std::string kind_name = kind;
+  if (kind_name == "graph") {
+    options.kind = snapshot::Kind::kGraph;
+  } else if (kind_name != "summary") {
+    PyErr_Format(PyExc_ValueError, "kind must be 'summary' or 'graph', not '%s'", kind);
+    return nullptr;
+  }
+  options.values = values != 0;
+  options.max_refs = max_refs;
+  options.max_objects = static_cast<uint64_t>(max_objects);
+  options.max_pause_ms = max_pause_ms;
+  if (!ParseStringList(exclude, &options.exclude_types)) return nullptr;
+  snapshot::Identity identity;
+  identity.service = service;
+  identity.host = HostName();
+  identity.pid = getpid();
+  identity.start_time_ns = State().start_time_ns;
+  if (!ParseLabels(labels, &identity.labels)) return nullptr;
+  if (tm_gc_collecting()) {
+    PyErr_SetString(PyExc_RuntimeError, "cannot take a snapshot while the garbage collector runs");
+    return nullptr;
+  }
+
+  WalkOutcome outcome;
+  snapshot::Snapshot s = TakeHoldingGil(options, &outcome);
+  // Everything Python-visible is built after the walk, never during it.
+  s.header.identity = std::move(identity);
+  s.header.seq = static_cast<uint64_t>(seq);
+  snapshot::Result<std::string> encoded;
+  double encode_ms = 0;
+  Py_BEGIN_ALLOW_THREADS
+  const auto start = std::chrono::steady_clock::now();
+  encoded = snapshot::Encode(s);
+  encode_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  Py_END_ALLOW_THREADS
+  if (!encoded) {
+    PyErr_SetString(PyExc_RuntimeError, encoded.error().message.c_str());
+    return nullptr;
+  }
+  PyObject* types = TypesToList(s.types);
+  if (types == nullptr) return nullptr;
+  return Py_BuildValue("{s:y#,s:K,s:K,s:N,s:d,s:d,s:O,s:s,s:K}", "encoded", encoded->data(),
+                       (Py_ssize_t)encoded->size(), "objects", (unsigned long long)s.header.objects,
+                       "bytes", (unsigned long long)s.header.bytes, "types", types, "pause_ms",
+                       outcome.pause_ms, "encode_ms", encode_ms, "abandoned",
+                       outcome.abandoned ? Py_True : Py_False, "reason",
+                       outcome.abandon_reason.c_str(), "references",
+                       (unsigned long long)outcome.references);
+}
+
+bool StartReporter(AgentState& st) {
+  const WalkOptions walk = st.walk;
+  auto started = Reporter::Start(
+      st.config, [walk](snapshot::Kind kind) { return TakeWithGil(walk, kind); }, st.wake_fd);
+  if (!started) {
+    PyErr_SetString(PyExc_ValueError, started.error().message.c_str());
+    return false;
+  }
+  st.reporter = std::move(*started);
+  return true;
+}
+
+void StopReporter(AgentState& st) {
+  if (!st.reporter) return;
+  std::unique_ptr<Reporter> reporter = std::move(st.reporter);
+  // The reporter thread may be waiting for the GIL: give it up while joining.
+  Py_BEGIN_ALLOW_THREADS
+  reporter->Stop();
+  reporter.reset();
+  Py_END_ALLOW_THREADS
+}
+
+PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* keywords[] = {"endpoint", "service", "labels", "interval", "graph_every",
+                                   "values", "max_refs", "exclude", "max_objects", "max_pause_ms",
+                                   "budget_bytes", "signal", "curve_server_key",
+                                   "curve_public_key", "curve_secret_key", nullptr};
+  const char* endpoint;
+  const char* service;
+  PyObject *labels = nullptr, *exclude = nullptr;
+  double interval = 60, max_pause_ms = 0;
+  int graph_every = 0, values = 0, signum = 0;
+  long long max_refs = -1, max_objects = 0, budget = 64ll << 20;
+  const char *server_key = "", *public_key = "", *secret_key = "";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisss", const_cast<char**>(keywords),
+                                   &endpoint, &service, &labels, &interval, &graph_every, &values,
+                                   &max_refs, &exclude, &max_objects, &max_pause_ms, &budget,
+                                   &signum, &server_key, &public_key, &secret_key)) {
+    return nullptr;
+  }
+  if (RefuseUnsupportedInterpreter()) return nullptr;
+  AgentState& st = State();
+  if (st.reporter) {
+    PyErr_SetString(PyExc_RuntimeError, "tidemark is already started; call stop() first");
+    return nullptr;
+  }
+  if (!(interval > 0)) {
+    PyErr_SetString(PyExc_ValueError, "interval must be a positive number of seconds");
+    return nullptr;
+  }
+  ReporterConfig config;
+  config.endpoint = endpoint;
+  config.identity.service = service;
+  config.identity.host = HostName();
+  config.identity.pid = getpid();
+  config.identity.start_time_ns = NowNs();
+  if (!ParseLabels(labels, &config.identity.labels)) return nullptr;
+  config.interval_s = interval;
+  config.graph_every = graph_every;
+  config.unacked_budget_bytes = static_cast<size_t>(budget);
+  config.curve_server_key = server_key;
+  config.curve_public_key = public_key;
+  config.curve_secret_key = secret_key;
+  WalkOptions walk;
+  walk.values = values != 0;
+  walk.max_refs = max_refs;
+  walk.max_objects = static_cast<uint64_t>(max_objects);
+  walk.max_pause_ms = max_pause_ms;
+  if (!ParseStringList(exclude, &walk.exclude_types)) return nullptr;
+  st.config = std::move(config);
+  st.walk = std::move(walk);
+  st.start_time_ns = st.config.identity.start_time_ns;
+  if (!StartReporter(st)) return nullptr;
+  if (signum > 0) {
+    if (!InstallSignal(signum)) {
+      StopReporter(st);
+      PyErr_SetFromErrno(PyExc_OSError);
+      return nullptr;
+    }
+    st.signal_number = signum;
+    g_signal_wake_fd.store(st.wake_fd);
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* Stop(PyObject*, PyObject*) {
+  AgentState& st = State();
+  if (st.signal_number > 0) {
+    RestoreSignal(st.signal_number);
+    st.signal_number = 0;
+    g_signal_wake_fd.store(-1);
+  }
+  st.paused_for_fork = false;
+  StopReporter(st);
+  Py_RETURN_NONE;
+}
+
+PyObject* Trigger(PyObject*, PyObject*) {
+  AgentState& st = State();
+  if (st.reporter) st.reporter->Trigger();
+  Py_RETURN_NONE;
+}
+
+PyObject* Status(PyObject*, PyObject*) {
+  AgentState& st = State();
+  ReporterFigures f;
+  if (st.reporter) f = st.reporter->figures();
+  return Py_BuildValue("{s:O,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:s}", "running",
+                       st.reporter ? Py_True : Py_False, "taken", (unsigned long long)f.taken,
+                       "sent", (unsigned long long)f.sent, "delivered",
+                       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
+                       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes,
+                       "last_pause_ms", f.last_pause_ms, "last_encode_ms", f.last_encode_ms,
+                       "last_error", f.last_error.c_str());
+}
+
+// fork(): no thread of ours (nor ZeroMQ's) may exist while the process forks.
+PyObject* BeforeFork(PyObject*, PyObject*) {
+  AgentState& st = State();
+  if (st.reporter) {
+    StopReporter(st);
+    st.paused_for_fork = true;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* AfterForkParent(PyObject*, PyObject*) {
+  AgentState& st = State();
+  if (st.paused_for_fork) {
+    st.paused_for_fork = false;
+    if (!StartReporter(st)) return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* AfterForkChild(PyObject*, PyObject*) {
+  AgentState& st = State();
+  // The eventfd is shared with the parent after fork(): a trigger in one would wake both.
+  const int fresh = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fresh >= 0) {
+    close(st.wake_fd);
+    st.wake_fd = fresh;
+    if (st.signal_number > 0) g_signal_wake_fd.store(fresh);
+  }
+  if (st.paused_for_fork) {
+    // A new process: a new instance of the same service.
+    st.paused_for_fork = false;
+    st.config.identity.pid = getpid();
+    st.config.identity.start_time_ns = NowNs();
+    st.start_time_ns = st.config.identity.start_time_ns;
+    if (!StartReporter(st)) return nullptr;
+  } else {
+    st.start_time_ns = NowNs();
+  }
+  Py_RETURN_NONE;
+}
+
+// decode(encoded) -> dict: a snapshot's header, type table and graph columns as Python
+// objects, for tests and tools (tidemark.load). Never called during a walk.
+PyObject* Decode(PyObject*, PyObject* arg) {
+  char* data;
+  Py_ssize_t size;
+  if (PyBytes_AsStringAndSize(arg, &data, &size) != 0) return nullptr;
+  auto decoded = snapshot::Decode(std::string_view(data, static_cast<size_t>(size)));
+  if (!decoded) {
+    PyErr_SetString(PyExc_ValueError, decoded.error().message.c_str());
+    return nullptr;
+  }
+  const snapshot::Snapshot& s = *decoded;
+  const snapshot::Header& h = s.header;
+  const snapshot::Graph& g = s.graph;
+  const size_t n = g.object_count();
+  PyObject* address = PyList_New(n);
+  PyObject* type = PyList_New(n);
+  PyObject* sizes = PyList_New(n);
+  PyObject* length = PyList_New(n);
+  PyObject* refs = PyList_New(n);
+  for (size_t i = 0; i < n; ++i) {
+    PyList_SET_ITEM(address, i, PyLong_FromUnsignedLongLong(g.address[i]));
+    PyList_SET_ITEM(type, i, PyLong_FromUnsignedLong(g.type[i]));
+    PyList_SET_ITEM(sizes, i, PyLong_FromUnsignedLongLong(g.size[i]));
+    PyList_SET_ITEM(length, i, PyLong_FromUnsignedLongLong(g.length[i]));
+    PyObject* r = PyList_New(static_cast<Py_ssize_t>(g.ref_begin[i + 1] - g.ref_begin[i]));
+    for (uint64_t k = g.ref_begin[i]; k < g.ref_begin[i + 1]; ++k) {
+      PyList_SET_ITEM(r, k - g.ref_begin[i], PyLong_FromUnsignedLong(g.refs[k]));
+    }
+    PyList_SET_ITEM(refs, i, r);
+  }
+  PyObject* roots = PyDict_New();
+  for (const auto& [index, kind] : g.roots) {
+    PyObject* k = PyLong_FromUnsignedLong(index);
+    PyObject* v = PyLong_FromLong(static_cast<long>(kind));
+    PyDict_SetItem(roots, k, v);
+    Py_DECREF(k);
+    Py_DECREF(v);
+  }
+  auto sparse = [](const std::vector<std::pair<uint32_t, std::string>>& items) {
+    PyObject* d = PyDict_New();
+    for (const auto& [index, text] : items) {
+      PyObject* k = PyLong_FromUnsignedLong(index);
+      PyObject* v = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace");
+      PyDict_SetItem(d, k, v);
+      Py_DECREF(k);
+      Py_DECREF(v);
+    }
+    return d;
+  };
+  PyObject* true_refs = PyDict_New();
+  for (const auto& [index, count] : g.true_ref_counts) {
+    PyObject* k = PyLong_FromUnsignedLong(index);
+    PyObject* v = PyLong_FromUnsignedLongLong(count);
+    PyDict_SetItem(true_refs, k, v);
+    Py_DECREF(k);
+    Py_DECREF(v);
+  }
+  PyObject* labels = PyDict_New();
+  for (const auto& [k, v] : h.identity.labels) {
+    PyObject* value = PyUnicode_FromString(v.c_str());
+    PyDict_SetItemString(labels, k.c_str(), value);
+    Py_DECREF(value);
+  }
+  PyObject* gc = PyList_New(0);
+  for (int64_t c : h.gc_counts) {
+    PyObject* v = PyLong_FromLongLong(c);
+    PyList_Append(gc, v);
+    Py_DECREF(v);
+  }
+  return Py_BuildValue(
+      "{s:s,s:s,s:s,s:L,s:L,s:K,s:L,s:K,s:K,s:K,s:N,s:N,s:s,s:d,s:K,s:K,s:O,s:N,s:N,s:N,s:N,"
+      "s:N,s:N,s:N,s:N,s:N,s:N}",
+      "kind", snapshot::KindName(h.kind), "service", h.identity.service.c_str(), "host",
+      h.identity.host.c_str(), "pid", (long long)h.identity.pid, "start_ns",
+      (long long)h.identity.start_time_ns, "seq", (unsigned long long)h.seq, "timestamp_ns",
+      (long long)h.timestamp_ns, "objects", (unsigned long long)h.objects, "bytes",
+      (unsigned long long)h.bytes, "rss", (unsigned long long)h.rss_bytes, "labels", labels,
+      "gc_counts", gc, "python", h.python_version.c_str(), "pause_ms", h.agent.pause_ms,
+      "dropped", (unsigned long long)h.agent.dropped, "delivered",
+      (unsigned long long)h.agent.delivered, "abandoned", h.agent.abandoned ? Py_True : Py_False,
+      "types", TypesToList(s.types, true), "address", address, "type", type, "size", sizes, "length",
+      length, "refs", refs, "roots", roots, "names", sparse(g.names), "values", sparse(g.values),
+      "true_ref_counts", true_refs);
+}
+
+PyMethodDef kMethods[] = {
+    {"decode", Decode, METH_O, "Decode an encoded snapshot into a dict (header, types, graph)."},
+    {"take", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Take)),
+     METH_VARARGS | METH_KEYWORDS, "Take one snapshot now; returns a dict."},
+    {"start", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Start)),
+     METH_VARARGS | METH_KEYWORDS, "Start the background reporter."},
+    {"stop", Stop, METH_NOARGS, "Stop the background reporter and join its thread."},
+    {"trigger", Trigger, METH_NOARGS, "Ask the reporter for a snapshot now."},
+    {"status", Status, METH_NOARGS, "The reporter's figures."},
+    {"before_fork", BeforeFork, METH_NOARGS, nullptr},
+    {"after_fork_parent", AfterForkParent, METH_NOARGS, nullptr},
+    {"after_fork_child", AfterForkChild, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_native", "tidemark's native agent.", -1,
+                       kMethods, nullptr, nullptr, nullptr, nullptr};
+
+}  // namespace
+}  // namespace tidemark::agent
+
+// Single-phase init on purpose: CPython then refuses to load it in isolated sub-interpreters.
+PyMODINIT_FUNC PyInit__native(void) {
+  using namespace tidemark::agent;
+  if (!tm_is_main_interpreter()) {
+    PyErr_SetString(PyExc_ImportError, "tidemark cannot be imported in a sub-interpreter");
+    return nullptr;
+  }
+  AgentState& st = State();
+  if (st.wake_fd < 0) {
+    st.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (st.wake_fd < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    st.start_time_ns = NowNs();
+  }
+  return PyModule_Create(&kModule);
+}

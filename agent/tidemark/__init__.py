@@ -1,0 +1,242 @@
+"""tidemark: continuous heap snapshots of this Python process.
+
+    import tidemark
+    snap = tidemark.snapshot()              # a summary snapshot now
+    snap.top(5)                             # the five types holding the most bytes
+    tidemark.dump("heap.tdmk", kind="graph")  # for `tidemark summary heap.tdmk`
+    tidemark.start("tcp://127.0.0.1:7878", service="checkout", interval=60)
+
+Snapshots are taken natively: the walk runs no Python code and leaves the heap as it was.
+Nothing is printed unless asked (TIDEMARK_DEBUG=1 prints agent errors to stderr).
+"""
+
+import atexit
+import os
+import signal as _signal
+import sys
+import sysconfig
+
+__all__ = ["Snapshot", "TypeRow", "snapshot", "dump", "load", "start", "stop", "status", "trigger",
+           "start_from_env"]
+__version__ = "0.1.0"
+
+if sysconfig.get_config_var("Py_GIL_DISABLED"):
+    raise ImportError("tidemark does not support free-threaded CPython builds "
+                      "(python3.13t): its walk relies on the GIL to see a consistent heap")
+
+from . import _native  # noqa: E402
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:7878"
+
+
+class TypeRow(tuple):
+    """One row of the per-type table: (name, count, bytes, max_bytes)."""
+
+    __slots__ = ()
+    name = property(lambda self: self[0])
+    count = property(lambda self: self[1])
+    bytes = property(lambda self: self[2])
+    max_bytes = property(lambda self: self[3])
+
+
+class Snapshot(object):
+    """One heap snapshot: totals, the per-type table (largest first) and the encoded bytes."""
+
+    def __init__(self, kind, result):
+        self.kind = kind
+        self.objects = result["objects"]
+        self.bytes = result["bytes"]
+        self.types = sorted((TypeRow(r) for r in result["types"]),
+                            key=lambda r: (-r[2], -r[1], r[0]))
+        self.encoded = result["encoded"]
+        self.pause_ms = result["pause_ms"]
+        self.encode_ms = result["encode_ms"]
+        self.references = result["references"]
+        self.abandoned = result["abandoned"]
+        self.abandon_reason = result["reason"]
+
+    def top(self, n=20):
+        return self.types[:n]
+
+    def type(self, name):
+        """The row for a type name (module-qualified), or None."""
+        for row in self.types:
+            if row.name == name:
+                return row
+        return None
+
+    def __repr__(self):
+        return "<tidemark.Snapshot %s: %d objects, %d bytes, %d types>" % (
+            self.kind, self.objects, self.bytes, len(self.types))
+
+
+_seq = [0]
+
+
+def _service_default():
+    env = os.environ.get("TIDEMARK_SERVICE")
+    if env:
+        return env
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return os.path.splitext(name)[0] or "python"
+
+
+def _labels(labels):
+    if labels is None:
+        return parse_labels(os.environ.get("TIDEMARK_LABELS", ""))
+    if isinstance(labels, str):
+        return parse_labels(labels)
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def parse_labels(text):
+    """Parses "env=prod,version=1.4" into a dict; raises ValueError naming a bad item."""
+    labels = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError("bad label %r: expected key=value (as in env=prod,version=1.4)" % item)
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_objects=0,
+             max_pause_ms=0, service=None, labels=None):
+    """Takes a snapshot of this process's heap now and returns a Snapshot.
+
+    kind: "summary" (per-type counts and bytes) or "graph" (every object and reference).
+    values: graph only; include the first 100 characters of str and small numbers.
+    max_refs: graph only; keep at most this many references per object (true count kept).
+    exclude: type names (module-qualified) neither recorded nor entered.
+    max_objects, max_pause_ms: abandon the walk past these limits (Snapshot.abandoned).
+    """
+    _seq[0] += 1
+    result = _native.take(kind=kind, values=bool(values),
+                          max_refs=-1 if max_refs is None else int(max_refs),
+                          exclude=list(exclude), max_objects=int(max_objects),
+                          max_pause_ms=float(max_pause_ms),
+                          service=service or _service_default(), labels=_labels(labels),
+                          seq=_seq[0])
+    return Snapshot(kind, result)
+
+
+def dump(path, kind="summary", **options):
+    """Takes a snapshot and writes it to `path` (atomically); returns the Snapshot."""
+    snap = snapshot(kind=kind, **options)
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "wb") as f:
+        f.write(snap.encoded)
+    os.replace(tmp, path)
+    return snap
+
+
+_hooks_installed = [False]
+
+
+def _install_hooks():
+    if _hooks_installed[0]:
+        return
+    _hooks_installed[0] = True
+    atexit.register(stop)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_native.before_fork,
+                            after_in_parent=_native.after_fork_parent,
+                            after_in_child=_native.after_fork_child)
+
+
+def _signal_number(sig):
+    if sig is None or sig == "" or sig == 0:
+        return 0
+    if isinstance(sig, int):
+        return sig
+    name = str(sig).upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    number = getattr(_signal, name, None)
+    if not isinstance(number, int):
+        raise ValueError("unknown signal %r" % sig)
+    return int(number)
+
+
+def _env_float(name, default):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("%s=%r is not a number of seconds" % (name, raw))
+
+
+def start(endpoint=None, service=None, interval=None, graph_every=None, labels=None,
+          values=False, max_refs=None, exclude=(), signal=None, max_objects=0, max_pause_ms=0,
+          budget_bytes=64 << 20, curve_server_key=None, curve_public_key=None,
+          curve_secret_key=None):
+    """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
+
+    Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
+    tcp://127.0.0.1:7878), TIDEMARK_SERVICE, TIDEMARK_INTERVAL (seconds, default 60),
+    TIDEMARK_GRAPH_EVERY, TIDEMARK_LABELS ("env=prod,version=1.4"), TIDEMARK_SIGNAL (e.g.
+    "USR1": that signal takes a snapshot now; off by default).
+    """
+    endpoint = endpoint or os.environ.get("TIDEMARK_ENDPOINT") or DEFAULT_ENDPOINT
+    if interval is None:
+        interval = _env_float("TIDEMARK_INTERVAL", 60.0)
+    if graph_every is None:
+        graph_every = int(_env_float("TIDEMARK_GRAPH_EVERY", 0))
+    if signal is None:
+        signal = os.environ.get("TIDEMARK_SIGNAL")
+    _install_hooks()
+    _native.start(endpoint, service or _service_default(), labels=_labels(labels),
+                  interval=float(interval), graph_every=int(graph_every), values=bool(values),
+                  max_refs=-1 if max_refs is None else int(max_refs), exclude=list(exclude),
+                  max_objects=int(max_objects), max_pause_ms=float(max_pause_ms),
+                  budget_bytes=int(budget_bytes), signal=_signal_number(signal),
+                  curve_server_key=curve_server_key or "",
+                  curve_public_key=curve_public_key or "",
+                  curve_secret_key=curve_secret_key or "")
+
+
+def start_from_env():
+    """Starts the agent if TIDEMARK_ENDPOINT is set; returns whether it did.
+
+    Errors are swallowed (a monitoring agent must not break its host) unless
+    TIDEMARK_DEBUG is set, in which case they are printed to stderr.
+    """
+    if not os.environ.get("TIDEMARK_ENDPOINT"):
+        return False
+    try:
+        start()
+        return True
+    except Exception as e:  # noqa: BLE001
+        if os.environ.get("TIDEMARK_DEBUG"):
+            sys.stderr.write("tidemark: not started: %s\n" % e)
+        return False
+
+
+def stop():
+    """Stops the reporter thread (sending what it can within a bounded linger)."""
+    _native.stop()
+
+
+def status():
+    """The agent's figures: running, taken, sent, delivered, dropped, last pause, ..."""
+    return _native.status()
+
+
+def trigger():
+    """Asks the running reporter for a snapshot now."""
+    _native.trigger()
+
+
+def load(source):
+    """Decodes a snapshot (a path, or the encoded bytes) into a dict: header fields, "types"
+    rows (name, count, bytes, max_bytes) and, for graphs, the columns "address", "type"
+    (index into types), "size", "length", "refs" (lists of object indices), "roots",
+    "names", "values". Raises ValueError naming what is malformed."""
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        with open(source, "rb") as f:
+            data = f.read()
+    return _native.decode(data)

@@ -1,0 +1,5 @@
+import sys
+
+from tidemark._run import main
+
+sys.exit(main(sys.argv[1:]))

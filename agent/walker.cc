@@ -1,0 +1,584 @@
+#include "agent/walker.h"
+
+#include "agent/compat.h"
+// compat.h brings Python.h first, as CPython requires.
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+
+// Not in the public headers of every version, but exported by every 3.8-3.13 libpython.
+extern "C" Py_ssize_t _PyDict_SizeOf(PyDictObject*);
+
+namespace tidemark::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Appends at most `max_chars` characters of a str as UTF-8, read from its canonical data:
+// PyUnicode_AsUTF8 would fill (allocate) the str's UTF-8 cache. Lone surrogates become U+FFFD.
+void AppendUtf8(PyObject* str, size_t max_chars, std::string* out) {
+#if PY_VERSION_HEX < 0x030C0000
+  if (!PyUnicode_IS_READY(str)) return;
+#endif
+  const Py_ssize_t length = PyUnicode_GET_LENGTH(str);
+  const size_t n = std::min<size_t>(static_cast<size_t>(length), max_chars);
+  const int kind = PyUnicode_KIND(str);
+  const void* data = PyUnicode_DATA(str);
+  if (kind == PyUnicode_1BYTE_KIND && PyUnicode_IS_ASCII(str)) {
+    out->append(static_cast<const char*>(data), n);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Py_UCS4 c = PyUnicode_READ(kind, data, i);
+    if (c >= 0xD800 && c <= 0xDFFF) c = 0xFFFD;
+    if (c < 0x80) {
+      out->push_back(static_cast<char>(c));
+    } else if (c < 0x800) {
+      out->push_back(static_cast<char>(0xC0 | (c >> 6)));
+      out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    } else if (c < 0x10000) {
+      out->push_back(static_cast<char>(0xE0 | (c >> 12)));
+      out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    } else {
+      out->push_back(static_cast<char>(0xF0 | (c >> 18)));
+      out->push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    }
+  }
+}
+
+// Address -> object index, open addressing. Each 8-byte slot holds the index + 1 and a
+// fingerprint of the address, so a probe touches the object table only on a likely match.
+// The multiplicative hash mixes the address bits: aligned addresses do not cluster.
+class AddressIndex {
+ public:
+  explicit AddressIndex(const std::vector<uint64_t>* addresses) : addresses_(addresses) {}
+
+  void Reserve(size_t objects) {
+    size_t capacity = 1024;
+    while (capacity < objects * 2) capacity <<= 1;
+    if (capacity > slots_.size()) Rehash(capacity);
+  }
+
+  // Returns the index of `address`, inserting it as `next_index` if absent.
+  uint32_t FindOrInsert(uint64_t address, uint32_t next_index, bool* inserted) {
+    if ((count_ + 1) * 2 > slots_.size()) Rehash(std::max<size_t>(1024, slots_.size() * 2));
+    const uint64_t h = Hash(address);
+    const uint32_t fingerprint = static_cast<uint32_t>(h >> 8);
+    size_t slot = h >> shift_;
+    while (true) {
+      const uint64_t entry = slots_[slot];
+      if (entry == 0) {
+        slots_[slot] = (uint64_t{fingerprint} << 32) | (uint64_t{next_index} + 1);
+        ++count_;
+        *inserted = true;
+        return next_index;
+      }
+      if ((entry >> 32) == fingerprint) {
+        const uint32_t index = static_cast<uint32_t>(entry) - 1;
+        if ((*addresses_)[index] == address) {
+          *inserted = false;
+          return index;
+        }
+      }
+      slot = (slot + 1) & (slots_.size() - 1);
+    }
+  }
+
+  size_t memory_bytes() const { return slots_.capacity() * sizeof(uint64_t); }
+
+ private:
+  static uint64_t Hash(uint64_t address) { return (address >> 3) * 0x9E3779B97F4A7C15ull; }
+
+  void Rehash(size_t capacity) {
+    std::vector<uint64_t> old;
+    old.swap(slots_);
+    slots_.assign(capacity, 0);
+    shift_ = 64 - std::countr_zero(capacity);
+    for (uint64_t entry : old) {
+      if (entry == 0) continue;
+      const uint32_t index = static_cast<uint32_t>(entry) - 1;
+      size_t slot = Hash((*addresses_)[index]) >> shift_;
+      while (slots_[slot] != 0) slot = (slot + 1) & (capacity - 1);
+      slots_[slot] = entry;
+    }
+  }
+
+  const std::vector<uint64_t>* addresses_;
+  std::vector<uint64_t> slots_;
+  int shift_ = 64;
+  size_t count_ = 0;
+};
+
+enum class Sizer : uint8_t { kDefault, kInt, kStr, kList, kDict, kSet, kCMethod };
+enum class Length : uint8_t { kNone, kStr, kVar, kList, kDict, kSet };
+
+struct TypeInfo {
+  uint32_t row = 0;
+  bool excluded = false;
+  bool exact_dict = false;
+  bool may_have_dict = false;  // Instances can have a __dict__ (folded into them).
+  Sizer sizer = Sizer::kDefault;
+  Length length = Length::kNone;
+  PyCFunction sizeof_method = nullptr;
+};
+
+// Objects made once per process, before any walk, so that walks never allocate them.
+struct Interned {
+  PyObject* sizeof_name = nullptr;
+  PyObject* module_key = nullptr;
+  PyObject* name_key = nullptr;
+  PyObject* object_sizeof = nullptr;
+  PyObject* dict_sizeof = nullptr;
+  PyObject* list_sizeof = nullptr;
+  PyObject* set_sizeof = nullptr;
+  PyObject* str_sizeof = nullptr;
+};
+
+Interned& GetInterned() {
+  static Interned interned = [] {
+    Interned i;
+    i.sizeof_name = PyUnicode_InternFromString("__sizeof__");
+    i.module_key = PyUnicode_InternFromString("__module__");
+    i.name_key = PyUnicode_InternFromString("__name__");
+    i.object_sizeof = _PyType_Lookup(&PyBaseObject_Type, i.sizeof_name);
+    i.dict_sizeof = _PyType_Lookup(&PyDict_Type, i.sizeof_name);
+    i.list_sizeof = _PyType_Lookup(&PyList_Type, i.sizeof_name);
+    i.set_sizeof = _PyType_Lookup(&PySet_Type, i.sizeof_name);
+    i.str_sizeof = _PyType_Lookup(&PyUnicode_Type, i.sizeof_name);
+    return i;
+  }();
+  return interned;
+}
+
+// C __sizeof__ methods of these static types are known to run no Python code.
+bool TrustedStaticType(const PyTypeObject* type) {
+  if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) return false;
+  const char* name = type->tp_name;
+  if (std::strchr(name, '.') == nullptr) return true;  // Builtins: "dict", "frame", ...
+  for (const char* prefix : {"collections.", "_collections.", "_io.", "array.", "itertools.",
+                             "functools.", "_functools.", "decimal.", "datetime."}) {
+    if (std::strncmp(name, prefix, std::strlen(prefix)) == 0) return true;
+  }
+  return false;
+}
+
+class Walker {
+ public:
+  Walker(const WalkOptions& options, snapshot::Snapshot* out)
+      : options_(options), out_(out), graph_(options.kind == snapshot::Kind::kGraph),
+        index_(&addresses_), interned_(GetInterned()) {
+    exclude_.insert(options.exclude_types.begin(), options.exclude_types.end());
+  }
+
+  WalkOutcome Run() {
+    start_ = Clock::now();
+    const size_t estimate = last_object_count_ ? last_object_count_ + last_object_count_ / 8 : 1 << 16;
+    index_.Reserve(estimate);
+    addresses_.reserve(estimate);
+    if (graph_) out_->graph.ref_begin.push_back(0);
+
+    PyObject* modules = PyImport_GetModuleDict();
+    AddRoot(modules, snapshot::RootKind::kInterpreter);
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(modules, &pos, &key, &value)) AddRoot(value, snapshot::RootKind::kModule);
+    tm_for_each_frame_object(
+        [](PyObject* o, void* self) {
+          static_cast<Walker*>(self)->AddRoot(o, snapshot::RootKind::kThreadFrame);
+        },
+        this);
+    Drain();
+    tm_for_each_gc_object(
+        [](PyObject* o, void* self) {
+          auto* w = static_cast<Walker*>(self);
+          if (w->outcome_.abandoned) return;
+          w->Discover(o);
+          w->Drain();
+        },
+        this);
+    Finish();
+    last_object_count_ = addresses_.size();
+    return outcome_;
+  }
+
+ private:
+  static inline size_t last_object_count_ = 0;
+
+  static constexpr uint32_t kExcluded = UINT32_MAX;
+
+  void AddRoot(PyObject* o, snapshot::RootKind kind) {
+    const uint32_t index = Discover(o);
+    if (index == kExcluded || !graph_) return;
+    if (root_seen_.insert(index).second) out_->graph.roots.emplace_back(index, kind);
+  }
+
+  uint32_t Discover(PyObject* o) {
+    const TypeInfo& info = Info(Py_TYPE(o));
+    if (info.excluded) return kExcluded;
+    bool inserted;
+    const uint64_t address = reinterpret_cast<uintptr_t>(o);
+    const uint32_t next = static_cast<uint32_t>(addresses_.size());
+    const uint32_t index = index_.FindOrInsert(address, next, &inserted);
+    if (inserted) addresses_.push_back(address);
+    return index;
+  }
+
+  void Drain() {
+    while (cursor_ < addresses_.size() && !outcome_.abandoned) {
+      Process(cursor_);
+      ++cursor_;
+      if ((cursor_ & 4095) == 0) CheckLimits();
+    }
+  }
+
+  void CheckLimits() {
+    if (options_.max_objects && addresses_.size() > options_.max_objects) {
+      Abandon("object limit of " + std::to_string(options_.max_objects) + " reached");
+    } else if (options_.max_pause_ms > 0 && ElapsedMs() > options_.max_pause_ms) {
+      Abandon("pause limit of " + std::to_string(options_.max_pause_ms) + " ms reached");
+    }
+  }
+
+  void Abandon(std::string reason) {
+    outcome_.abandoned = true;
+    outcome_.abandon_reason = std::move(reason);
+  }
+
+  double ElapsedMs() const {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
+  }
+
+  TypeInfo& Info(PyTypeObject* type) {
+    if (type == last_type_) return *last_info_;
+    auto [it, inserted] = types_.try_emplace(type);
+    if (inserted) Describe(type, it->second);
+    last_type_ = type;
+    last_info_ = &it->second;
+    return it->second;
+  }
+
+  void Describe(PyTypeObject* type, TypeInfo& info) {
+    std::string name = TypeName(type);
+    info.excluded = exclude_.count(name) > 0;
+    auto [row, inserted] = row_of_.try_emplace(name, out_->types.size());
+    if (inserted) out_->types.push_back(snapshot::TypeStat{name, 0, 0, 0});
+    info.row = static_cast<uint32_t>(row->second);
+    info.exact_dict = type == &PyDict_Type;
+    info.may_have_dict = type->tp_dictoffset != 0 && !PyType_IsSubtype(type, &PyType_Type);
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    info.may_have_dict |= (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) != 0;
+#endif
+    if (type == &PyUnicode_Type) info.length = Length::kStr;
+    else if (PyType_IsSubtype(type, &PyList_Type)) info.length = Length::kList;
+    else if (PyType_IsSubtype(type, &PyDict_Type)) info.length = Length::kDict;
+    else if (PyType_IsSubtype(type, &PySet_Type) || PyType_IsSubtype(type, &PyFrozenSet_Type))
+      info.length = Length::kSet;
+    else if (PyType_IsSubtype(type, &PyTuple_Type) || PyType_IsSubtype(type, &PyBytes_Type) ||
+             type == &PyByteArray_Type)
+      info.length = Length::kVar;
+
+    if (type == &PyLong_Type || type == &PyBool_Type) {
+      info.sizer = Sizer::kInt;
+      return;
+    }
+    PyObject* method = _PyType_Lookup(type, interned_.sizeof_name);
+    if (method == nullptr || method == interned_.object_sizeof) return;  // kDefault
+    if (method == interned_.str_sizeof) info.sizer = Sizer::kStr;
+    else if (method == interned_.list_sizeof) info.sizer = Sizer::kList;
+    else if (method == interned_.dict_sizeof) info.sizer = Sizer::kDict;
+    else if (method == interned_.set_sizeof) info.sizer = Sizer::kSet;
+    else if (Py_TYPE(method) == &PyMethodDescr_Type) {
+      auto* descr = reinterpret_cast<PyMethodDescrObject*>(method);
+      if ((descr->d_method->ml_flags & METH_NOARGS) && TrustedStaticType(descr->d_common.d_type)) {
+        info.sizer = Sizer::kCMethod;
+        info.sizeof_method = descr->d_method->ml_meth;
+      }
+    }
+    // Anything else (a __sizeof__ written in Python, an unknown extension's): the default
+    // layout size; configured sizers may refine it after the walk.
+  }
+
+  std::string TypeName(PyTypeObject* type) {
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) return type->tp_name;
+    auto* heap = reinterpret_cast<PyHeapTypeObject*>(type);
+    std::string qualname;
+    if (heap->ht_qualname && PyUnicode_Check(heap->ht_qualname)) {
+      AppendUtf8(heap->ht_qualname, 200, &qualname);
+    } else {
+      qualname = type->tp_name;
+    }
+    PyObject* module = type->tp_dict ? PyDict_GetItem(type->tp_dict, interned_.module_key) : nullptr;
+    if (module == nullptr || !PyUnicode_Check(module)) return qualname;
+    std::string module_name;
+    AppendUtf8(module, 200, &module_name);
+    if (module_name == "builtins") return qualname;
+    return module_name + "." + qualname;
+  }
+
+  size_t DefaultSize(PyObject* o, PyTypeObject* type) const {
+    size_t size = static_cast<size_t>(type->tp_basicsize);
+    if (type->tp_itemsize > 0) {
+      const Py_ssize_t n = Py_SIZE(o);
+      size += static_cast<size_t>(n < 0 ? -n : n) * static_cast<size_t>(type->tp_itemsize);
+    }
+    return size;
+  }
+
+  size_t SizeOf(PyObject* o, const TypeInfo& info) {
+    PyTypeObject* type = Py_TYPE(o);
+    size_t size;
+    switch (info.sizer) {
+      case Sizer::kInt: size = tm_int_sizeof(o); break;
+      case Sizer::kStr: size = tm_str_sizeof(o); break;
+      case Sizer::kList:
+        size = static_cast<size_t>(type->tp_basicsize) +
+               static_cast<size_t>(reinterpret_cast<PyListObject*>(o)->allocated) * sizeof(void*);
+        break;
+      case Sizer::kDict: size = static_cast<size_t>(_PyDict_SizeOf(reinterpret_cast<PyDictObject*>(o))); break;
+      case Sizer::kSet: {
+        auto* set = reinterpret_cast<PySetObject*>(o);
+        size = static_cast<size_t>(type->tp_basicsize);
+        if (set->table != set->smalltable) size += static_cast<size_t>(set->mask + 1) * sizeof(setentry);
+        break;
+      }
+      case Sizer::kCMethod: {
+        // A core C function: no Python frame runs. Its result is an int, not a GC object.
+        PyObject* result = info.sizeof_method(o, nullptr);
+        Py_ssize_t n = result ? PyLong_AsSsize_t(result) : -1;
+        Py_XDECREF(result);
+        if (n < 0) {
+          PyErr_Clear();
+          size = DefaultSize(o, type);
+        } else {
+          size = static_cast<size_t>(n);
+        }
+        break;
+      }
+      default: size = DefaultSize(o, type); break;
+    }
+    return size + tm_preheader_size(o);
+  }
+
+  uint64_t LengthOf(PyObject* o, const TypeInfo& info) const {
+    switch (info.length) {
+      case Length::kStr:
+#if PY_VERSION_HEX < 0x030C0000
+        if (!PyUnicode_IS_READY(o)) return 0;
+#endif
+        return static_cast<uint64_t>(PyUnicode_GET_LENGTH(o));
+      case Length::kVar: return static_cast<uint64_t>(Py_SIZE(o));
+      case Length::kList: return static_cast<uint64_t>(PyList_GET_SIZE(o));
+      case Length::kDict: return static_cast<uint64_t>(reinterpret_cast<PyDictObject*>(o)->ma_used);
+      case Length::kSet: return static_cast<uint64_t>(PySet_GET_SIZE(o));
+      default: return 0;
+    }
+  }
+
+  static int VisitReferent(PyObject* o, void* self) {
+    if (o != nullptr) static_cast<Walker*>(self)->scratch_.push_back(o);
+    return 0;
+  }
+
+  void CollectReferents(PyObject* o, const TypeInfo& info) {
+    scratch_.clear();
+    PyTypeObject* type = Py_TYPE(o);
+    if (info.exact_dict) {
+      // dict's tp_traverse skips str keys; this shows keys and values in order.
+      Py_ssize_t pos = 0;
+      PyObject *key, *value;
+      while (PyDict_Next(o, &pos, &key, &value)) {
+        scratch_.push_back(key);
+        scratch_.push_back(value);
+      }
+      return;
+    }
+    if (PyObject_IS_GC(o) && type->tp_traverse != nullptr) {
+      type->tp_traverse(o, &Walker::VisitReferent, this);
+    } else if (PyType_Check(o)) {
+      // A static type: not GC, and its tp_traverse must never be called.
+      auto* t = reinterpret_cast<PyTypeObject*>(o);
+      for (PyObject* r : {t->tp_dict, t->tp_bases, t->tp_mro, reinterpret_cast<PyObject*>(t->tp_base)}) {
+        if (r != nullptr) scratch_.push_back(r);
+      }
+    } else if (PyCode_Check(o)) {
+      tm_code_referents(o, [](PyObject* r, void* self) { VisitReferent(r, self); }, this);
+    }
+    if (info.length == Length::kDict) {
+      Py_ssize_t pos = 0;
+      PyObject *key, *value;
+      while (PyDict_Next(o, &pos, &key, &value)) scratch_.push_back(key);
+    }
+    if (info.may_have_dict) {
+      PyObject* dict = tm_instance_dict(o);
+      if (dict != nullptr && std::find(scratch_.begin(), scratch_.end(), dict) == scratch_.end()) {
+        scratch_.push_back(dict);
+      }
+    }
+  }
+
+  // An instance's __dict__ counts towards the instance in the type table, so figures do not
+  // jump between versions that keep attributes in a dict and those that keep them inline.
+  void FoldInstanceDict(PyObject* o, const TypeInfo& info, uint32_t self_index) {
+    PyObject* dict = tm_instance_dict(o);
+    if (dict == nullptr || !PyDict_CheckExact(dict)) return;
+    const uint32_t d = Discover(dict);
+    if (d == kExcluded) return;
+    if (folded_.size() <= d) folded_.resize(std::max<size_t>(d + 1, folded_.size() * 2));
+    if (folded_[d]) return;
+    folded_[d] = true;
+    const TypeInfo& dict_info = Info(&PyDict_Type);
+    const size_t size = SizeOf(dict, dict_info);
+    if (d < self_index) {  // Already processed, so counted as a dict: move it.
+      auto& row = out_->types[dict_info.row];
+      row.count -= 1;
+      row.bytes -= size;
+    }
+    out_->types[info.row].bytes += size;
+  }
+
+  void Process(uint32_t i) {
+    PyObject* o = reinterpret_cast<PyObject*>(addresses_[i]);
+    const TypeInfo& info = Info(Py_TYPE(o));
+    const size_t size = SizeOf(o, info) + tm_instance_values_size(o);
+    auto& row = out_->types[info.row];
+    const bool folded_away = i < folded_.size() && folded_[i];
+    if (!folded_away) {
+      row.count += 1;
+      row.bytes += size;
+    }
+    row.max_bytes = std::max<uint64_t>(row.max_bytes, size);
+    ++outcome_objects_;
+    total_bytes_ += size;
+
+    CollectReferents(o, info);
+    if (info.may_have_dict) FoldInstanceDict(o, info, i);
+
+    if (!graph_) {
+      for (PyObject* r : scratch_) Discover(r);
+      outcome_.references += scratch_.size();
+      return;
+    }
+    snapshot::Graph& g = out_->graph;
+    g.type.push_back(info.row);
+    g.size.push_back(size);
+    g.length.push_back(LengthOf(o, info));
+    uint64_t kept = 0, total = 0;
+    for (PyObject* r : scratch_) {
+      const uint32_t index = Discover(r);
+      ++total;
+      if (index == kExcluded) continue;
+      if (options_.max_refs >= 0 && kept >= static_cast<uint64_t>(options_.max_refs)) continue;
+      g.refs.push_back(index);
+      ++kept;
+    }
+    if (kept != total) g.true_ref_counts.emplace_back(i, total);
+    g.ref_begin.push_back(g.refs.size());
+    outcome_.references += total;
+    RecordNameAndValue(o, i);
+  }
+
+  void RecordNameAndValue(PyObject* o, uint32_t i) {
+    snapshot::Graph& g = out_->graph;
+    std::string text;
+    if (PyModule_CheckExact(o)) {
+      PyObject* dict = PyModule_GetDict(o);
+      PyObject* name = dict ? PyDict_GetItem(dict, interned_.name_key) : nullptr;
+      if (name && PyUnicode_Check(name)) AppendUtf8(name, 200, &text);
+    } else if (PyFunction_Check(o)) {
+      PyObject* name = reinterpret_cast<PyFunctionObject*>(o)->func_qualname;
+      if (name && PyUnicode_Check(name)) AppendUtf8(name, 200, &text);
+    } else if (PyType_Check(o)) {
+      text = TypeName(reinterpret_cast<PyTypeObject*>(o));
+    }
+    if (!text.empty()) g.names.emplace_back(i, std::move(text));
+    if (!options_.values) return;
+    text.clear();
+    PyTypeObject* type = Py_TYPE(o);
+    if (type == &PyUnicode_Type) {
+      AppendUtf8(o, options_.value_chars, &text);
+    } else if (type == &PyBool_Type) {
+      text = o == Py_True ? "True" : "False";
+    } else if (type == &PyLong_Type) {
+      int overflow = 0;
+      const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+      if (overflow == 0 && !(v == -1 && PyErr_Occurred())) text = std::to_string(v);
+      PyErr_Clear();
+    } else if (type == &PyFloat_Type) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", PyFloat_AS_DOUBLE(o));
+      text = buf;
+    } else {
+      return;
+    }
+    g.values.emplace_back(i, std::move(text));
+  }
+
+  void Finish() {
+    outcome_.pause_ms = ElapsedMs();
+    snapshot::Header& h = out_->header;
+    h.kind = options_.kind;
+    h.objects = outcome_objects_;
+    h.bytes = total_bytes_;
+    h.types = out_->types.size();
+    h.has_values = graph_ && options_.values;
+    h.agent.pause_ms = outcome_.pause_ms;
+    h.agent.abandoned = outcome_.abandoned;
+    if (graph_) {
+      // Objects discovered but never processed (an abandoned walk) are cut off, and so are
+      // references to them.
+      const size_t processed = out_->graph.type.size();
+      addresses_.resize(processed);
+      out_->graph.address = std::move(addresses_);
+      if (outcome_.abandoned) {
+        auto& g = out_->graph;
+        std::vector<uint32_t> refs;
+        std::vector<uint64_t> begin{0};
+        for (size_t i = 0; i < processed; ++i) {
+          for (uint64_t k = g.ref_begin[i]; k < g.ref_begin[i + 1]; ++k) {
+            if (g.refs[k] < processed) refs.push_back(g.refs[k]);
+          }
+          begin.push_back(refs.size());
+        }
+        g.refs = std::move(refs);
+        g.ref_begin = std::move(begin);
+        std::erase_if(g.roots, [&](const auto& r) { return r.first >= processed; });
+      }
+    }
+  }
+
+  const WalkOptions& options_;
+  snapshot::Snapshot* out_;
+  const bool graph_;
+  std::vector<uint64_t> addresses_;  // Discovery order; object i is addresses_[i].
+  AddressIndex index_;
+  size_t cursor_ = 0;
+  std::vector<PyObject*> scratch_;
+  std::vector<bool> folded_;
+  std::unordered_map<PyTypeObject*, TypeInfo> types_;
+  PyTypeObject* last_type_ = nullptr;
+  TypeInfo* last_info_ = nullptr;
+  std::unordered_map<std::string, size_t> row_of_;
+  std::unordered_set<std::string> exclude_;
+  std::unordered_set<uint32_t> root_seen_;
+  const Interned& interned_;
+  WalkOutcome outcome_;
+  uint64_t outcome_objects_ = 0;
+  uint64_t total_bytes_ = 0;
+  Clock::time_point start_;
+};
+
+}  // namespace
+
+WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out) {
+  Walker walker(options, out);
+  return walker.Run();
+}
+
+}  // namespace tidemark::agent

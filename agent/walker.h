@@ -1,0 +1,45 @@
+// Walker: one pass over the whole live heap of this interpreter, natively.
+//
+// The walk starts from the interpreter's roots (sys.modules, every thread's frames) and then
+// from every object on the collector's lists (all generations and the permanent one), and
+// visits each reachable object exactly once, untracked ones included. It runs no Python
+// code, creates no GC object, materializes no __dict__ or frame and fills no str's UTF-8
+// cache; docs/agent.md lists how each kind of object is sized and which referents are
+// added to what tp_traverse shows.
+//
+// The walk is breadth-first in discovery order, which doubles as the object numbering: the
+// queue is the address column, so no other stack exists and depth is irrelevant.
+//
+// Thread-safety: REQUIRES the GIL for Walk(); one Walker per agent, not shared.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "snapshot/snapshot.h"
+
+namespace tidemark::agent {
+
+struct WalkOptions {
+  snapshot::Kind kind = snapshot::Kind::kSummary;
+  bool values = false;              // Graph only: short values of str, int, float, bool.
+  size_t value_chars = 100;         // Prefix length of str values.
+  int64_t max_refs = -1;            // Graph only: references kept per object; -1 = all.
+  std::vector<std::string> exclude_types;  // Not recorded and not entered.
+  uint64_t max_objects = 0;         // Abandon past this many objects; 0 = no limit.
+  double max_pause_ms = 0;          // Abandon once the GIL was held this long; 0 = no limit.
+};
+
+struct WalkOutcome {
+  bool abandoned = false;
+  std::string abandon_reason;
+  double pause_ms = 0;
+  uint64_t references = 0;
+};
+
+// Walks the heap into `out` (header totals, type table, and the graph for graph kind).
+// REQUIRES: GIL held; main interpreter; no collection running.
+WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out);
+
+}  // namespace tidemark::agent
