@@ -52,6 +52,12 @@ void tm_for_each_gc_object(tm_object_fn fn, void* arg) {
 int tm_gc_collecting(void) { return gc_state()->collecting; }
 
 size_t tm_preheader_size(PyObject* o) {
+#if PY_VERSION_HEX >= 0x030D0000
+  /* 3.13's sys.getsizeof adds no pre-header for static types. */
+  if (Py_IS_TYPE(o, &PyType_Type) && !PyType_HasFeature((PyTypeObject*)o, Py_TPFLAGS_HEAPTYPE)) {
+    return 0;
+  }
+#endif
 #if PY_VERSION_HEX >= 0x030B0000
   return _PyType_PreHeaderSize(Py_TYPE(o));
 #else
@@ -169,6 +175,9 @@ size_t tm_int_sizeof(PyObject* o) {
   return (size_t)(offsetof(PyLongObject, long_value.ob_digit) + digits * sizeof(digit));
 #else
   Py_ssize_t digits = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
+#if PY_VERSION_HEX >= 0x030B0000
+  if (digits < 1) digits = 1; /* 3.11 counts zero's allocated digit too. */
+#endif
   return (size_t)(offsetof(PyLongObject, ob_digit) + digits * sizeof(digit));
 #endif
 }

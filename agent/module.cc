@@ -213,6 +213,8 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
     return nullptr;
   }
 
+  long long gc_before[3];
+  tm_gc_counts(gc_before);
   WalkOutcome outcome;
   snapshot::Snapshot s = TakeHoldingGil(options, &outcome);
   // Everything Python-visible is built after the walk, never during it.
@@ -231,13 +233,14 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   }
   PyObject* types = TypesToList(s.types);
   if (types == nullptr) return nullptr;
-  return Py_BuildValue("{s:y#,s:K,s:K,s:N,s:d,s:d,s:O,s:s,s:K}", "encoded", encoded->data(),
+  return Py_BuildValue("{s:y#,s:K,s:K,s:N,s:d,s:d,s:O,s:s,s:K,s:[LLL]}", "encoded", encoded->data(),
                        (Py_ssize_t)encoded->size(), "objects", (unsigned long long)s.header.objects,
                        "bytes", (unsigned long long)s.header.bytes, "types", types, "pause_ms",
                        outcome.pause_ms, "encode_ms", encode_ms, "abandoned",
                        outcome.abandoned ? Py_True : Py_False, "reason",
                        outcome.abandon_reason.c_str(), "references",
-                       (unsigned long long)outcome.references);
+                       (unsigned long long)outcome.references, "gc_before", gc_before[0],
+                       gc_before[1], gc_before[2]);
 }
 
 bool StartReporter(AgentState& st) {
@@ -504,7 +507,7 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_native", "tidemark's native agen
 }  // namespace tidemark::agent
 
 // Single-phase init on purpose: CPython then refuses to load it in isolated sub-interpreters.
-PyMODINIT_FUNC PyInit__native(void) {
+extern "C" __attribute__((visibility("default"))) PyObject* PyInit__native(void) {
   using namespace tidemark::agent;
   if (!tm_is_main_interpreter()) {
     PyErr_SetString(PyExc_ImportError, "tidemark cannot be imported in a sub-interpreter");

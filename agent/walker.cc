@@ -157,9 +157,9 @@ Interned& GetInterned() {
   return interned;
 }
 
-// C __sizeof__ methods of these static types are known to run no Python code.
-bool TrustedStaticType(const PyTypeObject* type) {
-  if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) return false;
+// C __sizeof__ methods of these types (CPython's own, builtin or stdlib) run no Python code.
+// A method descriptor is always C; whose C is what decides.
+bool TrustedCType(const PyTypeObject* type) {
   const char* name = type->tp_name;
   if (std::strchr(name, '.') == nullptr) return true;  // Builtins: "dict", "frame", ...
   for (const char* prefix : {"collections.", "_collections.", "_io.", "array.", "itertools.",
@@ -296,7 +296,7 @@ class Walker {
     else if (method == interned_.set_sizeof) info.sizer = Sizer::kSet;
     else if (Py_TYPE(method) == &PyMethodDescr_Type) {
       auto* descr = reinterpret_cast<PyMethodDescrObject*>(method);
-      if ((descr->d_method->ml_flags & METH_NOARGS) && TrustedStaticType(descr->d_common.d_type)) {
+      if ((descr->d_method->ml_flags & METH_NOARGS) && TrustedCType(descr->d_common.d_type)) {
         info.sizer = Sizer::kCMethod;
         info.sizeof_method = descr->d_method->ml_meth;
       }
@@ -425,7 +425,7 @@ class Walker {
 
   // An instance's __dict__ counts towards the instance in the type table, so figures do not
   // jump between versions that keep attributes in a dict and those that keep them inline.
-  void FoldInstanceDict(PyObject* o, const TypeInfo& info, uint32_t self_index) {
+  void FoldInstanceDict(PyObject* o, const TypeInfo& info, uint32_t self_index, size_t self_size) {
     PyObject* dict = tm_instance_dict(o);
     if (dict == nullptr || !PyDict_CheckExact(dict)) return;
     const uint32_t d = Discover(dict);
@@ -440,7 +440,9 @@ class Walker {
       row.count -= 1;
       row.bytes -= size;
     }
-    out_->types[info.row].bytes += size;
+    auto& row = out_->types[info.row];
+    row.bytes += size;
+    row.max_bytes = std::max<uint64_t>(row.max_bytes, self_size + size);
   }
 
   void Process(uint32_t i) {
@@ -458,7 +460,7 @@ class Walker {
     total_bytes_ += size;
 
     CollectReferents(o, info);
-    if (info.may_have_dict) FoldInstanceDict(o, info, i);
+    if (info.may_have_dict) FoldInstanceDict(o, info, i, size);
 
     if (!graph_) {
       for (PyObject* r : scratch_) Discover(r);
