@@ -2,6 +2,8 @@
 
 #include "agent/compat.h"
 // compat.h brings Python.h first, as CPython requires.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -53,6 +55,48 @@ void AppendUtf8(PyObject* str, size_t max_chars, std::string* out) {
   }
 }
 
+// A zeroed array of uint64_t in its own mapping, backed by transparent huge pages where
+// the kernel allows: the hash tables below are probed at random, and with 4 KiB pages
+// nearly every probe would also miss the TLB. Pages never touched cost nothing.
+class SlotArray {
+ public:
+  SlotArray() = default;
+  explicit SlotArray(size_t count) : count_(count) {
+    bytes_ = ((count * sizeof(uint64_t)) + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    madvise(p, bytes_, MADV_HUGEPAGE);
+    data_ = static_cast<uint64_t*>(p);
+  }
+  SlotArray(SlotArray&& other) noexcept { *this = std::move(other); }
+  SlotArray& operator=(SlotArray&& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(count_, other.count_);
+    std::swap(bytes_, other.bytes_);
+    return *this;
+  }
+  ~SlotArray() {
+    if (data_ != nullptr) munmap(data_, bytes_);
+  }
+
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  uint64_t& operator[](size_t i) { return data_[i]; }
+  const uint64_t& operator[](size_t i) const { return data_[i]; }
+  uint64_t* begin() { return data_; }
+  uint64_t* end() { return data_ + count_; }
+
+ private:
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  uint64_t* data_ = nullptr;
+  size_t count_ = 0;
+  size_t bytes_ = 0;
+};
+
+// Object addresses are 8-aligned; the walk queue uses bit 0 to mark instance dicts whose
+// bytes are counted with their owner.
+constexpr uint64_t kFoldedBit = 1;
+
 // Address -> object index, open addressing. Each 8-byte slot holds the index + 1 and a
 // fingerprint of the address, so a probe touches the object table only on a likely match.
 // The multiplicative hash mixes the address bits: aligned addresses do not cluster.
@@ -82,7 +126,7 @@ class AddressIndex {
       }
       if ((entry >> 32) == fingerprint) {
         const uint32_t index = static_cast<uint32_t>(entry) - 1;
-        if ((*addresses_)[index] == address) {
+        if (((*addresses_)[index] & ~kFoldedBit) == address) {
           *inserted = false;
           return index;
         }
@@ -91,27 +135,79 @@ class AddressIndex {
     }
   }
 
-  size_t memory_bytes() const { return slots_.capacity() * sizeof(uint64_t); }
+  void Prefetch(uint64_t address) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[Hash(address) >> shift_]);
+  }
+
 
  private:
   static uint64_t Hash(uint64_t address) { return (address >> 3) * 0x9E3779B97F4A7C15ull; }
 
   void Rehash(size_t capacity) {
-    std::vector<uint64_t> old;
-    old.swap(slots_);
-    slots_.assign(capacity, 0);
+    SlotArray old(std::move(slots_));
+    slots_ = SlotArray(capacity);
     shift_ = 64 - std::countr_zero(capacity);
     for (uint64_t entry : old) {
       if (entry == 0) continue;
       const uint32_t index = static_cast<uint32_t>(entry) - 1;
-      size_t slot = Hash((*addresses_)[index]) >> shift_;
+      size_t slot = Hash((*addresses_)[index] & ~kFoldedBit) >> shift_;
       while (slots_[slot] != 0) slot = (slot + 1) & (capacity - 1);
       slots_[slot] = entry;
     }
   }
 
   const std::vector<uint64_t>* addresses_;
-  std::vector<uint64_t> slots_;
+  SlotArray slots_;
+  int shift_ = 64;
+  size_t count_ = 0;
+};
+
+// The set of addresses seen, for summaries: each 8-byte slot holds the address itself, so
+// a probe is one memory access.
+class AddressSet {
+ public:
+  void Reserve(size_t objects) {
+    size_t capacity = 1024;
+    while (capacity < objects * 2) capacity <<= 1;
+    if (capacity > slots_.size()) Rehash(capacity);
+  }
+
+  // True if `address` was not in the set (and now is).
+  bool Insert(uint64_t address) {
+    if ((count_ + 1) * 2 > slots_.size()) Rehash(std::max<size_t>(1024, slots_.size() * 2));
+    size_t slot = Hash(address) >> shift_;
+    while (true) {
+      const uint64_t entry = slots_[slot];
+      if (entry == address) return false;
+      if (entry == 0) {
+        slots_[slot] = address;
+        ++count_;
+        return true;
+      }
+      slot = (slot + 1) & (slots_.size() - 1);
+    }
+  }
+
+  void Prefetch(uint64_t address) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[Hash(address) >> shift_]);
+  }
+
+ private:
+  static uint64_t Hash(uint64_t address) { return (address >> 3) * 0x9E3779B97F4A7C15ull; }
+
+  void Rehash(size_t capacity) {
+    SlotArray old(std::move(slots_));
+    slots_ = SlotArray(capacity);
+    shift_ = 64 - std::countr_zero(capacity);
+    for (uint64_t entry : old) {
+      if (entry == 0) continue;
+      size_t slot = Hash(entry) >> shift_;
+      while (slots_[slot] != 0) slot = (slot + 1) & (capacity - 1);
+      slots_[slot] = entry;
+    }
+  }
+
+  SlotArray slots_;
   int shift_ = 64;
   size_t count_ = 0;
 };
@@ -126,6 +222,10 @@ struct TypeInfo {
   bool may_have_dict = false;  // Instances can have a __dict__ (folded into them).
   Sizer sizer = Sizer::kDefault;
   Length length = Length::kNone;
+  // The pre-header depends on the type alone unless the type decides per object
+  // (tp_is_gc: type objects). -1 until the first object of the type is sized.
+  int64_t preheader = -1;
+  bool per_object_preheader = false;
   PyCFunction sizeof_method = nullptr;
 };
 
@@ -180,7 +280,7 @@ class Walker {
   WalkOutcome Run() {
     start_ = Clock::now();
     const size_t estimate = last_object_count_ ? last_object_count_ + last_object_count_ / 8 : 1 << 16;
-    index_.Reserve(estimate);
+    if (graph_) index_.Reserve(estimate); else seen_.Reserve(estimate);
     addresses_.reserve(estimate);
     if (graph_) out_->graph.ref_begin.push_back(0);
 
@@ -197,12 +297,15 @@ class Walker {
     Drain();
     tm_for_each_gc_object(
         [](PyObject* o, void* self) {
+          // Most of these were reached from the roots already: pipelined lookups, and a drain
+          // only when something new was queued.
           auto* w = static_cast<Walker*>(self);
           if (w->outcome_.abandoned) return;
-          w->Discover(o);
-          w->Drain();
+          if (w->exclude_.empty()) w->DiscoverLater(o, kNoPosition); else w->Discover(o);
+          if (w->cursor_ < w->addresses_.size()) w->Drain(/*flush=*/false);
         },
         this);
+    Drain();
     Finish();
     last_object_count_ = addresses_.size();
     return outcome_;
@@ -212,6 +315,7 @@ class Walker {
   static inline size_t last_object_count_ = 0;
 
   static constexpr uint32_t kExcluded = UINT32_MAX;
+  static constexpr uint32_t kSeen = UINT32_MAX - 1;
 
   void AddRoot(PyObject* o, snapshot::RootKind kind) {
     const uint32_t index = Discover(o);
@@ -219,19 +323,67 @@ class Walker {
     if (root_seen_.insert(index).second) out_->graph.roots.emplace_back(index, kind);
   }
 
+  // Returns the object's index, numbering it if it is new. Summaries need no index, only
+  // whether the object was seen (kSeen), which the address set answers in one probe.
   uint32_t Discover(PyObject* o) {
-    const TypeInfo& info = Info(Py_TYPE(o));
-    if (info.excluded) return kExcluded;
-    bool inserted;
+    // Reading the type touches the referent's memory: only done when something is excluded.
+    if (!exclude_.empty() && Info(Py_TYPE(o)).excluded) return kExcluded;
     const uint64_t address = reinterpret_cast<uintptr_t>(o);
+    if (!graph_) {
+      if (seen_.Insert(address)) addresses_.push_back(address);
+      return kSeen;
+    }
+    bool inserted;
     const uint32_t next = static_cast<uint32_t>(addresses_.size());
     const uint32_t index = index_.FindOrInsert(address, next, &inserted);
     if (inserted) addresses_.push_back(address);
     return index;
   }
 
-  void Drain() {
-    while (cursor_ < addresses_.size() && !outcome_.abandoned) {
+  // Looking an address up misses the cache almost every time, so lookups are pipelined:
+  // a referent's slot is prefetched when it is found, and looked up kPipeline referents
+  // later. `ref_position` is where its index goes in the graph's refs (kNoPosition: none).
+  static constexpr size_t kPipeline = 16;
+  static constexpr uint64_t kNoPosition = UINT64_MAX;
+  struct Pending {
+    uint64_t address;
+    uint64_t ref_position;
+  };
+
+  void DiscoverLater(PyObject* o, uint64_t ref_position) {
+    const uint64_t address = reinterpret_cast<uintptr_t>(o);
+    if (graph_) index_.Prefetch(address); else seen_.Prefetch(address);
+    Pending& slot = pipeline_[pipeline_next_ % kPipeline];
+    if (pipeline_next_ >= kPipeline) Resolve(slot);
+    slot = {address, ref_position};
+    ++pipeline_next_;
+  }
+
+  void Resolve(const Pending& p) {
+    const uint32_t index = Discover(reinterpret_cast<PyObject*>(p.address));
+    if (p.ref_position != kNoPosition) out_->graph.refs[p.ref_position] = index;
+  }
+
+  void FlushPipeline() {
+    const size_t pending = std::min(pipeline_next_, kPipeline);
+    for (size_t k = pipeline_next_ - pending; k < pipeline_next_; ++k) Resolve(pipeline_[k % kPipeline]);
+    pipeline_next_ = 0;
+  }
+
+  // Processes the queue; with `flush`, until nothing is pending in the pipeline either.
+  void Drain(bool flush = true) {
+    while (!outcome_.abandoned) {
+      if (cursor_ == addresses_.size()) {
+        if (!flush || pipeline_next_ == 0) break;
+        FlushPipeline();
+        continue;
+      }
+      // Objects are scattered in memory: fetch the header of one a few places ahead while
+      // this one is processed.
+      constexpr size_t kAhead = 8;
+      if (cursor_ + kAhead < addresses_.size()) {
+        __builtin_prefetch(reinterpret_cast<const void*>(addresses_[cursor_ + kAhead] & ~kFoldedBit));
+      }
       Process(cursor_);
       ++cursor_;
       if ((cursor_ & 4095) == 0) CheckLimits();
@@ -256,11 +408,12 @@ class Walker {
   }
 
   TypeInfo& Info(PyTypeObject* type) {
-    if (type == last_type_) return *last_info_;
+    // A direct-mapped cache in front of the map: a heap has few hot types.
+    auto& cached = type_cache_[(reinterpret_cast<uintptr_t>(type) >> 4) & (kTypeCacheSize - 1)];
+    if (cached.first == type) return *cached.second;
     auto [it, inserted] = types_.try_emplace(type);
     if (inserted) Describe(type, it->second);
-    last_type_ = type;
-    last_info_ = &it->second;
+    cached = {type, &it->second};
     return it->second;
   }
 
@@ -271,6 +424,7 @@ class Walker {
     if (inserted) out_->types.push_back(snapshot::TypeStat{name, 0, 0, 0});
     info.row = static_cast<uint32_t>(row->second);
     info.exact_dict = type == &PyDict_Type;
+    info.per_object_preheader = type->tp_is_gc != nullptr;
     info.may_have_dict = type->tp_dictoffset != 0 && !PyType_IsSubtype(type, &PyType_Type);
 #ifdef Py_TPFLAGS_MANAGED_DICT
     info.may_have_dict |= (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) != 0;
@@ -363,7 +517,14 @@ class Walker {
       }
       default: size = DefaultSize(o, type); break;
     }
-    return size + tm_preheader_size(o);
+    return size + Preheader(o, info);
+  }
+
+  size_t Preheader(PyObject* o, const TypeInfo& info) {
+    if (info.preheader >= 0) return static_cast<size_t>(info.preheader);
+    const size_t preheader = tm_preheader_size(o);
+    if (!info.per_object_preheader) const_cast<TypeInfo&>(info).preheader = static_cast<int64_t>(preheader);
+    return preheader;
   }
 
   uint64_t LengthOf(PyObject* o, const TypeInfo& info) const {
@@ -425,33 +586,38 @@ class Walker {
 
   // An instance's __dict__ counts towards the instance in the type table, so figures do not
   // jump between versions that keep attributes in a dict and those that keep them inline.
+  // A dict not yet processed is marked in the queue (kFoldedBit) and counted with its owner.
   void FoldInstanceDict(PyObject* o, const TypeInfo& info, uint32_t self_index, size_t self_size) {
     PyObject* dict = tm_instance_dict(o);
     if (dict == nullptr || !PyDict_CheckExact(dict)) return;
-    const uint32_t d = Discover(dict);
-    if (d == kExcluded) return;
-    if (folded_.size() <= d) folded_.resize(std::max<size_t>(d + 1, folded_.size() * 2));
-    if (folded_[d]) return;
-    folded_[d] = true;
     const TypeInfo& dict_info = Info(&PyDict_Type);
-    const size_t size = SizeOf(dict, dict_info);
-    if (d < self_index) {  // Already processed, so counted as a dict: move it.
-      auto& row = out_->types[dict_info.row];
-      row.count -= 1;
-      row.bytes -= size;
+    if (dict_info.excluded) return;
+    const size_t queued_before = addresses_.size();
+    const uint32_t d = Discover(dict);
+    if (addresses_.size() > queued_before) {
+      addresses_.back() |= kFoldedBit;
+    } else if (d != kSeen && d > self_index) {
+      if (addresses_[d] & kFoldedBit) return;
+      addresses_[d] |= kFoldedBit;
+    } else if (d != kSeen && d < self_index) {
+      auto& dict_row = out_->types[dict_info.row];  // Already counted as a dict: move it.
+      dict_row.count -= 1;
+      dict_row.bytes -= SizeOf(dict, dict_info);
+    } else {
+      return;  // A summary met this dict before its owner: it stays a dict (rare).
     }
+    const size_t size = SizeOf(dict, dict_info);
     auto& row = out_->types[info.row];
     row.bytes += size;
     row.max_bytes = std::max<uint64_t>(row.max_bytes, self_size + size);
   }
 
   void Process(uint32_t i) {
-    PyObject* o = reinterpret_cast<PyObject*>(addresses_[i]);
+    PyObject* o = reinterpret_cast<PyObject*>(addresses_[i] & ~kFoldedBit);
     const TypeInfo& info = Info(Py_TYPE(o));
-    const size_t size = SizeOf(o, info) + tm_instance_values_size(o);
+    const size_t size = SizeOf(o, info) + (info.may_have_dict ? tm_instance_values_size(o) : 0);
     auto& row = out_->types[info.row];
-    const bool folded_away = i < folded_.size() && folded_[i];
-    if (!folded_away) {
+    if (!(addresses_[i] & kFoldedBit)) {
       row.count += 1;
       row.bytes += size;
     }
@@ -462,9 +628,12 @@ class Walker {
     CollectReferents(o, info);
     if (info.may_have_dict) FoldInstanceDict(o, info, i, size);
 
+    outcome_.references += scratch_.size();
+    const bool exclusions = !exclude_.empty();
     if (!graph_) {
-      for (PyObject* r : scratch_) Discover(r);
-      outcome_.references += scratch_.size();
+      for (PyObject* r : scratch_) {
+        if (exclusions) Discover(r); else DiscoverLater(r, kNoPosition);
+      }
       return;
     }
     snapshot::Graph& g = out_->graph;
@@ -473,16 +642,24 @@ class Walker {
     g.length.push_back(LengthOf(o, info));
     uint64_t kept = 0, total = 0;
     for (PyObject* r : scratch_) {
-      const uint32_t index = Discover(r);
       ++total;
-      if (index == kExcluded) continue;
-      if (options_.max_refs >= 0 && kept >= static_cast<uint64_t>(options_.max_refs)) continue;
-      g.refs.push_back(index);
+      const bool keep = options_.max_refs < 0 || kept < static_cast<uint64_t>(options_.max_refs);
+      if (exclusions) {
+        // Whether a referent is excluded is known only once its type is read: no pipeline.
+        const uint32_t index = Discover(r);
+        if (index == kExcluded || !keep) continue;
+        g.refs.push_back(index);
+      } else if (keep) {
+        g.refs.push_back(0);
+        DiscoverLater(r, g.refs.size() - 1);
+      } else {
+        DiscoverLater(r, kNoPosition);
+        continue;
+      }
       ++kept;
     }
     if (kept != total) g.true_ref_counts.emplace_back(i, total);
     g.ref_begin.push_back(g.refs.size());
-    outcome_.references += total;
     RecordNameAndValue(o, i);
   }
 
@@ -537,6 +714,7 @@ class Walker {
       // references to them.
       const size_t processed = out_->graph.type.size();
       addresses_.resize(processed);
+      for (uint64_t& a : addresses_) a &= ~kFoldedBit;
       out_->graph.address = std::move(addresses_);
       if (outcome_.abandoned) {
         auto& g = out_->graph;
@@ -559,13 +737,15 @@ class Walker {
   snapshot::Snapshot* out_;
   const bool graph_;
   std::vector<uint64_t> addresses_;  // Discovery order; object i is addresses_[i].
-  AddressIndex index_;
+  AddressIndex index_;  // Graphs: address -> index.
+  AddressSet seen_;     // Summaries: seen or not.
   size_t cursor_ = 0;
+  Pending pipeline_[kPipeline] = {};
+  size_t pipeline_next_ = 0;  // Referents queued in the pipeline so far (since its last flush).
   std::vector<PyObject*> scratch_;
-  std::vector<bool> folded_;
   std::unordered_map<PyTypeObject*, TypeInfo> types_;
-  PyTypeObject* last_type_ = nullptr;
-  TypeInfo* last_info_ = nullptr;
+  static constexpr size_t kTypeCacheSize = 256;
+  std::pair<PyTypeObject*, TypeInfo*> type_cache_[kTypeCacheSize] = {};
   std::unordered_map<std::string, size_t> row_of_;
   std::unordered_set<std::string> exclude_;
   std::unordered_set<uint32_t> root_seen_;
