@@ -89,10 +89,12 @@ std::string PythonVersion() {
   return s.substr(0, s.find(' '));
 }
 
-// The walk, with the GIL held by the caller.
-snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outcome) {
+// The walk, with the GIL held by the caller. A graph's references still need
+// ResolveReferences(), which does not need the GIL.
+snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outcome,
+                                  UnresolvedReferences* unresolved) {
   snapshot::Snapshot s;
-  *outcome = Walk(options, &s);
+  *outcome = Walk(options, &s, unresolved);
   long long counts[3];
   tm_gc_counts(counts);
   s.header.gc_counts.assign(counts, counts + 3);
@@ -105,13 +107,15 @@ std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, snapshot::Kin
   if (tm_is_finalizing()) return std::nullopt;
   PyGILState_STATE gil = PyGILState_Ensure();
   std::optional<snapshot::Snapshot> result;
+  UnresolvedReferences unresolved;
   if (!tm_gc_collecting() && !tm_is_finalizing()) {
     options.kind = kind;
     WalkOutcome outcome;
-    snapshot::Snapshot s = TakeHoldingGil(options, &outcome);
+    snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
     if (!outcome.abandoned) result = std::move(s);
   }
   PyGILState_Release(gil);
+  if (result && kind == snapshot::Kind::kGraph) ResolveReferences(std::move(unresolved), &result->graph);
   return result;
 }
 
@@ -216,7 +220,8 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   long long gc_before[3];
   tm_gc_counts(gc_before);
   WalkOutcome outcome;
-  snapshot::Snapshot s = TakeHoldingGil(options, &outcome);
+  UnresolvedReferences unresolved;
+  snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
   // Everything Python-visible is built after the walk, never during it.
   s.header.identity = std::move(identity);
   s.header.seq = static_cast<uint64_t>(seq);
@@ -224,6 +229,7 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   double encode_ms = 0;
   Py_BEGIN_ALLOW_THREADS
   const auto start = std::chrono::steady_clock::now();
+  if (options.kind == snapshot::Kind::kGraph) ResolveReferences(std::move(unresolved), &s.graph);
   encoded = snapshot::Encode(s);
   encode_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   Py_END_ALLOW_THREADS

@@ -2,14 +2,13 @@
 
 #include "agent/compat.h"
 // compat.h brings Python.h first, as CPython requires.
-#include <sys/mman.h>
-
 #include <algorithm>
-#include <bit>
 #include <chrono>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
+
+#include "agent/address_tables.h"
 
 
 // Not in the public headers of every version, but exported by every 3.8-3.13 libpython.
@@ -54,163 +53,6 @@ void AppendUtf8(PyObject* str, size_t max_chars, std::string* out) {
     }
   }
 }
-
-// A zeroed array of uint64_t in its own mapping, backed by transparent huge pages where
-// the kernel allows: the hash tables below are probed at random, and with 4 KiB pages
-// nearly every probe would also miss the TLB. Pages never touched cost nothing.
-class SlotArray {
- public:
-  SlotArray() = default;
-  explicit SlotArray(size_t count) : count_(count) {
-    bytes_ = ((count * sizeof(uint64_t)) + kHugePage - 1) / kHugePage * kHugePage;
-    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    madvise(p, bytes_, MADV_HUGEPAGE);
-    data_ = static_cast<uint64_t*>(p);
-  }
-  SlotArray(SlotArray&& other) noexcept { *this = std::move(other); }
-  SlotArray& operator=(SlotArray&& other) noexcept {
-    std::swap(data_, other.data_);
-    std::swap(count_, other.count_);
-    std::swap(bytes_, other.bytes_);
-    return *this;
-  }
-  ~SlotArray() {
-    if (data_ != nullptr) munmap(data_, bytes_);
-  }
-
-  size_t size() const { return count_; }
-  bool empty() const { return count_ == 0; }
-  uint64_t& operator[](size_t i) { return data_[i]; }
-  const uint64_t& operator[](size_t i) const { return data_[i]; }
-  uint64_t* begin() { return data_; }
-  uint64_t* end() { return data_ + count_; }
-
- private:
-  static constexpr size_t kHugePage = size_t{2} << 20;
-  uint64_t* data_ = nullptr;
-  size_t count_ = 0;
-  size_t bytes_ = 0;
-};
-
-// Object addresses are 8-aligned; the walk queue uses bit 0 to mark instance dicts whose
-// bytes are counted with their owner.
-constexpr uint64_t kFoldedBit = 1;
-
-// Address -> object index, open addressing. Each 8-byte slot holds the index + 1 and a
-// fingerprint of the address, so a probe touches the object table only on a likely match.
-// The multiplicative hash mixes the address bits: aligned addresses do not cluster.
-class AddressIndex {
- public:
-  explicit AddressIndex(const std::vector<uint64_t>* addresses) : addresses_(addresses) {}
-
-  void Reserve(size_t objects) {
-    size_t capacity = 1024;
-    while (capacity < objects * 2) capacity <<= 1;
-    if (capacity > slots_.size()) Rehash(capacity);
-  }
-
-  // Returns the index of `address`, inserting it as `next_index` if absent.
-  uint32_t FindOrInsert(uint64_t address, uint32_t next_index, bool* inserted) {
-    if ((count_ + 1) * 2 > slots_.size()) Rehash(std::max<size_t>(1024, slots_.size() * 2));
-    const uint64_t h = Hash(address);
-    const uint32_t fingerprint = static_cast<uint32_t>(h >> 8);
-    size_t slot = h >> shift_;
-    while (true) {
-      const uint64_t entry = slots_[slot];
-      if (entry == 0) {
-        slots_[slot] = (uint64_t{fingerprint} << 32) | (uint64_t{next_index} + 1);
-        ++count_;
-        *inserted = true;
-        return next_index;
-      }
-      if ((entry >> 32) == fingerprint) {
-        const uint32_t index = static_cast<uint32_t>(entry) - 1;
-        if (((*addresses_)[index] & ~kFoldedBit) == address) {
-          *inserted = false;
-          return index;
-        }
-      }
-      slot = (slot + 1) & (slots_.size() - 1);
-    }
-  }
-
-  void Prefetch(uint64_t address) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[Hash(address) >> shift_]);
-  }
-
-
- private:
-  static uint64_t Hash(uint64_t address) { return (address >> 3) * 0x9E3779B97F4A7C15ull; }
-
-  void Rehash(size_t capacity) {
-    SlotArray old(std::move(slots_));
-    slots_ = SlotArray(capacity);
-    shift_ = 64 - std::countr_zero(capacity);
-    for (uint64_t entry : old) {
-      if (entry == 0) continue;
-      const uint32_t index = static_cast<uint32_t>(entry) - 1;
-      size_t slot = Hash((*addresses_)[index] & ~kFoldedBit) >> shift_;
-      while (slots_[slot] != 0) slot = (slot + 1) & (capacity - 1);
-      slots_[slot] = entry;
-    }
-  }
-
-  const std::vector<uint64_t>* addresses_;
-  SlotArray slots_;
-  int shift_ = 64;
-  size_t count_ = 0;
-};
-
-// The set of addresses seen, for summaries: each 8-byte slot holds the address itself, so
-// a probe is one memory access.
-class AddressSet {
- public:
-  void Reserve(size_t objects) {
-    size_t capacity = 1024;
-    while (capacity < objects * 2) capacity <<= 1;
-    if (capacity > slots_.size()) Rehash(capacity);
-  }
-
-  // True if `address` was not in the set (and now is).
-  bool Insert(uint64_t address) {
-    if ((count_ + 1) * 2 > slots_.size()) Rehash(std::max<size_t>(1024, slots_.size() * 2));
-    size_t slot = Hash(address) >> shift_;
-    while (true) {
-      const uint64_t entry = slots_[slot];
-      if (entry == address) return false;
-      if (entry == 0) {
-        slots_[slot] = address;
-        ++count_;
-        return true;
-      }
-      slot = (slot + 1) & (slots_.size() - 1);
-    }
-  }
-
-  void Prefetch(uint64_t address) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[Hash(address) >> shift_]);
-  }
-
- private:
-  static uint64_t Hash(uint64_t address) { return (address >> 3) * 0x9E3779B97F4A7C15ull; }
-
-  void Rehash(size_t capacity) {
-    SlotArray old(std::move(slots_));
-    slots_ = SlotArray(capacity);
-    shift_ = 64 - std::countr_zero(capacity);
-    for (uint64_t entry : old) {
-      if (entry == 0) continue;
-      size_t slot = Hash(entry) >> shift_;
-      while (slots_[slot] != 0) slot = (slot + 1) & (capacity - 1);
-      slots_[slot] = entry;
-    }
-  }
-
-  SlotArray slots_;
-  int shift_ = 64;
-  size_t count_ = 0;
-};
 
 enum class Sizer : uint8_t { kDefault, kInt, kStr, kList, kDict, kSet, kCMethod };
 enum class Length : uint8_t { kNone, kStr, kVar, kList, kDict, kSet };
@@ -271,17 +113,15 @@ bool TrustedCType(const PyTypeObject* type) {
 
 class Walker {
  public:
-  Walker(const WalkOptions& options, snapshot::Snapshot* out)
-      : options_(options), out_(out), graph_(options.kind == snapshot::Kind::kGraph),
-        index_(&addresses_), interned_(GetInterned()) {
+  Walker(const WalkOptions& options, snapshot::Snapshot* out, UnresolvedReferences* unresolved)
+      : options_(options), out_(out), unresolved_(unresolved),
+        graph_(options.kind == snapshot::Kind::kGraph), interned_(GetInterned()) {
     exclude_.insert(options.exclude_types.begin(), options.exclude_types.end());
   }
 
   WalkOutcome Run() {
     start_ = Clock::now();
-    const size_t estimate = last_object_count_ ? last_object_count_ + last_object_count_ / 8 : 1 << 16;
-    if (graph_) index_.Reserve(estimate); else seen_.Reserve(estimate);
-    addresses_.reserve(estimate);
+    addresses_.reserve(last_object_count_ ? last_object_count_ + last_object_count_ / 8 : 1 << 16);
     if (graph_) out_->graph.ref_begin.push_back(0);
 
     PyObject* modules = PyImport_GetModuleDict();
@@ -295,94 +135,47 @@ class Walker {
         },
         this);
     Drain();
+    // Then whatever the collector tracks that the roots do not reach (held from C, or
+    // garbage not yet collected), the permanent generation included.
     tm_for_each_gc_object(
         [](PyObject* o, void* self) {
-          // Most of these were reached from the roots already: pipelined lookups, and a drain
-          // only when something new was queued.
           auto* w = static_cast<Walker*>(self);
           if (w->outcome_.abandoned) return;
-          if (w->exclude_.empty()) w->DiscoverLater(o, kNoPosition); else w->Discover(o);
-          if (w->cursor_ < w->addresses_.size()) w->Drain(/*flush=*/false);
+          if (w->Discover(o) == Found::kNew) w->Drain();
         },
         this);
-    Drain();
     Finish();
     last_object_count_ = addresses_.size();
     return outcome_;
   }
 
  private:
+  enum class Found { kNew, kSeen, kExcluded };
+
   static inline size_t last_object_count_ = 0;
 
-  static constexpr uint32_t kExcluded = UINT32_MAX;
-  static constexpr uint32_t kSeen = UINT32_MAX - 1;
-
   void AddRoot(PyObject* o, snapshot::RootKind kind) {
-    const uint32_t index = Discover(o);
-    if (index == kExcluded || !graph_) return;
-    if (root_seen_.insert(index).second) out_->graph.roots.emplace_back(index, kind);
+    if (Discover(o) == Found::kExcluded || !graph_) return;
+    const uint64_t address = reinterpret_cast<uintptr_t>(o);
+    if (root_seen_.insert(address).second) unresolved_->roots.emplace_back(address, kind);
   }
 
-  // Returns the object's index, numbering it if it is new. Summaries need no index, only
-  // whether the object was seen (kSeen), which the address set answers in one probe.
-  uint32_t Discover(PyObject* o) {
+  Found Discover(PyObject* o) {
     // Reading the type touches the referent's memory: only done when something is excluded.
-    if (!exclude_.empty() && Info(Py_TYPE(o)).excluded) return kExcluded;
+    if (!exclude_.empty() && Info(Py_TYPE(o)).excluded) return Found::kExcluded;
     const uint64_t address = reinterpret_cast<uintptr_t>(o);
-    if (!graph_) {
-      if (seen_.Insert(address)) addresses_.push_back(address);
-      return kSeen;
-    }
-    bool inserted;
-    const uint32_t next = static_cast<uint32_t>(addresses_.size());
-    const uint32_t index = index_.FindOrInsert(address, next, &inserted);
-    if (inserted) addresses_.push_back(address);
-    return index;
+    if (marks_.TestAndSet(address, GranuleMarks::kSeen)) return Found::kSeen;
+    addresses_.push_back(address);
+    return Found::kNew;
   }
 
-  // Looking an address up misses the cache almost every time, so lookups are pipelined:
-  // a referent's slot is prefetched when it is found, and looked up kPipeline referents
-  // later. `ref_position` is where its index goes in the graph's refs (kNoPosition: none).
-  static constexpr size_t kPipeline = 16;
-  static constexpr uint64_t kNoPosition = UINT64_MAX;
-  struct Pending {
-    uint64_t address;
-    uint64_t ref_position;
-  };
-
-  void DiscoverLater(PyObject* o, uint64_t ref_position) {
-    const uint64_t address = reinterpret_cast<uintptr_t>(o);
-    if (graph_) index_.Prefetch(address); else seen_.Prefetch(address);
-    Pending& slot = pipeline_[pipeline_next_ % kPipeline];
-    if (pipeline_next_ >= kPipeline) Resolve(slot);
-    slot = {address, ref_position};
-    ++pipeline_next_;
-  }
-
-  void Resolve(const Pending& p) {
-    const uint32_t index = Discover(reinterpret_cast<PyObject*>(p.address));
-    if (p.ref_position != kNoPosition) out_->graph.refs[p.ref_position] = index;
-  }
-
-  void FlushPipeline() {
-    const size_t pending = std::min(pipeline_next_, kPipeline);
-    for (size_t k = pipeline_next_ - pending; k < pipeline_next_; ++k) Resolve(pipeline_[k % kPipeline]);
-    pipeline_next_ = 0;
-  }
-
-  // Processes the queue; with `flush`, until nothing is pending in the pipeline either.
-  void Drain(bool flush = true) {
-    while (!outcome_.abandoned) {
-      if (cursor_ == addresses_.size()) {
-        if (!flush || pipeline_next_ == 0) break;
-        FlushPipeline();
-        continue;
-      }
+  void Drain() {
+    while (cursor_ < addresses_.size() && !outcome_.abandoned) {
       // Objects are scattered in memory: fetch the header of one a few places ahead while
       // this one is processed.
       constexpr size_t kAhead = 8;
       if (cursor_ + kAhead < addresses_.size()) {
-        __builtin_prefetch(reinterpret_cast<const void*>(addresses_[cursor_ + kAhead] & ~kFoldedBit));
+        __builtin_prefetch(reinterpret_cast<const void*>(addresses_[cursor_ + kAhead]));
       }
       Process(cursor_);
       ++cursor_;
@@ -586,81 +379,61 @@ class Walker {
 
   // An instance's __dict__ counts towards the instance in the type table, so figures do not
   // jump between versions that keep attributes in a dict and those that keep them inline.
-  // A dict not yet processed is marked in the queue (kFoldedBit) and counted with its owner.
-  void FoldInstanceDict(PyObject* o, const TypeInfo& info, uint32_t self_index, size_t self_size) {
+  void FoldInstanceDict(PyObject* o, const TypeInfo& info, size_t self_size) {
     PyObject* dict = tm_instance_dict(o);
     if (dict == nullptr || !PyDict_CheckExact(dict)) return;
     const TypeInfo& dict_info = Info(&PyDict_Type);
     if (dict_info.excluded) return;
-    const size_t queued_before = addresses_.size();
-    const uint32_t d = Discover(dict);
-    if (addresses_.size() > queued_before) {
-      addresses_.back() |= kFoldedBit;
-    } else if (d != kSeen && d > self_index) {
-      if (addresses_[d] & kFoldedBit) return;
-      addresses_[d] |= kFoldedBit;
-    } else if (d != kSeen && d < self_index) {
+    const uint64_t address = reinterpret_cast<uintptr_t>(dict);
+    if (marks_.TestAndSet(address, GranuleMarks::kFolded)) return;
+    const size_t size = SizeOf(dict, dict_info);
+    if (marks_.Test(address, GranuleMarks::kProcessed)) {
       auto& dict_row = out_->types[dict_info.row];  // Already counted as a dict: move it.
       dict_row.count -= 1;
-      dict_row.bytes -= SizeOf(dict, dict_info);
-    } else {
-      return;  // A summary met this dict before its owner: it stays a dict (rare).
+      dict_row.bytes -= size;
     }
-    const size_t size = SizeOf(dict, dict_info);
     auto& row = out_->types[info.row];
     row.bytes += size;
     row.max_bytes = std::max<uint64_t>(row.max_bytes, self_size + size);
   }
 
-  void Process(uint32_t i) {
-    PyObject* o = reinterpret_cast<PyObject*>(addresses_[i] & ~kFoldedBit);
+  void Process(size_t i) {
+    const uint64_t address = addresses_[i];
+    PyObject* o = reinterpret_cast<PyObject*>(address);
+    marks_.TestAndSet(address, GranuleMarks::kProcessed);
     const TypeInfo& info = Info(Py_TYPE(o));
     const size_t size = SizeOf(o, info) + (info.may_have_dict ? tm_instance_values_size(o) : 0);
     auto& row = out_->types[info.row];
-    if (!(addresses_[i] & kFoldedBit)) {
+    if (!(info.exact_dict && marks_.Test(address, GranuleMarks::kFolded))) {
       row.count += 1;
       row.bytes += size;
     }
     row.max_bytes = std::max<uint64_t>(row.max_bytes, size);
-    ++outcome_objects_;
+    ++objects_;
     total_bytes_ += size;
 
     CollectReferents(o, info);
-    if (info.may_have_dict) FoldInstanceDict(o, info, i, size);
-
+    if (info.may_have_dict) FoldInstanceDict(o, info, size);
     outcome_.references += scratch_.size();
-    const bool exclusions = !exclude_.empty();
     if (!graph_) {
-      for (PyObject* r : scratch_) {
-        if (exclusions) Discover(r); else DiscoverLater(r, kNoPosition);
-      }
+      for (PyObject* r : scratch_) Discover(r);
       return;
     }
     snapshot::Graph& g = out_->graph;
     g.type.push_back(info.row);
     g.size.push_back(size);
     g.length.push_back(LengthOf(o, info));
-    uint64_t kept = 0, total = 0;
+    std::vector<uint64_t>& refs = unresolved_->ref_addresses;
+    uint64_t kept = 0;
     for (PyObject* r : scratch_) {
-      ++total;
-      const bool keep = options_.max_refs < 0 || kept < static_cast<uint64_t>(options_.max_refs);
-      if (exclusions) {
-        // Whether a referent is excluded is known only once its type is read: no pipeline.
-        const uint32_t index = Discover(r);
-        if (index == kExcluded || !keep) continue;
-        g.refs.push_back(index);
-      } else if (keep) {
-        g.refs.push_back(0);
-        DiscoverLater(r, g.refs.size() - 1);
-      } else {
-        DiscoverLater(r, kNoPosition);
-        continue;
-      }
+      if (Discover(r) == Found::kExcluded) continue;
+      if (options_.max_refs >= 0 && kept >= static_cast<uint64_t>(options_.max_refs)) continue;
+      refs.push_back(reinterpret_cast<uintptr_t>(r));
       ++kept;
     }
-    if (kept != total) g.true_ref_counts.emplace_back(i, total);
-    g.ref_begin.push_back(g.refs.size());
-    RecordNameAndValue(o, i);
+    if (kept != scratch_.size()) g.true_ref_counts.emplace_back(static_cast<uint32_t>(i), scratch_.size());
+    g.ref_begin.push_back(refs.size());
+    RecordNameAndValue(o, static_cast<uint32_t>(i));
   }
 
   void RecordNameAndValue(PyObject* o, uint32_t i) {
@@ -703,63 +476,44 @@ class Walker {
     outcome_.pause_ms = ElapsedMs();
     snapshot::Header& h = out_->header;
     h.kind = options_.kind;
-    h.objects = outcome_objects_;
+    h.objects = objects_;
     h.bytes = total_bytes_;
     h.types = out_->types.size();
     h.has_values = graph_ && options_.values;
     h.agent.pause_ms = outcome_.pause_ms;
     h.agent.abandoned = outcome_.abandoned;
     if (graph_) {
-      // Objects discovered but never processed (an abandoned walk) are cut off, and so are
-      // references to them.
-      const size_t processed = out_->graph.type.size();
-      addresses_.resize(processed);
-      for (uint64_t& a : addresses_) a &= ~kFoldedBit;
+      addresses_.resize(cursor_);  // Discovered but never processed (abandoned): cut off.
       out_->graph.address = std::move(addresses_);
-      if (outcome_.abandoned) {
-        auto& g = out_->graph;
-        std::vector<uint32_t> refs;
-        std::vector<uint64_t> begin{0};
-        for (size_t i = 0; i < processed; ++i) {
-          for (uint64_t k = g.ref_begin[i]; k < g.ref_begin[i + 1]; ++k) {
-            if (g.refs[k] < processed) refs.push_back(g.refs[k]);
-          }
-          begin.push_back(refs.size());
-        }
-        g.refs = std::move(refs);
-        g.ref_begin = std::move(begin);
-        std::erase_if(g.roots, [&](const auto& r) { return r.first >= processed; });
-      }
     }
   }
 
   const WalkOptions& options_;
   snapshot::Snapshot* out_;
+  UnresolvedReferences* unresolved_;
   const bool graph_;
   std::vector<uint64_t> addresses_;  // Discovery order; object i is addresses_[i].
-  AddressIndex index_;  // Graphs: address -> index.
-  AddressSet seen_;     // Summaries: seen or not.
+  GranuleMarks marks_;
   size_t cursor_ = 0;
-  Pending pipeline_[kPipeline] = {};
-  size_t pipeline_next_ = 0;  // Referents queued in the pipeline so far (since its last flush).
   std::vector<PyObject*> scratch_;
   std::unordered_map<PyTypeObject*, TypeInfo> types_;
   static constexpr size_t kTypeCacheSize = 256;
   std::pair<PyTypeObject*, TypeInfo*> type_cache_[kTypeCacheSize] = {};
   std::unordered_map<std::string, size_t> row_of_;
   std::unordered_set<std::string> exclude_;
-  std::unordered_set<uint32_t> root_seen_;
+  std::unordered_set<uint64_t> root_seen_;
   const Interned& interned_;
   WalkOutcome outcome_;
-  uint64_t outcome_objects_ = 0;
+  uint64_t objects_ = 0;
   uint64_t total_bytes_ = 0;
   Clock::time_point start_;
 };
 
 }  // namespace
 
-WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out) {
-  Walker walker(options, out);
+WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
+                 UnresolvedReferences* unresolved) {
+  Walker walker(options, out, unresolved);
   return walker.Run();
 }
 

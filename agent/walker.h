@@ -8,9 +8,13 @@
 // added to what tp_traverse shows.
 //
 // The walk is breadth-first in discovery order, which doubles as the object numbering: the
-// queue is the address column, so no other stack exists and depth is irrelevant.
+// queue is the address column, so no other stack exists and depth is irrelevant. "Seen
+// before?" is a bit per 16-byte granule of the address space (GranuleMarks), so the walk
+// never probes a large hash table while it holds the GIL. A graph's references are recorded
+// as addresses; ResolveReferences() turns them into object indices afterwards, without the
+// GIL.
 //
-// Thread-safety: REQUIRES the GIL for Walk(); one Walker per agent, not shared.
+// Thread-safety: REQUIRES the GIL for Walk(); ResolveReferences() needs no Python.
 #pragma once
 
 #include <cstdint>
@@ -38,8 +42,21 @@ struct WalkOutcome {
   uint64_t references = 0;
 };
 
-// Walks the heap into `out` (header totals, type table, and the graph for graph kind).
+// A graph's references and roots as the walk found them: addresses. Object i's references
+// are ref_addresses[graph.ref_begin[i] .. graph.ref_begin[i+1]).
+struct UnresolvedReferences {
+  std::vector<uint64_t> ref_addresses;
+  std::vector<std::pair<uint64_t, snapshot::RootKind>> roots;
+};
+
+// Walks the heap into `out` (header totals, type table, and for graphs every column but
+// refs and roots, which go to `unresolved`).
 // REQUIRES: GIL held; main interpreter; no collection running.
-WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out);
+WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
+                 UnresolvedReferences* unresolved);
+
+// Fills graph->refs and graph->roots with object indices (references to objects the walk
+// did not record, as in an abandoned walk, are dropped). Needs no GIL.
+void ResolveReferences(UnresolvedReferences&& unresolved, snapshot::Graph* graph);
 
 }  // namespace tidemark::agent
