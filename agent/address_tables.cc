@@ -4,6 +4,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <bit>
 #include <new>
 #include <utility>
@@ -59,17 +60,15 @@ SlotArray::~SlotArray() {
 }
 
 AddressIndex::AddressIndex(const std::vector<uint64_t>& addresses) : addresses_(addresses) {
-  size_t capacity = 1024;
-  while (capacity < addresses.size() * 2) capacity <<= 1;
+  const size_t capacity = std::max<size_t>(64, addresses.size() + addresses.size() / 2);
   slots_ = SlotArray(capacity);
-  shift_ = 64 - std::countr_zero(capacity);
   constexpr size_t kAhead = 16;  // Independent inserts: fetch slots ahead.
   for (size_t i = 0; i < addresses.size(); ++i) {
     if (i + kAhead < addresses.size()) Prefetch(addresses[i + kAhead]);
     const uint64_t h = Hash(addresses[i]);
     const uint64_t entry = (uint64_t{static_cast<uint32_t>(h >> 8)} << 32) | (i + 1);
-    size_t slot = h >> shift_;
-    while (slots_[slot] != 0) slot = (slot + 1) & (capacity - 1);
+    size_t slot = Home(h);
+    while (slots_[slot] != 0) slot = slot + 1 == capacity ? 0 : slot + 1;
     slots_[slot] = entry;
   }
 }
@@ -77,8 +76,8 @@ AddressIndex::AddressIndex(const std::vector<uint64_t>& addresses) : addresses_(
 int64_t AddressIndex::Find(uint64_t address) const {
   const uint64_t h = Hash(address);
   const uint32_t fingerprint = static_cast<uint32_t>(h >> 8);
-  const size_t mask = slots_.size() - 1;
-  for (size_t slot = h >> shift_;; slot = (slot + 1) & mask) {
+  const size_t capacity = slots_.size();
+  for (size_t slot = Home(h);; slot = slot + 1 == capacity ? 0 : slot + 1) {
     const uint64_t entry = slots_[slot];
     if (entry == 0) return -1;
     if ((entry >> 32) == fingerprint) {
@@ -90,30 +89,34 @@ int64_t AddressIndex::Find(uint64_t address) const {
 
 // Declared with the walk it completes (walker.h); it lives here, away from Python.
 void ResolveReferences(UnresolvedReferences&& unresolved, snapshot::Graph* graph) {
-  const AddressIndex index(graph->address);
   const size_t objects = graph->address.size();
-  const std::vector<uint64_t>& addresses = unresolved.ref_addresses;
-  graph->refs.clear();
-  graph->refs.reserve(addresses.size());
-  constexpr size_t kAhead = 16;
-  size_t next = 0;  // Position in `addresses` of the next reference to resolve.
-  for (size_t i = 0; i < objects; ++i) {
-    const uint64_t end = graph->ref_begin[i + 1];
-    graph->ref_begin[i] = graph->refs.size();
-    for (; next < end; ++next) {
-      if (next + kAhead < addresses.size()) index.Prefetch(addresses[next + kAhead]);
-      const int64_t target = index.Find(addresses[next]);
-      if (target >= 0) graph->refs.push_back(static_cast<uint32_t>(target));
+  std::vector<uint64_t>& addresses = unresolved.ref_addresses;
+  size_t written = 0;
+  {
+    const AddressIndex index(graph->address);
+    // In place: target k is written over the address it came from, or an earlier one, and
+    // never past what is still to be read. Peak memory is the addresses and the index.
+    constexpr size_t kAhead = 16;
+    size_t next = 0;
+    for (size_t i = 0; i < objects; ++i) {
+      const uint64_t end = graph->ref_begin[i + 1];
+      graph->ref_begin[i] = written;
+      for (; next < end; ++next) {
+        if (next + kAhead < addresses.size()) index.Prefetch(addresses[next + kAhead]);
+        const int64_t target = index.Find(addresses[next]);
+        if (target >= 0) addresses[written++] = static_cast<uint64_t>(target);
+      }
     }
-  }
-  graph->ref_begin.resize(objects + 1);
-  graph->ref_begin[objects] = graph->refs.size();
-  std::vector<uint64_t>().swap(unresolved.ref_addresses);
-  graph->roots.clear();
-  for (const auto& [address, kind] : unresolved.roots) {
-    const int64_t target = index.Find(address);
-    if (target >= 0) graph->roots.emplace_back(static_cast<uint32_t>(target), kind);
-  }
+    graph->ref_begin.resize(objects + 1);
+    graph->ref_begin[objects] = written;
+    graph->roots.clear();
+    for (const auto& [address, kind] : unresolved.roots) {
+      const int64_t target = index.Find(address);
+      if (target >= 0) graph->roots.emplace_back(static_cast<uint32_t>(target), kind);
+    }
+  }  // The index is freed before the narrow copy is made.
+  graph->refs.assign(addresses.begin(), addresses.begin() + static_cast<ptrdiff_t>(written));
+  std::vector<uint64_t>().swap(addresses);
 }
 
 }  // namespace tidemark::agent

@@ -121,8 +121,18 @@ class Walker {
 
   WalkOutcome Run() {
     start_ = Clock::now();
-    addresses_.reserve(last_object_count_ ? last_object_count_ + last_object_count_ / 8 : 1 << 16);
-    if (graph_) out_->graph.ref_begin.push_back(0);
+    // Sized from the previous walk, so the columns rarely grow (and never double) in place.
+    const size_t expected = last_object_count_ ? last_object_count_ + last_object_count_ / 8 : 1 << 16;
+    addresses_.reserve(expected);
+    if (graph_) {
+      snapshot::Graph& g = out_->graph;
+      g.type.reserve(expected);
+      g.size.reserve(expected);
+      g.length.reserve(expected);
+      g.ref_begin.reserve(expected + 1);
+      g.ref_begin.push_back(0);
+      unresolved_->ref_addresses.reserve(expected * 2 + expected / 4);
+    }
 
     PyObject* modules = PyImport_GetModuleDict();
     AddRoot(modules, snapshot::RootKind::kInterpreter);

@@ -2,7 +2,9 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 #include <msgpack.hpp>
 
 #include "snapshot/msgpack_reader.h"
@@ -25,15 +27,73 @@ uint64_t GetLE(std::string_view s, size_t at, int width) {
   return v;
 }
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+// Bodies are packed twice: once into a CountingSink for their exact size (the zstd frame
+// states it, and the decoder insists), then straight into a ZstdSink, so the uncompressed
+// body never exists in memory as a whole.
+class CountingSink {
+ public:
+  void write(const char*, size_t n) { bytes_ += n; }
+  size_t bytes() const { return bytes_; }
 
+ private:
+  size_t bytes_ = 0;
+};
+
+class ZstdSink {
+ public:
+  // Compressed bytes are appended to what `out` already holds.
+  ZstdSink(ZSTD_CCtx* cctx, std::string* out) : cctx_(cctx), out_(out), written_(out->size()) {
+    buffer_.reserve(kChunk);
+  }
+
+  void write(const char* data, size_t n) {
+    buffer_.append(data, n);
+    if (buffer_.size() >= kChunk) Compress(ZSTD_e_continue);
+  }
+
+  // Returns a zstd error code (ZSTD_isError) or 0.
+  size_t Finish() {
+    Compress(ZSTD_e_end);
+    return error_;
+  }
+
+ private:
+  static constexpr size_t kChunk = 256 << 10;
+
+  void Compress(ZSTD_EndDirective mode) {
+    ZSTD_inBuffer in{buffer_.data(), buffer_.size(), 0};
+    while (error_ == 0) {
+      if (out_->size() - written_ < kChunk) out_->resize(out_->size() + std::max(kChunk, out_->size() / 2));
+      ZSTD_outBuffer out{out_->data(), out_->size(), written_};
+      const size_t remaining = ZSTD_compressStream2(cctx_, &out, &in, mode);
+      written_ = out.pos;
+      if (ZSTD_isError(remaining)) {
+        error_ = remaining;
+        break;
+      }
+      if (mode == ZSTD_e_end ? remaining == 0 : in.pos == in.size) break;
+    }
+    buffer_.clear();
+    if (mode == ZSTD_e_end) out_->resize(written_);
+  }
+
+  ZSTD_CCtx* cctx_;
+  std::string* out_;
+  size_t written_;
+  std::string buffer_;
+  size_t error_ = 0;
+};
+
+template <typename Packer>
 void PackStr(Packer& p, std::string_view s) {
   p.pack_str(static_cast<uint32_t>(s.size()));
   p.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
 }
 
+template <typename Packer>
 void PackKey(Packer& p, std::string_view key) { PackStr(p, key); }
 
+template <typename Packer>
 void PackHeader(Packer& p, const Header& h) {
   const AgentFigures& a = h.agent;
   p.pack_map(20);
@@ -66,12 +126,13 @@ void PackHeader(Packer& p, const Header& h) {
   PackKey(p, "abandoned"); a.abandoned ? p.pack_true() : p.pack_false();
 }
 
-template <typename Column>
+template <typename Packer, typename Column>
 void PackColumn(Packer& p, const Column& column) {
   p.pack_array(static_cast<uint32_t>(column.size()));
   for (auto v : column) p.pack(v);
 }
 
+template <typename Packer>
 void PackSparseStrings(Packer& p, const std::vector<std::pair<uint32_t, std::string>>& items) {
   p.pack_array(static_cast<uint32_t>(items.size()));
   for (const auto& [index, text] : items) {
@@ -85,6 +146,7 @@ void PackSparseStrings(Packer& p, const std::vector<std::pair<uint32_t, std::str
 // and zstd do most of the work: addresses as the difference to the previous object's
 // (divided by 8 when every address is 8-aligned), references as the difference to the
 // owning object's index (the walk visits referents soon after their owner).
+template <typename Packer>
 void PackGraph(Packer& p, const Graph& g) {
   const size_t n = g.object_count();
   bool aligned = true;
@@ -130,6 +192,7 @@ void PackGraph(Packer& p, const Graph& g) {
   PackKey(p, "values"); PackSparseStrings(p, g.values);
 }
 
+template <typename Packer>
 void PackBody(Packer& p, const Snapshot& s) {
   const bool graph = s.header.kind == Kind::kGraph;
   p.pack_map(graph ? 12 : 1);
@@ -447,31 +510,33 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
 Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& options) {
   try {
     msgpack::sbuffer header_buf;
-    Packer header_packer(header_buf);
+    msgpack::packer<msgpack::sbuffer> header_packer(header_buf);
     Header header = snapshot.header;
     header.types = snapshot.types.size();
     PackHeader(header_packer, header);
+    if (header_buf.size() > UINT32_MAX) return Fail("snapshot header too large");
 
-    msgpack::sbuffer body_buf;
-    Packer body_packer(body_buf);
-    PackBody(body_packer, snapshot);
+    CountingSink counter;
+    msgpack::packer<CountingSink> counting_packer(counter);
+    PackBody(counting_packer, snapshot);
+    const size_t raw_body = counter.bytes();
 
-    std::string out;
-    const size_t bound = ZSTD_compressBound(body_buf.size());
-    out.resize(kEnvelopeSize + header_buf.size() + bound);
-    ZSTD_CCtx* cctx = ZSTD_createCCtx();
-    if (cctx == nullptr) return Fail("zstd: cannot create a compression context");
-    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, options.zstd_level);
-    ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
-    const size_t compressed =
-        ZSTD_compress2(cctx, out.data() + kEnvelopeSize + header_buf.size(), bound,
-                       body_buf.data(), body_buf.size());
-    ZSTD_freeCCtx(cctx);
-    if (ZSTD_isError(compressed)) return Fail(std::string("zstd: ") + ZSTD_getErrorName(compressed));
-    if (header_buf.size() > UINT32_MAX || compressed > UINT32_MAX) {
-      return Fail("snapshot too large for one message (4 GiB)");
+    std::string out(kEnvelopeSize + header_buf.size(), '\0');
+    std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx(ZSTD_createCCtx(), &ZSTD_freeCCtx);
+    if (!cctx) return Fail("zstd: cannot create a compression context");
+    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, options.zstd_level);
+    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setPledgedSrcSize(cctx.get(), raw_body);  // Written into the frame header.
+    ZstdSink sink(cctx.get(), &out);
+    {
+      msgpack::packer<ZstdSink> body_packer(sink);
+      PackBody(body_packer, snapshot);
     }
-    out.resize(kEnvelopeSize + header_buf.size() + compressed);
+    if (const size_t error = sink.Finish(); ZSTD_isError(error)) {
+      return Fail(std::string("zstd: ") + ZSTD_getErrorName(error));
+    }
+    const size_t compressed = out.size() - kEnvelopeSize - header_buf.size();
+    if (compressed > UINT32_MAX) return Fail("snapshot too large for one message (4 GiB)");
 
     std::string envelope(kMagic, 4);
     PutLE(envelope, kFormatVersion, 2);
@@ -479,7 +544,7 @@ Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& option
     envelope.push_back(static_cast<char>(kFlagZstd));
     PutLE(envelope, header_buf.size(), 4);
     PutLE(envelope, compressed, 4);
-    PutLE(envelope, body_buf.size(), 8);
+    PutLE(envelope, raw_body, 8);
     std::memcpy(out.data(), envelope.data(), kEnvelopeSize);
     std::memcpy(out.data() + kEnvelopeSize, header_buf.data(), header_buf.size());
     return out;
