@@ -142,24 +142,91 @@ void PackSparseStrings(Packer& p, const std::vector<std::pair<uint32_t, std::str
   }
 }
 
-// Columns are delta-coded where neighbours are close, so that msgpack's small-integer forms
-// and zstd do most of the work: addresses as the difference to the previous object's
-// (divided by 8 when every address is 8-aligned), references as the difference to the
-// owning object's index (the walk visits referents soon after their owner).
-template <typename Packer>
-void PackGraph(Packer& p, const Graph& g) {
+// How a graph's addresses are coded; chosen per snapshot (see PlanGraph).
+enum class AddressBase : uint8_t {
+  kPrevious = 0,    // Difference to the previous object's address.
+  kDiscoverer = 1,  // Difference to the address of the first earlier object referring to it
+                    // (objects allocated together sit together, whatever the walk order).
+};
+
+constexpr uint32_t kNoDiscoverer = UINT32_MAX;
+
+// The first earlier object (in index order, references in order) that refers to each object.
+// Encoder and decoder both derive it from the references as coded, so they agree.
+std::vector<uint32_t> Discoverers(size_t objects, const std::vector<uint64_t>& ref_begin,
+                                  const std::vector<uint32_t>& refs) {
+  std::vector<uint32_t> discoverer(objects, kNoDiscoverer);
+  for (size_t i = 0; i < objects; ++i) {
+    for (uint64_t k = ref_begin[i]; k < ref_begin[i + 1]; ++k) {
+      const uint32_t t = refs[k];
+      if (t > i && discoverer[t] == kNoDiscoverer) discoverer[t] = static_cast<uint32_t>(i);
+    }
+  }
+  return discoverer;
+}
+
+uint64_t AddressBaseOf(const std::vector<uint64_t>& address, AddressBase base,
+                       const std::vector<uint32_t>& discoverer, size_t i) {
+  if (base == AddressBase::kDiscoverer && discoverer[i] != kNoDiscoverer) {
+    return address[discoverer[i]];
+  }
+  return i == 0 ? 0 : address[i - 1];
+}
+
+size_t MsgpackIntBytes(int64_t v) {
+  if (v >= -32 && v <= 127) return 1;
+  if (v >= -128 && v <= 255) return 2;
+  if (v >= -32768 && v <= 65535) return 3;
+  if (v >= INT32_MIN && v <= UINT32_MAX) return 5;
+  return 9;
+}
+
+struct GraphPlan {
+  int shift = 0;
+  AddressBase base = AddressBase::kPrevious;
+  std::vector<uint32_t> discoverer;  // Only for kDiscoverer.
+};
+
+// Picks the address coding whose msgpack form is smaller: a heap walked in allocation order
+// codes best against the previous object, a churned one against the discoverer.
+GraphPlan PlanGraph(const Graph& g) {
+  GraphPlan plan;
   const size_t n = g.object_count();
   bool aligned = true;
   for (uint64_t a : g.address) aligned &= (a & 7) == 0;
-  const int shift = aligned ? 3 : 0;
+  plan.shift = aligned ? 3 : 0;
+  std::vector<uint32_t> discoverer = Discoverers(n, g.ref_begin, g.refs);
+  size_t previous_bytes = 0, discoverer_bytes = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t a = g.address[i] >> plan.shift;
+    previous_bytes += MsgpackIntBytes(static_cast<int64_t>(
+        a - (AddressBaseOf(g.address, AddressBase::kPrevious, discoverer, i) >> plan.shift)));
+    discoverer_bytes += MsgpackIntBytes(static_cast<int64_t>(
+        a - (AddressBaseOf(g.address, AddressBase::kDiscoverer, discoverer, i) >> plan.shift)));
+  }
+  if (discoverer_bytes < previous_bytes) {
+    plan.base = AddressBase::kDiscoverer;
+    plan.discoverer = std::move(discoverer);
+  }
+  return plan;
+}
 
-  PackKey(p, "addr_shift"); p.pack_int(shift);
+// Columns are coded so that msgpack's small-integer forms and zstd do most of the work.
+// Addresses: see AddressBase (divided by 8 when every address is 8-aligned). References:
+// the walk numbers objects in the order it first meets them, so a reference to an object
+// not referred to before is nearly always the next such number: each reference is coded as
+// its difference to `fresh`, the number after the highest referred to so far (0 for the
+// common case).
+template <typename Packer>
+void PackGraph(Packer& p, const Graph& g, const GraphPlan& plan) {
+  const size_t n = g.object_count();
+  PackKey(p, "addr_shift"); p.pack_int(plan.shift);
+  PackKey(p, "addr_base"); p.pack_int(static_cast<int>(plan.base));
   PackKey(p, "addr");
   p.pack_array(static_cast<uint32_t>(n));
-  uint64_t previous = 0;
-  for (uint64_t a : g.address) {
-    p.pack_int64(static_cast<int64_t>((a >> shift) - (previous >> shift)));
-    previous = a;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t base = AddressBaseOf(g.address, plan.base, plan.discoverer, i);
+    p.pack_int64(static_cast<int64_t>((g.address[i] >> plan.shift) - (base >> plan.shift)));
   }
   PackKey(p, "type"); PackColumn(p, g.type);
   PackKey(p, "size"); PackColumn(p, g.size);
@@ -169,10 +236,10 @@ void PackGraph(Packer& p, const Graph& g) {
   for (size_t i = 0; i < n; ++i) p.pack_uint64(g.ref_begin[i + 1] - g.ref_begin[i]);
   PackKey(p, "refs");
   p.pack_array(static_cast<uint32_t>(g.refs.size()));
-  for (size_t i = 0; i < n; ++i) {
-    for (uint64_t r = g.ref_begin[i]; r < g.ref_begin[i + 1]; ++r) {
-      p.pack_int64(static_cast<int64_t>(g.refs[r]) - static_cast<int64_t>(i));
-    }
+  int64_t fresh = 0;
+  for (uint32_t t : g.refs) {
+    p.pack_int64(static_cast<int64_t>(t) - fresh);
+    if (t >= fresh) fresh = int64_t{t} + 1;
   }
   PackKey(p, "true_nrefs");
   p.pack_array(static_cast<uint32_t>(g.true_ref_counts.size()));
@@ -193,9 +260,9 @@ void PackGraph(Packer& p, const Graph& g) {
 }
 
 template <typename Packer>
-void PackBody(Packer& p, const Snapshot& s) {
+void PackBody(Packer& p, const Snapshot& s, const GraphPlan& plan) {
   const bool graph = s.header.kind == Kind::kGraph;
-  p.pack_map(graph ? 12 : 1);
+  p.pack_map(graph ? 13 : 1);
   PackKey(p, "types");
   p.pack_array(static_cast<uint32_t>(s.types.size()));
   for (const TypeStat& t : s.types) {
@@ -205,7 +272,7 @@ void PackBody(Packer& p, const Snapshot& s) {
     p.pack_uint64(t.bytes);
     p.pack_uint64(t.max_bytes);
   }
-  if (graph) PackGraph(p, s.graph);
+  if (graph) PackGraph(p, s.graph, plan);
 }
 
 #define TM_TRY(var, expr)                                   \
@@ -353,16 +420,32 @@ Result<void> ReadSparseStrings(MsgpackReader& r, const char* name, size_t object
   return {};
 }
 
-Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, size_t& objects,
-                       int& shift, std::vector<int64_t>& ref_deltas, std::vector<uint64_t>& nrefs,
+// Columns as read, before the references and addresses are decoded from them.
+struct CodedGraph {
+  size_t objects = SIZE_MAX;
+  int shift = 0;
+  AddressBase base = AddressBase::kPrevious;
+  std::vector<int64_t> address_deltas;
+  std::vector<int64_t> ref_deltas;
+  std::vector<uint64_t> nrefs;
+};
+
+Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, CodedGraph& coded,
                        const DecodeLimits& limits) {
+  size_t& objects = coded.objects;
   Graph& g = s.graph;
   auto read_u = [&] { return r.ReadUint(); };
   auto read_i = [&] { return r.ReadInt(); };
   if (key == "addr_shift") {
     TM_TRY(v, r.ReadUint());
     if (v != 0 && v != 3) return Fail("body: addr_shift must be 0 or 3");
-    shift = static_cast<int>(v);
+    coded.shift = static_cast<int>(v);
+    return {};
+  }
+  if (key == "addr_base") {
+    TM_TRY(v, r.ReadUint());
+    if (v > 1) return Fail("body: addr_base must be 0 or 1");
+    coded.base = static_cast<AddressBase>(v);
     return {};
   }
   if (key == "addr" || key == "type" || key == "size" || key == "len" || key == "nrefs") {
@@ -374,25 +457,14 @@ Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, size
                   std::to_string(limits.max_objects));
     }
   }
-  if (key == "addr") {
-    std::vector<int64_t> deltas;
-    auto ok = ReadColumn(r, "addr", objects, deltas, read_i);
-    if (!ok) return ok;
-    g.address.resize(deltas.size());
-    uint64_t previous = 0;
-    for (size_t i = 0; i < deltas.size(); ++i) {
-      previous = static_cast<uint64_t>(deltas[i]) + previous;
-      g.address[i] = previous;
-    }
-    return {};
-  }
+  if (key == "addr") return ReadColumn(r, "addr", objects, coded.address_deltas, read_i);
   if (key == "type") return ReadColumn(r, "type", objects, g.type, read_u);
   if (key == "size") return ReadColumn(r, "size", objects, g.size, read_u);
   if (key == "len") return ReadColumn(r, "len", objects, g.length, read_u);
-  if (key == "nrefs") return ReadColumn(r, "nrefs", objects, nrefs, read_u);
+  if (key == "nrefs") return ReadColumn(r, "nrefs", objects, coded.nrefs, read_u);
   if (key == "refs") {
     size_t any = SIZE_MAX;
-    return ReadColumn(r, "refs", any, ref_deltas, read_i);
+    return ReadColumn(r, "refs", any, coded.ref_deltas, read_i);
   }
   if (key == "true_nrefs" || key == "roots") {
     TM_TRY(n, r.ReadArrayHeader());
@@ -419,10 +491,7 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
   MsgpackReader r(bytes, "body");
   TM_TRY(n, r.ReadMapHeader());
   const bool graph = s.header.kind == Kind::kGraph;
-  size_t objects = SIZE_MAX;
-  int shift = 0;
-  std::vector<int64_t> ref_deltas;
-  std::vector<uint64_t> nrefs;
+  CodedGraph coded;
   std::string_view names_at, values_at;
   bool have_types = false;
   for (uint32_t i = 0; i < n; ++i) {
@@ -437,7 +506,7 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
       if (!ok) return ok;
       (key == "names" ? names_at : values_at) = bytes.substr(start, r.position() - start);
     } else if (graph) {
-      auto ok = ReadGraph(r, key, s, objects, shift, ref_deltas, nrefs, limits);
+      auto ok = ReadGraph(r, key, s, coded, limits);
       if (!ok) return ok;
     } else {
       auto ok = r.Skip();
@@ -453,11 +522,13 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
   if (!graph) return {};
 
   Graph& g = s.graph;
-  if (objects == SIZE_MAX || g.address.size() != objects || g.type.size() != objects ||
+  const size_t objects = coded.objects;
+  const std::vector<uint64_t>& nrefs = coded.nrefs;
+  const std::vector<int64_t>& ref_deltas = coded.ref_deltas;
+  if (objects == SIZE_MAX || coded.address_deltas.size() != objects || g.type.size() != objects ||
       g.size.size() != objects || g.length.size() != objects || nrefs.size() != objects) {
     return Fail("body: graph is missing one of the columns addr, type, size, len, nrefs");
   }
-  for (uint64_t& a : g.address) a <<= shift;
   for (size_t i = 0; i < objects; ++i) {
     if (g.type[i] >= s.types.size()) {
       return Fail("body: object " + std::to_string(i) + " has type index " +
@@ -477,16 +548,35 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
   }
   g.ref_begin[objects] = total;
   g.refs.resize(total);
+  int64_t fresh = 0;
   for (size_t i = 0; i < objects; ++i) {
     for (uint64_t k = g.ref_begin[i]; k < g.ref_begin[i + 1]; ++k) {
-      const int64_t target = static_cast<int64_t>(i) + ref_deltas[k];
-      if (target < 0 || static_cast<uint64_t>(target) >= objects) {
+      // fresh is below 2^32 and |delta| below 2^63: the sum cannot overflow 128 bits.
+      const __int128 wide = static_cast<__int128>(fresh) + ref_deltas[k];
+      if (wide < 0 || wide >= static_cast<__int128>(objects)) {
         return Fail("body: object " + std::to_string(i) + " refers to object " +
-                    std::to_string(target) + " of " + std::to_string(objects));
+                    (wide < 0 ? std::string("below 0") : std::to_string(static_cast<uint64_t>(wide))) +
+                    " of " + std::to_string(objects));
       }
+      const int64_t target = static_cast<int64_t>(wide);
       g.refs[k] = static_cast<uint32_t>(target);
+      if (target >= fresh) fresh = target + 1;
     }
   }
+  std::vector<uint32_t> discoverer;
+  if (coded.base == AddressBase::kDiscoverer) discoverer = Discoverers(objects, g.ref_begin, g.refs);
+  g.address.resize(objects);
+  for (size_t i = 0; i < objects; ++i) {
+    // Bases are shifted values, so the shift is applied once the column is complete.
+    uint64_t base;
+    if (coded.base == AddressBase::kDiscoverer && discoverer[i] != kNoDiscoverer) {
+      base = g.address[discoverer[i]];
+    } else {
+      base = i == 0 ? 0 : g.address[i - 1];
+    }
+    g.address[i] = base + static_cast<uint64_t>(coded.address_deltas[i]);
+  }
+  for (uint64_t& a : g.address) a <<= coded.shift;
   for (const auto& [index, count] : g.true_ref_counts) {
     if (index >= objects) return Fail("body: true_nrefs names a missing object");
     (void)count;
@@ -516,9 +606,11 @@ Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& option
     PackHeader(header_packer, header);
     if (header_buf.size() > UINT32_MAX) return Fail("snapshot header too large");
 
+    const GraphPlan plan =
+        snapshot.header.kind == Kind::kGraph ? PlanGraph(snapshot.graph) : GraphPlan{};
     CountingSink counter;
     msgpack::packer<CountingSink> counting_packer(counter);
-    PackBody(counting_packer, snapshot);
+    PackBody(counting_packer, snapshot, plan);
     const size_t raw_body = counter.bytes();
 
     std::string out(kEnvelopeSize + header_buf.size(), '\0');
@@ -530,7 +622,7 @@ Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& option
     ZstdSink sink(cctx.get(), &out);
     {
       msgpack::packer<ZstdSink> body_packer(sink);
-      PackBody(body_packer, snapshot);
+      PackBody(body_packer, snapshot, plan);
     }
     if (const size_t error = sink.Finish(); ZSTD_isError(error)) {
       return Fail(std::string("zstd: ") + ZSTD_getErrorName(error));
