@@ -41,7 +41,9 @@ class GranuleMarks {
     return (*Word(address, mark) & bit) != 0;
   }
 
-  size_t memory_bytes() const { return chunks_.size() * sizeof(Chunk) + table_.size() * sizeof(Slot); }
+  size_t memory_bytes() const {
+    return chunks_.size() * sizeof(Chunk) + table_.size() * sizeof(Slot);
+  }
 
  private:
   static constexpr int kGranuleShift = 4;  // 16-byte granules.

@@ -189,11 +189,11 @@ size_t tm_str_sizeof(PyObject* o) {
     size = sizeof(PyUnicodeObject);
   } else
 #endif
-  if (PyUnicode_IS_COMPACT_ASCII(o)) {
+      if (PyUnicode_IS_COMPACT_ASCII(o)) {
     size = sizeof(PyASCIIObject) + (size_t)PyUnicode_GET_LENGTH(o) + 1;
   } else if (PyUnicode_IS_COMPACT(o)) {
-    size = sizeof(PyCompactUnicodeObject) +
-           ((size_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
+    size =
+        sizeof(PyCompactUnicodeObject) + ((size_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
   } else {
     size = sizeof(PyUnicodeObject);
     if (((PyUnicodeObject*)o)->data.any != NULL) {
@@ -205,7 +205,7 @@ size_t tm_str_sizeof(PyObject* o) {
     const wchar_t* wstr = ((PyASCIIObject*)o)->wstr;
     if (wstr != NULL && (!PyUnicode_IS_READY(o) || (const void*)wstr != PyUnicode_DATA(o))) {
       Py_ssize_t wlen = PyUnicode_IS_COMPACT_ASCII(o) ? ((PyASCIIObject*)o)->length
-                                                     : ((PyCompactUnicodeObject*)o)->wstr_length;
+                                                      : ((PyCompactUnicodeObject*)o)->wstr_length;
       size += ((size_t)wlen + 1) * sizeof(wchar_t);
     }
   }

@@ -31,7 +31,7 @@ struct AgentState {
   ReporterConfig config;  // Kept while paused across fork().
   WalkOptions walk;       // Kind is chosen per snapshot.
   bool paused_for_fork = false;
-  int wake_fd = -1;       // Never closed: a signal handler may write to it at any time.
+  int wake_fd = -1;  // Never closed: a signal handler may write to it at any time.
   int signal_number = 0;
   struct sigaction previous_action {};
   int64_t start_time_ns = 0;
@@ -67,7 +67,8 @@ void OnSignal(int signum, siginfo_t* info, void* context) {
   const struct sigaction& prev = g_previous_action;
   if (prev.sa_flags & SA_SIGINFO) {
     if (prev.sa_sigaction != nullptr) prev.sa_sigaction(signum, info, context);
-  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN && prev.sa_handler != nullptr) {
+  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN &&
+             prev.sa_handler != nullptr) {
     prev.sa_handler(signum);
   }
 }
@@ -115,7 +116,8 @@ std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, snapshot::Kin
     if (!outcome.abandoned) result = std::move(s);
   }
   PyGILState_Release(gil);
-  if (result && kind == snapshot::Kind::kGraph) ResolveReferences(std::move(unresolved), &result->graph);
+  if (result && kind == snapshot::Kind::kGraph)
+    ResolveReferences(std::move(unresolved), &result->graph);
   return result;
 }
 
@@ -179,8 +181,8 @@ PyObject* TypesToList(const std::vector<snapshot::TypeStat>& types, bool keep_al
 
 // take(kind, values, max_refs, exclude, max_objects, max_pause_ms, service, labels, seq)
 PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {"kind", "values", "max_refs", "exclude", "max_objects",
-                                   "max_pause_ms", "service", "labels", "seq", nullptr};
+  static const char* keywords[] = {"kind",         "values",  "max_refs", "exclude", "max_objects",
+                                   "max_pause_ms", "service", "labels",   "seq",     nullptr};
   const char* kind = "summary";
   int values = 0;
   long long max_refs = -1, max_objects = 0, seq = 1;
@@ -227,26 +229,24 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   s.header.seq = static_cast<uint64_t>(seq);
   snapshot::Result<std::string> encoded;
   double encode_ms = 0;
-  Py_BEGIN_ALLOW_THREADS
-  const auto start = std::chrono::steady_clock::now();
+  Py_BEGIN_ALLOW_THREADS const auto start = std::chrono::steady_clock::now();
   if (options.kind == snapshot::Kind::kGraph) ResolveReferences(std::move(unresolved), &s.graph);
   encoded = snapshot::Encode(s);
-  encode_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  Py_END_ALLOW_THREADS
-  if (!encoded) {
+  encode_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  Py_END_ALLOW_THREADS if (!encoded) {
     PyErr_SetString(PyExc_RuntimeError, encoded.error().message.c_str());
     return nullptr;
   }
   PyObject* types = TypesToList(s.types);
   if (types == nullptr) return nullptr;
-  return Py_BuildValue("{s:y#,s:K,s:K,s:N,s:d,s:d,s:O,s:s,s:K,s:[LLL]}", "encoded", encoded->data(),
-                       (Py_ssize_t)encoded->size(), "objects", (unsigned long long)s.header.objects,
-                       "bytes", (unsigned long long)s.header.bytes, "types", types, "pause_ms",
-                       outcome.pause_ms, "encode_ms", encode_ms, "abandoned",
-                       outcome.abandoned ? Py_True : Py_False, "reason",
-                       outcome.abandon_reason.c_str(), "references",
-                       (unsigned long long)outcome.references, "gc_before", gc_before[0],
-                       gc_before[1], gc_before[2]);
+  return Py_BuildValue(
+      "{s:y#,s:K,s:K,s:N,s:d,s:d,s:O,s:s,s:K,s:[LLL]}", "encoded", encoded->data(),
+      (Py_ssize_t)encoded->size(), "objects", (unsigned long long)s.header.objects, "bytes",
+      (unsigned long long)s.header.bytes, "types", types, "pause_ms", outcome.pause_ms, "encode_ms",
+      encode_ms, "abandoned", outcome.abandoned ? Py_True : Py_False, "reason",
+      outcome.abandon_reason.c_str(), "references", (unsigned long long)outcome.references,
+      "gc_before", gc_before[0], gc_before[1], gc_before[2]);
 }
 
 bool StartReporter(AgentState& st) {
@@ -265,17 +265,17 @@ void StopReporter(AgentState& st) {
   if (!st.reporter) return;
   std::unique_ptr<Reporter> reporter = std::move(st.reporter);
   // The reporter thread may be waiting for the GIL: give it up while joining.
-  Py_BEGIN_ALLOW_THREADS
-  reporter->Stop();
+  Py_BEGIN_ALLOW_THREADS reporter->Stop();
   reporter.reset();
   Py_END_ALLOW_THREADS
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {"endpoint", "service", "labels", "interval", "graph_every",
-                                   "values", "max_refs", "exclude", "max_objects", "max_pause_ms",
-                                   "budget_bytes", "signal", "curve_server_key",
-                                   "curve_public_key", "curve_secret_key", nullptr};
+  static const char* keywords[] = {
+      "endpoint",         "service",          "labels",           "interval",
+      "graph_every",      "values",           "max_refs",         "exclude",
+      "max_objects",      "max_pause_ms",     "budget_bytes",     "signal",
+      "curve_server_key", "curve_public_key", "curve_secret_key", nullptr};
   const char* endpoint;
   const char* service;
   PyObject *labels = nullptr, *exclude = nullptr;
@@ -356,13 +356,12 @@ PyObject* Status(PyObject*, PyObject*) {
   AgentState& st = State();
   ReporterFigures f;
   if (st.reporter) f = st.reporter->figures();
-  return Py_BuildValue("{s:O,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:s}", "running",
-                       st.reporter ? Py_True : Py_False, "taken", (unsigned long long)f.taken,
-                       "sent", (unsigned long long)f.sent, "delivered",
-                       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
-                       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes,
-                       "last_pause_ms", f.last_pause_ms, "last_encode_ms", f.last_encode_ms,
-                       "last_error", f.last_error.c_str());
+  return Py_BuildValue(
+      "{s:O,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:s}", "running", st.reporter ? Py_True : Py_False, "taken",
+      (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
+      (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
+      "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes, "last_pause_ms",
+      f.last_pause_ms, "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str());
 }
 
 // fork(): no thread of ours (nor ZeroMQ's) may exist while the process forks.
@@ -449,7 +448,8 @@ PyObject* Decode(PyObject*, PyObject* arg) {
     PyObject* d = PyDict_New();
     for (const auto& [index, text] : items) {
       PyObject* k = PyLong_FromUnsignedLong(index);
-      PyObject* v = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace");
+      PyObject* v =
+          PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace");
       PyDict_SetItem(d, k, v);
       Py_DECREF(k);
       Py_DECREF(v);
@@ -484,12 +484,11 @@ PyObject* Decode(PyObject*, PyObject* arg) {
       (long long)h.identity.start_time_ns, "seq", (unsigned long long)h.seq, "timestamp_ns",
       (long long)h.timestamp_ns, "objects", (unsigned long long)h.objects, "bytes",
       (unsigned long long)h.bytes, "rss", (unsigned long long)h.rss_bytes, "labels", labels,
-      "gc_counts", gc, "python", h.python_version.c_str(), "pause_ms", h.agent.pause_ms,
-      "dropped", (unsigned long long)h.agent.dropped, "delivered",
-      (unsigned long long)h.agent.delivered, "abandoned", h.agent.abandoned ? Py_True : Py_False,
-      "types", TypesToList(s.types, true), "address", address, "type", type, "size", sizes, "length",
-      length, "refs", refs, "roots", roots, "names", sparse(g.names), "values", sparse(g.values),
-      "true_ref_counts", true_refs);
+      "gc_counts", gc, "python", h.python_version.c_str(), "pause_ms", h.agent.pause_ms, "dropped",
+      (unsigned long long)h.agent.dropped, "delivered", (unsigned long long)h.agent.delivered,
+      "abandoned", h.agent.abandoned ? Py_True : Py_False, "types", TypesToList(s.types, true),
+      "address", address, "type", type, "size", sizes, "length", length, "refs", refs, "roots",
+      roots, "names", sparse(g.names), "values", sparse(g.values), "true_ref_counts", true_refs);
 }
 
 PyMethodDef kMethods[] = {
@@ -506,8 +505,15 @@ PyMethodDef kMethods[] = {
     {"after_fork_child", AfterForkChild, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
-PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_native", "tidemark's native agent.", -1,
-                       kMethods, nullptr, nullptr, nullptr, nullptr};
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
+                       "_native",
+                       "tidemark's native agent.",
+                       -1,
+                       kMethods,
+                       nullptr,
+                       nullptr,
+                       nullptr,
+                       nullptr};
 
 }  // namespace
 }  // namespace tidemark::agent

@@ -27,14 +27,14 @@
 namespace tidemark::agent {
 
 struct ReporterConfig {
-  std::string endpoint;             // e.g. "tcp://127.0.0.1:7878"
-  snapshot::Identity identity;      // pid and start time are the caller's.
-  double interval_s = 60;           // Fractions allowed.
-  int graph_every = 0;              // Every Nth snapshot is a graph; 0 = summaries only.
+  std::string endpoint;         // e.g. "tcp://127.0.0.1:7878"
+  snapshot::Identity identity;  // pid and start time are the caller's.
+  double interval_s = 60;       // Fractions allowed.
+  int graph_every = 0;          // Every Nth snapshot is a graph; 0 = summaries only.
   size_t unacked_budget_bytes = 64u << 20;
-  double unacked_expiry_s = 120;    // An ack not seen by then never comes: free its budget.
+  double unacked_expiry_s = 120;  // An ack not seen by then never comes: free its budget.
   int send_hwm = 4;
-  int linger_ms = 250;              // Bounded wait for queued bytes when stopping.
+  int linger_ms = 250;  // Bounded wait for queued bytes when stopping.
   int zstd_level = 1;
   // CURVE (optional): the server's public key and this agent's key pair, Z85-encoded.
   std::string curve_server_key, curve_public_key, curve_secret_key;
@@ -61,7 +61,7 @@ class Reporter {
   // `wake_fd` is an eventfd owned by the caller that outlives the reporter: a write to it
   // (Trigger(), or a signal handler) takes a snapshot now.
   static snapshot::Result<std::unique_ptr<Reporter>> Start(ReporterConfig config, TakeFn take,
-                                                          int wake_fd);
+                                                           int wake_fd);
 
   Reporter(const Reporter&) = delete;
   Reporter& operator=(const Reporter&) = delete;

@@ -10,7 +10,6 @@
 
 #include "agent/address_tables.h"
 
-
 // Not in the public headers of every version, but exported by every 3.8-3.13 libpython.
 extern "C" Py_ssize_t _PyDict_SizeOf(PyDictObject*);
 
@@ -114,15 +113,19 @@ bool TrustedCType(const PyTypeObject* type) {
 class Walker {
  public:
   Walker(const WalkOptions& options, snapshot::Snapshot* out, UnresolvedReferences* unresolved)
-      : options_(options), out_(out), unresolved_(unresolved),
-        graph_(options.kind == snapshot::Kind::kGraph), interned_(GetInterned()) {
+      : options_(options),
+        out_(out),
+        unresolved_(unresolved),
+        graph_(options.kind == snapshot::Kind::kGraph),
+        interned_(GetInterned()) {
     exclude_.insert(options.exclude_types.begin(), options.exclude_types.end());
   }
 
   WalkOutcome Run() {
     start_ = Clock::now();
     // Sized from the previous walk, so the columns rarely grow (and never double) in place.
-    const size_t expected = last_object_count_ ? last_object_count_ + last_object_count_ / 8 : 1 << 16;
+    const size_t expected =
+        last_object_count_ ? last_object_count_ + last_object_count_ / 8 : 1 << 16;
     addresses_.reserve(expected);
     if (graph_) {
       snapshot::Graph& g = out_->graph;
@@ -232,9 +235,12 @@ class Walker {
 #ifdef Py_TPFLAGS_MANAGED_DICT
     info.may_have_dict |= (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) != 0;
 #endif
-    if (type == &PyUnicode_Type) info.length = Length::kStr;
-    else if (PyType_IsSubtype(type, &PyList_Type)) info.length = Length::kList;
-    else if (PyType_IsSubtype(type, &PyDict_Type)) info.length = Length::kDict;
+    if (type == &PyUnicode_Type)
+      info.length = Length::kStr;
+    else if (PyType_IsSubtype(type, &PyList_Type))
+      info.length = Length::kList;
+    else if (PyType_IsSubtype(type, &PyDict_Type))
+      info.length = Length::kDict;
     else if (PyType_IsSubtype(type, &PySet_Type) || PyType_IsSubtype(type, &PyFrozenSet_Type))
       info.length = Length::kSet;
     else if (PyType_IsSubtype(type, &PyTuple_Type) || PyType_IsSubtype(type, &PyBytes_Type) ||
@@ -247,10 +253,14 @@ class Walker {
     }
     PyObject* method = _PyType_Lookup(type, interned_.sizeof_name);
     if (method == nullptr || method == interned_.object_sizeof) return;  // kDefault
-    if (method == interned_.str_sizeof) info.sizer = Sizer::kStr;
-    else if (method == interned_.list_sizeof) info.sizer = Sizer::kList;
-    else if (method == interned_.dict_sizeof) info.sizer = Sizer::kDict;
-    else if (method == interned_.set_sizeof) info.sizer = Sizer::kSet;
+    if (method == interned_.str_sizeof)
+      info.sizer = Sizer::kStr;
+    else if (method == interned_.list_sizeof)
+      info.sizer = Sizer::kList;
+    else if (method == interned_.dict_sizeof)
+      info.sizer = Sizer::kDict;
+    else if (method == interned_.set_sizeof)
+      info.sizer = Sizer::kSet;
     else if (Py_TYPE(method) == &PyMethodDescr_Type) {
       auto* descr = reinterpret_cast<PyMethodDescrObject*>(method);
       if ((descr->d_method->ml_flags & METH_NOARGS) && TrustedCType(descr->d_common.d_type)) {
@@ -271,7 +281,8 @@ class Walker {
     } else {
       qualname = type->tp_name;
     }
-    PyObject* module = type->tp_dict ? PyDict_GetItem(type->tp_dict, interned_.module_key) : nullptr;
+    PyObject* module =
+        type->tp_dict ? PyDict_GetItem(type->tp_dict, interned_.module_key) : nullptr;
     if (module == nullptr || !PyUnicode_Check(module)) return qualname;
     std::string module_name;
     AppendUtf8(module, 200, &module_name);
@@ -292,17 +303,24 @@ class Walker {
     PyTypeObject* type = Py_TYPE(o);
     size_t size;
     switch (info.sizer) {
-      case Sizer::kInt: size = tm_int_sizeof(o); break;
-      case Sizer::kStr: size = tm_str_sizeof(o); break;
+      case Sizer::kInt:
+        size = tm_int_sizeof(o);
+        break;
+      case Sizer::kStr:
+        size = tm_str_sizeof(o);
+        break;
       case Sizer::kList:
         size = static_cast<size_t>(type->tp_basicsize) +
                static_cast<size_t>(reinterpret_cast<PyListObject*>(o)->allocated) * sizeof(void*);
         break;
-      case Sizer::kDict: size = static_cast<size_t>(_PyDict_SizeOf(reinterpret_cast<PyDictObject*>(o))); break;
+      case Sizer::kDict:
+        size = static_cast<size_t>(_PyDict_SizeOf(reinterpret_cast<PyDictObject*>(o)));
+        break;
       case Sizer::kSet: {
         auto* set = reinterpret_cast<PySetObject*>(o);
         size = static_cast<size_t>(type->tp_basicsize);
-        if (set->table != set->smalltable) size += static_cast<size_t>(set->mask + 1) * sizeof(setentry);
+        if (set->table != set->smalltable)
+          size += static_cast<size_t>(set->mask + 1) * sizeof(setentry);
         break;
       }
       case Sizer::kCMethod: {
@@ -318,7 +336,9 @@ class Walker {
         }
         break;
       }
-      default: size = DefaultSize(o, type); break;
+      default:
+        size = DefaultSize(o, type);
+        break;
     }
     return size + Preheader(o, info);
   }
@@ -326,7 +346,8 @@ class Walker {
   size_t Preheader(PyObject* o, const TypeInfo& info) {
     if (info.preheader >= 0) return static_cast<size_t>(info.preheader);
     const size_t preheader = tm_preheader_size(o);
-    if (!info.per_object_preheader) const_cast<TypeInfo&>(info).preheader = static_cast<int64_t>(preheader);
+    if (!info.per_object_preheader)
+      const_cast<TypeInfo&>(info).preheader = static_cast<int64_t>(preheader);
     return preheader;
   }
 
@@ -337,11 +358,16 @@ class Walker {
         if (!PyUnicode_IS_READY(o)) return 0;
 #endif
         return static_cast<uint64_t>(PyUnicode_GET_LENGTH(o));
-      case Length::kVar: return static_cast<uint64_t>(Py_SIZE(o));
-      case Length::kList: return static_cast<uint64_t>(PyList_GET_SIZE(o));
-      case Length::kDict: return static_cast<uint64_t>(reinterpret_cast<PyDictObject*>(o)->ma_used);
-      case Length::kSet: return static_cast<uint64_t>(PySet_GET_SIZE(o));
-      default: return 0;
+      case Length::kVar:
+        return static_cast<uint64_t>(Py_SIZE(o));
+      case Length::kList:
+        return static_cast<uint64_t>(PyList_GET_SIZE(o));
+      case Length::kDict:
+        return static_cast<uint64_t>(reinterpret_cast<PyDictObject*>(o)->ma_used);
+      case Length::kSet:
+        return static_cast<uint64_t>(PySet_GET_SIZE(o));
+      default:
+        return 0;
     }
   }
 
@@ -368,11 +394,13 @@ class Walker {
     } else if (PyType_Check(o)) {
       // A static type: not GC, and its tp_traverse must never be called.
       auto* t = reinterpret_cast<PyTypeObject*>(o);
-      for (PyObject* r : {t->tp_dict, t->tp_bases, t->tp_mro, reinterpret_cast<PyObject*>(t->tp_base)}) {
+      for (PyObject* r :
+           {t->tp_dict, t->tp_bases, t->tp_mro, reinterpret_cast<PyObject*>(t->tp_base)}) {
         if (r != nullptr) scratch_.push_back(r);
       }
     } else if (PyCode_Check(o)) {
-      tm_code_referents(o, [](PyObject* r, void* self) { VisitReferent(r, self); }, this);
+      tm_code_referents(
+          o, [](PyObject* r, void* self) { VisitReferent(r, self); }, this);
     }
     if (info.length == Length::kDict) {
       Py_ssize_t pos = 0;
@@ -441,7 +469,8 @@ class Walker {
       refs.push_back(reinterpret_cast<uintptr_t>(r));
       ++kept;
     }
-    if (kept != scratch_.size()) g.true_ref_counts.emplace_back(static_cast<uint32_t>(i), scratch_.size());
+    if (kept != scratch_.size())
+      g.true_ref_counts.emplace_back(static_cast<uint32_t>(i), scratch_.size());
     g.ref_begin.push_back(refs.size());
     RecordNameAndValue(o, static_cast<uint32_t>(i));
   }

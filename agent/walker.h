@@ -27,12 +27,12 @@ namespace tidemark::agent {
 
 struct WalkOptions {
   snapshot::Kind kind = snapshot::Kind::kSummary;
-  bool values = false;              // Graph only: short values of str, int, float, bool.
-  size_t value_chars = 100;         // Prefix length of str values.
-  int64_t max_refs = -1;            // Graph only: references kept per object; -1 = all.
+  bool values = false;                     // Graph only: short values of str, int, float, bool.
+  size_t value_chars = 100;                // Prefix length of str values.
+  int64_t max_refs = -1;                   // Graph only: references kept per object; -1 = all.
   std::vector<std::string> exclude_types;  // Not recorded and not entered.
-  uint64_t max_objects = 0;         // Abandon past this many objects; 0 = no limit.
-  double max_pause_ms = 0;          // Abandon once the GIL was held this long; 0 = no limit.
+  uint64_t max_objects = 0;                // Abandon past this many objects; 0 = no limit.
+  double max_pause_ms = 0;                 // Abandon once the GIL was held this long; 0 = no limit.
 };
 
 struct WalkOutcome {

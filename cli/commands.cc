@@ -39,12 +39,15 @@ struct Flags {
 bool ParseFlags(const std::vector<std::string>& args, Flags& flags, std::ostream& err) {
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--json") flags.json = true;
-    else if (a == "--all") flags.all = true;
+    if (a == "--json")
+      flags.json = true;
+    else if (a == "--all")
+      flags.all = true;
     else if (a.size() > 1 && a[0] == '-') {
       err << "tidemark " << args[0] << ": unknown option '" << a << "'\n";
       return false;
-    } else flags.positional.push_back(a);
+    } else
+      flags.positional.push_back(a);
   }
   return true;
 }
@@ -103,8 +106,10 @@ int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
     j["types"] = rows.size();
     j["rows"] = nlohmann::json::array();
     for (size_t i = 0; i < shown; ++i) {
-      j["rows"].push_back({{"type", rows[i].name}, {"count", rows[i].count},
-                           {"bytes", rows[i].bytes}, {"max", rows[i].max_bytes}});
+      j["rows"].push_back({{"type", rows[i].name},
+                           {"count", rows[i].count},
+                           {"bytes", rows[i].bytes},
+                           {"max", rows[i].max_bytes}});
     }
     out << j.dump(2) << "\n";
     return 0;
@@ -120,8 +125,8 @@ int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
     const int count_pct = total_count ? static_cast<int>(t.count * 100 / total_count) : 0;
     const int size_pct = total_bytes ? static_cast<int>(t.bytes * 100 / total_bytes) : 0;
     const int cum_pct = total_bytes ? static_cast<int>(cumulative * 100 / total_bytes) : 0;
-    out << Format("%6zu%8" PRIu64 "%4d%10" PRIu64 "%4d%4d%8" PRIu64 " %s\n", i, t.count,
-                  count_pct, t.bytes, size_pct, cum_pct, t.max_bytes, t.name.c_str());
+    out << Format("%6zu%8" PRIu64 "%4d%10" PRIu64 "%4d%4d%8" PRIu64 " %s\n", i, t.count, count_pct,
+                  t.bytes, size_pct, cum_pct, t.max_bytes, t.name.c_str());
   }
   return 0;
 }
@@ -134,9 +139,8 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
   Snapshot a, b;
   if (!Load(flags.positional[0], a, err) || !Load(flags.positional[1], b, err)) return 1;
   auto rows = diff::DiffTypes(a.types, b.types);
-  std::erase_if(rows, [](const diff::TypeDelta& d) {
-    return d.count_delta() == 0 && d.bytes_delta() == 0;
-  });
+  std::erase_if(
+      rows, [](const diff::TypeDelta& d) { return d.count_delta() == 0 && d.bytes_delta() == 0; });
   const size_t shown = flags.all ? rows.size() : std::min<size_t>(rows.size(), 20);
   const double seconds = (b.header.timestamp_ns - a.header.timestamp_ns) / 1e9;
   if (flags.json) {

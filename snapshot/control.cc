@@ -22,7 +22,8 @@ std::string EncodeControl(const Control& control) {
 }
 
 Result<Control> DecodeControl(std::string_view frame) {
-  if (frame.size() > 4096) return Fail("control: frame of " + std::to_string(frame.size()) + " bytes");
+  if (frame.size() > 4096)
+    return Fail("control: frame of " + std::to_string(frame.size()) + " bytes");
   MsgpackReader r(frame, "control");
   auto n = r.ReadMapHeader();
   if (!n) return std::unexpected(n.error());

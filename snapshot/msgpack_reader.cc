@@ -72,15 +72,41 @@ Result<int64_t> MsgpackReader::ReadInt() {
   size_t width;
   bool is_signed;
   switch (t) {
-    case 0xcc: width = 1; is_signed = false; break;
-    case 0xcd: width = 2; is_signed = false; break;
-    case 0xce: width = 4; is_signed = false; break;
-    case 0xcf: width = 8; is_signed = false; break;
-    case 0xd0: width = 1; is_signed = true; break;
-    case 0xd1: width = 2; is_signed = true; break;
-    case 0xd2: width = 4; is_signed = true; break;
-    case 0xd3: width = 8; is_signed = true; break;
-    default: --pos_; return Bad("expected an integer");
+    case 0xcc:
+      width = 1;
+      is_signed = false;
+      break;
+    case 0xcd:
+      width = 2;
+      is_signed = false;
+      break;
+    case 0xce:
+      width = 4;
+      is_signed = false;
+      break;
+    case 0xcf:
+      width = 8;
+      is_signed = false;
+      break;
+    case 0xd0:
+      width = 1;
+      is_signed = true;
+      break;
+    case 0xd1:
+      width = 2;
+      is_signed = true;
+      break;
+    case 0xd2:
+      width = 4;
+      is_signed = true;
+      break;
+    case 0xd3:
+      width = 8;
+      is_signed = true;
+      break;
+    default:
+      --pos_;
+      return Bad("expected an integer");
   }
   auto v = BigEndian(width);
   if (!v) return std::unexpected(v.error());
@@ -192,21 +218,40 @@ Result<void> MsgpackReader::Skip(int max_depth) {
   }
   ++pos_;
   switch (t) {
-    case 0xcc: case 0xd0: return skip_bytes(1);
-    case 0xcd: case 0xd1: return skip_bytes(2);
-    case 0xce: case 0xd2: case 0xca: return skip_bytes(4);
-    case 0xcf: case 0xd3: case 0xcb: return skip_bytes(8);
-    case 0xc4: case 0xc5: case 0xc6: {  // bin 8/16/32
+    case 0xcc:
+    case 0xd0:
+      return skip_bytes(1);
+    case 0xcd:
+    case 0xd1:
+      return skip_bytes(2);
+    case 0xce:
+    case 0xd2:
+    case 0xca:
+      return skip_bytes(4);
+    case 0xcf:
+    case 0xd3:
+    case 0xcb:
+      return skip_bytes(8);
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: {  // bin 8/16/32
       auto n = BigEndian(t == 0xc4 ? 1 : t == 0xc5 ? 2 : 4);
       if (!n) return std::unexpected(n.error());
       return skip_bytes(*n);
     }
-    case 0xd4: return skip_bytes(2);  // fixext 1..16: type byte + data
-    case 0xd5: return skip_bytes(3);
-    case 0xd6: return skip_bytes(5);
-    case 0xd7: return skip_bytes(9);
-    case 0xd8: return skip_bytes(17);
-    case 0xc7: case 0xc8: case 0xc9: {
+    case 0xd4:
+      return skip_bytes(2);  // fixext 1..16: type byte + data
+    case 0xd5:
+      return skip_bytes(3);
+    case 0xd6:
+      return skip_bytes(5);
+    case 0xd7:
+      return skip_bytes(9);
+    case 0xd8:
+      return skip_bytes(17);
+    case 0xc7:
+    case 0xc8:
+    case 0xc9: {
       auto n = BigEndian(t == 0xc7 ? 1 : t == 0xc8 ? 2 : 4);
       if (!n) return std::unexpected(n.error());
       return skip_bytes(*n + 1);

@@ -31,26 +31,26 @@ struct Identity {
 
 // The agent's own figures, so its cost is visible next to what it measures.
 struct AgentFigures {
-  double pause_ms = 0;            // GIL held for this snapshot's walk.
-  double encode_ms = 0;           // Previous snapshot: encode + compress, off the GIL.
-  uint64_t encoded_bytes = 0;     // Previous snapshot's size on the wire.
-  uint64_t dropped = 0;           // Snapshots dropped so far (no collector, budget, limits).
-  uint64_t delivered = 0;         // Snapshots acknowledged by a collector so far.
-  bool abandoned = false;         // Walk stopped at a configured limit: figures are partial.
+  double pause_ms = 0;         // GIL held for this snapshot's walk.
+  double encode_ms = 0;        // Previous snapshot: encode + compress, off the GIL.
+  uint64_t encoded_bytes = 0;  // Previous snapshot's size on the wire.
+  uint64_t dropped = 0;        // Snapshots dropped so far (no collector, budget, limits).
+  uint64_t delivered = 0;      // Snapshots acknowledged by a collector so far.
+  bool abandoned = false;      // Walk stopped at a configured limit: figures are partial.
 };
 
 struct Header {
   Kind kind = Kind::kSummary;
   Identity identity;
-  uint64_t seq = 0;           // Per agent instance, from 1.
-  int64_t timestamp_ns = 0;   // When the walk started, ns since the Unix epoch.
-  uint64_t objects = 0;       // Totals over every object walked.
+  uint64_t seq = 0;          // Per agent instance, from 1.
+  int64_t timestamp_ns = 0;  // When the walk started, ns since the Unix epoch.
+  uint64_t objects = 0;      // Totals over every object walked.
   uint64_t bytes = 0;
   uint64_t types = 0;
-  uint64_t rss_bytes = 0;     // Process resident set size at the snapshot.
+  uint64_t rss_bytes = 0;          // Process resident set size at the snapshot.
   std::vector<int64_t> gc_counts;  // gc.get_count().
   std::string python_version;
-  bool has_values = false;    // Graph carries short values (str prefixes, small numbers).
+  bool has_values = false;  // Graph carries short values (str prefixes, small numbers).
   AgentFigures agent;
 };
 
@@ -72,9 +72,9 @@ enum class RootKind : uint8_t {
 // refs[ref_begin[i] .. ref_begin[i+1]), each an index into these arrays.
 struct Graph {
   std::vector<uint64_t> address;
-  std::vector<uint32_t> type;     // Index into Snapshot::types.
+  std::vector<uint32_t> type;  // Index into Snapshot::types.
   std::vector<uint64_t> size;
-  std::vector<uint64_t> length;   // Items of containers, characters of str; 0 otherwise.
+  std::vector<uint64_t> length;     // Items of containers, characters of str; 0 otherwise.
   std::vector<uint64_t> ref_begin;  // size() == objects + 1.
   std::vector<uint32_t> refs;
   // Objects whose reference list was capped or stripped: (object, true reference count).

@@ -63,7 +63,8 @@ class ZstdSink {
   void Compress(ZSTD_EndDirective mode) {
     ZSTD_inBuffer in{buffer_.data(), buffer_.size(), 0};
     while (error_ == 0) {
-      if (out_->size() - written_ < kChunk) out_->resize(out_->size() + std::max(kChunk, out_->size() / 2));
+      if (out_->size() - written_ < kChunk)
+        out_->resize(out_->size() + std::max(kChunk, out_->size() / 2));
       ZSTD_outBuffer out{out_->data(), out_->size(), written_};
       const size_t remaining = ZSTD_compressStream2(cctx_, &out, &in, mode);
       written_ = out.pos;
@@ -91,39 +92,59 @@ void PackStr(Packer& p, std::string_view s) {
 }
 
 template <typename Packer>
-void PackKey(Packer& p, std::string_view key) { PackStr(p, key); }
+void PackKey(Packer& p, std::string_view key) {
+  PackStr(p, key);
+}
 
 template <typename Packer>
 void PackHeader(Packer& p, const Header& h) {
   const AgentFigures& a = h.agent;
   p.pack_map(20);
-  PackKey(p, "service"); PackStr(p, h.identity.service);
-  PackKey(p, "host"); PackStr(p, h.identity.host);
-  PackKey(p, "pid"); p.pack_int64(h.identity.pid);
-  PackKey(p, "start_ns"); p.pack_int64(h.identity.start_time_ns);
+  PackKey(p, "service");
+  PackStr(p, h.identity.service);
+  PackKey(p, "host");
+  PackStr(p, h.identity.host);
+  PackKey(p, "pid");
+  p.pack_int64(h.identity.pid);
+  PackKey(p, "start_ns");
+  p.pack_int64(h.identity.start_time_ns);
   PackKey(p, "labels");
   p.pack_map(static_cast<uint32_t>(h.identity.labels.size()));
   for (const auto& [k, v] : h.identity.labels) {
     PackStr(p, k);
     PackStr(p, v);
   }
-  PackKey(p, "seq"); p.pack_uint64(h.seq);
-  PackKey(p, "ts_ns"); p.pack_int64(h.timestamp_ns);
-  PackKey(p, "objects"); p.pack_uint64(h.objects);
-  PackKey(p, "bytes"); p.pack_uint64(h.bytes);
-  PackKey(p, "types"); p.pack_uint64(h.types);
-  PackKey(p, "rss"); p.pack_uint64(h.rss_bytes);
+  PackKey(p, "seq");
+  p.pack_uint64(h.seq);
+  PackKey(p, "ts_ns");
+  p.pack_int64(h.timestamp_ns);
+  PackKey(p, "objects");
+  p.pack_uint64(h.objects);
+  PackKey(p, "bytes");
+  p.pack_uint64(h.bytes);
+  PackKey(p, "types");
+  p.pack_uint64(h.types);
+  PackKey(p, "rss");
+  p.pack_uint64(h.rss_bytes);
   PackKey(p, "gc");
   p.pack_array(static_cast<uint32_t>(h.gc_counts.size()));
   for (int64_t c : h.gc_counts) p.pack_int64(c);
-  PackKey(p, "python"); PackStr(p, h.python_version);
-  PackKey(p, "values"); h.has_values ? p.pack_true() : p.pack_false();
-  PackKey(p, "pause_ms"); p.pack_double(a.pause_ms);
-  PackKey(p, "encode_ms"); p.pack_double(a.encode_ms);
-  PackKey(p, "encoded_bytes"); p.pack_uint64(a.encoded_bytes);
-  PackKey(p, "dropped"); p.pack_uint64(a.dropped);
-  PackKey(p, "delivered"); p.pack_uint64(a.delivered);
-  PackKey(p, "abandoned"); a.abandoned ? p.pack_true() : p.pack_false();
+  PackKey(p, "python");
+  PackStr(p, h.python_version);
+  PackKey(p, "values");
+  h.has_values ? p.pack_true() : p.pack_false();
+  PackKey(p, "pause_ms");
+  p.pack_double(a.pause_ms);
+  PackKey(p, "encode_ms");
+  p.pack_double(a.encode_ms);
+  PackKey(p, "encoded_bytes");
+  p.pack_uint64(a.encoded_bytes);
+  PackKey(p, "dropped");
+  p.pack_uint64(a.dropped);
+  PackKey(p, "delivered");
+  p.pack_uint64(a.delivered);
+  PackKey(p, "abandoned");
+  a.abandoned ? p.pack_true() : p.pack_false();
 }
 
 template <typename Packer, typename Column>
@@ -220,17 +241,22 @@ GraphPlan PlanGraph(const Graph& g) {
 template <typename Packer>
 void PackGraph(Packer& p, const Graph& g, const GraphPlan& plan) {
   const size_t n = g.object_count();
-  PackKey(p, "addr_shift"); p.pack_int(plan.shift);
-  PackKey(p, "addr_base"); p.pack_int(static_cast<int>(plan.base));
+  PackKey(p, "addr_shift");
+  p.pack_int(plan.shift);
+  PackKey(p, "addr_base");
+  p.pack_int(static_cast<int>(plan.base));
   PackKey(p, "addr");
   p.pack_array(static_cast<uint32_t>(n));
   for (size_t i = 0; i < n; ++i) {
     const uint64_t base = AddressBaseOf(g.address, plan.base, plan.discoverer, i);
     p.pack_int64(static_cast<int64_t>((g.address[i] >> plan.shift) - (base >> plan.shift)));
   }
-  PackKey(p, "type"); PackColumn(p, g.type);
-  PackKey(p, "size"); PackColumn(p, g.size);
-  PackKey(p, "len"); PackColumn(p, g.length);
+  PackKey(p, "type");
+  PackColumn(p, g.type);
+  PackKey(p, "size");
+  PackColumn(p, g.size);
+  PackKey(p, "len");
+  PackColumn(p, g.length);
   PackKey(p, "nrefs");
   p.pack_array(static_cast<uint32_t>(n));
   for (size_t i = 0; i < n; ++i) p.pack_uint64(g.ref_begin[i + 1] - g.ref_begin[i]);
@@ -255,8 +281,10 @@ void PackGraph(Packer& p, const Graph& g, const GraphPlan& plan) {
     p.pack_uint32(index);
     p.pack_uint8(static_cast<uint8_t>(kind));
   }
-  PackKey(p, "names"); PackSparseStrings(p, g.names);
-  PackKey(p, "values"); PackSparseStrings(p, g.values);
+  PackKey(p, "names");
+  PackSparseStrings(p, g.names);
+  PackKey(p, "values");
+  PackSparseStrings(p, g.values);
 }
 
 template <typename Packer>
@@ -275,8 +303,8 @@ void PackBody(Packer& p, const Snapshot& s, const GraphPlan& plan) {
   if (graph) PackGraph(p, s.graph, plan);
 }
 
-#define TM_TRY(var, expr)                                   \
-  auto var##_result = (expr);                               \
+#define TM_TRY(var, expr)                                          \
+  auto var##_result = (expr);                                      \
   if (!var##_result) return std::unexpected(var##_result.error()); \
   auto var = *var##_result
 
@@ -325,17 +353,32 @@ Result<Header> ReadHeader(std::string_view bytes, Kind kind) {
       out.assign(v);
       return {};
     };
-    if (key == "service") { ok = str(h.identity.service); have_service = true; }
-    else if (key == "host") ok = str(h.identity.host);
-    else if (key == "pid") { ok = s(h.identity.pid); have_pid = true; }
-    else if (key == "start_ns") { ok = s(h.identity.start_time_ns); have_start = true; }
-    else if (key == "labels") ok = ReadLabels(r, h.identity);
-    else if (key == "seq") { ok = u(h.seq); have_seq = true; }
-    else if (key == "ts_ns") ok = s(h.timestamp_ns);
-    else if (key == "objects") ok = u(h.objects);
-    else if (key == "bytes") ok = u(h.bytes);
-    else if (key == "types") ok = u(h.types);
-    else if (key == "rss") ok = u(h.rss_bytes);
+    if (key == "service") {
+      ok = str(h.identity.service);
+      have_service = true;
+    } else if (key == "host")
+      ok = str(h.identity.host);
+    else if (key == "pid") {
+      ok = s(h.identity.pid);
+      have_pid = true;
+    } else if (key == "start_ns") {
+      ok = s(h.identity.start_time_ns);
+      have_start = true;
+    } else if (key == "labels")
+      ok = ReadLabels(r, h.identity);
+    else if (key == "seq") {
+      ok = u(h.seq);
+      have_seq = true;
+    } else if (key == "ts_ns")
+      ok = s(h.timestamp_ns);
+    else if (key == "objects")
+      ok = u(h.objects);
+    else if (key == "bytes")
+      ok = u(h.bytes);
+    else if (key == "types")
+      ok = u(h.types);
+    else if (key == "rss")
+      ok = u(h.rss_bytes);
     else if (key == "gc") {
       TM_TRY(count, r.ReadArrayHeader());
       for (uint32_t j = 0; j < count && ok; ++j) {
@@ -343,20 +386,29 @@ Result<Header> ReadHeader(std::string_view bytes, Kind kind) {
         ok = s(c);
         h.gc_counts.push_back(c);
       }
-    }
-    else if (key == "python") ok = str(h.python_version);
-    else if (key == "values") ok = b(h.has_values);
-    else if (key == "pause_ms") ok = d(h.agent.pause_ms);
-    else if (key == "encode_ms") ok = d(h.agent.encode_ms);
-    else if (key == "encoded_bytes") ok = u(h.agent.encoded_bytes);
-    else if (key == "dropped") ok = u(h.agent.dropped);
-    else if (key == "delivered") ok = u(h.agent.delivered);
-    else if (key == "abandoned") ok = b(h.agent.abandoned);
-    else ok = r.Skip();  // Keys added later within this version are optional.
+    } else if (key == "python")
+      ok = str(h.python_version);
+    else if (key == "values")
+      ok = b(h.has_values);
+    else if (key == "pause_ms")
+      ok = d(h.agent.pause_ms);
+    else if (key == "encode_ms")
+      ok = d(h.agent.encode_ms);
+    else if (key == "encoded_bytes")
+      ok = u(h.agent.encoded_bytes);
+    else if (key == "dropped")
+      ok = u(h.agent.dropped);
+    else if (key == "delivered")
+      ok = u(h.agent.delivered);
+    else if (key == "abandoned")
+      ok = b(h.agent.abandoned);
+    else
+      ok = r.Skip();  // Keys added later within this version are optional.
     if (!ok) return Fail(ok.error().message + " (key '" + std::string(key) + "')");
   }
-  if (!r.AtEnd()) return Fail("header: " + std::to_string(bytes.size() - r.position()) +
-                              " bytes after the header map");
+  if (!r.AtEnd())
+    return Fail("header: " + std::to_string(bytes.size() - r.position()) +
+                " bytes after the header map");
   if (!have_service || !have_pid || !have_start || !have_seq) {
     return Fail("header: missing one of the required keys service, pid, start_ns, seq");
   }
@@ -412,8 +464,9 @@ Result<void> ReadSparseStrings(MsgpackReader& r, const char* name, size_t object
     TM_TRY(fields, r.ReadArrayHeader());
     if (fields != 2) return Fail(std::string("body: '") + name + "' entry is not [index, text]");
     TM_TRY(index, r.ReadUint());
-    if (index >= objects) return Fail(std::string("body: '") + name + "' names object " +
-                                      std::to_string(index) + " of " + std::to_string(objects));
+    if (index >= objects)
+      return Fail(std::string("body: '") + name + "' names object " + std::to_string(index) +
+                  " of " + std::to_string(objects));
     TM_TRY(text, r.ReadStr());
     out.emplace_back(static_cast<uint32_t>(index), std::string(text));
   }
@@ -554,9 +607,10 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
       // fresh is below 2^32 and |delta| below 2^63: the sum cannot overflow 128 bits.
       const __int128 wide = static_cast<__int128>(fresh) + ref_deltas[k];
       if (wide < 0 || wide >= static_cast<__int128>(objects)) {
-        return Fail("body: object " + std::to_string(i) + " refers to object " +
-                    (wide < 0 ? std::string("below 0") : std::to_string(static_cast<uint64_t>(wide))) +
-                    " of " + std::to_string(objects));
+        return Fail(
+            "body: object " + std::to_string(i) + " refers to object " +
+            (wide < 0 ? std::string("below 0") : std::to_string(static_cast<uint64_t>(wide))) +
+            " of " + std::to_string(objects));
       }
       const int64_t target = static_cast<int64_t>(wide);
       g.refs[k] = static_cast<uint32_t>(target);
@@ -564,7 +618,8 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
     }
   }
   std::vector<uint32_t> discoverer;
-  if (coded.base == AddressBase::kDiscoverer) discoverer = Discoverers(objects, g.ref_begin, g.refs);
+  if (coded.base == AddressBase::kDiscoverer)
+    discoverer = Discoverers(objects, g.ref_begin, g.refs);
   g.address.resize(objects);
   for (size_t i = 0; i < objects; ++i) {
     // Bases are shifted values, so the shift is applied once the column is complete.
@@ -654,7 +709,8 @@ Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& li
     return Fail("truncated envelope: " + std::to_string(message.size()) + " of " +
                 std::to_string(kEnvelopeSize) + " bytes");
   }
-  if (std::memcmp(message.data(), kMagic, 4) != 0) return Fail("not a tidemark snapshot (bad magic)");
+  if (std::memcmp(message.data(), kMagic, 4) != 0)
+    return Fail("not a tidemark snapshot (bad magic)");
   Envelope e;
   e.version = static_cast<uint16_t>(GetLE(message, 4, 2));
   if (e.version != kFormatVersion) {

@@ -36,9 +36,11 @@ TEST(Cli, SummaryPrintsMeliaeTableSortedBySize) {
   std::string out, err;
   ASSERT_EQ(RunCli({"summary", path}, out, err), 0) << err;
   EXPECT_NE(out.find("Total 110 objects, 2 types, Total size = 0.0MiB (9200 bytes)"),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find(" Index   Count   %      Size   % Cum     Max Kind"), std::string::npos);
-  EXPECT_NE(out.find("     0      10   9      6400  69  69     640 dict"), std::string::npos) << out;
+  EXPECT_NE(out.find("     0      10   9      6400  69  69     640 dict"), std::string::npos)
+      << out;
   EXPECT_NE(out.find("     1     100  90      2800  30 100      28 int"), std::string::npos) << out;
 }
 

@@ -67,9 +67,8 @@ TEST(Layering, NoFolderIncludesOneItMustNot) {
         if (!std::regex_search(line, m, include_re)) continue;
         const std::string target = m[1];
         if (!kAllowed.count(target) || target == folder) continue;
-        EXPECT_TRUE(allowed.count(target))
-            << f.path().string() << ":" << number << ": " << folder << "/ must not include "
-            << target << "/";
+        EXPECT_TRUE(allowed.count(target)) << f.path().string() << ":" << number << ": " << folder
+                                           << "/ must not include " << target << "/";
       }
     }
   }
