@@ -78,6 +78,9 @@ size_t tm_instance_values_size(PyObject* o) {
 #if PY_VERSION_HEX >= 0x030D0000
   PyTypeObject* tp = Py_TYPE(o);
   if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES)) return 0;
+  /* A materialized __dict__ that uses the inline values counts them in its own size. */
+  PyDictObject* dict = _PyObject_GetManagedDict(o);
+  if (dict != NULL && dict->ma_values == _PyObject_InlineValues(o)) return 0;
   return _PyInlineValuesSize(tp);
 #elif PY_VERSION_HEX >= 0x030C0000
   PyTypeObject* tp = Py_TYPE(o);

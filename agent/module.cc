@@ -35,6 +35,7 @@ struct AgentState {
   int signal_number = 0;
   struct sigaction previous_action {};
   int64_t start_time_ns = 0;
+  PyObject* sizers = nullptr;  // dict: type name -> callable, or nullptr. Strong reference.
 };
 
 AgentState& State() {
@@ -84,6 +85,15 @@ bool InstallSignal(int signum) {
 
 void RestoreSignal(int signum) { sigaction(signum, &g_previous_action, nullptr); }
 
+uint64_t ResidentBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long pages_total = 0, pages_resident = 0;
+  const int got = std::fscanf(f, "%llu %llu", &pages_total, &pages_resident);
+  std::fclose(f);
+  return got == 2 ? pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
 std::string PythonVersion() {
   const char* v = Py_GetVersion();
   std::string s(v);
@@ -101,7 +111,43 @@ snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outco
   s.header.gc_counts.assign(counts, counts + 3);
   s.header.python_version = PythonVersion();
   s.header.timestamp_ns = NowNs();
+  s.header.rss_bytes = ResidentBytes();
   return s;
+}
+
+// Runs the configured sizers (type name -> callable(obj) returning the bytes the object owns
+// beyond its own size, e.g. a numpy array's buffer) on the objects the walk listed. This is
+// Python code, so it runs after the walk: every listed object is held first, so none can be
+// freed under us, and released last. A sizer that raises or returns something odd adds
+// nothing. REQUIRES: the GIL, and no Python code run since the walk.
+void ApplySizers(PyObject* sizers, WalkOutcome& outcome, snapshot::Snapshot& s) {
+  if (sizers == nullptr || outcome.needs_sizer.empty()) return;
+  for (const SizedObject& item : outcome.needs_sizer)
+    Py_INCREF(static_cast<PyObject*>(item.object));
+  PyObject *saved_type, *saved_value, *saved_traceback;
+  PyErr_Fetch(&saved_type, &saved_value, &saved_traceback);
+  const bool graph = s.header.kind == snapshot::Kind::kGraph;
+  for (const SizedObject& item : outcome.needs_sizer) {
+    PyObject* sizer = PyDict_GetItemString(sizers, s.types[item.row].name.c_str());
+    if (sizer == nullptr) continue;
+    PyObject* result =
+        PyObject_CallFunctionObjArgs(sizer, static_cast<PyObject*>(item.object), nullptr);
+    long long extra = result && PyLong_Check(result) ? PyLong_AsLongLong(result) : -1;
+    Py_XDECREF(result);
+    PyErr_Clear();
+    if (extra <= 0) continue;
+    auto& row = s.types[item.row];
+    row.bytes += static_cast<uint64_t>(extra);
+    s.header.bytes += static_cast<uint64_t>(extra);
+    if (graph && item.index < s.graph.size.size()) {
+      s.graph.size[item.index] += static_cast<uint64_t>(extra);
+      row.max_bytes = std::max<uint64_t>(row.max_bytes, s.graph.size[item.index]);
+    }
+  }
+  PyErr_Restore(saved_type, saved_value, saved_traceback);
+  for (const SizedObject& item : outcome.needs_sizer)
+    Py_DECREF(static_cast<PyObject*>(item.object));
+  outcome.needs_sizer.clear();
 }
 
 std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, snapshot::Kind kind) {
@@ -113,7 +159,10 @@ std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, snapshot::Kin
     options.kind = kind;
     WalkOutcome outcome;
     snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
-    if (!outcome.abandoned) result = std::move(s);
+    if (!outcome.abandoned) {
+      ApplySizers(State().sizers, outcome, s);
+      result = std::move(s);
+    }
   }
   PyGILState_Release(gil);
   if (result && kind == snapshot::Kind::kGraph)
@@ -181,17 +230,23 @@ PyObject* TypesToList(const std::vector<snapshot::TypeStat>& types, bool keep_al
 
 // take(kind, values, max_refs, exclude, max_objects, max_pause_ms, service, labels, seq)
 PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {"kind",         "values",  "max_refs", "exclude", "max_objects",
-                                   "max_pause_ms", "service", "labels",   "seq",     nullptr};
+  static const char* keywords[] = {"kind",        "values",       "max_refs", "exclude",
+                                   "max_objects", "max_pause_ms", "service",  "labels",
+                                   "seq",         "sizers",       nullptr};
   const char* kind = "summary";
   int values = 0;
   long long max_refs = -1, max_objects = 0, seq = 1;
   double max_pause_ms = 0;
-  PyObject *exclude = nullptr, *labels = nullptr;
+  PyObject *exclude = nullptr, *labels = nullptr, *sizers = nullptr;
   const char* service = "python";
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|spLOLdsOL", const_cast<char**>(keywords), &kind,
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|spLOLdsOLO", const_cast<char**>(keywords), &kind,
                                    &values, &max_refs, &exclude, &max_objects, &max_pause_ms,
-                                   &service, &labels, &seq)) {
+                                   &service, &labels, &seq, &sizers)) {
+    return nullptr;
+  }
+  if (sizers == Py_None) sizers = nullptr;
+  if (sizers != nullptr && !PyDict_Check(sizers)) {
+    PyErr_SetString(PyExc_TypeError, "sizers must be a dict of type name to callable");
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
@@ -208,6 +263,7 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   options.max_objects = static_cast<uint64_t>(max_objects);
   options.max_pause_ms = max_pause_ms;
   if (!ParseStringList(exclude, &options.exclude_types)) return nullptr;
+  if (sizers != nullptr && !ParseStringList(sizers, &options.sized_types)) return nullptr;
   snapshot::Identity identity;
   identity.service = service;
   identity.host = HostName();
@@ -224,6 +280,7 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   WalkOutcome outcome;
   UnresolvedReferences unresolved;
   snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
+  ApplySizers(sizers, outcome, s);
   // Everything Python-visible is built after the walk, never during it.
   s.header.identity = std::move(identity);
   s.header.seq = static_cast<uint64_t>(seq);
@@ -272,10 +329,10 @@ void StopReporter(AgentState& st) {
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* keywords[] = {
-      "endpoint",         "service",          "labels",           "interval",
-      "graph_every",      "values",           "max_refs",         "exclude",
-      "max_objects",      "max_pause_ms",     "budget_bytes",     "signal",
-      "curve_server_key", "curve_public_key", "curve_secret_key", nullptr};
+      "endpoint",     "service",  "labels",           "interval",         "graph_every",
+      "values",       "max_refs", "exclude",          "max_objects",      "max_pause_ms",
+      "budget_bytes", "signal",   "curve_server_key", "curve_public_key", "curve_secret_key",
+      "sizers",       nullptr};
   const char* endpoint;
   const char* service;
   PyObject *labels = nullptr, *exclude = nullptr;
@@ -283,10 +340,16 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   int graph_every = 0, values = 0, signum = 0;
   long long max_refs = -1, max_objects = 0, budget = 64ll << 20;
   const char *server_key = "", *public_key = "", *secret_key = "";
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisss", const_cast<char**>(keywords),
+  PyObject* sizers = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisssO", const_cast<char**>(keywords),
                                    &endpoint, &service, &labels, &interval, &graph_every, &values,
                                    &max_refs, &exclude, &max_objects, &max_pause_ms, &budget,
-                                   &signum, &server_key, &public_key, &secret_key)) {
+                                   &signum, &server_key, &public_key, &secret_key, &sizers)) {
+    return nullptr;
+  }
+  if (sizers == Py_None) sizers = nullptr;
+  if (sizers != nullptr && !PyDict_Check(sizers)) {
+    PyErr_SetString(PyExc_TypeError, "sizers must be a dict of type name to callable");
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
@@ -318,6 +381,11 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   walk.max_objects = static_cast<uint64_t>(max_objects);
   walk.max_pause_ms = max_pause_ms;
   if (!ParseStringList(exclude, &walk.exclude_types)) return nullptr;
+  if (sizers != nullptr && !ParseStringList(sizers, &walk.sized_types)) return nullptr;
+  Py_XINCREF(sizers);
+  PyObject* previous_sizers = st.sizers;
+  st.sizers = sizers;
+  Py_XDECREF(previous_sizers);
   st.config = std::move(config);
   st.walk = std::move(walk);
   st.start_time_ns = st.config.identity.start_time_ns;

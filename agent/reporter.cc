@@ -31,19 +31,6 @@ struct Reporter::State {
   ReporterFigures figures;
 };
 
-namespace {
-
-uint64_t ResidentBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long long pages_total = 0, pages_resident = 0;
-  const int got = std::fscanf(f, "%llu %llu", &pages_total, &pages_resident);
-  std::fclose(f);
-  return got == 2 ? pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
-}
-
-}  // namespace
-
 Reporter::Reporter(ReporterConfig config, TakeFn take)
     : state_(std::make_unique<State>()), config_(std::move(config)), take_(std::move(take)) {}
 
@@ -143,7 +130,6 @@ void Reporter::Run() {
     snapshot::Header& h = snap->header;
     h.identity = config_.identity;
     h.seq = ++s.seq;
-    h.rss_bytes = ResidentBytes();
     h.agent.encode_ms = before.last_encode_ms;
     h.agent.encoded_bytes = before.last_encoded_bytes;
     h.agent.dropped = before.dropped;

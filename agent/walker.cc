@@ -60,6 +60,7 @@ struct TypeInfo {
   uint32_t row = 0;
   bool excluded = false;
   bool exact_dict = false;
+  bool has_sizer = false;      // Listed for a configured sizer after the walk.
   bool may_have_dict = false;  // Instances can have a __dict__ (folded into them).
   Sizer sizer = Sizer::kDefault;
   Length length = Length::kNone;
@@ -119,6 +120,7 @@ class Walker {
         graph_(options.kind == snapshot::Kind::kGraph),
         interned_(GetInterned()) {
     exclude_.insert(options.exclude_types.begin(), options.exclude_types.end());
+    sized_.insert(options.sized_types.begin(), options.sized_types.end());
   }
 
   WalkOutcome Run() {
@@ -226,6 +228,7 @@ class Walker {
   void Describe(PyTypeObject* type, TypeInfo& info) {
     std::string name = TypeName(type);
     info.excluded = exclude_.count(name) > 0;
+    info.has_sizer = sized_.count(name) > 0;
     auto [row, inserted] = row_of_.try_emplace(name, out_->types.size());
     if (inserted) out_->types.push_back(snapshot::TypeStat{name, 0, 0, 0});
     info.row = static_cast<uint32_t>(row->second);
@@ -447,6 +450,7 @@ class Walker {
       row.bytes += size;
     }
     row.max_bytes = std::max<uint64_t>(row.max_bytes, size);
+    if (info.has_sizer) outcome_.needs_sizer.push_back({i, o, info.row});
     ++objects_;
     total_bytes_ += size;
 
@@ -540,6 +544,7 @@ class Walker {
   std::pair<PyTypeObject*, TypeInfo*> type_cache_[kTypeCacheSize] = {};
   std::unordered_map<std::string, size_t> row_of_;
   std::unordered_set<std::string> exclude_;
+  std::unordered_set<std::string> sized_;
   std::unordered_set<uint64_t> root_seen_;
   const Interned& interned_;
   WalkOutcome outcome_;

@@ -31,8 +31,17 @@ struct WalkOptions {
   size_t value_chars = 100;                // Prefix length of str values.
   int64_t max_refs = -1;                   // Graph only: references kept per object; -1 = all.
   std::vector<std::string> exclude_types;  // Not recorded and not entered.
+  std::vector<std::string> sized_types;    // Listed for sizers after the walk (by type name).
   uint64_t max_objects = 0;                // Abandon past this many objects; 0 = no limit.
   double max_pause_ms = 0;                 // Abandon once the GIL was held this long; 0 = no limit.
+};
+
+// An object of one of WalkOptions::sized_types: the configured sizer adds to its size once
+// the walk is over.
+struct SizedObject {
+  size_t index;  // Object number (graph column position).
+  void* object;  // The PyObject*, alive as long as no Python code ran since the walk.
+  uint32_t row;  // Its row in Snapshot::types.
 };
 
 struct WalkOutcome {
@@ -40,6 +49,7 @@ struct WalkOutcome {
   std::string abandon_reason;
   double pause_ms = 0;
   uint64_t references = 0;
+  std::vector<SizedObject> needs_sizer;
 };
 
 // A graph's references and roots as the walk found them: addresses. Object i's references

@@ -101,7 +101,7 @@ def parse_labels(text):
 
 
 def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_objects=0,
-             max_pause_ms=0, service=None, labels=None):
+             max_pause_ms=0, service=None, labels=None, sizers=None):
     """Takes a snapshot of this process's heap now and returns a Snapshot.
 
     kind: "summary" (per-type counts and bytes) or "graph" (every object and reference).
@@ -109,6 +109,9 @@ def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_object
     max_refs: graph only; keep at most this many references per object (true count kept).
     exclude: type names (module-qualified) neither recorded nor entered.
     max_objects, max_pause_ms: abandon the walk past these limits (Snapshot.abandoned).
+    sizers: {type name: callable(obj) -> int}: bytes an object owns beyond its own size
+        (e.g. {"numpy.ndarray": lambda a: a.nbytes if a.base is None else 0}); run after
+        the walk, with the GIL, never during it.
     """
     _seq[0] += 1
     result = _native.take(kind=kind, values=bool(values),
@@ -116,7 +119,7 @@ def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_object
                           exclude=list(exclude), max_objects=int(max_objects),
                           max_pause_ms=float(max_pause_ms),
                           service=service or _service_default(), labels=_labels(labels),
-                          seq=_seq[0])
+                          seq=_seq[0], sizers=sizers)
     return Snapshot(kind, result)
 
 
@@ -171,7 +174,7 @@ def _env_float(name, default):
 def start(endpoint=None, service=None, interval=None, graph_every=None, labels=None,
           values=False, max_refs=None, exclude=(), signal=None, max_objects=0, max_pause_ms=0,
           budget_bytes=64 << 20, curve_server_key=None, curve_public_key=None,
-          curve_secret_key=None):
+          curve_secret_key=None, sizers=None):
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
@@ -194,7 +197,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                   budget_bytes=int(budget_bytes), signal=_signal_number(signal),
                   curve_server_key=curve_server_key or "",
                   curve_public_key=curve_public_key or "",
-                  curve_secret_key=curve_secret_key or "")
+                  curve_secret_key=curve_secret_key or "", sizers=sizers)
 
 
 def start_from_env():

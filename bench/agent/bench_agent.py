@@ -75,6 +75,17 @@ def peak_rss_bytes():
     return 0
 
 
+def trim_malloc():
+    """Hands memory freed by earlier snapshots back to the kernel, so that RSS before a
+    snapshot does not include free space the snapshot would then reuse unseen."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def reset_peak():
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -117,6 +128,7 @@ def measure(items, churn, repeat):
             for _ in range(repeat):
                 snap = None
                 gc.collect()
+                trim_malloc()
                 base = rss_bytes()
                 peak_ok = reset_peak()
                 snap = tidemark.snapshot(kind=kind)
@@ -173,20 +185,21 @@ def main():
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    header = ("| heap | objects | refs | summary pause ms (ns/obj) | graph pause ms (ns/obj) | "
-              "encode ms (graph, off GIL) | wire B/obj summary / graph | peak extra B/obj graph "
-              "(B/obj + B/ref) | coverage | pure-Python walk ns/obj (ratio) |")
-    print(header)
+    print("Python %s" % sys.version.split()[0])
+    print()
+    print("| heap | objects | refs | summary pause ms (ns/obj) | graph pause ms (ns/obj) | "
+          "graph encode ms, off GIL | wire: summary KB, graph B/obj | graph peak extra B/obj "
+          "(target 40 + 8/ref) | coverage | pure-Python walk ns/obj (x ours, graph) |")
     print("|" + "---|" * 10)
     for r in results:
         s, g = r["summary"], r["graph"]
-        per_ref = (g["peak_extra_bytes"] - 40 * g["objects"]) / max(g["references"], 1)
-        print("| %s | %d | %d | %.0f (%.0f) | %.0f (%.0f) | %.0f | %.2f / %.2f | %.0f (40 + %.1f/ref) "
-              "| %.1f%% | %.0f (%.0fx ours) |" % (
+        budget = 40 + 8.0 * g["references"] / g["objects"]
+        print("| %s | %d | %d | %.0f (%.0f) | %.0f (%.0f) | %.0f | %.1f KB, %.2f | %.0f (%.0f) "
+              "| %.1f%% | %.0f (%.0fx) |" % (
                   r["heap"], g["objects"], g["references"], s["pause_ms"], s["pause_ns_per_object"],
                   g["pause_ms"], g["pause_ns_per_object"], g["encode_ms"],
-                  s["wire_bytes_per_object"], g["wire_bytes_per_object"],
-                  g["peak_extra_bytes_per_object"], per_ref, r["coverage"] * 100,
+                  s["wire_bytes_per_object"] * s["objects"] / 1024.0, g["wire_bytes_per_object"],
+                  g["peak_extra_bytes_per_object"], budget, r["coverage"] * 100,
                   r["python_walk_ns_per_object"],
                   r["python_walk_ns_per_object"] / g["pause_ns_per_object"]))
 

@@ -46,15 +46,50 @@ def run_python(code, timeout=60, env=None, args=()):
                           capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
-def stop_collector(collector):
-    collector.stdin.close()
-    try:
-        collector.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        collector.kill()
-        raise
-    finally:
-        collector.stdout.close()
+class Collector(object):
+    """The ack_collector test binary: a real ZeroMQ ROUTER on a free loopback port that
+    decodes every snapshot and acknowledges it. Its lines are read by a thread, so waiting
+    for them times out instead of blocking."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([os.environ["TIDEMARK_ACK_COLLECTOR"]], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.endpoint = self.proc.stdout.readline().split()[1]
+        self._lines = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._lock:
+                self._lines.append(line.split())
+
+    def received(self):
+        """[service, pid, seq, kind, objects] of every snapshot decoded so far."""
+        with self._lock:
+            return [line[1:] for line in self._lines if line and line[0] == "ok"]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        finally:
+            self._reader.join(timeout=10)
+            self.proc.stdout.close()
+
+
+class Buffer(object):
+    """Stands for an object owning memory its layout does not show (a numpy array)."""
+
+    def __init__(self, n):
+        self.n = n
 
 
 class Holder(object):
@@ -196,6 +231,20 @@ class Stripping(unittest.TestCase):
         g = graph(exclude=["float"])
         self.assertFalse(any(g["types"][t][0] == "float" for t in g["type"]))
 
+    def test_configured_sizers_add_what_objects_own_after_the_walk(self):
+        buffers = [Buffer(1000 * (i + 1)) for i in range(3)]
+        name = __name__ + ".Buffer"
+        plain = tidemark.snapshot().type(name)
+        sized = tidemark.snapshot(sizers={name: lambda b: b.n}).type(name)
+        self.assertEqual(sized.bytes - plain.bytes, 6000)
+        broken = tidemark.snapshot(sizers={name: lambda b: 1 // 0}).type(name)
+        self.assertEqual(broken.bytes, plain.bytes)  # A failing sizer adds nothing.
+        g = graph(sizers={name: lambda b: b.n})
+        plain_graph = graph()
+        where, plain_where = index_of(g), index_of(plain_graph)
+        self.assertEqual(g["size"][where[id(buffers[2])]] -
+                         plain_graph["size"][plain_where[id(buffers[2])]], 3000)
+
     def test_walk_past_its_object_limit_is_abandoned(self):
         snap = tidemark.snapshot(max_objects=1000)
         self.assertTrue(snap.abandoned)
@@ -203,6 +252,13 @@ class Stripping(unittest.TestCase):
 
 
 class HeapUnchanged(unittest.TestCase):
+    def test_summary_carries_process_figures(self):
+        h = tidemark.load(tidemark.snapshot().encoded)
+        self.assertGreater(h["rss"], 1 << 20)
+        self.assertEqual(h["python"], sys.version.split()[0])
+        self.assertEqual(h["pid"], os.getpid())
+        self.assertEqual(len(h["gc_counts"]), 3)
+
     def test_walk_allocates_no_gc_object(self):
         # The call itself allocates (its arguments), so the counts are read natively right
         # before the walk and compared with those the snapshot recorded right after it.
@@ -261,23 +317,19 @@ class Reporting(unittest.TestCase):
         self.assertGreater(loops, 1000, "the application thread barely ran")
 
     def test_snapshots_are_delivered_and_acknowledged(self):
-        collector = subprocess.Popen([os.environ["TIDEMARK_ACK_COLLECTOR"]], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
-        try:
-            endpoint = collector.stdout.readline().split()[1]
-            tidemark.start(endpoint, service="acked", interval=0.05, labels="env=test",
+        with Collector() as collector:
+            tidemark.start(collector.endpoint, service="acked", interval=0.05, labels="env=test",
                            graph_every=3)
             try:
                 wait_for(lambda: tidemark.status()["delivered"] >= 4, what="4 acknowledgements")
             finally:
                 tidemark.stop()
-            lines = [collector.stdout.readline().split() for _ in range(4)]
-            self.assertTrue(all(line[0] == "ok" and line[1] == "acked" for line in lines), lines)
-            self.assertEqual([int(line[3]) for line in lines], [1, 2, 3, 4])
-            self.assertEqual(lines[2][4], "graph")
-            self.assertEqual(int(lines[0][2]), os.getpid())
-        finally:
-            stop_collector(collector)
+            got = wait_for(lambda: collector.received()[:4] if len(collector.received()) >= 4
+                           else None, what="4 decoded snapshots")
+        self.assertTrue(all(line[0] == "acked" for line in got), got)
+        self.assertEqual([int(line[2]) for line in got], [1, 2, 3, 4])
+        self.assertEqual(got[2][3], "graph")
+        self.assertEqual(int(got[0][1]), os.getpid())
 
     def test_signal_takes_a_snapshot_and_chains_to_the_previous_handler(self):
         calls = []
@@ -350,59 +402,65 @@ class Reporting(unittest.TestCase):
 
 class Run(unittest.TestCase):
     def test_run_starts_the_agent_for_a_script_with_no_code_change(self):
-        collector = subprocess.Popen([os.environ["TIDEMARK_ACK_COLLECTOR"]], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
-        try:
-            endpoint = collector.stdout.readline().split()[1]
-            with tempfile.TemporaryDirectory() as tmp:
-                script = os.path.join(tmp, "app.py")
-                with open(script, "w") as f:
-                    f.write("import sys, time\nprint('args', sys.argv[1:])\ntime.sleep(0.5)\n")
-                env = {"TIDEMARK_ENDPOINT": endpoint, "TIDEMARK_SERVICE": "runsvc",
-                       "TIDEMARK_INTERVAL": "0.05", "TIDEMARK_LABELS": "env=ci"}
-                result = subprocess.run([sys.executable, "-m", "tidemark", "run", script, "a", "b"],
-                                        capture_output=True, text=True, timeout=60,
-                                        env=dict(os.environ, **env))
+        with Collector() as collector, tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "app.py")
+            with open(script, "w") as f:
+                f.write("import sys, time\nprint('args', sys.argv[1:])\ntime.sleep(0.5)\n")
+            env = {"TIDEMARK_ENDPOINT": collector.endpoint, "TIDEMARK_SERVICE": "runsvc",
+                   "TIDEMARK_INTERVAL": "0.05", "TIDEMARK_LABELS": "env=ci"}
+            result = subprocess.run([sys.executable, "-m", "tidemark", "run", script, "a", "b"],
+                                    capture_output=True, text=True, timeout=60,
+                                    env=dict(os.environ, **env))
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertIn("args ['a', 'b']", result.stdout)
-            line = collector.stdout.readline().split()
-            self.assertEqual(line[:2], ["ok", "runsvc"])
-        finally:
-            stop_collector(collector)
+            wait_for(lambda: any(line[0] == "runsvc" for line in collector.received()),
+                     what="a snapshot from the script")
+
+    def test_run_starts_the_agent_for_a_module_and_a_console_script(self):
+        with Collector() as collector, tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "leakymod.py"), "w") as f:
+                f.write("import sys, time\nprint('module', sys.argv[1:])\ntime.sleep(0.4)\n")
+            bindir = os.path.join(tmp, "bin")
+            os.mkdir(bindir)
+            script = os.path.join(bindir, "myserver")  # As pip writes console scripts.
+            with open(script, "w") as f:
+                f.write("#!%s\nimport sys, leakymod\n" % sys.executable)
+            os.chmod(script, 0o755)
+            env = dict(os.environ, TIDEMARK_ENDPOINT=collector.endpoint, TIDEMARK_INTERVAL="0.05",
+                       PATH=bindir + os.pathsep + os.environ.get("PATH", ""),
+                       PYTHONPATH=tmp + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            env.pop("TIDEMARK_SERVICE", None)
+            as_module = subprocess.run([sys.executable, "-m", "tidemark", "run", "-m", "leakymod",
+                                        "x"], capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(as_module.returncode, 0, as_module.stderr)
+            self.assertIn("module ['x']", as_module.stdout)
+            as_script = subprocess.run([sys.executable, "-m", "tidemark", "run", "myserver"],
+                                       capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(as_script.returncode, 0, as_script.stderr)
+            wait_for(lambda: {"leakymod", "myserver"} <= {l[0] for l in collector.received()},
+                     what="snapshots from the module and the console script")
 
     def test_spawned_children_report_as_their_own_instances(self):
-        collector = subprocess.Popen([os.environ["TIDEMARK_ACK_COLLECTOR"]], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
-        try:
-            endpoint = collector.stdout.readline().split()[1]
-            with tempfile.TemporaryDirectory() as tmp:
-                script = os.path.join(tmp, "parent.py")
-                with open(script, "w") as f:
-                    f.write(textwrap.dedent("""
-                        import multiprocessing, time
-                        def work():
-                            time.sleep(1.0)
-                        if __name__ == "__main__":
-                            ctx = multiprocessing.get_context("spawn")
-                            p = ctx.Process(target=work); p.start(); p.join()
-                            time.sleep(0.3)
-                    """))
-                env = {"TIDEMARK_ENDPOINT": endpoint, "TIDEMARK_SERVICE": "family",
-                       "TIDEMARK_INTERVAL": "0.1"}
-                result = subprocess.run([sys.executable, "-m", "tidemark", "run", script],
-                                        capture_output=True, text=True, timeout=60,
-                                        env=dict(os.environ, **env))
+        with Collector() as collector, tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "parent.py")
+            with open(script, "w") as f:
+                f.write(textwrap.dedent("""
+                    import multiprocessing, time
+                    def work():
+                        time.sleep(1.0)
+                    if __name__ == "__main__":
+                        ctx = multiprocessing.get_context("spawn")
+                        p = ctx.Process(target=work); p.start(); p.join()
+                        time.sleep(0.3)
+                """))
+            env = {"TIDEMARK_ENDPOINT": collector.endpoint, "TIDEMARK_SERVICE": "family",
+                   "TIDEMARK_INTERVAL": "0.1"}
+            result = subprocess.run([sys.executable, "-m", "tidemark", "run", script],
+                                    capture_output=True, text=True, timeout=60,
+                                    env=dict(os.environ, **env))
             self.assertEqual(result.returncode, 0, result.stderr)
-            pids = set()
-
-            def two_pids():
-                line = collector.stdout.readline().split()
-                if line and line[0] == "ok":
-                    pids.add(line[2])
-                return len(pids) >= 2
-            wait_for(two_pids, what="snapshots from parent and child")
-        finally:
-            stop_collector(collector)
+            wait_for(lambda: len({l[1] for l in collector.received() if l[0] == "family"}) >= 2,
+                     what="snapshots from parent and child")
 
     def test_demo_app_diff_names_the_leaking_type(self):
         with tempfile.TemporaryDirectory() as tmp:
