@@ -228,6 +228,23 @@ PyObject* TypesToList(const std::vector<snapshot::TypeStat>& types, bool keep_al
   return list;
 }
 
+// The walk options snapshot() and start() share. `sizers` may be None; it is checked and
+// its keys become the types to list for it. False with a Python error set on bad input.
+bool ParseWalkOptions(int values, long long max_refs, PyObject* exclude, long long max_objects,
+                      double max_pause_ms, PyObject** sizers, WalkOptions* options) {
+  if (*sizers == Py_None) *sizers = nullptr;
+  if (*sizers != nullptr && !PyDict_Check(*sizers)) {
+    PyErr_SetString(PyExc_TypeError, "sizers must be a dict of type name to callable");
+    return false;
+  }
+  options->values = values != 0;
+  options->max_refs = max_refs;
+  options->max_objects = static_cast<uint64_t>(max_objects);
+  options->max_pause_ms = max_pause_ms;
+  return ParseStringList(exclude, &options->exclude_types) &&
+         (*sizers == nullptr || ParseStringList(*sizers, &options->sized_types));
+}
+
 // take(kind, values, max_refs, exclude, max_objects, max_pause_ms, service, labels, seq)
 PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* keywords[] = {"kind",        "values",       "max_refs", "exclude",
@@ -244,13 +261,11 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
                                    &service, &labels, &seq, &sizers)) {
     return nullptr;
   }
-  if (sizers == Py_None) sizers = nullptr;
-  if (sizers != nullptr && !PyDict_Check(sizers)) {
-    PyErr_SetString(PyExc_TypeError, "sizers must be a dict of type name to callable");
-    return nullptr;
-  }
   if (RefuseUnsupportedInterpreter()) return nullptr;
   WalkOptions options;
+  if (!ParseWalkOptions(values, max_refs, exclude, max_objects, max_pause_ms, &sizers, &options)) {
+    return nullptr;
+  }
   const std::string kind_name = kind;
   if (kind_name == "graph") {
     options.kind = snapshot::Kind::kGraph;
@@ -258,12 +273,6 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
     PyErr_Format(PyExc_ValueError, "kind must be 'summary' or 'graph', not '%s'", kind);
     return nullptr;
   }
-  options.values = values != 0;
-  options.max_refs = max_refs;
-  options.max_objects = static_cast<uint64_t>(max_objects);
-  options.max_pause_ms = max_pause_ms;
-  if (!ParseStringList(exclude, &options.exclude_types)) return nullptr;
-  if (sizers != nullptr && !ParseStringList(sizers, &options.sized_types)) return nullptr;
   snapshot::Identity identity;
   identity.service = service;
   identity.host = HostName();
@@ -347,12 +356,11 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
                                    &signum, &server_key, &public_key, &secret_key, &sizers)) {
     return nullptr;
   }
-  if (sizers == Py_None) sizers = nullptr;
-  if (sizers != nullptr && !PyDict_Check(sizers)) {
-    PyErr_SetString(PyExc_TypeError, "sizers must be a dict of type name to callable");
+  if (RefuseUnsupportedInterpreter()) return nullptr;
+  WalkOptions walk;
+  if (!ParseWalkOptions(values, max_refs, exclude, max_objects, max_pause_ms, &sizers, &walk)) {
     return nullptr;
   }
-  if (RefuseUnsupportedInterpreter()) return nullptr;
   AgentState& st = State();
   if (st.reporter) {
     PyErr_SetString(PyExc_RuntimeError, "tidemark is already started; call stop() first");
@@ -375,13 +383,6 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   config.curve_server_key = server_key;
   config.curve_public_key = public_key;
   config.curve_secret_key = secret_key;
-  WalkOptions walk;
-  walk.values = values != 0;
-  walk.max_refs = max_refs;
-  walk.max_objects = static_cast<uint64_t>(max_objects);
-  walk.max_pause_ms = max_pause_ms;
-  if (!ParseStringList(exclude, &walk.exclude_types)) return nullptr;
-  if (sizers != nullptr && !ParseStringList(sizers, &walk.sized_types)) return nullptr;
   Py_XINCREF(sizers);
   PyObject* previous_sizers = st.sizers;
   st.sizers = sizers;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <msgpack.hpp>
 
@@ -323,94 +324,63 @@ Result<Header> ReadHeader(std::string_view bytes, Kind kind) {
   MsgpackReader r(bytes, "header");
   Header h;
   h.kind = kind;
+  // Reads one value into `field` with one of the reader's methods.
+  auto into = [&r](auto& field, auto read) -> Result<void> {
+    auto value = (r.*read)();
+    if (!value) return std::unexpected(value.error());
+    field = *value;
+    return {};
+  };
+  auto gc_counts = [&]() -> Result<void> {
+    TM_TRY(count, r.ReadArrayHeader());
+    h.gc_counts.resize(count);
+    for (int64_t& c : h.gc_counts) {
+      if (auto ok = into(c, &MsgpackReader::ReadInt); !ok) return ok;
+    }
+    return {};
+  };
+  using R = MsgpackReader;
+  const std::pair<std::string_view, std::function<Result<void>()>> fields[] = {
+      {"service", [&] { return into(h.identity.service, &R::ReadStr); }},
+      {"pid", [&] { return into(h.identity.pid, &R::ReadInt); }},
+      {"start_ns", [&] { return into(h.identity.start_time_ns, &R::ReadInt); }},
+      {"seq", [&] { return into(h.seq, &R::ReadUint); }},
+      {"host", [&] { return into(h.identity.host, &R::ReadStr); }},
+      {"labels", [&] { return ReadLabels(r, h.identity); }},
+      {"ts_ns", [&] { return into(h.timestamp_ns, &R::ReadInt); }},
+      {"objects", [&] { return into(h.objects, &R::ReadUint); }},
+      {"bytes", [&] { return into(h.bytes, &R::ReadUint); }},
+      {"types", [&] { return into(h.types, &R::ReadUint); }},
+      {"rss", [&] { return into(h.rss_bytes, &R::ReadUint); }},
+      {"gc", gc_counts},
+      {"python", [&] { return into(h.python_version, &R::ReadStr); }},
+      {"values", [&] { return into(h.has_values, &R::ReadBool); }},
+      {"pause_ms", [&] { return into(h.agent.pause_ms, &R::ReadDouble); }},
+      {"encode_ms", [&] { return into(h.agent.encode_ms, &R::ReadDouble); }},
+      {"encoded_bytes", [&] { return into(h.agent.encoded_bytes, &R::ReadUint); }},
+      {"dropped", [&] { return into(h.agent.dropped, &R::ReadUint); }},
+      {"delivered", [&] { return into(h.agent.delivered, &R::ReadUint); }},
+      {"abandoned", [&] { return into(h.agent.abandoned, &R::ReadBool); }},
+  };
+  constexpr size_t kRequired = 4;  // The first four fields identify the snapshot.
+  bool seen[std::size(fields)] = {};
   TM_TRY(n, r.ReadMapHeader());
-  bool have_service = false, have_pid = false, have_start = false, have_seq = false;
   for (uint32_t i = 0; i < n; ++i) {
     TM_TRY(key, r.ReadStr());
-    Result<void> ok;
-    auto u = [&](uint64_t& out) -> Result<void> {
-      TM_TRY(v, r.ReadUint());
-      out = v;
-      return {};
-    };
-    auto s = [&](int64_t& out) -> Result<void> {
-      TM_TRY(v, r.ReadInt());
-      out = v;
-      return {};
-    };
-    auto d = [&](double& out) -> Result<void> {
-      TM_TRY(v, r.ReadDouble());
-      out = v;
-      return {};
-    };
-    auto b = [&](bool& out) -> Result<void> {
-      TM_TRY(v, r.ReadBool());
-      out = v;
-      return {};
-    };
-    auto str = [&](std::string& out) -> Result<void> {
-      TM_TRY(v, r.ReadStr());
-      out.assign(v);
-      return {};
-    };
-    if (key == "service") {
-      ok = str(h.identity.service);
-      have_service = true;
-    } else if (key == "host")
-      ok = str(h.identity.host);
-    else if (key == "pid") {
-      ok = s(h.identity.pid);
-      have_pid = true;
-    } else if (key == "start_ns") {
-      ok = s(h.identity.start_time_ns);
-      have_start = true;
-    } else if (key == "labels")
-      ok = ReadLabels(r, h.identity);
-    else if (key == "seq") {
-      ok = u(h.seq);
-      have_seq = true;
-    } else if (key == "ts_ns")
-      ok = s(h.timestamp_ns);
-    else if (key == "objects")
-      ok = u(h.objects);
-    else if (key == "bytes")
-      ok = u(h.bytes);
-    else if (key == "types")
-      ok = u(h.types);
-    else if (key == "rss")
-      ok = u(h.rss_bytes);
-    else if (key == "gc") {
-      TM_TRY(count, r.ReadArrayHeader());
-      for (uint32_t j = 0; j < count && ok; ++j) {
-        int64_t c = 0;
-        ok = s(c);
-        h.gc_counts.push_back(c);
-      }
-    } else if (key == "python")
-      ok = str(h.python_version);
-    else if (key == "values")
-      ok = b(h.has_values);
-    else if (key == "pause_ms")
-      ok = d(h.agent.pause_ms);
-    else if (key == "encode_ms")
-      ok = d(h.agent.encode_ms);
-    else if (key == "encoded_bytes")
-      ok = u(h.agent.encoded_bytes);
-    else if (key == "dropped")
-      ok = u(h.agent.dropped);
-    else if (key == "delivered")
-      ok = u(h.agent.delivered);
-    else if (key == "abandoned")
-      ok = b(h.agent.abandoned);
-    else
-      ok = r.Skip();  // Keys added later within this version are optional.
+    size_t field = 0;
+    while (field < std::size(fields) && fields[field].first != key) ++field;
+    // Keys added later within this version are optional: skipped.
+    Result<void> ok = field < std::size(fields) ? fields[field].second() : r.Skip();
     if (!ok) return Fail(ok.error().message + " (key '" + std::string(key) + "')");
+    if (field < std::size(fields)) seen[field] = true;
   }
-  if (!r.AtEnd())
+  if (!r.AtEnd()) {
     return Fail("header: " + std::to_string(bytes.size() - r.position()) +
                 " bytes after the header map");
-  if (!have_service || !have_pid || !have_start || !have_seq) {
-    return Fail("header: missing one of the required keys service, pid, start_ns, seq");
+  }
+  for (size_t f = 0; f < kRequired; ++f) {
+    if (!seen[f])
+      return Fail("header: missing the required key '" + std::string(fields[f].first) + "'");
   }
   if (h.identity.service.empty()) return Fail("header: empty service name");
   return h;

@@ -281,7 +281,8 @@ TEST(Wire, HeaderWithoutIdentityIsRejected) {
   std::string header = PackMap({{"service", [](auto& p) { p.pack(std::string("x")); }}});
   auto r = Decode(Wrap(header, PackMap({{"types", [](auto& p) { p.pack_array(0); }}})));
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("required keys"), std::string::npos);
+  EXPECT_NE(r.error().message.find("missing the required key 'pid'"), std::string::npos)
+      << r.error().message;
 }
 
 TEST(Wire, WrongTypeInHeaderNamesTheKey) {
