@@ -79,8 +79,7 @@ size_t tm_instance_values_size(PyObject* o) {
   PyTypeObject* tp = Py_TYPE(o);
   if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES)) return 0;
   /* A materialized __dict__ that uses the inline values counts them in its own size. */
-  PyDictObject* dict = _PyObject_GetManagedDict(o);
-  if (dict != NULL && dict->ma_values == _PyObject_InlineValues(o)) return 0;
+  if (tm_dict_uses_instance_values(o)) return 0;
   return _PyInlineValuesSize(tp);
 #elif PY_VERSION_HEX >= 0x030C0000
   PyTypeObject* tp = Py_TYPE(o);
@@ -122,6 +121,17 @@ PyObject* tm_instance_dict(PyObject* o) {
   return slot ? *slot : NULL;
 #else
   return NULL; /* 3.11+ _PyObject_GetDictPtr would materialize; such types are rare. */
+#endif
+}
+
+int tm_dict_uses_instance_values(PyObject* o) {
+#if PY_VERSION_HEX >= 0x030D0000
+  if (!(Py_TYPE(o)->tp_flags & Py_TPFLAGS_INLINE_VALUES)) return 0;
+  PyDictObject* dict = _PyObject_GetManagedDict(o);
+  return dict != NULL && dict->ma_values == _PyObject_InlineValues(o);
+#else
+  (void)o;
+  return 0;
 #endif
 }
 

@@ -37,6 +37,10 @@ size_t tm_instance_values_size(PyObject* object);
 /* The instance's __dict__ if it exists; never creates one. Borrowed, or NULL. */
 PyObject* tm_instance_dict(PyObject* object);
 
+/* 1 when the instance's __dict__ keeps its values inside the instance (3.13 inline values):
+ * then both the instance and the dict show the same values. */
+int tm_dict_uses_instance_values(PyObject* object);
+
 /* Calls fn for every object the threads' running frames hold (code, function, globals,
  * builtins, locals dict, frame object, fast locals). On 3.11+ frames are not objects, and
  * asking for them (PyThreadState_GetFrame) would create them: this reads them in place. */

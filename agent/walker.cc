@@ -412,9 +412,23 @@ class Walker {
     }
     if (info.may_have_dict) {
       PyObject* dict = tm_instance_dict(o);
-      if (dict != nullptr && std::find(scratch_.begin(), scratch_.end(), dict) == scratch_.end()) {
+      if (dict == nullptr) return;
+      if (std::find(scratch_.begin(), scratch_.end(), dict) == scratch_.end()) {
         scratch_.push_back(dict);
       }
+      if (tm_dict_uses_instance_values(o)) DropValuesHeldThroughDict(dict);
+    }
+  }
+
+  // 3.13 keeps a materialized __dict__'s values inside the instance, and the instance's
+  // traverse shows them besides the dict. As on every other version, the instance refers to
+  // them through its dict: one occurrence per dict value is dropped from its references.
+  void DropValuesHeldThroughDict(PyObject* dict) {
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(dict, &pos, &key, &value)) {
+      auto it = std::find(scratch_.begin(), scratch_.end(), value);
+      if (it != scratch_.end() && *it != dict) scratch_.erase(it);
     }
   }
 

@@ -203,6 +203,16 @@ class Coverage(unittest.TestCase):
         self.assertGreaterEqual(snap.type("list").count, 1000000)
         del head
 
+    def test_instance_refers_to_its_attributes_through_its_dict(self):
+        h = Holder(7)
+        h.__dict__  # Materialized: on 3.13 it shares the instance's inline values.
+        g = graph()
+        where = index_of(g)
+        refs = g["refs"][where[id(h)]]
+        self.assertIn(where[id(h.__dict__)], refs)
+        self.assertNotIn(where[id(h.items)], refs)
+        self.assertIn(where[id(h.items)], g["refs"][where[id(h.__dict__)]])
+
     def test_names_of_modules_functions_and_classes(self):
         g = graph()
         where = index_of(g)
