@@ -160,7 +160,7 @@ class Walker {
         },
         this);
     Finish();
-    last_object_count_ = addresses_.size();
+    last_object_count_ = static_cast<size_t>(objects_);
     return outcome_;
   }
 
