@@ -33,7 +33,6 @@ struct AgentState {
   bool paused_for_fork = false;
   int wake_fd = -1;  // Never closed: a signal handler may write to it at any time.
   int signal_number = 0;
-  struct sigaction previous_action {};
   int64_t start_time_ns = 0;
   PyObject* sizers = nullptr;  // dict: type name -> callable, or nullptr. Strong reference.
 };
@@ -392,13 +391,14 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   st.start_time_ns = st.config.identity.start_time_ns;
   if (!StartReporter(st)) return nullptr;
   if (signum > 0) {
+    g_signal_wake_fd.store(st.wake_fd);
     if (!InstallSignal(signum)) {
+      g_signal_wake_fd.store(-1);
       StopReporter(st);
       PyErr_SetFromErrno(PyExc_OSError);
       return nullptr;
     }
     st.signal_number = signum;
-    g_signal_wake_fd.store(st.wake_fd);
   }
   Py_RETURN_NONE;
 }
@@ -594,6 +594,7 @@ extern "C" __attribute__((visibility("default"))) PyObject* PyInit__native(void)
     PyErr_SetString(PyExc_ImportError, "tidemark cannot be imported in a sub-interpreter");
     return nullptr;
   }
+  PrepareWalks();
   AgentState& st = State();
   if (st.wake_fd < 0) {
     st.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

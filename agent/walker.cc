@@ -569,6 +569,8 @@ class Walker {
 
 }  // namespace
 
+void PrepareWalks() { GetInterned(); }
+
 WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
                  UnresolvedReferences* unresolved) {
   Walker walker(options, out, unresolved);

@@ -59,6 +59,10 @@ struct UnresolvedReferences {
   std::vector<std::pair<uint64_t, snapshot::RootKind>> roots;
 };
 
+// Makes the few Python objects every walk uses (interned names), so that no walk allocates.
+// REQUIRES: GIL held. Called once, at import.
+void PrepareWalks();
+
 // Walks the heap into `out` (header totals, type table, and for graphs every column but
 // refs and roots, which go to `unresolved`).
 // REQUIRES: GIL held; main interpreter; no collection running.
