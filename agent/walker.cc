@@ -136,7 +136,9 @@ class Walker {
       g.length.reserve(expected);
       g.ref_begin.reserve(expected + 1);
       g.ref_begin.push_back(0);
-      unresolved_->ref_addresses.reserve(expected * 2 + expected / 4);
+      // Untouched capacity costs no memory; growing by doubling would copy.
+      g.refs.reserve(expected * 3);
+      unresolved_->seen_ref_addresses.reserve(expected * 2);
     }
 
     PyObject* modules = PyImport_GetModuleDict();
@@ -166,6 +168,8 @@ class Walker {
 
  private:
   enum class Found { kNew, kSeen, kExcluded };
+  // Object indices are 32-bit, and the top two values mark references (kSeenBefore).
+  static constexpr size_t kMaxObjects = kSeenBefore - 1;
 
   static inline size_t last_object_count_ = 0;
 
@@ -179,7 +183,11 @@ class Walker {
     // Reading the type touches the referent's memory: only done when something is excluded.
     if (!exclude_.empty() && Info(Py_TYPE(o)).excluded) return Found::kExcluded;
     const uint64_t address = reinterpret_cast<uintptr_t>(o);
-    if (marks_.TestAndSet(address, GranuleMarks::kSeen)) return Found::kSeen;
+    if (marks_->TestAndSet(address, GranuleMarks::kSeen)) return Found::kSeen;
+    if (addresses_.size() >= kMaxObjects) {
+      Abandon("more than " + std::to_string(kMaxObjects) + " objects");
+      return Found::kExcluded;
+    }
     addresses_.push_back(address);
     return Found::kNew;
   }
@@ -440,9 +448,9 @@ class Walker {
     const TypeInfo& dict_info = Info(&PyDict_Type);
     if (dict_info.excluded) return;
     const uint64_t address = reinterpret_cast<uintptr_t>(dict);
-    if (marks_.TestAndSet(address, GranuleMarks::kFolded)) return;
+    if (marks_->TestAndSet(address, GranuleMarks::kFolded)) return;
     const size_t size = SizeOf(dict, dict_info);
-    if (marks_.Test(address, GranuleMarks::kProcessed)) {
+    if (marks_->Test(address, GranuleMarks::kProcessed)) {
       auto& dict_row = out_->types[dict_info.row];  // Already counted as a dict: move it.
       dict_row.count -= 1;
       dict_row.bytes -= size;
@@ -455,11 +463,11 @@ class Walker {
   void Process(size_t i) {
     const uint64_t address = addresses_[i];
     PyObject* o = reinterpret_cast<PyObject*>(address);
-    marks_.TestAndSet(address, GranuleMarks::kProcessed);
+    marks_->TestAndSet(address, GranuleMarks::kProcessed);
     const TypeInfo& info = Info(Py_TYPE(o));
     const size_t size = SizeOf(o, info) + (info.may_have_dict ? tm_instance_values_size(o) : 0);
     auto& row = out_->types[info.row];
-    if (!(info.exact_dict && marks_.Test(address, GranuleMarks::kFolded))) {
+    if (!(info.exact_dict && marks_->Test(address, GranuleMarks::kFolded))) {
       row.count += 1;
       row.bytes += size;
     }
@@ -478,18 +486,23 @@ class Walker {
     snapshot::Graph& g = out_->graph;
     g.type.push_back(info.row);
     g.size.push_back(size);
-    g.length.push_back(LengthOf(o, info));
-    std::vector<uint64_t>& refs = unresolved_->ref_addresses;
+    g.length.push_back(static_cast<uint32_t>(std::min<uint64_t>(LengthOf(o, info), UINT32_MAX)));
     uint64_t kept = 0;
     for (PyObject* r : scratch_) {
-      if (Discover(r) == Found::kExcluded) continue;
+      const Found found = Discover(r);
+      if (found == Found::kExcluded) continue;
       if (options_.max_refs >= 0 && kept >= static_cast<uint64_t>(options_.max_refs)) continue;
-      refs.push_back(reinterpret_cast<uintptr_t>(r));
+      if (found == Found::kNew) {
+        g.refs.push_back(static_cast<uint32_t>(addresses_.size() - 1));
+      } else {
+        g.refs.push_back(kSeenBefore);
+        unresolved_->seen_ref_addresses.push_back(reinterpret_cast<uintptr_t>(r));
+      }
       ++kept;
     }
     if (kept != scratch_.size())
       g.true_ref_counts.emplace_back(static_cast<uint32_t>(i), scratch_.size());
-    g.ref_begin.push_back(refs.size());
+    g.ref_begin.push_back(g.refs.size());
     RecordNameAndValue(o, static_cast<uint32_t>(i));
   }
 
@@ -542,6 +555,7 @@ class Walker {
     if (graph_) {
       addresses_.resize(cursor_);  // Discovered but never processed (abandoned): cut off.
       out_->graph.address = std::move(addresses_);
+      unresolved_->marks = std::move(marks_);
     }
   }
 
@@ -550,7 +564,7 @@ class Walker {
   UnresolvedReferences* unresolved_;
   const bool graph_;
   std::vector<uint64_t> addresses_;  // Discovery order; object i is addresses_[i].
-  GranuleMarks marks_;
+  std::unique_ptr<GranuleMarks> marks_ = std::make_unique<GranuleMarks>();
   size_t cursor_ = 0;
   std::vector<PyObject*> scratch_;
   std::unordered_map<PyTypeObject*, TypeInfo> types_;

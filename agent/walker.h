@@ -18,9 +18,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "agent/address_tables.h"
 #include "snapshot/snapshot.h"
 
 namespace tidemark::agent {
@@ -52,11 +54,16 @@ struct WalkOutcome {
   std::vector<SizedObject> needs_sizer;
 };
 
-// A graph's references and roots as the walk found them: addresses. Object i's references
-// are ref_addresses[graph.ref_begin[i] .. graph.ref_begin[i+1]).
+// In Graph::refs after a walk: a reference to an object met earlier, whose index the walk
+// does not know (it knows the index of each object it meets for the first time).
+inline constexpr uint32_t kSeenBefore = UINT32_MAX - 1;
+
+// What a graph walk leaves for ResolveReferences: the addresses of the kSeenBefore
+// references in order, the roots by address, and the walk's marks, which number objects.
 struct UnresolvedReferences {
-  std::vector<uint64_t> ref_addresses;
+  std::vector<uint64_t> seen_ref_addresses;
   std::vector<std::pair<uint64_t, snapshot::RootKind>> roots;
+  std::unique_ptr<GranuleMarks> marks;
 };
 
 // Makes the few Python objects every walk uses (interned names), so that no walk allocates.
@@ -69,8 +76,9 @@ void PrepareWalks();
 WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
                  UnresolvedReferences* unresolved);
 
-// Fills graph->refs and graph->roots with object indices (references to objects the walk
-// did not record, as in an abandoned walk, are dropped). Needs no GIL.
+// Replaces the kSeenBefore references with object indices and fills graph->roots
+// (references to objects the walk did not record, as in an abandoned walk, are dropped).
+// Needs no GIL.
 void ResolveReferences(UnresolvedReferences&& unresolved, snapshot::Graph* graph);
 
 }  // namespace tidemark::agent

@@ -74,7 +74,9 @@ struct Graph {
   std::vector<uint64_t> address;
   std::vector<uint32_t> type;  // Index into Snapshot::types.
   std::vector<uint64_t> size;
-  std::vector<uint64_t> length;     // Items of containers, characters of str; 0 otherwise.
+  // Items of containers, characters of str, 0 otherwise; saturates at 2^32 - 1 (a length
+  // past that is a 4 GiB object: its size is exact, its length is marked as huge).
+  std::vector<uint32_t> length;
   std::vector<uint64_t> ref_begin;  // size() == objects + 1.
   std::vector<uint32_t> refs;
   // Objects whose reference list was capped or stripped: (object, true reference count).

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <msgpack.hpp>
+#include <utility>
 
 #include "snapshot/msgpack_reader.h"
 
@@ -421,6 +422,10 @@ Result<void> ReadColumn(MsgpackReader& r, const char* name, size_t& expected, st
   for (uint32_t i = 0; i < n; ++i) {
     auto v = read();
     if (!v) return Fail(v.error().message + " (column '" + name + "')");
+    if (!std::in_range<T>(*v)) {
+      return Fail(std::string("body: column '") + name + "' entry " + std::to_string(i) +
+                  " is out of range");
+    }
     out.push_back(static_cast<T>(*v));
   }
   return {};

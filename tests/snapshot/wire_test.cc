@@ -269,6 +269,42 @@ TEST(Wire, TypeIndexOutsideTheTableIsRejected) {
   EXPECT_NE(r.error().message.find("type index 9"), std::string::npos);
 }
 
+TEST(Wire, ColumnValueWiderThanItsFieldIsRejectedNotTruncated) {
+  // A type index of 2^32 + 1 would wrap to a valid index 1 if it were narrowed silently.
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> p(buf);
+  p.pack_map(8);
+  p.pack(std::string("types"));
+  p.pack_array(2);
+  for (int t = 0; t < 2; ++t) {
+    p.pack_array(4);
+    p.pack(std::string(t ? "b" : "a"));
+    p.pack(1);
+    p.pack(8);
+    p.pack(8);
+  }
+  p.pack(std::string("addr"));
+  p.pack_array(1);
+  p.pack(64);
+  p.pack(std::string("type"));
+  p.pack_array(1);
+  p.pack_uint64((uint64_t{1} << 32) + 1);
+  for (const char* column : {"size", "len", "nrefs"}) {
+    p.pack(std::string(column));
+    p.pack_array(1);
+    p.pack(std::string(column) == "size" ? 8 : 0);
+  }
+  p.pack(std::string("refs"));
+  p.pack_array(0);
+  p.pack(std::string("roots"));
+  p.pack_array(0);
+  auto r =
+      Decode(Wrap(ValidHeader(Kind::kGraph), std::string(buf.data(), buf.size()), Kind::kGraph));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("column 'type' entry 0 is out of range"), std::string::npos)
+      << r.error().message;
+}
+
 TEST(Wire, ColumnsOfDifferentLengthsAreRejected) {
   Snapshot s = MakeGraph();
   s.graph.size.push_back(1);
