@@ -98,55 +98,42 @@ void PackKey(Packer& p, std::string_view key) {
   PackStr(p, key);
 }
 
+// One key and its value; msgpack-cxx picks the value's form from its C++ type.
+template <typename Packer, typename T>
+void PackField(Packer& p, std::string_view key, const T& value) {
+  PackKey(p, key);
+  p.pack(value);
+}
+
 template <typename Packer>
 void PackHeader(Packer& p, const Header& h) {
   const AgentFigures& a = h.agent;
   p.pack_map(20);
-  PackKey(p, "service");
-  PackStr(p, h.identity.service);
-  PackKey(p, "host");
-  PackStr(p, h.identity.host);
-  PackKey(p, "pid");
-  p.pack_int64(h.identity.pid);
-  PackKey(p, "start_ns");
-  p.pack_int64(h.identity.start_time_ns);
+  PackField(p, "service", h.identity.service);
+  PackField(p, "host", h.identity.host);
+  PackField(p, "pid", h.identity.pid);
+  PackField(p, "start_ns", h.identity.start_time_ns);
   PackKey(p, "labels");
   p.pack_map(static_cast<uint32_t>(h.identity.labels.size()));
   for (const auto& [k, v] : h.identity.labels) {
     PackStr(p, k);
     PackStr(p, v);
   }
-  PackKey(p, "seq");
-  p.pack_uint64(h.seq);
-  PackKey(p, "ts_ns");
-  p.pack_int64(h.timestamp_ns);
-  PackKey(p, "objects");
-  p.pack_uint64(h.objects);
-  PackKey(p, "bytes");
-  p.pack_uint64(h.bytes);
-  PackKey(p, "types");
-  p.pack_uint64(h.types);
-  PackKey(p, "rss");
-  p.pack_uint64(h.rss_bytes);
-  PackKey(p, "gc");
-  p.pack_array(static_cast<uint32_t>(h.gc_counts.size()));
-  for (int64_t c : h.gc_counts) p.pack_int64(c);
-  PackKey(p, "python");
-  PackStr(p, h.python_version);
-  PackKey(p, "values");
-  h.has_values ? p.pack_true() : p.pack_false();
-  PackKey(p, "pause_ms");
-  p.pack_double(a.pause_ms);
-  PackKey(p, "encode_ms");
-  p.pack_double(a.encode_ms);
-  PackKey(p, "encoded_bytes");
-  p.pack_uint64(a.encoded_bytes);
-  PackKey(p, "dropped");
-  p.pack_uint64(a.dropped);
-  PackKey(p, "delivered");
-  p.pack_uint64(a.delivered);
-  PackKey(p, "abandoned");
-  a.abandoned ? p.pack_true() : p.pack_false();
+  PackField(p, "seq", h.seq);
+  PackField(p, "ts_ns", h.timestamp_ns);
+  PackField(p, "objects", h.objects);
+  PackField(p, "bytes", h.bytes);
+  PackField(p, "types", h.types);
+  PackField(p, "rss", h.rss_bytes);
+  PackField(p, "gc", h.gc_counts);
+  PackField(p, "python", h.python_version);
+  PackField(p, "values", h.has_values);
+  PackField(p, "pause_ms", a.pause_ms);
+  PackField(p, "encode_ms", a.encode_ms);
+  PackField(p, "encoded_bytes", a.encoded_bytes);
+  PackField(p, "dropped", a.dropped);
+  PackField(p, "delivered", a.delivered);
+  PackField(p, "abandoned", a.abandoned);
 }
 
 template <typename Packer, typename Column>
