@@ -260,6 +260,15 @@ class Stripping(unittest.TestCase):
         self.assertTrue(snap.abandoned)
         self.assertIn("object limit", snap.abandon_reason)
 
+    def test_walk_past_its_pause_limit_is_abandoned(self):
+        ballast = [[i] for i in range(100000)]  # Far more than one limit check's worth.
+        snap = tidemark.snapshot(kind="graph", max_pause_ms=0.001)
+        self.assertTrue(snap.abandoned)
+        self.assertIn("pause limit", snap.abandon_reason)
+        self.assertLess(snap.objects, len(ballast))
+        g = tidemark.load(snap.encoded)  # What was walked still decodes.
+        self.assertEqual(len(g["address"]), g["objects"])
+
 
 class HeapUnchanged(unittest.TestCase):
     def test_summary_carries_process_figures(self):
