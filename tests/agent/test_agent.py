@@ -388,6 +388,36 @@ class Reporting(unittest.TestCase):
                 failures.append((p.returncode, out, err))
         self.assertEqual(failures, [])
 
+    def test_snapshots_while_threads_churn_the_heap_never_crash_the_host(self):
+        code = """
+            import threading, time, tidemark
+            tidemark.start("tcp://127.0.0.1:9", service="churn", interval=0.002, graph_every=2)
+            stop = time.monotonic() + 3
+            def churn(seed):
+                live = {}
+                i = seed
+                while time.monotonic() < stop:
+                    i += 1
+                    live[i % 5000] = [str(i), {"k": i}, (i, i + 1)]
+                    if i % 7 == 0:
+                        live.pop((i * 31) % 5000, None)
+                    if i % 1000 == 0:
+                        class Temp(object):
+                            pass
+                        t = Temp(); t.x = live; t.__dict__
+            threads = [threading.Thread(target=churn, args=(n * 10**6,)) for n in range(3)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            status = tidemark.status()
+            tidemark.stop()
+            print(status["taken"], status["last_error"] == "" or "no collector" in status["last_error"])
+        """
+        result = run_python(code, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        taken, healthy = result.stdout.split()
+        self.assertGreater(int(taken), 20)
+        self.assertEqual(healthy, "True")
+
     def test_fork_restarts_the_agent_in_parent_and_child(self):
         code = """
             import os, sys, warnings, tidemark
