@@ -612,6 +612,30 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
   return {};
 }
 
+// What encoding relies on (it indexes by these): equal columns, offsets that cover refs in
+// order, references inside the graph. Type indices and the rest are the decoder's to check.
+Result<void> CheckGraphShape(const Graph& g) {
+  const size_t n = g.object_count();
+  if (n == 0 && g.ref_begin.empty() && g.refs.empty()) return {};  // An empty graph.
+  if (g.type.size() != n || g.size.size() != n || g.length.size() != n ||
+      g.ref_begin.size() != n + 1) {
+    return Fail("graph: columns of different lengths");
+  }
+  if (g.ref_begin[0] != 0 || g.ref_begin[n] != g.refs.size()) {
+    return Fail("graph: reference offsets do not cover the references");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (g.ref_begin[i] > g.ref_begin[i + 1]) return Fail("graph: reference offsets go back");
+  }
+  for (size_t k = 0; k < g.refs.size(); ++k) {
+    if (g.refs[k] >= n) {
+      return Fail("graph: a reference to object " + std::to_string(g.refs[k]) + " of " +
+                  std::to_string(n));
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& options) {
@@ -623,6 +647,9 @@ Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& option
     PackHeader(header_packer, header);
     if (header_buf.size() > UINT32_MAX) return Fail("snapshot header too large");
 
+    if (snapshot.header.kind == Kind::kGraph) {
+      if (auto ok = CheckGraphShape(snapshot.graph); !ok) return std::unexpected(ok.error());
+    }
     const GraphPlan plan =
         snapshot.header.kind == Kind::kGraph ? PlanGraph(snapshot.graph) : GraphPlan{};
     CountingSink counter;

@@ -253,12 +253,53 @@ TEST(Wire, TypeCountOverTheLimitIsRejected) {
   EXPECT_NE(r.error().message.find("types exceed the limit"), std::string::npos);
 }
 
+// A graph body with one object of type 0 whose references are `refs` (coded values).
+std::string OneObjectGraphBody(std::initializer_list<int64_t> refs) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> p(buf);
+  p.pack_map(7);
+  p.pack(std::string("types"));
+  p.pack_array(2);
+  for (int t = 0; t < 2; ++t) {
+    p.pack_array(4);
+    p.pack(std::string(t ? "b" : "a"));
+    p.pack(1);
+    p.pack(8);
+    p.pack(8);
+  }
+  for (const char* column : {"addr", "type", "size", "len"}) {
+    p.pack(std::string(column));
+    p.pack_array(1);
+    p.pack(0);
+  }
+  p.pack(std::string("nrefs"));
+  p.pack_array(1);
+  p.pack(refs.size());
+  p.pack(std::string("refs"));
+  p.pack_array(static_cast<uint32_t>(refs.size()));
+  for (int64_t r : refs) p.pack(r);
+  return std::string(buf.data(), buf.size());
+}
+
 TEST(Wire, ReferenceOutsideTheGraphIsRejected) {
+  auto r = Decode(Wrap(ValidHeader(Kind::kGraph), OneObjectGraphBody({3}), Kind::kGraph));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("refers to object 3 of 1"), std::string::npos)
+      << r.error().message;
+  auto negative = Decode(Wrap(ValidHeader(Kind::kGraph), OneObjectGraphBody({-1}), Kind::kGraph));
+  ASSERT_FALSE(negative);
+  EXPECT_NE(negative.error().message.find("below 0"), std::string::npos);
+}
+
+TEST(Wire, EncoderRefusesAGraphItCouldNotEncodeSafely) {
   Snapshot s = MakeGraph();
   s.graph.refs[2] = 3;  // Only objects 0..2 exist.
-  auto r = Decode(*Encode(s));
+  auto r = Encode(s);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("refers to object 3"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("reference to object 3 of 3"), std::string::npos);
+  s = MakeGraph();
+  s.graph.size.push_back(1);
+  EXPECT_FALSE(Encode(s));
 }
 
 TEST(Wire, TypeIndexOutsideTheTableIsRejected) {
@@ -306,9 +347,13 @@ TEST(Wire, ColumnValueWiderThanItsFieldIsRejectedNotTruncated) {
 }
 
 TEST(Wire, ColumnsOfDifferentLengthsAreRejected) {
-  Snapshot s = MakeGraph();
-  s.graph.size.push_back(1);
-  auto r = Decode(*Encode(s));
+  std::string body = OneObjectGraphBody({0});
+  // Turn the one-entry "size" column into a two-entry one.
+  const std::string column = std::string("\xa4size\x91\x00", 7);
+  const size_t at = body.find(column);
+  ASSERT_NE(at, std::string::npos);
+  body.replace(at, column.size(), std::string("\xa4size\x92\x00\x00", 8));
+  auto r = Decode(Wrap(ValidHeader(Kind::kGraph), body, Kind::kGraph));
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("column 'size'"), std::string::npos) << r.error().message;
 }
