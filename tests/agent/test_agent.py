@@ -17,6 +17,8 @@ from tidemark import _native
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import samples  # noqa: E402
 
+# Under AddressSanitizer freed memory is held in quarantine and everything runs slower.
+SANITIZED = bool(os.environ.get("TIDEMARK_SANITIZED"))
 SOURCE_ROOT = os.environ.get("TIDEMARK_SOURCE_ROOT",
                              os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -332,7 +334,9 @@ class Reporting(unittest.TestCase):
         sent, dropped, growth, loops = map(int, result.stdout.split())
         self.assertEqual(sent, 0)
         self.assertGreaterEqual(dropped, 100)
-        self.assertLess(growth, 8 << 20, "memory grew by %d bytes over 100 dropped snapshots" % growth)
+        if not SANITIZED:
+            self.assertLess(growth, 8 << 20,
+                            "memory grew by %d bytes over 100 dropped snapshots" % growth)
         self.assertGreater(loops, 1000, "the application thread barely ran")
 
     def test_snapshots_are_delivered_and_acknowledged(self):
@@ -415,7 +419,7 @@ class Reporting(unittest.TestCase):
         result = run_python(code, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr)
         taken, healthy = result.stdout.split()
-        self.assertGreater(int(taken), 20)
+        self.assertGreater(int(taken), 5 if SANITIZED else 20)
         self.assertEqual(healthy, "True")
 
     def test_fork_restarts_the_agent_in_parent_and_child(self):
