@@ -65,7 +65,7 @@ struct TypeStat {
 enum class RootKind : uint8_t {
   kModule = 1,       // Reachable from sys.modules.
   kThreadFrame = 2,  // Held by a thread's running frame.
-  kInterpreter = 3,  // Held by the interpreter itself (builtins, sys).
+  kInterpreter = 3,  // The interpreter's own: sys.modules itself.
 };
 
 // Every walked object, as struct-of-arrays. Object i's references are
