@@ -253,8 +253,8 @@ TEST(Wire, TypeCountOverTheLimitIsRejected) {
   EXPECT_NE(r.error().message.find("types exceed the limit"), std::string::npos);
 }
 
-// A graph body with one object of type 0 whose references are `refs` (coded values).
-std::string OneObjectGraphBody(std::initializer_list<int64_t> refs) {
+// A graph body with one object (of type `type`) whose references are `refs`, as coded.
+std::string OneObjectGraphBody(std::initializer_list<int64_t> refs, uint64_t type = 0) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> p(buf);
   p.pack_map(7);
@@ -270,7 +270,7 @@ std::string OneObjectGraphBody(std::initializer_list<int64_t> refs) {
   for (const char* column : {"addr", "type", "size", "len"}) {
     p.pack(std::string(column));
     p.pack_array(1);
-    p.pack(0);
+    p.pack(std::string(column) == "type" ? type : 0);
   }
   p.pack(std::string("nrefs"));
   p.pack_array(1);
@@ -312,35 +312,8 @@ TEST(Wire, TypeIndexOutsideTheTableIsRejected) {
 
 TEST(Wire, ColumnValueWiderThanItsFieldIsRejectedNotTruncated) {
   // A type index of 2^32 + 1 would wrap to a valid index 1 if it were narrowed silently.
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> p(buf);
-  p.pack_map(8);
-  p.pack(std::string("types"));
-  p.pack_array(2);
-  for (int t = 0; t < 2; ++t) {
-    p.pack_array(4);
-    p.pack(std::string(t ? "b" : "a"));
-    p.pack(1);
-    p.pack(8);
-    p.pack(8);
-  }
-  p.pack(std::string("addr"));
-  p.pack_array(1);
-  p.pack(64);
-  p.pack(std::string("type"));
-  p.pack_array(1);
-  p.pack_uint64((uint64_t{1} << 32) + 1);
-  for (const char* column : {"size", "len", "nrefs"}) {
-    p.pack(std::string(column));
-    p.pack_array(1);
-    p.pack(std::string(column) == "size" ? 8 : 0);
-  }
-  p.pack(std::string("refs"));
-  p.pack_array(0);
-  p.pack(std::string("roots"));
-  p.pack_array(0);
-  auto r =
-      Decode(Wrap(ValidHeader(Kind::kGraph), std::string(buf.data(), buf.size()), Kind::kGraph));
+  auto r = Decode(Wrap(ValidHeader(Kind::kGraph), OneObjectGraphBody({}, (uint64_t{1} << 32) + 1),
+                       Kind::kGraph));
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("column 'type' entry 0 is out of range"), std::string::npos)
       << r.error().message;
