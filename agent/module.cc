@@ -104,14 +104,21 @@ std::string PythonVersion() {
 snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outcome,
                                   UnresolvedReferences* unresolved) {
   snapshot::Snapshot s;
+  const int64_t started_ns = NowNs();
   *outcome = Walk(options, &s, unresolved);
   long long counts[3];
   tm_gc_counts(counts);
   s.header.gc_counts.assign(counts, counts + 3);
   s.header.python_version = PythonVersion();
-  s.header.timestamp_ns = NowNs();
-  s.header.rss_bytes = ResidentBytes();
+  s.header.timestamp_ns = started_ns;
   return s;
+}
+
+// What is left of a snapshot once the walk is over, none of which needs the GIL: the
+// graph's references as indices, and the process's resident size (a read of /proc).
+void FinishWithoutGil(UnresolvedReferences&& unresolved, snapshot::Snapshot* s) {
+  if (s->header.kind == snapshot::Kind::kGraph) ResolveReferences(std::move(unresolved), &s->graph);
+  s->header.rss_bytes = ResidentBytes();
 }
 
 // Runs the configured sizers (type name -> callable(obj) returning the bytes the object owns
@@ -164,8 +171,7 @@ std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, snapshot::Kin
     }
   }
   PyGILState_Release(gil);
-  if (result && kind == snapshot::Kind::kGraph)
-    ResolveReferences(std::move(unresolved), &result->graph);
+  if (result) FinishWithoutGil(std::move(unresolved), &*result);
   return result;
 }
 
@@ -294,11 +300,13 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   s.header.seq = static_cast<uint64_t>(seq);
   snapshot::Result<std::string> encoded;
   double encode_ms = 0;
-  Py_BEGIN_ALLOW_THREADS const auto start = std::chrono::steady_clock::now();
-  if (options.kind == snapshot::Kind::kGraph) ResolveReferences(std::move(unresolved), &s.graph);
-  encoded = snapshot::Encode(s);
-  encode_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  Py_BEGIN_ALLOW_THREADS {
+    const auto start = std::chrono::steady_clock::now();
+    FinishWithoutGil(std::move(unresolved), &s);
+    encoded = snapshot::Encode(s);
+    encode_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
   Py_END_ALLOW_THREADS if (!encoded) {
     PyErr_SetString(PyExc_RuntimeError, encoded.error().message.c_str());
     return nullptr;

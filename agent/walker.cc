@@ -66,7 +66,7 @@ struct TypeInfo {
   Length length = Length::kNone;
   // The pre-header depends on the type alone unless the type decides per object
   // (tp_is_gc: type objects). -1 until the first object of the type is sized.
-  int64_t preheader = -1;
+  mutable int64_t preheader = -1;
   bool per_object_preheader = false;
   PyCFunction sizeof_method = nullptr;
 };
@@ -357,8 +357,7 @@ class Walker {
   size_t Preheader(PyObject* o, const TypeInfo& info) {
     if (info.preheader >= 0) return static_cast<size_t>(info.preheader);
     const size_t preheader = tm_preheader_size(o);
-    if (!info.per_object_preheader)
-      const_cast<TypeInfo&>(info).preheader = static_cast<int64_t>(preheader);
+    if (!info.per_object_preheader) info.preheader = static_cast<int64_t>(preheader);
     return preheader;
   }
 
@@ -387,7 +386,8 @@ class Walker {
     return 0;
   }
 
-  void CollectReferents(PyObject* o, const TypeInfo& info) {
+  // `dict` is the instance's __dict__ (tm_instance_dict), read once by Process.
+  void CollectReferents(PyObject* o, const TypeInfo& info, PyObject* dict) {
     scratch_.clear();
     PyTypeObject* type = Py_TYPE(o);
     if (info.exact_dict) {
@@ -418,9 +418,7 @@ class Walker {
       PyObject *key, *value;
       while (PyDict_Next(o, &pos, &key, &value)) scratch_.push_back(key);
     }
-    if (info.may_have_dict) {
-      PyObject* dict = tm_instance_dict(o);
-      if (dict == nullptr) return;
+    if (dict != nullptr) {
       if (std::find(scratch_.begin(), scratch_.end(), dict) == scratch_.end()) {
         scratch_.push_back(dict);
       }
@@ -442,8 +440,7 @@ class Walker {
 
   // An instance's __dict__ counts towards the instance in the type table, so figures do not
   // jump between versions that keep attributes in a dict and those that keep them inline.
-  void FoldInstanceDict(PyObject* o, const TypeInfo& info, size_t self_size) {
-    PyObject* dict = tm_instance_dict(o);
+  void FoldInstanceDict(PyObject* dict, const TypeInfo& info, size_t self_size) {
     if (dict == nullptr || !PyDict_CheckExact(dict)) return;
     const TypeInfo& dict_info = Info(&PyDict_Type);
     if (dict_info.excluded) return;
@@ -476,8 +473,9 @@ class Walker {
     ++objects_;
     total_bytes_ += size;
 
-    CollectReferents(o, info);
-    if (info.may_have_dict) FoldInstanceDict(o, info, size);
+    PyObject* dict = info.may_have_dict ? tm_instance_dict(o) : nullptr;
+    CollectReferents(o, info, dict);
+    FoldInstanceDict(dict, info, size);
     outcome_.references += scratch_.size();
     if (!graph_) {
       for (PyObject* r : scratch_) Discover(r);
