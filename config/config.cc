@@ -1,0 +1,351 @@
+#include "config/config.h"
+
+#include <toml++/toml.h>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace tidemark::config {
+namespace {
+
+using Error = std::unexpected<std::string>;
+// A setter returns "" when the value was taken, else what was wrong with it.
+using Setter = std::function<std::string(const toml::node&, Config&)>;
+
+std::string Describe(const toml::node& node) {
+  std::ostringstream out;
+  out << node.type();
+  if (node.is_string()) out << " \"" << node.as_string()->get() << "\"";
+  if (node.is_integer()) out << " " << node.as_integer()->get();
+  return out.str();
+}
+
+// FIELD(x) reaches Config::x, nested members included.
+#define FIELD(member) \
+  [](Config & c) -> auto& { return c.member; }
+
+template <typename Field>
+Setter Integer(Field field, int64_t min, int64_t max) {
+  return [=](const toml::node& node, Config& c) -> std::string {
+    auto v = node.value<int64_t>();
+    if (!node.is_integer() || !v) return "expected an integer, got " + Describe(node);
+    if (*v < min || *v > max) {
+      return "must be between " + std::to_string(min) + " and " + std::to_string(max);
+    }
+    auto& out = field(c);
+    out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+    return "";
+  };
+}
+
+// An integer is taken as `integer_scale` units (bytes for sizes, seconds for durations).
+template <typename Field, typename Parsed>
+Setter WithUnit(Field field, std::expected<Parsed, std::string> (*parse)(std::string_view),
+                int64_t integer_scale, const char* example) {
+  return [=](const toml::node& node, Config& c) -> std::string {
+    std::expected<Parsed, std::string> v;
+    if (node.is_integer()) {
+      const int64_t raw = node.as_integer()->get();
+      if (raw < 0) return "must not be negative";
+      v = static_cast<Parsed>(raw * integer_scale);
+    } else if (node.is_string()) {
+      v = parse(node.as_string()->get());
+    } else {
+      return std::string("expected ") + example + ", got " + Describe(node);
+    }
+    if (!v) return v.error() + " (expected " + example + ")";
+    auto& out = field(c);
+    out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+    return "";
+  };
+}
+
+template <typename Field>
+Setter Size(Field field) {
+  return WithUnit(field, &ParseSize, 1, "a size like \"64MiB\"");
+}
+template <typename Field>
+Setter Duration(Field field) {
+  return WithUnit(field, &ParseDurationMs, 1000, "a duration like \"10s\" or \"30d\"");
+}
+
+template <typename Field>
+Setter String(Field field, std::function<std::string(const std::string&)> check) {
+  return [=](const toml::node& node, Config& c) -> std::string {
+    if (!node.is_string()) return "expected a string, got " + Describe(node);
+    const std::string value = node.as_string()->get();
+    if (check) {
+      if (std::string error = check(value); !error.empty()) return error;
+    }
+    field(c) = value;
+    return "";
+  };
+}
+
+std::string CheckEndpoint(const std::string& v) {
+  if (v.rfind("tcp://", 0) == 0 || v.rfind("ipc://", 0) == 0) return "";
+  return "expected a ZeroMQ endpoint like \"tcp://127.0.0.1:7878\" or \"ipc:///run/tidemark.sock\"";
+}
+
+std::string CheckHostPort(const std::string& v) {
+  if (v.empty()) return "";
+  const auto colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size()) {
+    return "expected HOST:PORT like \"127.0.0.1:7879\", or \"\" to disable";
+  }
+  const std::string port = v.substr(colon + 1);
+  if (port.find_first_not_of("0123456789") != std::string::npos || std::stol(port) > 65535) {
+    return "port \"" + port + "\" is not a number from 0 to 65535";
+  }
+  return "";
+}
+
+std::string CheckLevel(const std::string& v) {
+  static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
+  return levels.count(v) ? "" : "expected one of trace, debug, info, warn, error, off";
+}
+
+bool IsZ85Key(std::string_view v) {
+  static constexpr std::string_view alphabet =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+  return v.size() == 40 && v.find_first_not_of(alphabet) == std::string_view::npos;
+}
+
+std::string CheckKey(const std::string& v) {
+  return v.empty() || IsZ85Key(v) ? "" : "expected a Z85 CURVE key (40 characters)";
+}
+
+std::expected<std::string, std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error("cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Key files hold one key per line; '#' starts a comment.
+std::expected<std::vector<std::string>, std::string> ReadKeyFile(const std::string& path) {
+  auto text = ReadWholeFile(path);
+  if (!text) return Error(text.error());
+  std::vector<std::string> keys;
+  std::istringstream lines(*text);
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    line = line.substr(0, line.find('#'));
+    line.erase(0, line.find_first_not_of(" \t\r"));
+    line.erase(line.find_last_not_of(" \t\r") + 1);
+    if (line.empty()) continue;
+    if (!IsZ85Key(line)) return Error(path + ":" + std::to_string(number) + ": not a Z85 key");
+    keys.push_back(line);
+  }
+  return keys;
+}
+
+const std::map<std::string, Setter>& Keys() {
+  static const std::map<std::string, Setter> keys = {
+      {"collector.endpoint", String(FIELD(endpoint), CheckEndpoint)},
+      {"collector.receive_hwm", Integer(FIELD(receive_hwm), 1, 1'000'000)},
+      {"http.listen", String(FIELD(http_listen), CheckHostPort)},
+      {"store.dir", String(FIELD(store_dir), nullptr)},
+      {"store.sync",
+       [](const toml::node& node, Config& c) -> std::string {
+         const auto v = node.value<std::string>();
+         if (v == "fsync")
+           c.sync = SyncPolicy::kFsync;
+         else if (v == "none")
+           c.sync = SyncPolicy::kNone;
+         else
+           return "expected \"fsync\" or \"none\", got " + Describe(node);
+         return "";
+       }},
+      {"store.segment_bytes", Size(FIELD(segment_bytes))},
+      {"store.segment_age", Duration(FIELD(segment_age_ms))},
+      {"store.retention_interval", Duration(FIELD(retention_interval_ms))},
+      {"retention.summary.max_age", Duration(FIELD(summary_retention.max_age_ms))},
+      {"retention.summary.max_bytes", Size(FIELD(summary_retention.max_bytes))},
+      {"retention.summary.max_per_agent",
+       Integer(FIELD(summary_retention.max_per_agent), 0, 1000000)},
+      {"retention.graph.max_age", Duration(FIELD(graph_retention.max_age_ms))},
+      {"retention.graph.max_bytes", Size(FIELD(graph_retention.max_bytes))},
+      {"retention.graph.max_per_agent", Integer(FIELD(graph_retention.max_per_agent), 0, 1000000)},
+      {"limits.max_message_bytes", Size(FIELD(max_message_bytes))},
+      {"limits.max_body_bytes", Size(FIELD(max_body_bytes))},
+      {"limits.max_objects", Integer(FIELD(max_objects), 1, int64_t{1} << 40)},
+      {"limits.max_types", Integer(FIELD(max_types), 1, int64_t{1} << 32)},
+      {"log.level", String(FIELD(log_level), CheckLevel)},
+      {"log.drop_log_interval", Duration(FIELD(drop_log_interval_ms))},
+      {"curve.enabled",
+       [](const toml::node& node, Config& c) -> std::string {
+         if (!node.is_boolean()) return "expected true or false, got " + Describe(node);
+         c.curve_enabled = node.as_boolean()->get();
+         return "";
+       }},
+      {"curve.secret_key", String(FIELD(curve_secret_key), CheckKey)},
+      {"curve.secret_key_file",
+       [](const toml::node& node, Config& c) -> std::string {
+         if (!node.is_string()) return "expected a path, got " + Describe(node);
+         auto keys = ReadKeyFile(node.as_string()->get());
+         if (!keys) return keys.error();
+         if (keys->size() != 1) return "expected exactly one key in the file";
+         c.curve_secret_key = keys->front();
+         return "";
+       }},
+      {"curve.allowed_clients",
+       [](const toml::node& node, Config& c) -> std::string {
+         const toml::array* items = node.as_array();
+         if (!items) return "expected an array of Z85 public keys, got " + Describe(node);
+         for (const toml::node& item : *items) {
+           const auto key = item.value<std::string>();
+           if (!key || !IsZ85Key(*key)) return "every entry must be a Z85 key (40 characters)";
+           c.curve_allowed_clients.push_back(*key);
+         }
+         return "";
+       }},
+      {"curve.allowed_clients_file",
+       [](const toml::node& node, Config& c) -> std::string {
+         if (!node.is_string()) return "expected a path, got " + Describe(node);
+         auto keys = ReadKeyFile(node.as_string()->get());
+         if (!keys) return keys.error();
+         c.curve_allowed_clients.insert(c.curve_allowed_clients.end(), keys->begin(), keys->end());
+         return "";
+       }},
+  };
+  return keys;
+}
+
+bool IsKnownTable(const std::string& path) {
+  const std::string prefix = path + ".";
+  for (const auto& [key, setter] : Keys()) {
+    if (key.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+std::string Where(std::string_view origin, const toml::node& node) {
+  return std::string(origin) + ":" + std::to_string(node.source().begin.line);
+}
+
+std::string Apply(const toml::table& table, const std::string& prefix, std::string_view origin,
+                  Config& config) {
+  for (const auto& [name, node] : table) {
+    const std::string path =
+        prefix.empty() ? std::string(name.str()) : prefix + "." + std::string(name.str());
+    if (node.is_table() && IsKnownTable(path)) {
+      if (std::string error = Apply(*node.as_table(), path, origin, config); !error.empty()) {
+        return error;
+      }
+      continue;
+    }
+    const auto setter = Keys().find(path);
+    if (setter == Keys().end()) {
+      return Where(origin, node) + ": unknown key '" + path +
+             "' (docs/configuration.md lists every key)";
+    }
+    if (std::string error = setter->second(node, config); !error.empty()) {
+      return Where(origin, node) + ": " + path + ": " + error;
+    }
+  }
+  return "";
+}
+
+std::string CheckWhole(const Config& c) {
+  if (c.curve_enabled && c.curve_secret_key.empty()) {
+    return "curve.enabled is true but neither curve.secret_key nor curve.secret_key_file is set";
+  }
+  if (c.curve_enabled && c.endpoint.rfind("tcp://", 0) != 0) {
+    return "curve.enabled needs a tcp:// collector.endpoint";
+  }
+  if (c.segment_bytes < 4096) return "store.segment_bytes must be at least 4KiB";
+  if (c.retention_interval_ms < 100) return "store.retention_interval must be at least 100ms";
+  return "";
+}
+
+}  // namespace
+
+std::expected<uint64_t, std::string> ParseSize(std::string_view text) {
+  static const std::map<std::string, uint64_t, std::less<>> units = {{"", 1},
+                                                                     {"B", 1},
+                                                                     {"KiB", 1ull << 10},
+                                                                     {"MiB", 1ull << 20},
+                                                                     {"GiB", 1ull << 30},
+                                                                     {"TiB", 1ull << 40},
+                                                                     {"KB", 1000},
+                                                                     {"MB", 1000'000},
+                                                                     {"GB", 1000'000'000},
+                                                                     {"TB", 1000'000'000'000}};
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  std::string_view unit = text.substr(digits);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  const auto found = units.find(unit);
+  if (digits == 0 || digits > 15 || found == units.end()) {
+    return Error("\"" + std::string(text) + "\" is not a size");
+  }
+  return std::stoull(std::string(text.substr(0, digits))) * found->second;
+}
+
+std::expected<int64_t, std::string> ParseDurationMs(std::string_view text) {
+  static const std::map<std::string, int64_t, std::less<>> units = {
+      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3600'000}, {"d", 86400'000}, {"w", 604800'000}};
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const auto found = units.find(text.substr(digits));
+  if (digits == 0 || digits > 12 || found == units.end()) {
+    return Error("\"" + std::string(text) + "\" is not a duration");
+  }
+  return std::stoll(std::string(text.substr(0, digits))) * found->second;
+}
+
+std::string ResolvedStoreDir(const Config& config) {
+  if (!config.store_dir.empty()) return config.store_dir;
+  if (const char* state = std::getenv("STATE_DIRECTORY"); state && *state) {
+    std::string first = state;  // systemd passes a :-separated list.
+    return first.substr(0, first.find(':'));
+  }
+  return "./tidemark-data";
+}
+
+std::expected<Config, std::string> Parse(std::string_view text, std::string_view origin) {
+  Config config;
+  config.source = std::string(origin);
+  toml::table table;
+  try {
+    table = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    return Error(std::string(origin) + ":" + std::to_string(e.source().begin.line) + ": " +
+                 std::string(e.description()));
+  }
+  if (std::string error = Apply(table, "", origin, config); !error.empty()) return Error(error);
+  if (std::string error = CheckWhole(config); !error.empty()) {
+    return Error(std::string(origin) + ": " + error);
+  }
+  return config;
+}
+
+std::expected<Config, std::string> Load(const std::string& path) {
+  auto text = ReadWholeFile(path);
+  if (!text) return Error(text.error());
+  return Parse(*text, path);
+}
+
+std::vector<std::string> KeysNeedingRestart(const Config& running, const Config& loaded) {
+  std::vector<std::string> keys;
+  if (running.endpoint != loaded.endpoint) keys.push_back("collector.endpoint");
+  if (running.receive_hwm != loaded.receive_hwm) keys.push_back("collector.receive_hwm");
+  if (running.http_listen != loaded.http_listen) keys.push_back("http.listen");
+  if (ResolvedStoreDir(running) != ResolvedStoreDir(loaded)) keys.push_back("store.dir");
+  if (running.sync != loaded.sync) keys.push_back("store.sync");
+  if (running.segment_bytes != loaded.segment_bytes) keys.push_back("store.segment_bytes");
+  if (running.segment_age_ms != loaded.segment_age_ms) keys.push_back("store.segment_age");
+  if (running.max_message_bytes != loaded.max_message_bytes) {
+    keys.push_back("limits.max_message_bytes");  // Set on the socket at bind.
+  }
+  if (running.curve_enabled != loaded.curve_enabled) keys.push_back("curve.enabled");
+  if (running.curve_secret_key != loaded.curve_secret_key) keys.push_back("curve.secret_key");
+  return keys;
+}
+
+}  // namespace tidemark::config

@@ -1,0 +1,86 @@
+// tidemarkd's configuration: every setting with its default, read from a TOML file.
+//
+// Config{} is the embedded defaults; Load() reads a file over them. Every key is listed in
+// docs/configuration.md. An unknown key, a value of the wrong type or out of range is an
+// error naming the key and its line ("store.segment_bytes (line 7): expected a size like
+// \"64MiB\""). Sizes are integers (bytes) or strings with a unit (KiB, MiB, GiB, TiB, KB, MB,
+// GB); durations are integers (seconds) or strings like "500ms", "10s", "5m", "1h", "30d".
+//
+// Thread-safety: plain values; Load/Parse are reentrant.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tidemark::config {
+
+// How long each kind of snapshot is kept. A limit of 0 means none.
+struct Retention {
+  int64_t max_age_ms = 0;
+  uint64_t max_bytes = 0;
+  uint32_t max_per_agent = 0;  // Keep only each agent's newest N snapshots of this kind.
+};
+
+enum class SyncPolicy {
+  kFsync,  // Acknowledge once fdatasync() returned: survives power loss.
+  kNone,   // Acknowledge once written to the page cache: survives a daemon crash only.
+};
+
+struct Config {
+  std::string source = "embedded defaults";  // The file read, for log lines.
+
+  // [collector]
+  std::string endpoint = "tcp://127.0.0.1:7878";  // ROUTER bind address (tcp:// or ipc://).
+  int receive_hwm = 1000;                         // Messages queued per agent connection.
+
+  // [http]: "" disables the endpoint.
+  std::string http_listen = "127.0.0.1:7879";
+
+  // [store]: dir "" is $STATE_DIRECTORY (systemd) or ./tidemark-data.
+  std::string store_dir;
+  SyncPolicy sync = SyncPolicy::kFsync;
+  uint64_t segment_bytes = uint64_t{64} << 20;
+  int64_t segment_age_ms = 3600'000;
+  int64_t retention_interval_ms = 60'000;
+
+  // [retention.summary], [retention.graph]
+  Retention summary_retention{.max_age_ms = int64_t{30} * 86400'000,
+                              .max_bytes = uint64_t{10} << 30};
+  Retention graph_retention{.max_age_ms = int64_t{7} * 86400'000, .max_bytes = uint64_t{20} << 30};
+
+  // [limits]: checked before anything is stored.
+  uint64_t max_message_bytes = uint64_t{256} << 20;
+  uint64_t max_body_bytes = uint64_t{1} << 30;
+  uint64_t max_objects = 50'000'000;
+  uint64_t max_types = 1'000'000;
+
+  // [log]
+  std::string log_level = "info";         // trace, debug, info, warn, error, off.
+  int64_t drop_log_interval_ms = 10'000;  // At most one line per drop reason per interval.
+
+  // [curve]: ZeroMQ CURVE encryption with an allowlist of agent public keys.
+  bool curve_enabled = false;
+  std::string curve_secret_key;  // Z85, 40 characters; or read from curve_secret_key_file.
+  std::vector<std::string> curve_allowed_clients;  // Z85 public keys.
+};
+
+// The store directory the configuration resolves to (see Config::store_dir).
+std::string ResolvedStoreDir(const Config& config);
+
+// Parses TOML text; `origin` names it in errors (a path, or "<string>").
+std::expected<Config, std::string> Parse(std::string_view text, std::string_view origin);
+
+// Reads and parses a file; key files named in it are read too.
+std::expected<Config, std::string> Load(const std::string& path);
+
+// The settings a SIGHUP reload cannot apply to a running daemon, by key.
+std::vector<std::string> KeysNeedingRestart(const Config& running, const Config& loaded);
+
+// Parsers for the value syntaxes above; exposed for the CLI and tests.
+std::expected<uint64_t, std::string> ParseSize(std::string_view text);
+std::expected<int64_t, std::string> ParseDurationMs(std::string_view text);
+
+}  // namespace tidemark::config

@@ -1,0 +1,108 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace tidemark::config {
+namespace {
+
+TEST(Config, ShippedExampleEqualsEmbeddedDefaults) {
+  auto loaded = Load(std::string(SOURCE_ROOT) + "/config/tidemarkd.example.toml");
+  ASSERT_TRUE(loaded) << loaded.error();
+  const Config defaults;
+  EXPECT_EQ(loaded->endpoint, defaults.endpoint);
+  EXPECT_EQ(loaded->http_listen, defaults.http_listen);
+  EXPECT_EQ(loaded->segment_bytes, defaults.segment_bytes);
+  EXPECT_EQ(loaded->segment_age_ms, defaults.segment_age_ms);
+  EXPECT_EQ(loaded->summary_retention.max_age_ms, defaults.summary_retention.max_age_ms);
+  EXPECT_EQ(loaded->graph_retention.max_bytes, defaults.graph_retention.max_bytes);
+  EXPECT_EQ(loaded->max_message_bytes, defaults.max_message_bytes);
+  EXPECT_EQ(loaded->max_objects, defaults.max_objects);
+  EXPECT_EQ(loaded->drop_log_interval_ms, defaults.drop_log_interval_ms);
+  EXPECT_TRUE(KeysNeedingRestart(defaults, *loaded).empty());
+}
+
+TEST(Config, UnknownKeyIsNamedWithItsLine) {
+  auto parsed = Parse("[store]\nsync = \"fsync\"\nsegmnet_bytes = 5\n", "t.toml");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().find("t.toml:3"), std::string::npos) << parsed.error();
+  EXPECT_NE(parsed.error().find("store.segmnet_bytes"), std::string::npos) << parsed.error();
+}
+
+TEST(Config, UnknownTableIsAnError) {
+  auto parsed = Parse("[colector]\nendpoint = \"tcp://x:1\"\n", "t.toml");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().find("colector"), std::string::npos) << parsed.error();
+}
+
+TEST(Config, WrongTypeNamesKeyLineAndExpectation) {
+  auto parsed = Parse("[limits]\n\nmax_objects = \"many\"\n", "t.toml");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().find("t.toml:3: limits.max_objects: expected an integer"),
+            std::string::npos)
+      << parsed.error();
+}
+
+TEST(Config, SyntaxErrorNamesTheLine) {
+  auto parsed = Parse("[store]\ndir = \"unterminated\n", "t.toml");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().find("t.toml:2"), std::string::npos) << parsed.error();
+}
+
+TEST(Config, SizesAndDurationsTakeUnitsOrPlainIntegers) {
+  auto parsed = Parse(
+      "[store]\nsegment_bytes = \"8MiB\"\nsegment_age = 90\n"
+      "[retention.graph]\nmax_age = \"36h\"\nmax_bytes = 4096\nmax_per_agent = 3\n",
+      "t");
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->segment_bytes, 8u << 20);
+  EXPECT_EQ(parsed->segment_age_ms, 90'000);
+  EXPECT_EQ(parsed->graph_retention.max_age_ms, 36 * 3600'000);
+  EXPECT_EQ(parsed->graph_retention.max_bytes, 4096u);
+  EXPECT_EQ(parsed->graph_retention.max_per_agent, 3u);
+  EXPECT_EQ(parsed->summary_retention.max_per_agent, 0u);
+}
+
+TEST(Config, BadUnitIsRejected) {
+  auto parsed = Parse("[store]\nsegment_bytes = \"8 parsecs\"\n", "t");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().find("store.segment_bytes"), std::string::npos) << parsed.error();
+  EXPECT_NE(parsed.error().find("not a size"), std::string::npos) << parsed.error();
+}
+
+TEST(Config, BadEndpointAndLevelAreRejected) {
+  EXPECT_FALSE(Parse("[collector]\nendpoint = \"127.0.0.1:7878\"\n", "t"));
+  EXPECT_FALSE(Parse("[log]\nlevel = \"loud\"\n", "t"));
+  EXPECT_FALSE(Parse("[http]\nlisten = \"localhost:99999\"\n", "t"));
+  EXPECT_TRUE(Parse("[http]\nlisten = \"\"\n", "t"));
+}
+
+TEST(Config, CurveNeedsASecretKey) {
+  auto parsed = Parse("[curve]\nenabled = true\n", "t");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().find("curve.secret_key"), std::string::npos) << parsed.error();
+}
+
+TEST(Config, AllowedClientsFileIsReadAndChecked) {
+  const std::string path = std::string(TEST_TMPDIR) + "/clients.txt";
+  std::ofstream(path) << "# ops laptop\nrq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\n";
+  auto parsed = Parse("[curve]\nallowed_clients_file = \"" + path + "\"\n", "t");
+  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_EQ(parsed->curve_allowed_clients.size(), 1u);
+  std::ofstream(path) << "not-a-key\n";
+  parsed = Parse("[curve]\nallowed_clients_file = \"" + path + "\"\n", "t");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().find("clients.txt:1"), std::string::npos) << parsed.error();
+}
+
+TEST(Config, ReloadReportsWhatNeedsARestart) {
+  Config running;
+  auto loaded =
+      Parse("[log]\nlevel = \"debug\"\n[collector]\nendpoint = \"tcp://127.0.0.1:9\"\n", "t");
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(KeysNeedingRestart(running, *loaded), std::vector<std::string>{"collector.endpoint"});
+}
+
+}  // namespace
+}  // namespace tidemark::config
