@@ -1,0 +1,791 @@
+#include "store/store.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <deque>
+
+#include "snapshot/wire.h"
+#include "store/log_format.h"
+
+namespace tidemark::store {
+
+using snapshot::Kind;
+
+namespace {
+
+constexpr std::string_view kSegmentMagic = "TDMS";
+constexpr std::string_view kIndexMagic = "TDMI";
+constexpr std::string_view kSeriesMagic = "TDMT";
+constexpr size_t kKeepLastLimit = 64;  // Newest snapshots remembered per agent and kind.
+
+const char* KindDir(Kind kind) { return kind == Kind::kGraph ? "graph" : "summary"; }
+int KindSlot(Kind kind) { return kind == Kind::kGraph ? 1 : 0; }
+
+std::string FileName(uint64_t id, const char* ext) {
+  char name[40];
+  std::snprintf(name, sizeof name, "%016" PRIu64 ".%s", id, ext);
+  return name;
+}
+
+// The id of "<16 digits>.<ext>", or nothing for any other name.
+std::optional<uint64_t> FileId(const std::string& name, const std::string& ext) {
+  if (name.size() != 17 + ext.size() || name.compare(17, ext.size(), ext) != 0 || name[16] != '.') {
+    return std::nullopt;
+  }
+  if (name.find_first_not_of("0123456789") != 16) return std::nullopt;
+  return std::stoull(name.substr(0, 16));
+}
+
+std::string EncodeAgent(uint32_t id, const snapshot::Identity& identity) {
+  PayloadWriter w;
+  w.U8('A').U32(id).Str(identity.service).Str(identity.host).I64(identity.pid);
+  w.I64(identity.start_time_ns).U32(static_cast<uint32_t>(identity.labels.size()));
+  for (const auto& [key, value] : identity.labels) w.Str(key).Str(value);
+  return std::move(w.bytes());
+}
+
+std::optional<AgentRecord> DecodeAgent(std::string_view payload) {
+  PayloadReader r(payload);
+  if (r.U8() != 'A') return std::nullopt;
+  AgentRecord agent;
+  agent.id = r.U32();
+  agent.identity.service = r.Str();
+  agent.identity.host = r.Str();
+  agent.identity.pid = r.I64();
+  agent.identity.start_time_ns = r.I64();
+  const uint32_t labels = r.U32();
+  for (uint32_t i = 0; i < labels && r.ok(); ++i) {
+    std::string key = r.Str();
+    agent.identity.labels.emplace_back(std::move(key), r.Str());
+  }
+  if (!r.ok()) return std::nullopt;
+  return agent;
+}
+
+std::string EncodeEntry(const IndexEntry& e) {
+  PayloadWriter w;
+  w.U8('E').U32(e.agent).U64(e.seq).U8(static_cast<uint8_t>(e.kind)).I64(e.timestamp_ns);
+  w.I64(e.received_ns).U64(e.segment).U64(e.offset).U32(e.record_bytes).U64(e.message_bytes);
+  w.U64(e.raw_body_bytes).U64(e.objects).U64(e.bytes).U64(e.types).U64(e.rss_bytes);
+  return std::move(w.bytes());
+}
+
+std::optional<IndexEntry> DecodeEntry(std::string_view payload) {
+  PayloadReader r(payload);
+  if (r.U8() != 'E') return std::nullopt;
+  IndexEntry e;
+  e.agent = r.U32();
+  e.seq = r.U64();
+  e.kind = static_cast<Kind>(r.U8());
+  e.timestamp_ns = r.I64();
+  e.received_ns = r.I64();
+  e.segment = r.U64();
+  e.offset = r.U64();
+  e.record_bytes = r.U32();
+  e.message_bytes = r.U64();
+  e.raw_body_bytes = r.U64();
+  e.objects = r.U64();
+  e.bytes = r.U64();
+  e.types = r.U64();
+  e.rss_bytes = r.U64();
+  if (!r.ok() || (e.kind != Kind::kSummary && e.kind != Kind::kGraph)) return std::nullopt;
+  return e;
+}
+
+IndexEntry EntryFor(const snapshot::Header& h, uint64_t message_bytes, uint64_t raw_body_bytes) {
+  IndexEntry e;
+  e.seq = h.seq;
+  e.kind = h.kind;
+  e.timestamp_ns = h.timestamp_ns;
+  e.message_bytes = message_bytes;
+  e.raw_body_bytes = raw_body_bytes;
+  e.objects = h.objects;
+  e.bytes = h.bytes;
+  e.types = h.types;
+  e.rss_bytes = h.rss_bytes;
+  return e;
+}
+
+// A segment record's payload: 'S', received time, then the message as received.
+constexpr size_t kSegmentPrefix = 9;
+
+std::string SegmentPrefix(int64_t received_ns) {
+  PayloadWriter w;
+  w.U8('S').I64(received_ns);
+  return std::move(w.bytes());
+}
+
+// Framed records of `file` after a header, in one buffer written by one Append.
+std::string Framed(std::initializer_list<std::string_view> payloads) {
+  std::string out;
+  for (std::string_view p : payloads) out.append(RecordHeader(p)).append(p);
+  return out;
+}
+
+}  // namespace
+
+std::string IdentityKey(const snapshot::Identity& identity) {
+  return identity.service + '\x1f' + identity.host + '\x1f' + std::to_string(identity.pid) +
+         '\x1f' + std::to_string(identity.start_time_ns);
+}
+
+struct Store::Segment {
+  Kind kind = Kind::kSummary;
+  uint64_t bytes = 0;  // Segment and index file.
+  uint64_t snapshots = 0;
+  int64_t newest_received_ns = 0;
+};
+
+struct Store::OpenFile {
+  uint64_t id = 0;
+  int64_t created_ns = 0;
+  std::shared_ptr<WritableFile> segment;
+  std::shared_ptr<WritableFile> index;
+};
+
+struct Store::AgentState {
+  std::deque<uint64_t> recent[2];  // Segment ids of the newest snapshots, per kind.
+};
+
+Store::Store(std::string dir, StoreOptions options)
+    : dir_(std::move(dir)), options_(std::move(options)), fs_(*options_.fs) {}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, StoreOptions options,
+                                           int64_t now_ns) {
+  std::unique_ptr<Store> store(new Store(dir, std::move(options)));
+  if (auto r = store->Recover(now_ns); !r) return std::unexpected(r.error());
+  store->sync_thread_ = std::thread([s = store.get()] { s->SyncLoop(); });
+  return store;
+}
+
+Store::~Store() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  work_.notify_all();
+  if (sync_thread_.joinable()) sync_thread_.join();
+}
+
+void Store::Log(const std::string& line) const {
+  if (options_.log) options_.log(line);
+}
+
+Result<std::shared_ptr<WritableFile>> Store::CreateFileLocked(const std::string& path,
+                                                              std::string_view magic,
+                                                              int64_t now_ns) {
+  auto file = fs_.Create(path);
+  if (!file) return std::unexpected(file.error());
+  std::shared_ptr<WritableFile> shared = std::move(*file);
+  if (auto r = shared->Append(FileHeader(magic, now_ns)); !r) {
+    (void)fs_.RemoveIfUnused(path);
+    return std::unexpected(r.error());
+  }
+  dirty_dirs_.insert(path.substr(0, path.rfind('/')));
+  MarkDirtyLocked(shared);
+  return shared;
+}
+
+void Store::MarkDirtyLocked(const std::shared_ptr<WritableFile>& file) {
+  if (std::find(dirty_.begin(), dirty_.end(), file) == dirty_.end()) dirty_.push_back(file);
+}
+
+Result<void> Store::Recover(int64_t now_ns) {
+  for (const char* sub : {"", "/summary", "/graph", "/series"}) {
+    if (auto r = fs_.CreateDirs(dir_ + sub); !r) return r;
+  }
+  auto lock = fs_.Lock(dir_ + "/LOCK");
+  if (!lock) return std::unexpected(lock.error());
+  lock_ = std::move(*lock);
+  std::lock_guard guard(mutex_);
+
+  // agents.log is small: it is read whole and rewritten at every start, so the writer never
+  // appends to a file a crash may have torn.
+  std::vector<AgentRecord> agents;
+  const std::string agents_path = dir_ + "/agents.log";
+  if (auto bytes = fs_.Read(agents_path); bytes && !bytes->empty()) {
+    if (auto header = ReadFileHeader(*bytes, kIndexMagic); !header) {
+      if (bytes->size() >= kFileHeaderSize)
+        return Fail(agents_path + ": " + header.error().message);
+    } else {
+      const uint64_t end = ScanRecords(std::string_view(*bytes).substr(kFileHeaderSize),
+                                       kFileHeaderSize, [&](uint64_t, std::string_view payload) {
+                                         if (auto a = DecodeAgent(payload)) agents.push_back(*a);
+                                       });
+      if (end < bytes->size()) {
+        Log(agents_path + ": dropped a torn tail of " + std::to_string(bytes->size() - end) +
+            " bytes left by a crash");
+      }
+    }
+  }
+  const std::string agents_tmp = agents_path + ".tmp";
+  (void)fs_.RemoveIfUnused(agents_tmp);
+  auto agents_file = CreateFileLocked(agents_tmp, kIndexMagic, now_ns);
+  if (!agents_file) return std::unexpected(agents_file.error());
+  agents_file_ = *agents_file;
+  std::string all;
+  for (const AgentRecord& a : agents) {
+    all += Framed({EncodeAgent(a.id, a.identity)});
+    agent_ids_[IdentityKey(a.identity)] = a.id;
+    agent_states_[a.id];
+    next_agent_id_ = std::max(next_agent_id_, a.id + 1);
+  }
+  if (auto r = agents_file_->Append(all); !r) return r;
+  if (auto r = agents_file_->Sync(); !r) return r;
+  if (auto r = fs_.Rename(agents_tmp, agents_path); !r) return r;
+
+  // Every file id ever used is below the next one, before recovery creates any file.
+  for (const char* sub : {"/summary", "/graph", "/series"}) {
+    auto names = fs_.List(dir_ + sub);
+    if (!names) return std::unexpected(names.error());
+    for (const std::string& name : *names) {
+      if (name.size() >= 16 && name.find_first_not_of("0123456789") == 16) {
+        next_file_id_ = std::max<uint64_t>(next_file_id_, std::stoull(name.substr(0, 16)) + 1);
+      }
+    }
+  }
+
+  // Segments, oldest first.
+  for (Kind kind : {Kind::kSummary, Kind::kGraph}) {
+    const std::string sub = dir_ + "/" + KindDir(kind);
+    auto names = fs_.List(sub);
+    if (!names) return std::unexpected(names.error());
+    std::set<uint64_t> segment_ids;
+    std::set<uint64_t> index_ids;
+    for (const std::string& name : *names) {
+      if (auto id = FileId(name, "seg")) segment_ids.insert(*id);
+      if (auto id = FileId(name, "idx")) index_ids.insert(*id);
+      if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+        (void)fs_.RemoveIfUnused(sub + "/" + name);
+      }
+    }
+    for (uint64_t id : index_ids) {
+      if (!segment_ids.count(id)) {
+        // Retention removes a segment before its index: finish what it started.
+        Log(sub + "/" + FileName(id, "idx") + ": removed, its segment is gone");
+        (void)fs_.RemoveIfUnused(sub + "/" + FileName(id, "idx"));
+      }
+    }
+    for (uint64_t id : segment_ids) {
+      if (auto r = RecoverSegment(kind, id); !r) return r;
+    }
+  }
+  return RecoverSeries();
+}
+
+Result<void> Store::RecoverSegment(Kind kind, uint64_t id) {
+  const std::string sub = dir_ + "/" + KindDir(kind);
+  const std::string segment_path = sub + "/" + FileName(id, "seg");
+  const std::string index_path = sub + "/" + FileName(id, "idx");
+  auto head = fs_.Read(segment_path, 0, kFileHeaderSize);
+  if (!head) return std::unexpected(head.error());
+  if (head->size() < kFileHeaderSize) {
+    Log(segment_path + ": removed, a crash cut it off inside its file header");
+    (void)fs_.RemoveIfUnused(index_path);
+    (void)fs_.RemoveIfUnused(segment_path);
+    return {};
+  }
+  if (auto header = ReadFileHeader(*head, kSegmentMagic); !header) {
+    return Fail(segment_path + ": " + header.error().message);
+  }
+  auto segment_size = fs_.Size(segment_path);
+  if (!segment_size) return std::unexpected(segment_size.error());
+
+  std::vector<IndexEntry> entries;
+  bool rewrite_index = false;
+  if (auto bytes = fs_.Read(index_path);
+      bytes && bytes->size() >= kFileHeaderSize && ReadFileHeader(*bytes, kIndexMagic)) {
+    const uint64_t end = ScanRecords(std::string_view(*bytes).substr(kFileHeaderSize),
+                                     kFileHeaderSize, [&](uint64_t, std::string_view payload) {
+                                       if (auto e = DecodeEntry(payload)) entries.push_back(*e);
+                                     });
+    rewrite_index = end < bytes->size();
+  } else {
+    rewrite_index = true;
+  }
+  // An entry past the end of its segment was written while the segment's tail was lost.
+  const size_t listed = entries.size();
+  std::erase_if(entries, [&](const IndexEntry& e) {
+    return e.offset + kRecordHeaderSize + e.record_bytes > *segment_size;
+  });
+  if (entries.size() != listed) {
+    Log(index_path + ": dropped " + std::to_string(listed - entries.size()) +
+        " entries past the end of the segment");
+    rewrite_index = true;
+  }
+  uint64_t indexed_end = kFileHeaderSize;
+  for (const IndexEntry& e : entries) {
+    indexed_end = std::max(indexed_end, e.offset + kRecordHeaderSize + e.record_bytes);
+  }
+
+  // Records written after the last index entry: index them from the messages themselves.
+  auto tail = fs_.Read(segment_path, indexed_end);
+  if (!tail) return std::unexpected(tail.error());
+  uint64_t valid_end = indexed_end;
+  bool stop = false;
+  size_t added = 0;
+  ScanRecords(*tail, indexed_end, [&](uint64_t offset, std::string_view payload) {
+    if (stop) return;
+    PayloadReader r(payload.substr(0, kSegmentPrefix));
+    const bool tagged = r.U8() == 'S';
+    const int64_t received_ns = r.I64();
+    const std::string_view message = payload.substr(std::min(payload.size(), kSegmentPrefix));
+    auto decoded = snapshot::Decode(message);
+    if (!tagged || !r.ok() || !decoded || decoded->header.kind != kind) {
+      stop = true;
+      return;
+    }
+    auto agent = AgentIdLocked(decoded->header.identity);
+    if (!agent) {
+      stop = true;
+      return;
+    }
+    IndexEntry e = EntryFor(decoded->header, message.size(),
+                            snapshot::DecodeEnvelope(message)->raw_body_bytes);
+    e.agent = *agent;
+    e.received_ns = received_ns;
+    e.segment = id;
+    e.offset = offset;
+    e.record_bytes = static_cast<uint32_t>(payload.size());
+    entries.push_back(e);
+    if (kind == Kind::kSummary) {
+      (void)AppendSeriesLocked(*agent, decoded->header, decoded->types, received_ns);
+    }
+    valid_end = offset + kRecordHeaderSize + payload.size();
+    ++added;
+  });
+  if (added > 0) {
+    Log(segment_path + ": indexed " + std::to_string(added) +
+        " snapshots written after their index entries");
+    rewrite_index = true;
+  }
+  if (valid_end < *segment_size) {
+    Log(segment_path + ": truncated a torn tail of " + std::to_string(*segment_size - valid_end) +
+        " bytes left by a crash");
+    if (auto r = fs_.Truncate(segment_path, valid_end); !r) return r;
+  }
+  uint64_t index_size = kFileHeaderSize;
+  if (rewrite_index) {
+    const std::string tmp = index_path + ".tmp";
+    auto file = CreateFileLocked(tmp, kIndexMagic, 0);
+    if (!file) return std::unexpected(file.error());
+    std::string all;
+    for (const IndexEntry& e : entries) all += Framed({EncodeEntry(e)});
+    if (auto r = (*file)->Append(all); !r) return r;
+    if (auto r = (*file)->Sync(); !r) return r;
+    if (auto r = fs_.Rename(tmp, index_path); !r) return r;
+    index_size = (*file)->size();
+  } else if (auto size = fs_.Size(index_path)) {
+    index_size = *size;
+  }
+
+  Segment& segment = segments_[id];
+  segment.kind = kind;
+  segment.bytes = valid_end + index_size;
+  for (const IndexEntry& e : entries) NoteEntryLocked(e, segment);
+  return {};
+}
+
+Result<void> Store::RecoverSeries() {
+  const std::string sub = dir_ + "/series";
+  auto names = fs_.List(sub);
+  if (!names) return std::unexpected(names.error());
+  std::set<uint64_t> ids;
+  for (const std::string& name : *names) {
+    if (auto id = FileId(name, "log"); id && *id != series_id_) ids.insert(*id);  // Not ours.
+  }
+  for (uint64_t id : ids) {
+    const std::string path = sub + "/" + FileName(id, "log");
+    auto bytes = fs_.Read(path, 0, id == *ids.rbegin() ? 0 : kFileHeaderSize);
+    if (!bytes) return std::unexpected(bytes.error());
+    auto created = ReadFileHeader(*bytes, kSeriesMagic);
+    if (!created) {
+      if (bytes->size() >= kFileHeaderSize) return Fail(path + ": " + created.error().message);
+      Log(path + ": removed, a crash cut it off inside its file header");
+      (void)fs_.RemoveIfUnused(path);
+      continue;
+    }
+    series_files_[id] = *created;
+    if (id == *ids.rbegin()) {
+      const uint64_t end = ScanRecords(std::string_view(*bytes).substr(kFileHeaderSize),
+                                       kFileHeaderSize, [](uint64_t, std::string_view) {});
+      if (end < bytes->size()) {
+        Log(path + ": truncated a torn tail of " + std::to_string(bytes->size() - end) +
+            " bytes left by a crash");
+        if (auto r = fs_.Truncate(path, end); !r) return r;
+      }
+      series_bytes_ += end;
+    } else if (auto size = fs_.Size(path)) {
+      series_bytes_ += *size;
+    }
+  }
+  return {};
+}
+
+void Store::NoteEntryLocked(const IndexEntry& entry, Segment& segment) {
+  segment.snapshots += 1;
+  segment.newest_received_ns = std::max(segment.newest_received_ns, entry.received_ns);
+  auto& recent = agent_states_[entry.agent].recent[KindSlot(entry.kind)];
+  recent.push_back(entry.segment);
+  if (recent.size() > kKeepLastLimit) recent.pop_front();
+}
+
+Result<uint32_t> Store::AgentIdLocked(const snapshot::Identity& identity) {
+  const std::string key = IdentityKey(identity);
+  if (auto found = agent_ids_.find(key); found != agent_ids_.end()) return found->second;
+  const uint32_t id = next_agent_id_;
+  if (auto r = agents_file_->Append(Framed({EncodeAgent(id, identity)})); !r) {
+    (void)agents_file_->Truncate(agents_file_->size());
+    return std::unexpected(r.error());
+  }
+  MarkDirtyLocked(agents_file_);
+  agent_ids_[key] = id;
+  agent_states_[id];
+  ++next_agent_id_;
+  return id;
+}
+
+Result<Store::OpenFile*> Store::ActiveLocked(Kind kind, int64_t now_ns) {
+  std::unique_ptr<OpenFile>& active = active_[KindSlot(kind)];
+  if (active && active->segment->size() < options_.segment_bytes &&
+      now_ns - active->created_ns < options_.segment_age_ns) {
+    return active.get();
+  }
+  active.reset();  // The sync thread still holds it if it has unsynced writes.
+  const uint64_t id = next_file_id_++;
+  const std::string sub = dir_ + "/" + KindDir(kind);
+  auto segment = CreateFileLocked(sub + "/" + FileName(id, "seg"), kSegmentMagic, now_ns);
+  if (!segment) return std::unexpected(segment.error());
+  auto index = CreateFileLocked(sub + "/" + FileName(id, "idx"), kIndexMagic, now_ns);
+  if (!index) {
+    (void)fs_.RemoveIfUnused(sub + "/" + FileName(id, "seg"));
+    return std::unexpected(index.error());
+  }
+  active = std::make_unique<OpenFile>(OpenFile{id, now_ns, *segment, *index});
+  Segment& meta = segments_[id];
+  meta.kind = kind;
+  meta.bytes = 2 * kFileHeaderSize;
+  return active.get();
+}
+
+Result<void> Store::AppendSeriesLocked(uint32_t agent, const snapshot::Header& header,
+                                       const std::vector<snapshot::TypeStat>& types,
+                                       int64_t now_ns) {
+  if (!series_file_ || series_file_->size() >= options_.segment_bytes) {
+    const uint64_t id = next_file_id_++;
+    auto file = CreateFileLocked(dir_ + "/series/" + FileName(id, "log"), kSeriesMagic, now_ns);
+    if (!file) return std::unexpected(file.error());
+    series_file_ = *file;
+    series_id_ = id;
+    series_types_.clear();
+    series_files_[id] = now_ns;
+    series_bytes_ += kFileHeaderSize;
+  }
+  std::string out;
+  PayloadWriter point;
+  point.U8('P').U32(agent).U64(header.seq).I64(header.timestamp_ns).U64(header.rss_bytes);
+  point.U32(static_cast<uint32_t>(types.size()));
+  std::vector<std::pair<std::string, uint32_t>> added;
+  for (const snapshot::TypeStat& t : types) {
+    auto found = series_types_.find(t.name);
+    uint32_t type_id;
+    if (found == series_types_.end()) {
+      type_id = static_cast<uint32_t>(series_types_.size() + added.size());
+      PayloadWriter name;
+      name.U8('T').U32(type_id).Str(t.name);
+      out += Framed({name.bytes()});
+      added.emplace_back(t.name, type_id);
+    } else {
+      type_id = found->second;
+    }
+    point.U32(type_id).U64(t.count).U64(t.bytes);
+  }
+  out += Framed({point.bytes()});
+  const uint64_t before = series_file_->size();
+  if (auto r = series_file_->Append(out); !r) {
+    (void)series_file_->Truncate(before);
+    return r;
+  }
+  series_types_.insert(added.begin(), added.end());
+  series_bytes_ += out.size();
+  MarkDirtyLocked(series_file_);
+  return {};
+}
+
+Result<uint64_t> Store::Append(std::string_view message, const snapshot::Header& header,
+                               const std::vector<snapshot::TypeStat>& types, int64_t received_ns) {
+  auto envelope = snapshot::DecodeEnvelope(message);
+  if (!envelope) return std::unexpected(envelope.error());
+  std::lock_guard lock(mutex_);
+  auto agent = AgentIdLocked(header.identity);
+  if (!agent) return std::unexpected(agent.error());
+  auto active = ActiveLocked(header.kind, received_ns);
+  if (!active) return std::unexpected(active.error());
+  OpenFile& file = **active;
+
+  const std::string prefix = SegmentPrefix(received_ns);
+  PayloadWriter frame;
+  frame.U32(static_cast<uint32_t>(prefix.size() + message.size()));
+  frame.U32(Crc32cExtend(Crc32c(prefix), message));
+  frame.bytes() += prefix;
+  IndexEntry entry = EntryFor(header, message.size(), envelope->raw_body_bytes);
+  entry.agent = *agent;
+  entry.received_ns = received_ns;
+  entry.segment = file.id;
+  entry.offset = file.segment->size();
+  entry.record_bytes = static_cast<uint32_t>(prefix.size() + message.size());
+  const uint64_t index_before = file.index->size();
+  const uint64_t series_before = series_file_ ? series_file_->size() : 0;
+  const auto series_file = series_file_;
+
+  // All or nothing: on any failure the files are cut back to where they were, so a full disk
+  // leaves no partial record for a reader to trip on.
+  Result<void> written = file.segment->Append(frame.bytes(), message);
+  if (written) written = file.index->Append(Framed({EncodeEntry(entry)}));
+  if (written && header.kind == Kind::kSummary) {
+    written = AppendSeriesLocked(*agent, header, types, received_ns);
+  }
+  if (!written) {
+    const bool cut = file.segment->Truncate(entry.offset).has_value() &&
+                     file.index->Truncate(index_before).has_value();
+    if (series_file && series_file == series_file_) (void)series_file_->Truncate(series_before);
+    if (!cut) active_[KindSlot(header.kind)].reset();  // Never append after a torn record.
+    return std::unexpected(written.error());
+  }
+  MarkDirtyLocked(file.segment);
+  MarkDirtyLocked(file.index);
+  Segment& segment = segments_[file.id];
+  segment.bytes += file.segment->size() - entry.offset + file.index->size() - index_before;
+  NoteEntryLocked(entry, segment);
+  const uint64_t ticket = ++appended_;
+  work_.notify_one();
+  return ticket;
+}
+
+void Store::SyncLoop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    work_.wait(lock, [&] { return stopping_ || appended_ > durable_; });
+    if (appended_ == durable_) break;  // Stopping with nothing left to sync.
+    const uint64_t target = appended_;
+    std::vector<std::shared_ptr<WritableFile>> files;
+    files.swap(dirty_);
+    std::set<std::string> dirs;
+    dirs.swap(dirty_dirs_);
+    lock.unlock();
+    bool ok = true;
+    if (options_.sync) {
+      for (const auto& file : files) {
+        if (auto r = file->Sync(); !r) {
+          ok = false;
+          Log(r.error().message);
+        }
+      }
+      for (const std::string& d : dirs) {
+        if (auto r = fs_.SyncDir(d); !r) {
+          ok = false;
+          Log(r.error().message);
+        }
+      }
+    }
+    files.clear();  // Closes rolled files once synced.
+    lock.lock();
+    const uint64_t from = durable_;
+    durable_ = target;
+    if (!ok) {
+      // What was written may be lost: start new files rather than append after a hole.
+      active_[0].reset();
+      active_[1].reset();
+      series_file_.reset();
+    }
+    lock.unlock();
+    if (options_.on_durable) options_.on_durable(from, target, ok);
+    lock.lock();
+    synced_.notify_all();
+  }
+}
+
+void Store::Flush() {
+  std::unique_lock lock(mutex_);
+  const uint64_t target = appended_;
+  work_.notify_one();
+  synced_.wait(lock, [&] { return durable_ >= target; });
+}
+
+RetentionResult Store::ApplyRetention(const RetentionPolicy& summary, const RetentionPolicy& graph,
+                                      int64_t now_ns) {
+  RetentionResult result;
+  std::lock_guard lock(mutex_);
+  std::set<uint64_t> kept;  // Segments holding an agent's newest keep_last snapshots.
+  for (const auto& [agent, state] : agent_states_) {
+    for (int slot = 0; slot < 2; ++slot) {
+      const uint32_t keep =
+          std::min<uint32_t>(slot ? graph.keep_last : summary.keep_last, kKeepLastLimit);
+      const auto& recent = state.recent[slot];
+      for (size_t i = recent.size() - std::min<size_t>(recent.size(), keep); i < recent.size();
+           ++i) {
+        kept.insert(recent[i]);
+      }
+    }
+  }
+  for (Kind kind : {Kind::kSummary, Kind::kGraph}) {
+    const RetentionPolicy& policy = kind == Kind::kGraph ? graph : summary;
+    const std::unique_ptr<OpenFile>& active = active_[KindSlot(kind)];
+    uint64_t total = 0;
+    for (const auto& [id, s] : segments_) total += s.kind == kind ? s.bytes : 0;
+    for (auto it = segments_.begin(); it != segments_.end();) {
+      const auto& [id, s] = *it;
+      const bool writing = active && active->id == id;
+      const bool over_bytes = policy.max_bytes > 0 && total > policy.max_bytes;
+      const bool too_old = policy.max_age_ns > 0 &&
+                           s.newest_received_ns < now_ns - policy.max_age_ns && !kept.count(id);
+      if (s.kind != kind || writing || !(over_bytes || too_old)) {
+        ++it;
+        continue;
+      }
+      const std::string base = dir_ + "/" + KindDir(kind) + "/";
+      auto removed = fs_.RemoveIfUnused(base + FileName(id, "seg"));
+      if (!removed || !*removed) {
+        result.files_in_use += 1;
+        if (!removed) Log(removed.error().message);
+        ++it;
+        continue;
+      }
+      (void)fs_.RemoveIfUnused(base + FileName(id, "idx"));
+      total -= s.bytes;
+      result.files_removed += 2;
+      result.snapshots_removed += s.snapshots;
+      result.bytes_removed += s.bytes;
+      it = segments_.erase(it);
+    }
+  }
+  // A series file holds points up to the creation of the next one.
+  if (summary.max_age_ns > 0) {
+    for (auto it = series_files_.begin(); it != series_files_.end();) {
+      auto next = std::next(it);
+      if (next == series_files_.end() || it->first == series_id_ ||
+          next->second >= now_ns - summary.max_age_ns) {
+        break;
+      }
+      const std::string path = dir_ + "/series/" + FileName(it->first, "log");
+      auto size = fs_.Size(path);
+      auto removed = fs_.RemoveIfUnused(path);
+      if (!removed || !*removed) break;
+      result.files_removed += 1;
+      if (size) series_bytes_ -= std::min(series_bytes_, *size);
+      it = series_files_.erase(it);
+    }
+  }
+  // Forget agents with nothing stored: their state is all that grows with restarts.
+  std::set<uint64_t> live;
+  for (const auto& [id, s] : segments_) live.insert(id);
+  for (auto& [agent, state] : agent_states_) {
+    for (auto& recent : state.recent) {
+      std::erase_if(recent, [&](uint64_t id) { return !live.count(id); });
+    }
+  }
+  return result;
+}
+
+StoreStats Store::stats() const {
+  std::lock_guard lock(mutex_);
+  StoreStats stats;
+  for (const auto& [id, s] : segments_) {
+    KindStats& k = s.kind == Kind::kGraph ? stats.graph : stats.summary;
+    k.snapshots += s.snapshots;
+    k.bytes += s.bytes;
+    k.files += 2;
+  }
+  stats.series_bytes = series_bytes_;
+  stats.agents = agent_ids_.size();
+  return stats;
+}
+
+Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs) {
+  Catalog catalog;
+  auto agents = fs.Read(dir + "/agents.log");
+  if (!agents) return Fail(dir + " is not a tidemark store: " + agents.error().message);
+  if (auto header = ReadFileHeader(*agents, kIndexMagic); !header) {
+    return Fail(dir + "/agents.log: " + header.error().message);
+  }
+  ScanRecords(std::string_view(*agents).substr(kFileHeaderSize), kFileHeaderSize,
+              [&](uint64_t, std::string_view payload) {
+                if (auto a = DecodeAgent(payload)) catalog.agents[a->id] = *a;
+              });
+  for (Kind kind : {Kind::kSummary, Kind::kGraph}) {
+    const std::string sub = dir + "/" + KindDir(kind);
+    auto names = fs.List(sub);
+    if (!names) return std::unexpected(names.error());
+    std::sort(names->begin(), names->end());
+    for (const std::string& name : *names) {
+      if (!FileId(name, "idx")) continue;
+      auto bytes = fs.Read(sub + "/" + name);
+      if (!bytes || !ReadFileHeader(*bytes, kIndexMagic)) continue;  // Removed or being made.
+      ScanRecords(std::string_view(*bytes).substr(kFileHeaderSize), kFileHeaderSize,
+                  [&](uint64_t, std::string_view payload) {
+                    if (auto e = DecodeEntry(payload)) catalog.entries.push_back(*e);
+                  });
+    }
+  }
+  return catalog;
+}
+
+Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry, FileSystem& fs) {
+  const std::string path = dir + "/" + KindDir(entry.kind) + "/" + FileName(entry.segment, "seg");
+  auto bytes = fs.Read(path, entry.offset, kRecordHeaderSize + entry.record_bytes);
+  if (!bytes) {
+    return Fail("snapshot seq " + std::to_string(entry.seq) +
+                " is no longer stored (removed by retention?): " + bytes.error().message);
+  }
+  std::optional<std::string_view> payload;
+  ScanRecords(*bytes, entry.offset, [&](uint64_t, std::string_view p) {
+    if (!payload) payload = p;
+  });
+  if (!payload || payload->size() != entry.record_bytes || payload->size() < kSegmentPrefix) {
+    return Fail(path + ": record at offset " + std::to_string(entry.offset) +
+                " is damaged (length or CRC mismatch)");
+  }
+  return std::string(payload->substr(kSegmentPrefix));
+}
+
+Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optional<uint32_t> agent,
+                                            FileSystem& fs) {
+  auto names = fs.List(dir + "/series");
+  if (!names) return std::unexpected(names.error());
+  std::sort(names->begin(), names->end());
+  std::vector<SeriesPoint> points;
+  for (const std::string& name : *names) {
+    if (!FileId(name, "log")) continue;
+    auto bytes = fs.Read(dir + "/series/" + name);
+    if (!bytes || !ReadFileHeader(*bytes, kSeriesMagic)) continue;
+    std::unordered_map<uint32_t, std::string> types;
+    ScanRecords(std::string_view(*bytes).substr(kFileHeaderSize), kFileHeaderSize,
+                [&](uint64_t, std::string_view payload) {
+                  PayloadReader r(payload);
+                  const uint8_t tag = r.U8();
+                  if (tag == 'T') {
+                    const uint32_t id = r.U32();
+                    types[id] = r.Str();
+                    return;
+                  }
+                  if (tag != 'P') return;
+                  SeriesPoint p;
+                  p.agent = r.U32();
+                  if (agent && p.agent != *agent) return;
+                  p.seq = r.U64();
+                  p.timestamp_ns = r.I64();
+                  p.rss_bytes = r.U64();
+                  const uint32_t n = r.U32();
+                  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+                    const uint32_t id = r.U32();
+                    const uint64_t count = r.U64();
+                    p.types.push_back(TypePoint{types[id], count, r.U64()});
+                  }
+                  if (r.ok()) points.push_back(std::move(p));
+                });
+  }
+  return points;
+}
+
+}  // namespace tidemark::store

@@ -1,0 +1,213 @@
+// The snapshot store: durable, crash-safe storage of snapshots exactly as received.
+//
+// Layout under the store directory (every file in store/log_format.h's framing):
+//   LOCK                 held (flock) by the one writing process
+//   agents.log   "TDMI"  'A' records: agent id, identity, labels; one per agent instance
+//   summary/<id>.seg     "TDMS"  'S' records: received time, then the message bytes
+//   summary/<id>.idx     "TDMI"  'E' records: one per snapshot in <id>.seg (see IndexEntry)
+//   graph/<id>.seg, graph/<id>.idx   the same for graph snapshots
+//   series/<id>.log      "TDMT"  'T' type names and 'P' per-type points of each summary
+// <id> is a 16-digit counter shared by all files: a larger id is a newer file.
+//
+// The writer appends to one segment and index per kind and one series file, rolls them at a
+// size or age, and never reopens a closed file for writing, so a crash can tear only the
+// tails of the files that were open. Recovery (Open) truncates those tails with a log line
+// and re-indexes segment records written after their index entries were. No file
+// descriptor is held per agent: an agent is a record in agents.log and an id in entries.
+//
+// Retention works on whole files (a segment and its index): by age of the newest record, by
+// total bytes per kind, and always keeping each agent's newest keep_last snapshots.
+//
+// Durability: Append() writes; a sync thread calls fdatasync on every file written since its
+// last round (group commit: appends during one sync ride the next) and then reports the
+// tickets that are durable. An ack is sent only for a durable ticket.
+//
+// Thread-safety: Store is thread-safe. Reading functions below work on a store another
+// process is writing: they stop at an incomplete record and read segments under a shared lock.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "snapshot/snapshot.h"
+#include "store/file_system.h"
+
+namespace tidemark::store {
+
+struct AgentRecord {
+  uint32_t id = 0;
+  snapshot::Identity identity;
+};
+
+// One stored snapshot, as its index entry: listing and seeking never decompress anything.
+struct IndexEntry {
+  uint32_t agent = 0;
+  uint64_t seq = 0;
+  snapshot::Kind kind = snapshot::Kind::kSummary;
+  int64_t timestamp_ns = 0;  // When the agent took it.
+  int64_t received_ns = 0;
+  uint64_t segment = 0;  // <id> of the segment file.
+  uint64_t offset = 0;   // Of the record in it.
+  uint32_t record_bytes = 0;
+  uint64_t message_bytes = 0;
+  uint64_t raw_body_bytes = 0;
+  uint64_t objects = 0;
+  uint64_t bytes = 0;
+  uint64_t types = 0;
+  uint64_t rss_bytes = 0;
+};
+
+struct TypePoint {
+  std::string type;
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+};
+
+// One summary's per-type figures, kept apart so growth queries decode no snapshot.
+struct SeriesPoint {
+  uint32_t agent = 0;
+  uint64_t seq = 0;
+  int64_t timestamp_ns = 0;
+  uint64_t rss_bytes = 0;
+  std::vector<TypePoint> types;
+};
+
+struct RetentionPolicy {
+  int64_t max_age_ns = 0;  // 0: no age limit.
+  uint64_t max_bytes = 0;  // 0: no size limit. Overrides keep_last: disk is the hard limit.
+  uint32_t keep_last = 0;  // Each agent's newest N are kept past max_age.
+};
+
+struct RetentionResult {
+  uint64_t files_removed = 0;
+  uint64_t snapshots_removed = 0;
+  uint64_t bytes_removed = 0;
+  uint64_t files_in_use = 0;  // Due but held by a reader: removed on a later round.
+};
+
+struct KindStats {
+  uint64_t snapshots = 0;
+  uint64_t bytes = 0;  // Segment and index files.
+  uint64_t files = 0;
+};
+
+struct StoreStats {
+  KindStats summary;
+  KindStats graph;
+  uint64_t series_bytes = 0;
+  uint64_t agents = 0;
+};
+
+struct StoreOptions {
+  FileSystem* fs = &FileSystem::Default();
+  bool sync = true;  // false: durable once written (survives a crash of this process only).
+  uint64_t segment_bytes = uint64_t{64} << 20;
+  int64_t segment_age_ns = int64_t{3600} * 1'000'000'000;
+  // Called from the sync thread: tickets in (from, to] are durable (ok) or were lost to a
+  // failed sync (!ok). Must not call back into the Store.
+  std::function<void(uint64_t from, uint64_t to, bool ok)> on_durable;
+  std::function<void(const std::string&)> log;  // Recovery and error lines; may be empty.
+};
+
+class Store {
+ public:
+  // Opens or creates the store at `dir`, recovering from a crash. Fails with a message naming
+  // the path if the directory cannot be created, written or locked.
+  static Result<std::unique_ptr<Store>> Open(const std::string& dir, StoreOptions options,
+                                             int64_t now_ns);
+  ~Store();  // Syncs what was appended, then stops the sync thread.
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Appends one validated message with its decoded header (and type table for summaries).
+  // Returns its ticket. On failure nothing of it stays in the store.
+  Result<uint64_t> Append(std::string_view message, const snapshot::Header& header,
+                          const std::vector<snapshot::TypeStat>& types, int64_t received_ns);
+
+  // Syncs everything appended so far and waits for it.
+  void Flush();
+
+  RetentionResult ApplyRetention(const RetentionPolicy& summary, const RetentionPolicy& graph,
+                                 int64_t now_ns);
+
+  StoreStats stats() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Segment;
+  struct OpenFile;
+  struct AgentState;
+  Store(std::string dir, StoreOptions options);
+  Result<void> Recover(int64_t now_ns);
+  Result<void> RecoverSegment(snapshot::Kind kind, uint64_t id);
+  Result<void> RecoverSeries();
+  Result<uint32_t> AgentIdLocked(const snapshot::Identity& identity);
+  Result<OpenFile*> ActiveLocked(snapshot::Kind kind, int64_t now_ns);
+  Result<void> AppendSeriesLocked(uint32_t agent, const snapshot::Header& header,
+                                  const std::vector<snapshot::TypeStat>& types, int64_t now_ns);
+  void NoteEntryLocked(const IndexEntry& entry, Segment& segment);
+  Result<std::shared_ptr<WritableFile>> CreateFileLocked(const std::string& path,
+                                                         std::string_view magic, int64_t now_ns);
+  void MarkDirtyLocked(const std::shared_ptr<WritableFile>& file);
+  void SyncLoop();
+  void Log(const std::string& line) const;
+
+  const std::string dir_;
+  const StoreOptions options_;
+  FileSystem& fs_;
+  std::unique_ptr<FileLock> lock_;
+
+  mutable std::mutex mutex_;
+  uint64_t next_file_id_ = 1;
+  std::shared_ptr<WritableFile> agents_file_;
+  uint32_t next_agent_id_ = 1;
+  std::unordered_map<std::string, uint32_t> agent_ids_;  // Identity key -> id.
+  std::map<uint32_t, AgentState> agent_states_;
+  std::map<uint64_t, Segment> segments_;  // By id; both kinds.
+  std::unique_ptr<OpenFile> active_[2];   // Per kind: the segment being written.
+  std::shared_ptr<WritableFile> series_file_;
+  uint64_t series_id_ = 0;
+  std::unordered_map<std::string, uint32_t> series_types_;  // In the active series file.
+  std::map<uint64_t, int64_t> series_files_;                // id -> created_ns.
+  uint64_t series_bytes_ = 0;
+
+  // Group commit.
+  std::vector<std::shared_ptr<WritableFile>> dirty_;
+  std::set<std::string> dirty_dirs_;
+  uint64_t appended_ = 0;  // Last ticket handed out.
+  uint64_t durable_ = 0;   // Last ticket reported.
+  bool stopping_ = false;
+  std::condition_variable work_;
+  std::condition_variable synced_;
+  std::thread sync_thread_;
+};
+
+// Reading a store, from any process, while it is written.
+struct Catalog {
+  std::map<uint32_t, AgentRecord> agents;
+  std::vector<IndexEntry> entries;  // By kind, then segment and offset: arrival order per kind.
+};
+Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs = FileSystem::Default());
+// The message of one entry, checked against its CRC. A segment removed by retention since the
+// catalog was read is an error saying so.
+Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry,
+                                FileSystem& fs = FileSystem::Default());
+// Series points, oldest first; only `agent`'s when given.
+Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir,
+                                            std::optional<uint32_t> agent = std::nullopt,
+                                            FileSystem& fs = FileSystem::Default());
+
+std::string IdentityKey(const snapshot::Identity& identity);
+
+}  // namespace tidemark::store

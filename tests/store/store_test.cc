@@ -1,0 +1,353 @@
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
+#include "snapshot/wire.h"
+#include "store/log_format.h"
+
+namespace tidemark::store {
+namespace {
+
+namespace fs = std::filesystem;
+using snapshot::Kind;
+constexpr int64_t kSecond = 1'000'000'000;
+
+snapshot::Snapshot MakeSnapshot(const std::string& service, int64_t pid, uint64_t seq, Kind kind,
+                                int types = 3) {
+  snapshot::Snapshot s;
+  s.header.kind = kind;
+  s.header.identity = {service, "host-a", pid, 1000 + pid, {{"env", "test"}}};
+  s.header.seq = seq;
+  s.header.timestamp_ns = static_cast<int64_t>(seq) * kSecond;
+  for (int i = 0; i < types; ++i) {
+    s.types.push_back({"mod.Type" + std::to_string(i), seq * 10 + i, seq * 100 + i, 64});
+  }
+  s.header.types = s.types.size();
+  if (kind == Kind::kGraph) {
+    s.graph.address = {0x1000, 0x2000};
+    s.graph.type = {0, 1};
+    s.graph.size = {64, 32};
+    s.graph.length = {0, 0};
+    s.graph.ref_begin = {0, 1, 1};
+    s.graph.refs = {1};
+  }
+  return s;
+}
+
+struct Appended {
+  std::string message;
+  snapshot::Snapshot snapshot;
+};
+
+Appended Make(const std::string& service, int64_t pid, uint64_t seq, Kind kind = Kind::kSummary) {
+  Appended a{"", MakeSnapshot(service, pid, seq, kind)};
+  a.message = *snapshot::Encode(a.snapshot);
+  return a;
+}
+
+Result<uint64_t> Put(Store& store, const Appended& a, int64_t received_ns) {
+  return store.Append(a.message, a.snapshot.header, a.snapshot.types, received_ns);
+}
+
+// Fails every write while `full` is set, after writing half of it, as a full disk does.
+class FullDiskFileSystem final : public FileSystem {
+ public:
+  std::atomic<bool> full{false};
+
+  Result<std::unique_ptr<WritableFile>> Create(const std::string& path) override {
+    auto file = Default().Create(path);
+    if (!file) return file;
+    return std::unique_ptr<WritableFile>(new File(std::move(*file), full));
+  }
+  Result<std::string> Read(const std::string& p, uint64_t o, uint64_t l) override {
+    return Default().Read(p, o, l);
+  }
+  Result<uint64_t> Size(const std::string& p) override { return Default().Size(p); }
+  Result<void> Truncate(const std::string& p, uint64_t s) override {
+    return Default().Truncate(p, s);
+  }
+  Result<std::vector<std::string>> List(const std::string& d) override { return Default().List(d); }
+  Result<void> CreateDirs(const std::string& d) override { return Default().CreateDirs(d); }
+  Result<void> Rename(const std::string& f, const std::string& t) override {
+    return Default().Rename(f, t);
+  }
+  Result<void> SyncDir(const std::string& d) override { return Default().SyncDir(d); }
+  Result<bool> RemoveIfUnused(const std::string& p) override { return Default().RemoveIfUnused(p); }
+  Result<std::unique_ptr<FileLock>> Lock(const std::string& p) override {
+    return Default().Lock(p);
+  }
+
+ private:
+  class File final : public WritableFile {
+   public:
+    File(std::unique_ptr<WritableFile> real, std::atomic<bool>& full)
+        : real_(std::move(real)), full_(full) {}
+    Result<void> Append(std::string_view a, std::string_view b) override {
+      if (full_) {
+        (void)real_->Append(a.substr(0, a.size() / 2));  // Half reaches the file, then ENOSPC.
+        return Fail("write: No space left on device");
+      }
+      auto r = real_->Append(a, b);
+      if (r) size_ += a.size() + b.size();
+      return r;
+    }
+    Result<void> Truncate(uint64_t size) override {
+      auto r = real_->Truncate(size);
+      if (r) size_ = size;
+      return r;
+    }
+    Result<void> Sync() override { return real_->Sync(); }
+    uint64_t size() const override { return size_; }
+
+   private:
+    std::unique_ptr<WritableFile> real_;
+    std::atomic<bool>& full_;
+    uint64_t size_ = 0;
+  };
+};
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ =
+        fs::path(TEST_TMPDIR) /
+        ("store_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+  }
+
+  std::unique_ptr<Store> Open(StoreOptions options = {}, int64_t now = 100 * kSecond) {
+    options.log = [this](const std::string& line) { log_ += line + "\n"; };
+    auto store = Store::Open(dir_, std::move(options), now);
+    EXPECT_TRUE(store) << store.error().message;
+    return store ? std::move(*store) : nullptr;
+  }
+
+  Catalog ReadAll() {
+    auto catalog = ReadCatalog(dir_);
+    EXPECT_TRUE(catalog) << catalog.error().message;
+    return catalog ? *catalog : Catalog{};
+  }
+
+  std::string FileWith(const std::string& sub, const std::string& ext) {
+    for (const auto& e : fs::directory_iterator(dir_ / sub)) {
+      if (e.path().extension() == ext) return e.path();
+    }
+    return "";
+  }
+
+  fs::path dir_;
+  std::string log_;
+};
+
+TEST_F(StoreTest, AppendedSnapshotsAreListedReadBackAndTheirSeriesKept) {
+  auto store = Open();
+  const auto a1 = Make("api", 1, 1), a2 = Make("api", 1, 2), b1 = Make("worker", 2, 1);
+  const auto g = Make("api", 1, 3, Kind::kGraph);
+  for (const auto* a : {&a1, &a2, &b1, &g}) ASSERT_TRUE(Put(*store, *a, 5 * kSecond));
+  store->Flush();
+
+  const Catalog catalog = ReadAll();
+  ASSERT_EQ(catalog.agents.size(), 2u);
+  ASSERT_EQ(catalog.entries.size(), 4u);
+  for (const IndexEntry& e : catalog.entries) {
+    auto message = ReadMessage(dir_, e);
+    ASSERT_TRUE(message) << message.error().message;
+    auto decoded = snapshot::Decode(*message);
+    ASSERT_TRUE(decoded);
+    EXPECT_EQ(decoded->header.seq, e.seq);
+    EXPECT_EQ(decoded->header.kind, e.kind);
+    EXPECT_EQ(catalog.agents.at(e.agent).identity.service, decoded->header.identity.service);
+  }
+  EXPECT_EQ(catalog.agents.begin()->second.identity.labels.at(0).second, "test");
+
+  auto series = ReadSeries(dir_);
+  ASSERT_TRUE(series);
+  ASSERT_EQ(series->size(), 3u);  // Summaries only.
+  EXPECT_EQ(series->at(1).types.at(2).type, "mod.Type2");
+  EXPECT_EQ(series->at(1).types.at(2).bytes, 202u);
+  EXPECT_EQ(store->stats().summary.snapshots, 3u);
+  EXPECT_EQ(store->stats().graph.snapshots, 1u);
+}
+
+TEST_F(StoreTest, EveryTicketIsReportedDurable) {
+  std::mutex m;
+  uint64_t durable = 0;
+  bool all_ok = true;
+  StoreOptions options;
+  options.on_durable = [&](uint64_t from, uint64_t to, bool ok) {
+    std::lock_guard lock(m);
+    EXPECT_EQ(from, durable);
+    durable = to;
+    all_ok &= ok;
+  };
+  auto store = Open(options);
+  uint64_t last = 0;
+  for (uint64_t seq = 1; seq <= 50; ++seq) last = *Put(*store, Make("api", 1, seq), seq);
+  store->Flush();
+  std::lock_guard lock(m);
+  EXPECT_EQ(durable, last);
+  EXPECT_TRUE(all_ok);
+}
+
+TEST_F(StoreTest, TornSegmentTailIsTruncatedAndEarlierRecordsSurvive) {
+  {
+    auto store = Open();
+    for (uint64_t seq = 1; seq <= 3; ++seq) ASSERT_TRUE(Put(*store, Make("api", 1, seq), seq));
+  }
+  const std::string segment = FileWith("summary", ".seg");
+  const auto intact = fs::file_size(segment);
+  std::ofstream(segment, std::ios::app) << std::string("\x40\x00\x00\x00\x11\x22", 6);
+  auto store = Open();
+  EXPECT_NE(log_.find("truncated a torn tail of 6 bytes"), std::string::npos) << log_;
+  EXPECT_EQ(fs::file_size(segment), intact);
+  EXPECT_EQ(ReadAll().entries.size(), 3u);
+  ASSERT_TRUE(Put(*store, Make("api", 1, 4), 4));  // Into a new segment.
+  store->Flush();
+  EXPECT_EQ(ReadAll().entries.size(), 4u);
+}
+
+TEST_F(StoreTest, RecordCutInTheMiddleIsDroppedWithItsIndexEntry) {
+  {
+    auto store = Open();
+    for (uint64_t seq = 1; seq <= 3; ++seq) ASSERT_TRUE(Put(*store, Make("api", 1, seq), seq));
+  }
+  const std::string segment = FileWith("summary", ".seg");
+  fs::resize_file(segment, fs::file_size(segment) - 10);
+  auto store = Open();
+  EXPECT_NE(log_.find("past the end of the segment"), std::string::npos) << log_;
+  const Catalog catalog = ReadAll();
+  ASSERT_EQ(catalog.entries.size(), 2u);
+  for (const IndexEntry& e : catalog.entries) EXPECT_TRUE(ReadMessage(dir_, e));
+}
+
+TEST_F(StoreTest, RecordsWrittenAfterTheirIndexAreIndexedAgain) {
+  {
+    auto store = Open();
+    for (uint64_t seq = 1; seq <= 3; ++seq) ASSERT_TRUE(Put(*store, Make("api", 1, seq), seq));
+  }
+  const std::string index = FileWith("summary", ".idx");
+  fs::resize_file(index, fs::file_size(index) - 30);  // Last entry torn, so 2 remain.
+  auto store = Open();
+  EXPECT_NE(log_.find("indexed 1 snapshots"), std::string::npos) << log_;
+  const Catalog catalog = ReadAll();
+  ASSERT_EQ(catalog.entries.size(), 3u);
+  EXPECT_EQ(catalog.entries.back().seq, 3u);
+}
+
+TEST_F(StoreTest, FullDiskFailsTheAppendLeavesNoPartialRecordAndResumes) {
+  FullDiskFileSystem disk;
+  StoreOptions options;
+  options.fs = &disk;
+  auto store = Open(options);
+  ASSERT_TRUE(Put(*store, Make("api", 1, 1), 1));
+  disk.full = true;
+  auto failed = Put(*store, Make("api", 1, 2), 2);
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message.find("No space left"), std::string::npos);
+  disk.full = false;
+  ASSERT_TRUE(Put(*store, Make("api", 1, 3), 3));
+  store->Flush();
+  store.reset();
+
+  store = Open();
+  EXPECT_EQ(log_.find("truncated"), std::string::npos) << log_;
+  const Catalog catalog = ReadAll();
+  ASSERT_EQ(catalog.entries.size(), 2u);
+  EXPECT_EQ(catalog.entries[0].seq, 1u);
+  EXPECT_EQ(catalog.entries[1].seq, 3u);
+  for (const IndexEntry& e : catalog.entries) EXPECT_TRUE(ReadMessage(dir_, e));
+}
+
+TEST_F(StoreTest, RetentionByAgeKeepsEachAgentsNewestAndOtherKinds) {
+  StoreOptions options;
+  options.segment_age_ns = 1;  // One segment per snapshot, so retention can pick each.
+  auto store = Open(options);
+  for (uint64_t t = 1; t <= 10; ++t)
+    ASSERT_TRUE(Put(*store, Make("api", 1, t, Kind::kGraph), t * kSecond));
+  ASSERT_TRUE(Put(*store, Make("quiet", 2, 1, Kind::kGraph), 1 * kSecond));
+  ASSERT_TRUE(Put(*store, Make("api", 1, 11), 1 * kSecond));
+  ASSERT_TRUE(Put(*store, Make("api", 1, 12), 12 * kSecond));  // Active summary segment.
+  store->Flush();
+
+  RetentionPolicy graph{.max_age_ns = 5 * kSecond, .max_bytes = 0, .keep_last = 1};
+  const RetentionResult r = store->ApplyRetention({}, graph, 12 * kSecond);
+  EXPECT_EQ(r.snapshots_removed, 6u);  // api graphs received at 1..6 s; quiet's only one kept.
+  std::vector<uint64_t> graphs;
+  size_t summaries = 0;
+  for (const IndexEntry& e : ReadAll().entries) {
+    if (e.kind == Kind::kGraph) graphs.push_back(e.seq);
+    summaries += e.kind == Kind::kSummary;
+  }
+  EXPECT_EQ(graphs, (std::vector<uint64_t>{7, 8, 9, 10, 1}));
+  EXPECT_EQ(summaries, 2u);
+}
+
+TEST_F(StoreTest, RetentionByBytesRemovesOldestFirstButNotTheActiveSegment) {
+  StoreOptions options;
+  options.segment_age_ns = 1;
+  auto store = Open(options);
+  for (uint64_t t = 1; t <= 6; ++t) ASSERT_TRUE(Put(*store, Make("api", 1, t), t * kSecond));
+  store->Flush();
+  const uint64_t one = store->stats().summary.bytes / 6;
+  RetentionPolicy summary{.max_age_ns = 0, .max_bytes = 2 * one + one / 2, .keep_last = 5};
+  store->ApplyRetention(summary, {}, 7 * kSecond);
+  std::vector<uint64_t> left;
+  for (const IndexEntry& e : ReadAll().entries) left.push_back(e.seq);
+  EXPECT_EQ(left, (std::vector<uint64_t>{5, 6}));
+  EXPECT_LE(store->stats().summary.bytes, summary.max_bytes);
+}
+
+TEST_F(StoreTest, SegmentHeldByAReaderIsRemovedOnlyAfterItIsReleased) {
+  StoreOptions options;
+  options.segment_age_ns = 1;
+  auto store = Open(options);
+  ASSERT_TRUE(Put(*store, Make("api", 1, 1), 1 * kSecond));
+  ASSERT_TRUE(Put(*store, Make("api", 1, 2), 50 * kSecond));
+  store->Flush();
+  const std::string oldest = (dir_ / "summary").string() + "/" + [&] {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir_ / "summary")) {
+      if (e.path().extension() == ".seg") names.push_back(e.path().filename());
+    }
+    std::sort(names.begin(), names.end());
+    return names.front();
+  }();
+  const int reader = ::open(oldest.c_str(), O_RDONLY);
+  ASSERT_EQ(::flock(reader, LOCK_SH), 0);
+  RetentionPolicy summary{.max_age_ns = 10 * kSecond};
+  EXPECT_EQ(store->ApplyRetention(summary, {}, 60 * kSecond).files_in_use, 1u);
+  EXPECT_TRUE(fs::exists(oldest));
+  ::close(reader);
+  EXPECT_EQ(store->ApplyRetention(summary, {}, 60 * kSecond).snapshots_removed, 1u);
+  EXPECT_FALSE(fs::exists(oldest));
+}
+
+TEST_F(StoreTest, SecondWriterIsRefused) {
+  auto store = Open();
+  auto second = Store::Open(dir_, {}, 0);
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find("another tidemarkd"), std::string::npos);
+}
+
+TEST_F(StoreTest, UnusableDirectoryIsAnErrorNamingIt) {
+  fs::create_directories(dir_);
+  std::ofstream(dir_ / "file") << "x";
+  auto store = Store::Open((dir_ / "file" / "data").string(), {}, 0);
+  ASSERT_FALSE(store);
+  EXPECT_NE(store.error().message.find("file/data"), std::string::npos) << store.error().message;
+}
+
+TEST(LogFormat, Crc32cMatchesTheStandardCheckValue) {
+  EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32cExtend(Crc32c("1234"), "56789"), 0xE3069283u);
+}
+
+}  // namespace
+}  // namespace tidemark::store
