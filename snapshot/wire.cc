@@ -702,8 +702,9 @@ Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& li
     return Fail("not a tidemark snapshot (bad magic)");
   Envelope e;
   e.version = static_cast<uint16_t>(GetLE(message, 4, 2));
-  if (e.version != kFormatVersion) {
+  if (e.version < kOldestReadableFormatVersion || e.version > kFormatVersion) {
     return Fail("unsupported format version " + std::to_string(e.version) + " (this build reads " +
+                std::to_string(kOldestReadableFormatVersion) + " to " +
                 std::to_string(kFormatVersion) + ")");
   }
   const uint8_t kind = static_cast<uint8_t>(message[6]);

@@ -1,0 +1,211 @@
+#include "collector/daemon.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <csignal>
+
+#include "collector/http_server.h"
+#include "collector/ingest.h"
+#include "collector/metrics.h"
+#include "store/store.h"
+
+namespace tidemark::collector {
+namespace {
+
+constexpr int64_t kMsToNs = 1'000'000;
+
+int64_t WallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+IngestSettings SettingsOf(const config::Config& c) {
+  IngestSettings s;
+  s.limits = {c.max_message_bytes, c.max_body_bytes, c.max_objects, c.max_types};
+  s.drop_log_interval_ns = c.drop_log_interval_ms * kMsToNs;
+  s.allowed_clients = c.curve_allowed_clients;
+  return s;
+}
+
+store::RetentionPolicy PolicyOf(const config::Retention& r) {
+  return {r.max_age_ms * kMsToNs, r.max_bytes, r.max_per_agent};
+}
+
+void SetupLogging(const std::string& level) {
+  // stdout, line-buffered by spdlog's flush_on: journald takes it under systemd.
+  auto logger = spdlog::stdout_logger_mt("tidemarkd");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+class Daemon {
+ public:
+  explicit Daemon(const DaemonOptions& options)
+      : options_(options),
+        config_(options.config),
+        signals_(io_, SIGINT, SIGTERM, SIGHUP),
+        retention_timer_(io_),
+        http_(io_, [this](const std::string& m, const std::string& t) { return Serve(m, t); }) {}
+
+  int Run() {
+    const std::string dir = config::ResolvedStoreDir(config_);
+    store::StoreOptions store_options;
+    store_options.sync = config_.sync == config::SyncPolicy::kFsync;
+    store_options.segment_bytes = config_.segment_bytes;
+    store_options.segment_age_ns = config_.segment_age_ms * kMsToNs;
+    store_options.log = [](const std::string& line) { spdlog::warn("store: {}", line); };
+    store_options.on_durable = [this](uint64_t from, uint64_t to, bool ok) {
+      if (Ingest* ingest = ingest_ptr_.load()) ingest->OnDurable(from, to, ok);
+    };
+    auto store = store::Store::Open(dir, store_options, WallNowNs());
+    if (!store) {
+      spdlog::error("cannot open the store: {}", store.error().message);
+      return kExitFailure;
+    }
+    store_ = std::move(*store);
+    const store::StoreStats stats = store_->stats();
+    spdlog::info("store {}: {} summary and {} graph snapshots from {} agents", dir,
+                 stats.summary.snapshots, stats.graph.snapshots, stats.agents);
+
+    ingest_ = std::make_unique<Ingest>(*store_, metrics_);
+    ingest_ptr_ = ingest_.get();
+    IngestOptions ingest_options;
+    ingest_options.endpoint = config_.endpoint;
+    ingest_options.receive_hwm = config_.receive_hwm;
+    ingest_options.curve = config_.curve_enabled;
+    ingest_options.curve_secret_key = config_.curve_secret_key;
+    ingest_options.settings = SettingsOf(config_);
+    auto bound = ingest_->Start(ingest_options);
+    if (!bound) {
+      spdlog::error("{}", bound.error().message);
+      return Shutdown(kExitFailure);
+    }
+    spdlog::info("listening for agents on {}{}", *bound,
+                 config_.curve_enabled
+                     ? " (CURVE, " + std::to_string(config_.curve_allowed_clients.size()) +
+                           " allowed client keys)"
+                     : "");
+    if (!config_.http_listen.empty()) {
+      auto http = http_.Listen(config_.http_listen);
+      if (!http) {
+        spdlog::error("{}", http.error().message);
+        return Shutdown(kExitFailure);
+      }
+      spdlog::info("serving http on {} (/healthz, /metrics)", *http);
+    }
+    WaitForSignal();
+    ScheduleRetention();
+    io_.run();
+    return Shutdown(exit_code_);
+  }
+
+ private:
+  int Shutdown(int code) {
+    http_.Stop();
+    if (ingest_) ingest_->Stop();  // Flushes the store and sends the last acks.
+    ingest_ptr_ = nullptr;
+    store_.reset();
+    spdlog::info("stopped");
+    return code;
+  }
+
+  void WaitForSignal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      if (signal == SIGHUP) {
+        Reload();
+        WaitForSignal();
+        return;
+      }
+      spdlog::info("{}: stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+      io_.stop();
+    });
+  }
+
+  void Reload() {
+    if (options_.config_path.empty()) {
+      spdlog::info("SIGHUP: running on embedded defaults, nothing to reload");
+      return;
+    }
+    auto loaded = config::Load(options_.config_path);
+    if (!loaded) {
+      spdlog::error("SIGHUP: keeping the running configuration: {}", loaded.error());
+      return;
+    }
+    for (const std::string& key : config::KeysNeedingRestart(config_, *loaded)) {
+      spdlog::warn("SIGHUP: {} changed; it takes effect after a restart", key);
+    }
+    // Only what can change live is taken; the rest stays as running.
+    config_.summary_retention = loaded->summary_retention;
+    config_.graph_retention = loaded->graph_retention;
+    config_.retention_interval_ms = loaded->retention_interval_ms;
+    config_.max_body_bytes = loaded->max_body_bytes;
+    config_.max_objects = loaded->max_objects;
+    config_.max_types = loaded->max_types;
+    config_.drop_log_interval_ms = loaded->drop_log_interval_ms;
+    config_.curve_allowed_clients = loaded->curve_allowed_clients;
+    config_.log_level = options_.log_level.value_or(loaded->log_level);
+    spdlog::set_level(spdlog::level::from_str(config_.log_level));
+    ingest_->UpdateSettings(SettingsOf(config_));
+    spdlog::info("SIGHUP: reloaded {} (log level {}, {} allowed client keys)", options_.config_path,
+                 config_.log_level, config_.curve_allowed_clients.size());
+  }
+
+  void ScheduleRetention() {
+    retention_timer_.expires_after(std::chrono::milliseconds(config_.retention_interval_ms));
+    retention_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      const store::RetentionResult r = store_->ApplyRetention(
+          PolicyOf(config_.summary_retention), PolicyOf(config_.graph_retention), WallNowNs());
+      metrics_.RetentionRemoved(r);
+      if (r.snapshots_removed > 0 || r.files_in_use > 0) {
+        spdlog::info("retention: removed {} snapshots ({} bytes, {} files); {} files in use kept",
+                     r.snapshots_removed, r.bytes_removed, r.files_removed, r.files_in_use);
+      }
+      ScheduleRetention();
+    });
+  }
+
+  HttpResponse Serve(const std::string& method, const std::string& target) {
+    const std::string path = target.substr(0, target.find('?'));
+    if (method != "GET" && method != "HEAD") return {405, "text/plain", "GET only\n"};
+    if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+    if (path == "/metrics") {
+      return {200, "text/plain; version=0.0.4; charset=utf-8",
+              metrics_.Render(store_->stats(), WallNowNs())};
+    }
+    return {404, "text/plain; charset=utf-8", "not found; try /healthz or /metrics\n"};
+  }
+
+  const DaemonOptions& options_;
+  config::Config config_;
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer retention_timer_;
+  HttpServer http_;
+  Metrics metrics_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Ingest> ingest_;
+  std::atomic<Ingest*> ingest_ptr_{nullptr};
+  int exit_code_ = kExitOk;
+};
+
+}  // namespace
+
+int RunDaemon(const DaemonOptions& options) {
+  std::signal(SIGPIPE, SIG_IGN);
+  SetupLogging(options.log_level.value_or(options.config.log_level));
+  spdlog::info("tidemarkd starting with {}", options.config.source);
+  return Daemon(options).Run();
+}
+
+}  // namespace tidemark::collector

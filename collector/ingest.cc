@@ -1,0 +1,287 @@
+#include "collector/ingest.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <climits>
+#include <zmq.hpp>
+
+#include "snapshot/control.h"
+
+namespace tidemark::collector {
+namespace {
+
+int64_t WallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int kBatch = 256;  // Messages taken per wake-up before acks are looked at again.
+
+std::string PeerAddress(zmq::message_t& message) {
+  const char* address = zmq_msg_gets(message.handle(), "Peer-Address");
+  return address ? address : "unknown peer";
+}
+
+}  // namespace
+
+struct Ingest::State {
+  zmq::context_t context{1};
+  zmq::socket_t router;
+  zmq::socket_t zap;
+  bool curve = false;
+  struct PendingAck {
+    uint64_t ticket;
+    std::string peer;
+    uint64_t seq;
+  };
+  std::deque<PendingAck> pending;
+  std::set<std::string> allowed;  // Binary 32-byte public keys.
+  struct ReasonLog {
+    int64_t last_ns = INT64_MIN / 2;
+    uint64_t suppressed = 0;
+  };
+  std::array<ReasonLog, static_cast<size_t>(DropReason::kCount)> logs;
+  IngestSettings settings;  // The thread's copy.
+};
+
+Ingest::Ingest(store::Store& store, Metrics& metrics) : store_(store), metrics_(metrics) {}
+
+Ingest::~Ingest() {
+  Stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+snapshot::Result<std::string> Ingest::Start(const IngestOptions& options) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return snapshot::Fail("eventfd failed");
+  settings_ = options.settings;
+  state_ = std::make_unique<State>();
+  State& s = *state_;
+  try {
+    if (options.curve) {
+      // libzmq asks the ZAP handler of the socket's own context, at this fixed address.
+      s.zap = zmq::socket_t(s.context, zmq::socket_type::rep);
+      s.zap.set(zmq::sockopt::linger, 0);
+      s.zap.bind("inproc://zeromq.zap.01");
+      s.curve = true;
+    }
+    s.router = zmq::socket_t(s.context, zmq::socket_type::router);
+    s.router.set(zmq::sockopt::maxmsgsize,
+                 static_cast<int64_t>(options.settings.limits.max_message_bytes));
+    s.router.set(zmq::sockopt::rcvhwm, options.receive_hwm);
+    s.router.set(zmq::sockopt::sndhwm, 10'000);
+    s.router.set(zmq::sockopt::linger, 1000);
+    if (options.curve) {
+      s.router.set(zmq::sockopt::curve_server, true);
+      s.router.set(zmq::sockopt::curve_secretkey, options.curve_secret_key);
+      s.router.set(zmq::sockopt::zap_domain, "tidemark");
+    }
+    s.router.bind(options.endpoint);
+    std::string bound = s.router.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { Run(); });
+    return bound;
+  } catch (const zmq::error_t& e) {
+    state_.reset();
+    return snapshot::Fail("cannot listen on " + options.endpoint + ": " + e.what());
+  }
+}
+
+void Ingest::Wake() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Ingest::Stop() {
+  if (!thread_.joinable()) return;
+  stopping_ = true;
+  Wake();
+  thread_.join();
+  state_.reset();
+}
+
+void Ingest::UpdateSettings(const IngestSettings& settings) {
+  {
+    std::lock_guard lock(mutex_);
+    settings_ = settings;
+  }
+  Wake();
+}
+
+void Ingest::OnDurable(uint64_t from, uint64_t to, bool ok) {
+  {
+    std::lock_guard lock(mutex_);
+    durable_events_.push_back({from, to, ok});
+  }
+  Wake();
+}
+
+void Ingest::Run() {
+  State& s = *state_;
+  auto log_drop = [&](DropReason reason, const std::string& detail) {
+    State::ReasonLog& log = s.logs[static_cast<size_t>(reason)];
+    const int64_t now = SteadyNowNs();
+    if (now - log.last_ns < s.settings.drop_log_interval_ns) {
+      ++log.suppressed;
+      return;
+    }
+    if (log.suppressed > 0) {
+      spdlog::warn(
+          "dropped a message ({}): {} ({} more dropped for this reason since the last line)",
+          DropReasonName(reason), detail, log.suppressed);
+    } else {
+      spdlog::warn("dropped a message ({}): {}", DropReasonName(reason), detail);
+    }
+    log.last_ns = now;
+    log.suppressed = 0;
+  };
+  auto drop = [&](DropReason reason, const std::string& detail) {
+    metrics_.Dropped(reason);
+    log_drop(reason, detail);
+  };
+
+  auto take_settings = [&] {
+    std::lock_guard lock(mutex_);
+    s.settings = settings_;
+    s.allowed.clear();
+    for (const std::string& key : s.settings.allowed_clients) {
+      std::string binary(32, '\0');
+      if (zmq_z85_decode(reinterpret_cast<uint8_t*>(binary.data()), key.c_str())) {
+        s.allowed.insert(binary);
+      }
+    }
+  };
+
+  auto send_acks = [&] {
+    std::vector<DurableEvent> events;
+    {
+      std::lock_guard lock(mutex_);
+      events.swap(durable_events_);
+    }
+    for (const DurableEvent& e : events) {
+      while (!s.pending.empty() && s.pending.front().ticket <= e.to) {
+        State::PendingAck& ack = s.pending.front();
+        if (e.ok) {
+          snapshot::Control control;
+          control.ack = ack.seq;
+          const std::string frame = snapshot::EncodeControl(control);
+          // An agent gone meanwhile, or not reading, loses its ack: never wait for it.
+          if (s.router.send(zmq::buffer(ack.peer),
+                            zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+              s.router.send(zmq::buffer(frame), zmq::send_flags::dontwait)) {
+            metrics_.Acknowledged();
+          }
+        } else {
+          drop(DropReason::kStore, "a sync of the store failed; seq " + std::to_string(ack.seq) +
+                                       " was not acknowledged");
+        }
+        s.pending.pop_front();
+      }
+    }
+  };
+
+  auto receive = [&] {
+    for (int i = 0; i < kBatch; ++i) {
+      zmq::message_t peer;
+      if (!s.router.recv(peer, zmq::recv_flags::dontwait)) return;
+      zmq::message_t body;
+      if (!peer.more() || !s.router.recv(body, zmq::recv_flags::none)) continue;
+      if (body.more()) {
+        while (body.more() && s.router.recv(body, zmq::recv_flags::none)) {
+        }
+        drop(DropReason::kProtocol, "a message of more than one frame from " + PeerAddress(body));
+        continue;
+      }
+      const std::string_view bytes(static_cast<const char*>(body.data()), body.size());
+      auto valid = Validate(bytes, s.settings.limits);
+      if (!valid) {
+        drop(valid.error().reason, valid.error().detail + " (from " + PeerAddress(body) + ")");
+        continue;
+      }
+      const int64_t now = WallNowNs();
+      metrics_.Received(valid->header, bytes.size(), now);
+      auto ticket = store_.Append(bytes, valid->header, valid->types, now);
+      if (!ticket) {
+        drop(DropReason::kStore, ticket.error().message);
+        continue;
+      }
+      s.pending.push_back({*ticket, peer.to_string(), valid->header.seq});
+    }
+  };
+
+  auto answer_zap = [&] {
+    std::vector<zmq::message_t> frames;
+    while (true) {
+      zmq::message_t frame;
+      if (!s.zap.recv(frame, zmq::recv_flags::dontwait)) break;
+      const bool more = frame.more();
+      frames.push_back(std::move(frame));
+      if (!more) break;
+    }
+    if (frames.size() < 6) return;
+    const bool curve =
+        frames[5].to_string_view() == "CURVE" && frames.size() >= 7 && frames[6].size() == 32;
+    const std::string key = curve ? frames[6].to_string() : std::string();
+    const bool allowed = curve && s.allowed.count(key);
+    char z85[41] = {};
+    if (curve) zmq_z85_encode(z85, reinterpret_cast<const uint8_t*>(key.data()), 32);
+    if (!allowed) {
+      drop(DropReason::kUnauthorized, std::string("CURVE client key ") + (curve ? z85 : "(none)") +
+                                          " from " + frames[3].to_string() +
+                                          " is not in curve.allowed_clients");
+    }
+    const std::string reply[] = {"1.0",
+                                 frames[1].to_string(),
+                                 allowed ? "200" : "400",
+                                 allowed ? "OK" : "client key not allowed",
+                                 allowed ? std::string(z85) : "",
+                                 ""};
+    for (size_t i = 0; i < 6; ++i) {
+      s.zap.send(zmq::buffer(reply[i]), i < 5 ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  };
+
+  take_settings();
+  std::vector<zmq::pollitem_t> items = {{s.router.handle(), 0, ZMQ_POLLIN, 0},
+                                        {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+  if (s.curve) items.push_back({s.zap.handle(), 0, ZMQ_POLLIN, 0});
+  // Nothing may escape this thread: an exception here would terminate the daemon.
+  try {
+    while (!stopping_) {
+      try {
+        zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        throw;
+      }
+      if (items[1].revents & ZMQ_POLLIN) {
+        uint64_t count;
+        [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof count);
+        take_settings();
+      }
+      if (s.curve && (items[2].revents & ZMQ_POLLIN)) answer_zap();
+      if (items[0].revents & ZMQ_POLLIN) receive();
+      send_acks();
+    }
+    // What was appended becomes durable and is acknowledged before the socket closes.
+    store_.Flush();
+    send_acks();
+  } catch (const std::exception& e) {
+    spdlog::critical("ingest thread stopped: {}", e.what());
+  }
+  s.router.close();
+  if (s.curve) s.zap.close();
+}
+
+}  // namespace tidemark::collector

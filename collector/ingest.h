@@ -1,0 +1,88 @@
+// The receiving side of tidemarkd: a ZeroMQ ROUTER socket on its own thread.
+//
+// Agents connect with DEALER sockets. Each message is validated (collector/validate.h),
+// appended to the store, and acknowledged on the same connection once the store reports it
+// durable. Invalid messages are counted by reason and logged at most once per reason per
+// drop_log_interval, with the number suppressed in between, so a flood of garbage costs
+// neither log volume nor the good agents' throughput beyond its own validation.
+//
+// libzmq buffers a whole message before any check of ours, so the socket carries
+// ZMQ_MAXMSGSIZE (limits.max_message_bytes) and a receive high-water mark.
+//
+// With CURVE on, the thread also answers ZAP requests: a client key not on the allowlist is
+// refused during the handshake and counted as "unauthorized".
+//
+// Thread-safety: Start/Stop from one thread; UpdateSettings from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collector/metrics.h"
+#include "collector/validate.h"
+#include "snapshot/result.h"
+#include "store/store.h"
+
+namespace tidemark::collector {
+
+// What may change while running (SIGHUP).
+struct IngestSettings {
+  Limits limits;
+  int64_t drop_log_interval_ns = 10'000'000'000;
+  std::vector<std::string> allowed_clients;  // Z85 public keys.
+};
+
+struct IngestOptions {
+  std::string endpoint;
+  int receive_hwm = 1000;
+  bool curve = false;
+  std::string curve_secret_key;  // Z85.
+  IngestSettings settings;
+};
+
+class Ingest {
+ public:
+  Ingest(store::Store& store, Metrics& metrics);
+  ~Ingest();  // Stop().
+  Ingest(const Ingest&) = delete;
+  Ingest& operator=(const Ingest&) = delete;
+
+  // Binds and starts the thread. Returns the bound endpoint (the port when it was 0).
+  snapshot::Result<std::string> Start(const IngestOptions& options);
+  // Stops receiving, waits for what was appended to become durable, sends those acks, joins.
+  void Stop();
+  void UpdateSettings(const IngestSettings& settings);
+
+  // The store's on_durable callback: (from, to] durable (ok) or lost.
+  void OnDurable(uint64_t from, uint64_t to, bool ok);
+
+ private:
+  struct State;
+  void Run();
+  void Wake();
+
+  store::Store& store_;
+  Metrics& metrics_;
+  std::unique_ptr<State> state_;
+  std::thread thread_;
+  int wake_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+
+  std::mutex mutex_;  // Guards settings_ and durable_events_.
+  IngestSettings settings_;
+  struct DurableEvent {
+    uint64_t from, to;
+    bool ok;
+  };
+  std::vector<DurableEvent> durable_events_;
+};
+
+}  // namespace tidemark::collector

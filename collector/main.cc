@@ -1,0 +1,88 @@
+// tidemarkd: receives heap snapshots from tidemark agents, validates and stores them.
+#include <iostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "collector/daemon.h"
+#include "config/config.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: tidemarkd [--config FILE] [--log-level LEVEL]
+       tidemarkd --check-config FILE
+
+Receives heap snapshots from tidemark agents over ZeroMQ, validates them, stores them durably
+and acknowledges each once stored. Without --config it runs on embedded defaults: agents on
+tcp://127.0.0.1:7878, HTTP (/healthz, /metrics) on 127.0.0.1:7879, store in $STATE_DIRECTORY
+or ./tidemark-data.
+
+  --config FILE       read FILE (TOML; docs/configuration.md lists every key)
+  --check-config FILE validate FILE, print the problem if any, and exit (0 valid, 78 not)
+  --log-level LEVEL   trace, debug, info, warn, error or off; overrides log.level
+  --help              this text
+  --version           print the version
+
+Signals: SIGTERM/SIGINT stop after acknowledging what was received; SIGHUP reloads --config.
+Exit codes: 0 stopped, 1 runtime failure, 64 bad usage, 78 bad configuration.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace tidemark;
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  collector::DaemonOptions options;
+  std::optional<std::string> check;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::optional<std::string> {
+      if (i + 1 < args.size()) return args[++i];
+      std::cerr << "tidemarkd: " << a << " needs a value\n" << kUsage;
+      return std::nullopt;
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (a == "--version") {
+      std::cout << "tidemarkd 0.1.0\n";
+      return 0;
+    } else if (a == "--config") {
+      auto v = value();
+      if (!v) return collector::kExitUsage;
+      options.config_path = *v;
+    } else if (a == "--check-config") {
+      check = value();
+      if (!check) return collector::kExitUsage;
+    } else if (a == "--log-level") {
+      options.log_level = value();
+      if (!options.log_level) return collector::kExitUsage;
+      const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
+      if (!levels.count(*options.log_level)) {
+        std::cerr << "tidemarkd: --log-level: expected trace, debug, info, warn, error or off\n";
+        return collector::kExitUsage;
+      }
+    } else {
+      std::cerr << "tidemarkd: unknown argument '" << a << "'\n" << kUsage;
+      return collector::kExitUsage;
+    }
+  }
+  if (check) {
+    auto loaded = config::Load(*check);
+    if (!loaded) {
+      std::cerr << "tidemarkd: " << loaded.error() << "\n";
+      return collector::kExitConfig;
+    }
+    std::cout << *check << ": valid\n";
+    return 0;
+  }
+  if (!options.config_path.empty()) {
+    auto loaded = config::Load(options.config_path);
+    if (!loaded) {
+      std::cerr << "tidemarkd: " << loaded.error() << "\n";
+      return collector::kExitConfig;
+    }
+    options.config = *loaded;
+  }
+  return collector::RunDaemon(options);
+}
