@@ -1,6 +1,7 @@
 #include "cli/commands.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/stored.h"
 #include "diff/type_diff.h"
 #include "snapshot/wire.h"
 
@@ -21,17 +23,28 @@ constexpr const char* kUsage =
     "usage: tidemark <command> [options]\n"
     "\n"
     "commands:\n"
-    "  summary FILE [--all] [--json]   per-type table of one snapshot (meliae's layout), top 20\n"
+    "  summary SNAP [--all] [--json]   per-type table of one snapshot (meliae's layout), top 20\n"
     "                                  by size unless --all\n"
     "  diff A B [--all] [--json]       per-type count and byte deltas from A to B, largest growth\n"
     "                                  first (top 20 unless --all)\n"
+    "  ls [--all] [--json]             services, agents (with labels) and their stored snapshots\n"
+    "                                  (the newest 5 per agent unless --all)\n"
+    "  verify [--json]                 read and decode every stored snapshot; exit 1 if any fails\n"
+    "  keygen [--json]                 a new CURVE key pair (Z85) for tidemarkd or an agent\n"
     "  help                            this text\n"
     "\n"
-    "FILE is a snapshot written by tidemark.dump() or the agent.\n";
+    "options:\n"
+    "  --store DIR   the store tidemarkd writes (default $TIDEMARK_STORE, else ./tidemark-data)\n"
+    "\n"
+    "SNAP is a snapshot file written by tidemark.dump(), or a stored snapshot:\n"
+    "  AGENT:SEQ     3:17, api:last, api/4121:first\n"
+    "  AGENT@TIME    the newest taken at or before TIME: 2026-11-26T03:00:00Z, or -1h (ago)\n"
+    "AGENT is an agent id from `tidemark ls`, a service (its newest instance) or SERVICE/PID.\n";
 
 struct Flags {
   bool json = false;
   bool all = false;
+  std::string store_dir = DefaultStoreDir();
   std::vector<std::string> positional;
 };
 
@@ -43,7 +56,13 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& flags, std::ostream
       flags.json = true;
     else if (a == "--all")
       flags.all = true;
-    else if (a.size() > 1 && a[0] == '-') {
+    else if (a == "--store") {
+      if (i + 1 == args.size()) {
+        err << "tidemark " << args[0] << ": --store needs a directory\n";
+        return false;
+      }
+      flags.store_dir = args[++i];
+    } else if (a.size() > 1 && a[0] == '-') {
       err << "tidemark " << args[0] << ": unknown option '" << a << "'\n";
       return false;
     } else
@@ -52,17 +71,18 @@ bool ParseFlags(const std::vector<std::string>& args, Flags& flags, std::ostream
   return true;
 }
 
-bool Load(const std::string& path, Snapshot& out, std::ostream& err) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    err << "tidemark: cannot open '" << path << "'\n";
+bool Load(const std::string& arg, const Flags& flags, Snapshot& out, std::ostream& err) {
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  auto message = ReadSnapshotArgument(arg, flags.store_dir, now_ns);
+  if (!message) {
+    err << "tidemark: " << message.error().message << "\n";
     return false;
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  auto decoded = snapshot::Decode(buffer.str());
+  auto decoded = snapshot::Decode(*message);
   if (!decoded) {
-    err << "tidemark: '" << path << "' is not a readable snapshot: " << decoded.error().message
+    err << "tidemark: '" << arg << "' is not a readable snapshot: " << decoded.error().message
         << "\n";
     return false;
   }
@@ -82,7 +102,7 @@ int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
     return 2;
   }
   Snapshot s;
-  if (!Load(flags.positional[0], s, err)) return 1;
+  if (!Load(flags.positional[0], flags, s, err)) return 1;
   std::vector<TypeStat> rows = s.types;
   std::sort(rows.begin(), rows.end(), [](const TypeStat& a, const TypeStat& b) {
     return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
@@ -137,7 +157,9 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
     return 2;
   }
   Snapshot a, b;
-  if (!Load(flags.positional[0], a, err) || !Load(flags.positional[1], b, err)) return 1;
+  if (!Load(flags.positional[0], flags, a, err) || !Load(flags.positional[1], flags, b, err)) {
+    return 1;
+  }
   auto rows = diff::DiffTypes(a.types, b.types);
   std::erase_if(
       rows, [](const diff::TypeDelta& d) { return d.count_delta() == 0 && d.bytes_delta() == 0; });
@@ -188,6 +210,15 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   if (!ParseFlags(args, flags, err)) return 2;
   if (args[0] == "summary") return Summary(flags, out, err);
   if (args[0] == "diff") return Diff(flags, out, err);
+  if (args[0] == "ls" || args[0] == "verify" || args[0] == "keygen") {
+    if (!flags.positional.empty()) {
+      err << "tidemark " << args[0] << ": unexpected argument '" << flags.positional[0] << "'\n";
+      return 2;
+    }
+    if (args[0] == "ls") return ListStore(flags.store_dir, flags.all, flags.json, out, err);
+    if (args[0] == "verify") return VerifyStore(flags.store_dir, flags.json, out, err);
+    return MakeCurveKeys(flags.json, out, err);
+  }
   err << "tidemark: unknown command '" << args[0] << "'\n" << kUsage;
   return 2;
 }

@@ -1,0 +1,288 @@
+#include "cli/stored.h"
+
+#include <unistd.h>
+#include <zmq.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "snapshot/wire.h"
+#include "store/store.h"
+
+namespace tidemark::cli {
+namespace {
+
+using snapshot::Fail;
+using snapshot::Result;
+
+std::string IsoTime(int64_t ns) {
+  const std::time_t seconds = static_cast<std::time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return out;
+}
+
+Result<int64_t> ParseTime(const std::string& text, int64_t now_ns) {
+  if (!text.empty() && text[0] == '-') {
+    static const std::map<char, int64_t> units = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    const std::string number = text.substr(1, text.size() - 2);
+    if (text.size() < 3 || !units.count(text.back()) ||
+        number.find_first_not_of("0123456789") != std::string::npos) {
+      return Fail("'" + text + "' is not a time ago like -30m, -6h or -2d");
+    }
+    return now_ns - std::stoll(number) * units.at(text.back()) * 1'000'000'000;
+  }
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!end || (*end != '\0' && std::string(end) != "Z")) {
+    return Fail("'" + text + "' is not a UTC time like 2026-11-26T03:00:00Z");
+  }
+  return static_cast<int64_t>(timegm(&tm)) * 1'000'000'000;
+}
+
+// The agent ids AGENT names, newest instance first.
+Result<std::vector<uint32_t>> ResolveAgent(const store::Catalog& catalog, const std::string& name) {
+  std::vector<const store::AgentRecord*> matches;
+  const auto slash = name.find('/');
+  for (const auto& [id, agent] : catalog.agents) {
+    const auto& identity = agent.identity;
+    if (name.find_first_not_of("0123456789") == std::string::npos && !name.empty()) {
+      if (std::to_string(id) == name) matches.push_back(&agent);
+    } else if (slash != std::string::npos) {
+      if (identity.service == name.substr(0, slash) &&
+          std::to_string(identity.pid) == name.substr(slash + 1)) {
+        matches.push_back(&agent);
+      }
+    } else if (identity.service == name) {
+      matches.push_back(&agent);
+    }
+  }
+  if (matches.empty()) return Fail("no agent '" + name + "' in the store (see tidemark ls)");
+  std::sort(matches.begin(), matches.end(),
+            [](auto* a, auto* b) { return a->identity.start_time_ns > b->identity.start_time_ns; });
+  std::vector<uint32_t> ids;
+  for (const auto* m : matches) ids.push_back(m->id);
+  return ids;
+}
+
+Result<store::IndexEntry> ResolveRef(const store::Catalog& catalog, const std::string& ref,
+                                     int64_t now_ns) {
+  const auto at = ref.find_last_of(":@");
+  if (at == std::string::npos || at == 0) {
+    return Fail("'" + ref + "' is neither a file nor a stored snapshot (AGENT:SEQ or AGENT@TIME)");
+  }
+  auto agents = ResolveAgent(catalog, ref.substr(0, at));
+  if (!agents) return std::unexpected(agents.error());
+  const uint32_t agent = agents->front();  // The newest instance.
+  std::vector<store::IndexEntry> entries;
+  for (const auto& e : catalog.entries) {
+    if (e.agent == agent) entries.push_back(e);
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  if (entries.empty()) return Fail("agent " + std::to_string(agent) + " has no stored snapshots");
+  const std::string what = ref.substr(at + 1);
+  if (ref[at] == ':') {
+    if (what == "last") return entries.back();
+    if (what == "first") return entries.front();
+    for (const auto& e : entries) {
+      if (std::to_string(e.seq) == what) return e;
+    }
+    return Fail("agent " + std::to_string(agent) + " has no stored snapshot with seq " + what +
+                " (stored: " + std::to_string(entries.front().seq) + " to " +
+                std::to_string(entries.back().seq) + ", some may have been removed by retention)");
+  }
+  auto time = ParseTime(what, now_ns);
+  if (!time) return std::unexpected(time.error());
+  const store::IndexEntry* best = nullptr;
+  for (const auto& e : entries) {
+    if (e.timestamp_ns <= *time && (!best || e.timestamp_ns >= best->timestamp_ns)) best = &e;
+  }
+  if (!best)
+    return Fail("agent " + std::to_string(agent) + " has no snapshot taken before " + what);
+  return *best;
+}
+
+Result<store::Catalog> OpenCatalog(const std::string& dir) {
+  auto catalog = store::ReadCatalog(dir);
+  if (!catalog) return Fail("cannot read the store: " + catalog.error().message);
+  return catalog;
+}
+
+std::string Bytes(uint64_t n) {
+  char out[32];
+  if (n >= (1u << 20))
+    std::snprintf(out, sizeof out, "%.1f MiB", n / 1048576.0);
+  else if (n >= 1024)
+    std::snprintf(out, sizeof out, "%.1f KiB", n / 1024.0);
+  else
+    std::snprintf(out, sizeof out, "%" PRIu64 " B", n);
+  return out;
+}
+
+}  // namespace
+
+std::string DefaultStoreDir() {
+  if (const char* env = std::getenv("TIDEMARK_STORE"); env && *env) return env;
+  return "./tidemark-data";
+}
+
+Result<std::string> ReadSnapshotArgument(const std::string& arg, const std::string& store_dir,
+                                         int64_t now_ns) {
+  if (std::filesystem::is_regular_file(arg)) {
+    std::ifstream in(arg, std::ios::binary);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    if (!in) return Fail("cannot read '" + arg + "'");
+    return buffer.str();
+  }
+  if (arg.find_first_of(":@") == std::string::npos) return Fail("cannot open '" + arg + "'");
+  auto catalog = OpenCatalog(store_dir);
+  if (!catalog) return std::unexpected(catalog.error());
+  auto entry = ResolveRef(*catalog, arg, now_ns);
+  if (!entry) return std::unexpected(entry.error());
+  return store::ReadMessage(store_dir, *entry);
+}
+
+int ListStore(const std::string& dir, bool all, bool json, std::ostream& out, std::ostream& err) {
+  auto catalog = OpenCatalog(dir);
+  if (!catalog) {
+    err << "tidemark ls: " << catalog.error().message << "\n";
+    return 1;
+  }
+  std::map<uint32_t, std::vector<const store::IndexEntry*>> by_agent;
+  for (const auto& e : catalog->entries) by_agent[e.agent].push_back(&e);
+  for (auto& [id, entries] : by_agent) {
+    std::sort(entries.begin(), entries.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
+  }
+  std::map<std::string, std::vector<const store::AgentRecord*>> services;
+  for (const auto& [id, agent] : catalog->agents) {
+    if (by_agent.count(id)) services[agent.identity.service].push_back(&agent);
+  }
+  const size_t shown_per_agent = all ? SIZE_MAX : 5;
+  if (json) {
+    nlohmann::json j = {{"store", dir}, {"services", nlohmann::json::array()}};
+    for (const auto& [service, agents] : services) {
+      nlohmann::json s = {{"service", service}, {"agents", nlohmann::json::array()}};
+      for (const auto* a : agents) {
+        nlohmann::json labels = nlohmann::json::object();
+        for (const auto& [k, v] : a->identity.labels) labels[k] = v;
+        nlohmann::json agent = {{"id", a->id},
+                                {"host", a->identity.host},
+                                {"pid", a->identity.pid},
+                                {"start_time_ns", a->identity.start_time_ns},
+                                {"labels", labels},
+                                {"snapshots", nlohmann::json::array()}};
+        for (const auto* e : by_agent[a->id]) {
+          agent["snapshots"].push_back({{"seq", e->seq},
+                                        {"kind", snapshot::KindName(e->kind)},
+                                        {"timestamp_ns", e->timestamp_ns},
+                                        {"received_ns", e->received_ns},
+                                        {"objects", e->objects},
+                                        {"bytes", e->bytes},
+                                        {"types", e->types},
+                                        {"rss_bytes", e->rss_bytes},
+                                        {"message_bytes", e->message_bytes}});
+        }
+        s["agents"].push_back(agent);
+      }
+      j["services"].push_back(s);
+    }
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  if (services.empty()) out << "store " << dir << " holds no snapshots yet\n";
+  for (const auto& [service, agents] : services) {
+    out << service << "\n";
+    for (const auto* a : agents) {
+      const auto& entries = by_agent[a->id];
+      std::string labels;
+      for (const auto& [k, v] : a->identity.labels) labels += " " + k + "=" + v;
+      out << "  agent " << a->id << "  " << a->identity.host << " pid " << a->identity.pid
+          << "  started " << IsoTime(a->identity.start_time_ns) << labels << "  (" << entries.size()
+          << " snapshots)\n";
+      const size_t first = entries.size() - std::min(entries.size(), shown_per_agent);
+      if (first > 0) out << "      ... " << first << " older (--all lists them)\n";
+      for (size_t i = first; i < entries.size(); ++i) {
+        const auto* e = entries[i];
+        char line[200];
+        std::snprintf(line, sizeof line,
+                      "    %3u:%-6" PRIu64 " %-7s %s %10" PRIu64 " objects %10s heap %10s stored\n",
+                      a->id, e->seq, snapshot::KindName(e->kind), IsoTime(e->timestamp_ns).c_str(),
+                      e->objects, Bytes(e->bytes).c_str(), Bytes(e->message_bytes).c_str());
+        out << line;
+      }
+    }
+  }
+  return 0;
+}
+
+int VerifyStore(const std::string& dir, bool json, std::ostream& out, std::ostream& err) {
+  auto catalog = OpenCatalog(dir);
+  if (!catalog) {
+    err << "tidemark verify: " << catalog.error().message << "\n";
+    return 1;
+  }
+  const bool progress = isatty(STDERR_FILENO) && !json;
+  uint64_t good = 0;
+  nlohmann::json failures = nlohmann::json::array();
+  for (size_t i = 0; i < catalog->entries.size(); ++i) {
+    const auto& e = catalog->entries[i];
+    auto message = store::ReadMessage(dir, e);
+    std::string problem;
+    if (!message) {
+      problem = message.error().message;
+    } else if (auto decoded = snapshot::Decode(*message); !decoded) {
+      problem = decoded.error().message;
+    } else if (decoded->header.seq != e.seq) {
+      problem = "index says seq " + std::to_string(e.seq) + ", message says " +
+                std::to_string(decoded->header.seq);
+    }
+    if (problem.empty()) {
+      ++good;
+    } else {
+      failures.push_back({{"agent", e.agent}, {"seq", e.seq}, {"problem", problem}});
+      if (!json) err << "agent " << e.agent << " seq " << e.seq << ": " << problem << "\n";
+    }
+    if (progress && (i % 100 == 99 || i + 1 == catalog->entries.size())) {
+      err << "\rverified " << i + 1 << " of " << catalog->entries.size() << std::flush;
+    }
+  }
+  if (progress) err << "\n";
+  if (json) {
+    out << nlohmann::json{{"snapshots", catalog->entries.size()},
+                          {"good", good},
+                          {"failures", failures}}
+               .dump(2)
+        << "\n";
+  } else {
+    out << good << " of " << catalog->entries.size() << " stored snapshots decode\n";
+  }
+  return failures.empty() ? 0 : 1;
+}
+
+int MakeCurveKeys(bool json, std::ostream& out, std::ostream& err) {
+  char public_key[41], secret_key[41];
+  if (zmq_curve_keypair(public_key, secret_key) != 0) {
+    err << "tidemark keygen: libzmq was built without CURVE support\n";
+    return 1;
+  }
+  if (json) {
+    out << nlohmann::json{{"public_key", public_key}, {"secret_key", secret_key}}.dump(2) << "\n";
+  } else {
+    out << "public_key = \"" << public_key << "\"\nsecret_key = \"" << secret_key << "\"\n";
+  }
+  return 0;
+}
+
+}  // namespace tidemark::cli
