@@ -689,6 +689,25 @@ Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& option
   }
 }
 
+Result<std::string> ReplaceHeader(std::string_view message, const Header& header) {
+  TM_TRY(e, DecodeEnvelope(message));
+  if (header.kind != e.kind) return Fail("ReplaceHeader: kind differs from the message's");
+  msgpack::sbuffer header_buf;
+  msgpack::packer<msgpack::sbuffer> packer(header_buf);
+  try {
+    PackHeader(packer, header);
+  } catch (const std::exception& ex) {
+    return Fail(std::string("encode: ") + ex.what());
+  }
+  std::string out(message.substr(0, kEnvelopeSize));
+  out.resize(8);
+  PutLE(out, header_buf.size(), 4);
+  out.append(message.substr(12, 12));  // B and R are unchanged.
+  out.append(header_buf.data(), header_buf.size());
+  out.append(message.substr(kEnvelopeSize + e.header_bytes));
+  return out;
+}
+
 Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& limits) {
   if (message.size() > limits.max_message_bytes) {
     return Fail("message of " + std::to_string(message.size()) + " bytes exceeds the limit of " +

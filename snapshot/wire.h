@@ -64,6 +64,11 @@ struct Envelope {
 
 Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& options = {});
 
+// The same message with another header (identity, seq, figures), its compressed body copied
+// as is: replaying one real snapshot as many agents costs no recompression.
+// REQUIRES: header.kind and header.types match the message's.
+Result<std::string> ReplaceHeader(std::string_view message, const Header& header);
+
 // Reads the envelope and header only: no decompression, cost independent of body size.
 Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& limits = {});
 Result<Header> DecodeHeader(std::string_view message, const DecodeLimits& limits = {});

@@ -153,6 +153,22 @@ TEST(Wire, ChurnedGraphRoundTripsThroughDiscovererAddressCoding) {
   EXPECT_LT(encoded->size(), 2000u);
 }
 
+TEST(Wire, ReplacedHeaderKeepsTheBodyAndDecodes) {
+  Snapshot s = MakeGraph();
+  const std::string original = *Encode(s);
+  Header other = s.header;
+  other.identity.service = "a-much-longer-service-name-than-before";
+  other.seq = 99;
+  other.types = s.types.size();
+  auto replaced = ReplaceHeader(original, other);
+  ASSERT_TRUE(replaced) << replaced.error().message;
+  auto decoded = Decode(*replaced);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->header.identity.service, other.identity.service);
+  EXPECT_EQ(decoded->header.seq, 99u);
+  EXPECT_EQ(decoded->graph.refs, s.graph.refs);
+}
+
 TEST(Wire, HeaderIsReadableWithoutTheBody) {
   std::string m = *Encode(MakeGraph());
   m.resize(m.size() - 1);  // The body is now broken; the header alone still reads.

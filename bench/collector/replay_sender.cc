@@ -1,0 +1,261 @@
+// Synthetic agents for tidemarkd's tests and benchmark: N DEALER sockets replaying one real
+// encoded snapshot (its header rewritten per agent and seq, its compressed body reused), or
+// sending malformed messages of one kind.
+//
+// Prints one JSON line when done: {"agents", "sent", "acked", "seconds", "bytes_sent",
+// "cpu_seconds"}; with --print-acks also "ack SERVICE PID SEQ" per acknowledgement, as it
+// arrives (the crash test compares them with what the store holds).
+#include <sys/resource.h>
+#include <zstd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "snapshot/control.h"
+#include "snapshot/wire.h"
+
+namespace {
+
+using namespace tidemark;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string endpoint;
+  std::string file;
+  std::string kind = "summary";
+  std::string mode = "good";
+  std::string service = "replay";
+  int agents = 1;
+  long count = 1;
+  int window = 8;
+  int types = 500;
+  int64_t pid_base = 100000;
+  uint64_t bytes = 0;
+  double timeout_s = 60;
+  double lost_after_s = 1.0;
+  bool print_acks = false;
+  std::string server_key, public_key, secret_key;
+};
+
+[[noreturn]] void Die(const std::string& message) {
+  std::cerr << "replay_sender: " << message << "\n";
+  std::exit(2);
+}
+
+snapshot::Snapshot Synthetic(const Options& o) {
+  snapshot::Snapshot s;
+  s.header.kind = o.kind == "graph" ? snapshot::Kind::kGraph : snapshot::Kind::kSummary;
+  for (int i = 0; i < o.types; ++i) {
+    s.types.push_back({"bench.module.Type" + std::to_string(i), uint64_t(1000 + i * 7),
+                       uint64_t(64000 + i * 448), 64});
+  }
+  s.header.python_version = "3.11.7";
+  s.header.identity = {"replay", "replay-host", 1, 1, {}};
+  return s;
+}
+
+std::string BaseMessage(const Options& o) {
+  if (!o.file.empty()) {
+    std::ifstream in(o.file, std::ios::binary);
+    if (!in) Die("cannot read " + o.file);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    return bytes.str();
+  }
+  auto encoded = snapshot::Encode(Synthetic(o));
+  if (!encoded) Die(encoded.error().message);
+  return *encoded;
+}
+
+std::string Bomb(const snapshot::Header& header) {
+  // 256 MiB of zeros compress to a few KiB; the envelope states the size honestly.
+  const size_t raw = size_t{256} << 20;
+  std::string zeros(raw, '\0');
+  std::string frame(ZSTD_compressBound(raw), '\0');
+  frame.resize(ZSTD_compress(frame.data(), frame.size(), zeros.data(), raw, 1));
+  snapshot::Snapshot tiny;
+  tiny.header = header;
+  std::string message = *snapshot::Encode(tiny);
+  const uint32_t header_bytes = static_cast<uint8_t>(message[8]) | static_cast<uint8_t>(message[9]) << 8 |
+                                static_cast<uint8_t>(message[10]) << 16 | static_cast<uint32_t>(static_cast<uint8_t>(message[11])) << 24;
+  message.resize(snapshot::kEnvelopeSize + header_bytes);
+  for (int i = 0; i < 4; ++i) message[12 + i] = static_cast<char>(frame.size() >> (8 * i));
+  for (int i = 0; i < 8; ++i) message[16 + i] = static_cast<char>(uint64_t{raw} >> (8 * i));
+  return message + frame;
+}
+
+// A malformed message of the given kind, derived from a good one.
+std::string Malformed(const std::string& mode, const std::string& good, const snapshot::Header& header,
+                      const Options& o, std::mt19937_64& rng) {
+  if (mode == "garbage") {
+    std::string out(1000, '\0');
+    for (char& c : out) c = static_cast<char>(rng());
+    return out;
+  }
+  if (mode == "truncated") return good.substr(0, good.size() - std::min<size_t>(good.size() / 2, 100));
+  if (mode == "oversized") return "TDMK" + std::string(o.bytes ? o.bytes : (size_t{300} << 20), 'x');
+  if (mode == "version") {
+    std::string out = good;
+    out[4] = 99;
+    return out;
+  }
+  if (mode == "identity") {
+    snapshot::Header h = header;
+    h.identity.pid = 0;
+    return *snapshot::ReplaceHeader(good, h);
+  }
+  if (mode == "bomb") return Bomb(header);
+  Die("unknown --mode " + mode);
+}
+
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) Die(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--endpoint") o.endpoint = next();
+    else if (a == "--file") o.file = next();
+    else if (a == "--kind") o.kind = next();
+    else if (a == "--mode") o.mode = next();
+    else if (a == "--service") o.service = next();
+    else if (a == "--agents") o.agents = std::stoi(next());
+    else if (a == "--count") o.count = std::stol(next());
+    else if (a == "--window") o.window = std::stoi(next());
+    else if (a == "--types") o.types = std::stoi(next());
+    else if (a == "--pid-base") o.pid_base = std::stoll(next());
+    else if (a == "--bytes") o.bytes = std::stoull(next());
+    else if (a == "--timeout") o.timeout_s = std::stod(next());
+    else if (a == "--print-acks") o.print_acks = true;
+    else if (a == "--curve-server-key") o.server_key = next();
+    else if (a == "--curve-public-key") o.public_key = next();
+    else if (a == "--curve-secret-key") o.secret_key = next();
+    else Die("unknown argument " + a);
+  }
+  if (o.endpoint.empty()) Die("--endpoint is required");
+
+  const std::string base = BaseMessage(o);
+  auto base_header = snapshot::DecodeHeader(base);
+  if (!base_header) Die("base snapshot: " + base_header.error().message);
+  const int64_t start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  std::mt19937_64 rng(42);
+
+  zmq::context_t context(1);
+  struct Agent {
+    zmq::socket_t socket;
+    snapshot::Header header;
+    long next_seq = 1;
+    int in_flight = 0;
+    Clock::time_point last_progress = Clock::now();
+  };
+  std::vector<Agent> agents(o.agents);
+  for (int i = 0; i < o.agents; ++i) {
+    Agent& a = agents[i];
+    a.socket = zmq::socket_t(context, zmq::socket_type::dealer);
+    a.socket.set(zmq::sockopt::linger, 2000);
+    a.socket.set(zmq::sockopt::sndhwm, 100000);
+    if (!o.server_key.empty()) {
+      a.socket.set(zmq::sockopt::curve_serverkey, o.server_key);
+      a.socket.set(zmq::sockopt::curve_publickey, o.public_key);
+      a.socket.set(zmq::sockopt::curve_secretkey, o.secret_key);
+    }
+    a.socket.connect(o.endpoint);
+    a.header = *base_header;
+    a.header.identity.service = o.agents == 1 ? o.service : o.service + "-" + std::to_string(i % 16);
+    a.header.identity.host = "replay-host";
+    a.header.identity.pid = o.pid_base + i;
+    a.header.identity.start_time_ns = start_ns;
+  }
+
+  uint64_t sent = 0, acked = 0, bytes_sent = 0;
+  const auto started = Clock::now();
+  const double cpu_start = CpuSeconds();
+  auto send_next = [&](Agent& a) {
+    a.header.seq = static_cast<uint64_t>(a.next_seq++);
+    a.header.timestamp_ns = start_ns + static_cast<int64_t>(a.header.seq) * 1'000'000;
+    const std::string message = o.mode == "good"
+                                    ? *snapshot::ReplaceHeader(base, a.header)
+                                    : Malformed(o.mode, *snapshot::ReplaceHeader(base, a.header),
+                                                a.header, o, rng);
+    if (a.socket.send(zmq::buffer(message), zmq::send_flags::dontwait)) {
+      ++sent;
+      bytes_sent += message.size();
+      ++a.in_flight;
+    }
+  };
+
+  if (o.mode != "good") {
+    for (Agent& a : agents) {
+      for (long n = 0; n < o.count; ++n) send_next(a);
+    }
+  } else {
+    const long total = o.count * o.agents;
+    std::vector<zmq::pollitem_t> items;
+    for (Agent& a : agents) items.push_back({a.socket.handle(), 0, ZMQ_POLLIN, 0});
+    for (Agent& a : agents) {
+      while (a.in_flight < o.window && a.next_seq <= o.count) send_next(a);
+    }
+    while (static_cast<long>(acked) < total &&
+           std::chrono::duration<double>(Clock::now() - started).count() < o.timeout_s) {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+      const auto now = Clock::now();
+      for (size_t i = 0; i < agents.size(); ++i) {
+        Agent& a = agents[i];
+        zmq::message_t reply;
+        while (a.socket.recv(reply, zmq::recv_flags::dontwait)) {
+          auto control = snapshot::DecodeControl(reply.to_string_view());
+          if (!control || !control->ack) continue;
+          ++acked;
+          a.in_flight = std::max(0, a.in_flight - 1);
+          a.last_progress = now;
+          if (o.print_acks) {
+            std::printf("ack %s %lld %llu\n", a.header.identity.service.c_str(),
+                        static_cast<long long>(a.header.identity.pid),
+                        static_cast<unsigned long long>(*control->ack));
+            std::fflush(stdout);
+          }
+        }
+        // A message in flight when the daemon died is never acknowledged: move on.
+        if (a.in_flight > 0 &&
+            std::chrono::duration<double>(now - a.last_progress).count() > o.lost_after_s) {
+          a.in_flight = 0;
+          a.last_progress = now;
+        }
+        while (a.in_flight < o.window && a.next_seq <= o.count) send_next(a);
+      }
+      if (std::all_of(agents.begin(), agents.end(),
+                      [&](const Agent& a) { return a.next_seq > o.count && a.in_flight == 0; })) {
+        break;
+      }
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  std::printf(
+      "{\"agents\": %d, \"sent\": %llu, \"acked\": %llu, \"seconds\": %.3f, \"bytes_sent\": %llu, "
+      "\"message_bytes\": %zu, \"cpu_seconds\": %.3f}\n",
+      o.agents, static_cast<unsigned long long>(sent), static_cast<unsigned long long>(acked),
+      seconds, static_cast<unsigned long long>(bytes_sent), base.size(), CpuSeconds() - cpu_start);
+  std::fflush(stdout);
+  return 0;
+}
