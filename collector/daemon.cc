@@ -35,7 +35,7 @@ IngestSettings SettingsOf(const config::Config& c) {
 }
 
 store::RetentionPolicy PolicyOf(const config::Retention& r) {
-  return {r.max_age_ms * kMsToNs, r.max_bytes, r.max_per_agent};
+  return {r.max_age_ms * kMsToNs, r.max_bytes, r.keep_last};
 }
 
 void SetupLogging(const std::string& level) {

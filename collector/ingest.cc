@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <climits>
@@ -78,8 +79,12 @@ snapshot::Result<std::string> Ingest::Start(const IngestOptions& options) {
       s.curve = true;
     }
     s.router = zmq::socket_t(s.context, zmq::socket_type::router);
-    s.router.set(zmq::sockopt::maxmsgsize,
-                 static_cast<int64_t>(options.settings.limits.max_message_bytes));
+    // Up to twice the limit is read and counted as too_large; past that libzmq drops the
+    // connection mid-message, before this thread could count it, bounding the memory it takes.
+    s.router.set(
+        zmq::sockopt::maxmsgsize,
+        static_cast<int64_t>(
+            std::min<uint64_t>(options.settings.limits.max_message_bytes, uint64_t{1} << 61) * 2));
     s.router.set(zmq::sockopt::rcvhwm, options.receive_hwm);
     s.router.set(zmq::sockopt::sndhwm, 10'000);
     s.router.set(zmq::sockopt::linger, 1000);

@@ -7,7 +7,9 @@
 // neither log volume nor the good agents' throughput beyond its own validation.
 //
 // libzmq buffers a whole message before any check of ours, so the socket carries
-// ZMQ_MAXMSGSIZE (limits.max_message_bytes) and a receive high-water mark.
+// ZMQ_MAXMSGSIZE (twice limits.max_message_bytes: a message over the limit but under that is
+// counted as too_large; a larger one makes libzmq drop the connection uncounted) and a
+// receive high-water mark.
 //
 // With CURVE on, the thread also answers ZAP requests: a client key not on the allowlist is
 // refused during the handshake and counted as "unauthorized".

@@ -21,7 +21,7 @@ namespace tidemark::config {
 struct Retention {
   int64_t max_age_ms = 0;
   uint64_t max_bytes = 0;
-  uint32_t max_per_agent = 0;  // Keep only each agent's newest N snapshots of this kind.
+  uint32_t keep_last = 0;  // 0..64: each agent's newest N of this kind outlive max_age.
 };
 
 enum class SyncPolicy {

@@ -161,6 +161,10 @@ def _signal_number(sig):
     return int(number)
 
 
+def _env(name):
+    return os.environ.get(name, "").strip()
+
+
 def _env_float(name, default):
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -180,7 +184,9 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
     tcp://127.0.0.1:7878), TIDEMARK_SERVICE, TIDEMARK_INTERVAL (seconds, default 60),
     TIDEMARK_GRAPH_EVERY, TIDEMARK_LABELS ("env=prod,version=1.4"), TIDEMARK_SIGNAL (e.g.
-    "USR1": that signal takes a snapshot now; off by default).
+    "USR1": that signal takes a snapshot now; off by default), TIDEMARK_CURVE_SERVER_KEY,
+    TIDEMARK_CURVE_PUBLIC_KEY and TIDEMARK_CURVE_SECRET_KEY (Z85 keys from `tidemark keygen`;
+    all three turn CURVE encryption on).
     """
     endpoint = endpoint or os.environ.get("TIDEMARK_ENDPOINT") or DEFAULT_ENDPOINT
     if interval is None:
@@ -195,9 +201,10 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                   max_refs=-1 if max_refs is None else int(max_refs), exclude=list(exclude),
                   max_objects=int(max_objects), max_pause_ms=float(max_pause_ms),
                   budget_bytes=int(budget_bytes), signal=_signal_number(signal),
-                  curve_server_key=curve_server_key or "",
-                  curve_public_key=curve_public_key or "",
-                  curve_secret_key=curve_secret_key or "", sizers=sizers)
+                  curve_server_key=curve_server_key or _env("TIDEMARK_CURVE_SERVER_KEY"),
+                  curve_public_key=curve_public_key or _env("TIDEMARK_CURVE_PUBLIC_KEY"),
+                  curve_secret_key=curve_secret_key or _env("TIDEMARK_CURVE_SECRET_KEY"),
+                  sizers=sizers)
 
 
 def start_from_env():

@@ -84,8 +84,10 @@ std::string Bomb(const snapshot::Header& header) {
   snapshot::Snapshot tiny;
   tiny.header = header;
   std::string message = *snapshot::Encode(tiny);
-  const uint32_t header_bytes = static_cast<uint8_t>(message[8]) | static_cast<uint8_t>(message[9]) << 8 |
-                                static_cast<uint8_t>(message[10]) << 16 | static_cast<uint32_t>(static_cast<uint8_t>(message[11])) << 24;
+  const uint32_t header_bytes = static_cast<uint8_t>(message[8]) |
+                                static_cast<uint8_t>(message[9]) << 8 |
+                                static_cast<uint8_t>(message[10]) << 16 |
+                                static_cast<uint32_t>(static_cast<uint8_t>(message[11])) << 24;
   message.resize(snapshot::kEnvelopeSize + header_bytes);
   for (int i = 0; i < 4; ++i) message[12 + i] = static_cast<char>(frame.size() >> (8 * i));
   for (int i = 0; i < 8; ++i) message[16 + i] = static_cast<char>(uint64_t{raw} >> (8 * i));
@@ -93,15 +95,17 @@ std::string Bomb(const snapshot::Header& header) {
 }
 
 // A malformed message of the given kind, derived from a good one.
-std::string Malformed(const std::string& mode, const std::string& good, const snapshot::Header& header,
-                      const Options& o, std::mt19937_64& rng) {
+std::string Malformed(const std::string& mode, const std::string& good,
+                      const snapshot::Header& header, const Options& o, std::mt19937_64& rng) {
   if (mode == "garbage") {
     std::string out(1000, '\0');
     for (char& c : out) c = static_cast<char>(rng());
     return out;
   }
-  if (mode == "truncated") return good.substr(0, good.size() - std::min<size_t>(good.size() / 2, 100));
-  if (mode == "oversized") return "TDMK" + std::string(o.bytes ? o.bytes : (size_t{300} << 20), 'x');
+  if (mode == "truncated")
+    return good.substr(0, good.size() - std::min<size_t>(good.size() / 2, 100));
+  if (mode == "oversized")
+    return "TDMK" + std::string(o.bytes ? o.bytes : (size_t{300} << 20), 'x');
   if (mode == "version") {
     std::string out = good;
     out[4] = 99;
@@ -133,23 +137,40 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) Die(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--endpoint") o.endpoint = next();
-    else if (a == "--file") o.file = next();
-    else if (a == "--kind") o.kind = next();
-    else if (a == "--mode") o.mode = next();
-    else if (a == "--service") o.service = next();
-    else if (a == "--agents") o.agents = std::stoi(next());
-    else if (a == "--count") o.count = std::stol(next());
-    else if (a == "--window") o.window = std::stoi(next());
-    else if (a == "--types") o.types = std::stoi(next());
-    else if (a == "--pid-base") o.pid_base = std::stoll(next());
-    else if (a == "--bytes") o.bytes = std::stoull(next());
-    else if (a == "--timeout") o.timeout_s = std::stod(next());
-    else if (a == "--print-acks") o.print_acks = true;
-    else if (a == "--curve-server-key") o.server_key = next();
-    else if (a == "--curve-public-key") o.public_key = next();
-    else if (a == "--curve-secret-key") o.secret_key = next();
-    else Die("unknown argument " + a);
+    if (a == "--endpoint")
+      o.endpoint = next();
+    else if (a == "--file")
+      o.file = next();
+    else if (a == "--kind")
+      o.kind = next();
+    else if (a == "--mode")
+      o.mode = next();
+    else if (a == "--service")
+      o.service = next();
+    else if (a == "--agents")
+      o.agents = std::stoi(next());
+    else if (a == "--count")
+      o.count = std::stol(next());
+    else if (a == "--window")
+      o.window = std::stoi(next());
+    else if (a == "--types")
+      o.types = std::stoi(next());
+    else if (a == "--pid-base")
+      o.pid_base = std::stoll(next());
+    else if (a == "--bytes")
+      o.bytes = std::stoull(next());
+    else if (a == "--timeout")
+      o.timeout_s = std::stod(next());
+    else if (a == "--print-acks")
+      o.print_acks = true;
+    else if (a == "--curve-server-key")
+      o.server_key = next();
+    else if (a == "--curve-public-key")
+      o.public_key = next();
+    else if (a == "--curve-secret-key")
+      o.secret_key = next();
+    else
+      Die("unknown argument " + a);
   }
   if (o.endpoint.empty()) Die("--endpoint is required");
 
@@ -182,7 +203,8 @@ int main(int argc, char** argv) {
     }
     a.socket.connect(o.endpoint);
     a.header = *base_header;
-    a.header.identity.service = o.agents == 1 ? o.service : o.service + "-" + std::to_string(i % 16);
+    a.header.identity.service =
+        o.agents == 1 ? o.service : o.service + "-" + std::to_string(i % 16);
     a.header.identity.host = "replay-host";
     a.header.identity.pid = o.pid_base + i;
     a.header.identity.start_time_ns = start_ns;
@@ -194,10 +216,10 @@ int main(int argc, char** argv) {
   auto send_next = [&](Agent& a) {
     a.header.seq = static_cast<uint64_t>(a.next_seq++);
     a.header.timestamp_ns = start_ns + static_cast<int64_t>(a.header.seq) * 1'000'000;
-    const std::string message = o.mode == "good"
-                                    ? *snapshot::ReplaceHeader(base, a.header)
-                                    : Malformed(o.mode, *snapshot::ReplaceHeader(base, a.header),
-                                                a.header, o, rng);
+    const std::string message =
+        o.mode == "good"
+            ? *snapshot::ReplaceHeader(base, a.header)
+            : Malformed(o.mode, *snapshot::ReplaceHeader(base, a.header), a.header, o, rng);
     if (a.socket.send(zmq::buffer(message), zmq::send_flags::dontwait)) {
       ++sent;
       bytes_sent += message.size();

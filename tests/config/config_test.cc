@@ -53,15 +53,15 @@ TEST(Config, SyntaxErrorNamesTheLine) {
 TEST(Config, SizesAndDurationsTakeUnitsOrPlainIntegers) {
   auto parsed = Parse(
       "[store]\nsegment_bytes = \"8MiB\"\nsegment_age = 90\n"
-      "[retention.graph]\nmax_age = \"36h\"\nmax_bytes = 4096\nmax_per_agent = 3\n",
+      "[retention.graph]\nmax_age = \"36h\"\nmax_bytes = 4096\nkeep_last = 3\n",
       "t");
   ASSERT_TRUE(parsed) << parsed.error();
   EXPECT_EQ(parsed->segment_bytes, 8u << 20);
   EXPECT_EQ(parsed->segment_age_ms, 90'000);
   EXPECT_EQ(parsed->graph_retention.max_age_ms, 36 * 3600'000);
   EXPECT_EQ(parsed->graph_retention.max_bytes, 4096u);
-  EXPECT_EQ(parsed->graph_retention.max_per_agent, 3u);
-  EXPECT_EQ(parsed->summary_retention.max_per_agent, 0u);
+  EXPECT_EQ(parsed->graph_retention.keep_last, 3u);
+  EXPECT_EQ(parsed->summary_retention.keep_last, 0u);
 }
 
 TEST(Config, BadUnitIsRejected) {
