@@ -84,10 +84,7 @@ std::string Bomb(const snapshot::Header& header) {
   snapshot::Snapshot tiny;
   tiny.header = header;
   std::string message = *snapshot::Encode(tiny);
-  const uint32_t header_bytes = static_cast<uint8_t>(message[8]) |
-                                static_cast<uint8_t>(message[9]) << 8 |
-                                static_cast<uint8_t>(message[10]) << 16 |
-                                static_cast<uint32_t>(static_cast<uint8_t>(message[11])) << 24;
+  const uint32_t header_bytes = snapshot::DecodeEnvelope(message)->header_bytes;
   message.resize(snapshot::kEnvelopeSize + header_bytes);
   for (int i = 0; i < 4; ++i) message[12 + i] = static_cast<char>(frame.size() >> (8 * i));
   for (int i = 0; i < 8; ++i) message[16 + i] = static_cast<char>(uint64_t{raw} >> (8 * i));
