@@ -265,6 +265,12 @@ std::string CheckWhole(const Config& c) {
 
 }  // namespace
 
+std::vector<std::string> KnownKeys() {
+  std::vector<std::string> keys;
+  for (const auto& [key, setter] : Keys()) keys.push_back(key);
+  return keys;
+}
+
 std::expected<uint64_t, std::string> ParseSize(std::string_view text) {
   static const std::map<std::string, uint64_t, std::less<>> units = {{"", 1},
                                                                      {"B", 1},

@@ -76,6 +76,9 @@ std::expected<Config, std::string> Parse(std::string_view text, std::string_view
 // Reads and parses a file; key files named in it are read too.
 std::expected<Config, std::string> Load(const std::string& path);
 
+// Every key a file may set, as "table.key" (docs/configuration.md documents each).
+std::vector<std::string> KnownKeys();
+
 // The settings a SIGHUP reload cannot apply to a running daemon, by key.
 std::vector<std::string> KeysNeedingRestart(const Config& running, const Config& loaded);
 

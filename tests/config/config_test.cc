@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 
 namespace tidemark::config {
 namespace {
@@ -21,6 +22,20 @@ TEST(Config, ShippedExampleEqualsEmbeddedDefaults) {
   EXPECT_EQ(loaded->max_objects, defaults.max_objects);
   EXPECT_EQ(loaded->drop_log_interval_ms, defaults.drop_log_interval_ms);
   EXPECT_TRUE(KeysNeedingRestart(defaults, *loaded).empty());
+}
+
+TEST(Config, EveryKeyIsDocumentedUnderItsTable) {
+  std::ifstream in(std::string(SOURCE_ROOT) + "/docs/configuration.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string docs = text.str();
+  for (const std::string& key : KnownKeys()) {
+    const auto dot = key.rfind('.');
+    const std::string table = "[" + key.substr(0, dot) + "]";
+    const std::string name = "`" + key.substr(dot + 1) + "`";
+    EXPECT_NE(docs.find(table), std::string::npos) << key;
+    EXPECT_NE(docs.find(name, docs.find(table)), std::string::npos) << key;
+  }
 }
 
 TEST(Config, UnknownKeyIsNamedWithItsLine) {
