@@ -28,7 +28,7 @@ int64_t WallNowNs() {
 
 IngestSettings SettingsOf(const config::Config& c) {
   IngestSettings s;
-  s.limits = {c.max_message_bytes, c.max_body_bytes, c.max_objects, c.max_types};
+  s.limits = {c.max_message_bytes, c.max_body_bytes, c.max_objects, c.max_types, c.decode_graphs};
   s.drop_log_interval_ns = c.drop_log_interval_ms * kMsToNs;
   s.allowed_clients = c.curve_allowed_clients;
   return s;
@@ -81,6 +81,7 @@ class Daemon {
     IngestOptions ingest_options;
     ingest_options.endpoint = config_.endpoint;
     ingest_options.receive_hwm = config_.receive_hwm;
+    ingest_options.validation_threads = config_.validation_threads;
     ingest_options.curve = config_.curve_enabled;
     ingest_options.curve_secret_key = config_.curve_secret_key;
     ingest_options.settings = SettingsOf(config_);
@@ -151,6 +152,7 @@ class Daemon {
     config_.max_body_bytes = loaded->max_body_bytes;
     config_.max_objects = loaded->max_objects;
     config_.max_types = loaded->max_types;
+    config_.decode_graphs = loaded->decode_graphs;
     config_.drop_log_interval_ms = loaded->drop_log_interval_ms;
     config_.curve_allowed_clients = loaded->curve_allowed_clients;
     config_.log_level = options_.log_level.value_or(loaded->log_level);

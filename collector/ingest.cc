@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <climits>
+#include <map>
 #include <zmq.hpp>
 
 #include "snapshot/control.h"
@@ -42,19 +45,26 @@ struct Ingest::State {
   zmq::socket_t router;
   zmq::socket_t zap;
   bool curve = false;
+  std::unique_ptr<boost::asio::thread_pool> pool;
+  std::atomic<uint64_t> queued_bytes{0};
+  std::atomic<int> queued_messages{0};
+
   struct PendingAck {
-    uint64_t ticket;
     std::string peer;
     uint64_t seq;
   };
-  std::deque<PendingAck> pending;
-  std::set<std::string> allowed;  // Binary 32-byte public keys.
+  std::map<uint64_t, PendingAck> pending;  // By ticket; guarded by ack_mutex_.
+
+  std::set<std::string> allowed;  // Binary 32-byte public keys; the socket thread's.
+  IngestSettings settings;        // The socket thread's copy.
+
+  std::mutex log_mutex;
   struct ReasonLog {
     int64_t last_ns = INT64_MIN / 2;
     uint64_t suppressed = 0;
   };
   std::array<ReasonLog, static_cast<size_t>(DropReason::kCount)> logs;
-  IngestSettings settings;  // The thread's copy.
+  int64_t drop_log_interval_ns = 0;
 };
 
 Ingest::Ingest(store::Store& store, Metrics& metrics) : store_(store), metrics_(metrics) {}
@@ -70,6 +80,11 @@ snapshot::Result<std::string> Ingest::Start(const IngestOptions& options) {
   settings_ = options.settings;
   state_ = std::make_unique<State>();
   State& s = *state_;
+  s.drop_log_interval_ns = options.settings.drop_log_interval_ns;
+  const unsigned threads = options.validation_threads > 0
+                               ? static_cast<unsigned>(options.validation_threads)
+                               : std::max(1u, std::thread::hardware_concurrency());
+  s.pool = std::make_unique<boost::asio::thread_pool>(threads);
   try {
     if (options.curve) {
       // libzmq asks the ZAP handler of the socket's own context, at this fixed address.
@@ -118,7 +133,7 @@ void Ingest::Stop() {
 
 void Ingest::UpdateSettings(const IngestSettings& settings) {
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(settings_mutex_);
     settings_ = settings;
   }
   Wake();
@@ -126,39 +141,94 @@ void Ingest::UpdateSettings(const IngestSettings& settings) {
 
 void Ingest::OnDurable(uint64_t from, uint64_t to, bool ok) {
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(ack_mutex_);
     durable_events_.push_back({from, to, ok});
   }
   Wake();
 }
 
+void Ingest::Drop(DropReason reason, const std::string& detail) {
+  metrics_.Dropped(reason);
+  State& s = *state_;
+  std::lock_guard lock(s.log_mutex);
+  State::ReasonLog& log = s.logs[static_cast<size_t>(reason)];
+  const int64_t now = SteadyNowNs();
+  if (now - log.last_ns < s.drop_log_interval_ns) {
+    ++log.suppressed;
+    return;
+  }
+  if (log.suppressed > 0) {
+    spdlog::warn("dropped a message ({}): {} ({} more dropped for this reason since the last line)",
+                 DropReasonName(reason), detail, log.suppressed);
+  } else {
+    spdlog::warn("dropped a message ({}): {}", DropReasonName(reason), detail);
+  }
+  log.last_ns = now;
+  log.suppressed = 0;
+}
+
+void Ingest::Process(std::string peer, std::string_view message, const Limits& limits) {
+  auto valid = Validate(message, limits);
+  if (!valid) {
+    Drop(valid.error().reason, valid.error().detail);
+    return;
+  }
+  const int64_t now = WallNowNs();
+  metrics_.Received(valid->header, message.size(), now);
+  std::lock_guard lock(ack_mutex_);
+  auto ticket = store_.Append(message, valid->header, valid->types, now);
+  if (!ticket) {
+    Drop(DropReason::kStore, ticket.error().message);
+    return;
+  }
+  state_->pending.emplace(*ticket, State::PendingAck{std::move(peer), valid->header.seq});
+}
+
+void Ingest::SendAcks() {
+  State& s = *state_;
+  std::vector<State::PendingAck> acks;
+  size_t lost = 0;
+  {
+    std::lock_guard lock(ack_mutex_);
+    for (const DurableEvent& e : durable_events_) {
+      auto end = s.pending.upper_bound(e.to);
+      for (auto it = s.pending.begin(); it != end; ++it) {
+        if (e.ok) {
+          acks.push_back(std::move(it->second));
+        } else {
+          ++lost;
+        }
+      }
+      s.pending.erase(s.pending.begin(), end);
+    }
+    durable_events_.clear();
+  }
+  for (size_t i = 0; i < lost; ++i) {
+    Drop(DropReason::kStore, "a sync of the store failed: a snapshot was not acknowledged");
+  }
+  for (const State::PendingAck& ack : acks) {
+    snapshot::Control control;
+    control.ack = ack.seq;
+    const std::string frame = snapshot::EncodeControl(control);
+    // An agent gone meanwhile, or not reading, loses its ack: never wait for it.
+    if (s.router.send(zmq::buffer(ack.peer),
+                      zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+        s.router.send(zmq::buffer(frame), zmq::send_flags::dontwait)) {
+      metrics_.Acknowledged();
+    }
+  }
+}
+
 void Ingest::Run() {
   State& s = *state_;
-  auto log_drop = [&](DropReason reason, const std::string& detail) {
-    State::ReasonLog& log = s.logs[static_cast<size_t>(reason)];
-    const int64_t now = SteadyNowNs();
-    if (now - log.last_ns < s.settings.drop_log_interval_ns) {
-      ++log.suppressed;
-      return;
-    }
-    if (log.suppressed > 0) {
-      spdlog::warn(
-          "dropped a message ({}): {} ({} more dropped for this reason since the last line)",
-          DropReasonName(reason), detail, log.suppressed);
-    } else {
-      spdlog::warn("dropped a message ({}): {}", DropReasonName(reason), detail);
-    }
-    log.last_ns = now;
-    log.suppressed = 0;
-  };
-  auto drop = [&](DropReason reason, const std::string& detail) {
-    metrics_.Dropped(reason);
-    log_drop(reason, detail);
-  };
 
   auto take_settings = [&] {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(settings_mutex_);
     s.settings = settings_;
+    {
+      std::lock_guard log_lock(s.log_mutex);
+      s.drop_log_interval_ns = s.settings.drop_log_interval_ns;
+    }
     s.allowed.clear();
     for (const std::string& key : s.settings.allowed_clients) {
       std::string binary(32, '\0');
@@ -168,60 +238,39 @@ void Ingest::Run() {
     }
   };
 
-  auto send_acks = [&] {
-    std::vector<DurableEvent> events;
-    {
-      std::lock_guard lock(mutex_);
-      events.swap(durable_events_);
-    }
-    for (const DurableEvent& e : events) {
-      while (!s.pending.empty() && s.pending.front().ticket <= e.to) {
-        State::PendingAck& ack = s.pending.front();
-        if (e.ok) {
-          snapshot::Control control;
-          control.ack = ack.seq;
-          const std::string frame = snapshot::EncodeControl(control);
-          // An agent gone meanwhile, or not reading, loses its ack: never wait for it.
-          if (s.router.send(zmq::buffer(ack.peer),
-                            zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
-              s.router.send(zmq::buffer(frame), zmq::send_flags::dontwait)) {
-            metrics_.Acknowledged();
-          }
-        } else {
-          drop(DropReason::kStore, "a sync of the store failed; seq " + std::to_string(ack.seq) +
-                                       " was not acknowledged");
-        }
-        s.pending.pop_front();
-      }
-    }
+  auto pool_full = [&] {
+    return s.queued_bytes.load() >= kMaxQueuedBytes ||
+           s.queued_messages.load() >= kMaxQueuedMessages;
   };
 
   auto receive = [&] {
-    for (int i = 0; i < kBatch; ++i) {
+    for (int i = 0; i < kBatch && !pool_full(); ++i) {
       zmq::message_t peer;
       if (!s.router.recv(peer, zmq::recv_flags::dontwait)) return;
-      zmq::message_t body;
-      if (!peer.more() || !s.router.recv(body, zmq::recv_flags::none)) continue;
-      if (body.more()) {
-        while (body.more() && s.router.recv(body, zmq::recv_flags::none)) {
+      auto body = std::make_shared<zmq::message_t>();
+      if (!peer.more() || !s.router.recv(*body, zmq::recv_flags::none)) continue;
+      if (body->more()) {
+        zmq::message_t rest;
+        while (s.router.recv(rest, zmq::recv_flags::none) && rest.more()) {
         }
-        drop(DropReason::kProtocol, "a message of more than one frame from " + PeerAddress(body));
+        Drop(DropReason::kProtocol, "a message of more than one frame from " + PeerAddress(*body));
         continue;
       }
-      const std::string_view bytes(static_cast<const char*>(body.data()), body.size());
-      auto valid = Validate(bytes, s.settings.limits);
-      if (!valid) {
-        drop(valid.error().reason, valid.error().detail + " (from " + PeerAddress(body) + ")");
-        continue;
-      }
-      const int64_t now = WallNowNs();
-      metrics_.Received(valid->header, bytes.size(), now);
-      auto ticket = store_.Append(bytes, valid->header, valid->types, now);
-      if (!ticket) {
-        drop(DropReason::kStore, ticket.error().message);
-        continue;
-      }
-      s.pending.push_back({*ticket, peer.to_string(), valid->header.seq});
+      const size_t size = body->size();
+      s.queued_bytes += size;
+      s.queued_messages += 1;
+      boost::asio::post(*s.pool, [this, &s, peer = peer.to_string(), body, size,
+                                  limits = s.settings.limits]() mutable {
+        try {
+          Process(std::move(peer), body->to_string_view(), limits);
+        } catch (const std::exception& e) {
+          Drop(DropReason::kStore, std::string("unexpected: ") + e.what());
+        }
+        body.reset();
+        s.queued_bytes -= size;
+        s.queued_messages -= 1;
+        Wake();  // Its ack may be due, and the socket may be readable again.
+      });
     }
   };
 
@@ -242,7 +291,7 @@ void Ingest::Run() {
     char z85[41] = {};
     if (curve) zmq_z85_encode(z85, reinterpret_cast<const uint8_t*>(key.data()), 32);
     if (!allowed) {
-      drop(DropReason::kUnauthorized, std::string("CURVE client key ") + (curve ? z85 : "(none)") +
+      Drop(DropReason::kUnauthorized, std::string("CURVE client key ") + (curve ? z85 : "(none)") +
                                           " from " + frames[3].to_string() +
                                           " is not in curve.allowed_clients");
     }
@@ -264,6 +313,8 @@ void Ingest::Run() {
   // Nothing may escape this thread: an exception here would terminate the daemon.
   try {
     while (!stopping_) {
+      // A full pool is not read from: the eventfd wakes this loop when a worker finishes.
+      items[0].events = pool_full() ? 0 : ZMQ_POLLIN;
       try {
         zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
       } catch (const zmq::error_t& e) {
@@ -277,13 +328,18 @@ void Ingest::Run() {
       }
       if (s.curve && (items[2].revents & ZMQ_POLLIN)) answer_zap();
       if (items[0].revents & ZMQ_POLLIN) receive();
-      send_acks();
+      SendAcks();
     }
-    // What was appended becomes durable and is acknowledged before the socket closes.
-    store_.Flush();
-    send_acks();
   } catch (const std::exception& e) {
-    spdlog::critical("ingest thread stopped: {}", e.what());
+    spdlog::critical("ingest thread stopped receiving: {}", e.what());
+  }
+  // What was taken in becomes durable and is acknowledged before the socket closes.
+  try {
+    s.pool->join();
+    store_.Flush();
+    SendAcks();
+  } catch (const std::exception& e) {
+    spdlog::error("while stopping: {}", e.what());
   }
   s.router.close();
   if (s.curve) s.zap.close();

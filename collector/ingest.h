@@ -1,10 +1,13 @@
 // The receiving side of tidemarkd: a ZeroMQ ROUTER socket on its own thread.
 //
-// Agents connect with DEALER sockets. Each message is validated (collector/validate.h),
-// appended to the store, and acknowledged on the same connection once the store reports it
-// durable. Invalid messages are counted by reason and logged at most once per reason per
-// drop_log_interval, with the number suppressed in between, so a flood of garbage costs
-// neither log volume nor the good agents' throughput beyond its own validation.
+// Agents connect with DEALER sockets. The socket's thread only moves bytes: each message is
+// handed to a pool of validation threads, which validate it (collector/validate.h) and append
+// it to the store; the socket's thread acknowledges it on the same connection once the store
+// reports it durable. While the pool holds kMaxQueuedBytes or kMaxQueuedMessages, the socket
+// is not read: libzmq's high-water marks then push back on the agents, and the daemon's
+// memory stays bounded. Invalid messages are counted by reason and logged at most once per reason
+// per drop_log_interval, with the number suppressed in between, so a flood of garbage costs neither
+// log volume nor the good agents' throughput beyond its own validation.
 //
 // libzmq buffers a whole message before any check of ours, so the socket carries
 // ZMQ_MAXMSGSIZE (twice limits.max_message_bytes: a message over the limit but under that is
@@ -45,6 +48,7 @@ struct IngestSettings {
 struct IngestOptions {
   std::string endpoint;
   int receive_hwm = 1000;
+  int validation_threads = 0;  // 0: one per CPU.
   bool curve = false;
   std::string curve_secret_key;  // Z85.
   IngestSettings settings;
@@ -52,6 +56,9 @@ struct IngestOptions {
 
 class Ingest {
  public:
+  static constexpr uint64_t kMaxQueuedBytes = uint64_t{256} << 20;
+  static constexpr int kMaxQueuedMessages = 4096;
+
   Ingest(store::Store& store, Metrics& metrics);
   ~Ingest();  // Stop().
   Ingest(const Ingest&) = delete;
@@ -70,6 +77,10 @@ class Ingest {
   struct State;
   void Run();
   void Wake();
+  // On a validation thread: validate, store, queue the ack.
+  void Process(std::string peer, std::string_view message, const Limits& limits);
+  void Drop(DropReason reason, const std::string& detail);
+  void SendAcks();
 
   store::Store& store_;
   Metrics& metrics_;
@@ -78,8 +89,11 @@ class Ingest {
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
 
-  std::mutex mutex_;  // Guards settings_ and durable_events_.
+  std::mutex settings_mutex_;
   IngestSettings settings_;
+  // Guards durable_events_ and the pending acks. Held across store_.Append() and the insertion
+  // of its ticket, so that the durable event for a ticket is always queued after the ticket.
+  std::mutex ack_mutex_;
   struct DurableEvent {
     uint64_t from, to;
     bool ok;

@@ -80,6 +80,13 @@ std::expected<snapshot::Snapshot, Rejection> Validate(std::string_view message,
                                            " objects and " + std::to_string(header->types) +
                                            " types, over limits.max_objects/max_types");
   }
+  if (header->kind == snapshot::Kind::kGraph && !limits.decode_graphs) {
+    auto checked = snapshot::CheckFrame(message, decode_limits);
+    if (!checked) return Reject(DropReason::kBody, checked.error().message);
+    snapshot::Snapshot s;
+    s.header = std::move(*checked);
+    return s;
+  }
   auto decoded = snapshot::Decode(message, decode_limits);
   if (!decoded) return Reject(DropReason::kBody, decoded.error().message);
   decoded->graph = {};

@@ -44,9 +44,11 @@ struct Limits {
   uint64_t max_body_bytes = 0;
   uint64_t max_objects = 0;
   uint64_t max_types = 0;
+  bool decode_graphs = true;  // false: graph bodies get snapshot::CheckFrame only.
 };
 
 // The decoded snapshot, its graph columns released once checked (the store keeps the bytes).
+// A graph checked by frame only comes back with its header and no type table.
 std::expected<snapshot::Snapshot, Rejection> Validate(std::string_view message,
                                                       const Limits& limits);
 

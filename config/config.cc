@@ -166,8 +166,7 @@ const std::map<std::string, Setter>& Keys() {
       {"store.retention_interval", Duration(FIELD(retention_interval_ms))},
       {"retention.summary.max_age", Duration(FIELD(summary_retention.max_age_ms))},
       {"retention.summary.max_bytes", Size(FIELD(summary_retention.max_bytes))},
-      {"retention.summary.keep_last",
-       Integer(FIELD(summary_retention.keep_last), 0, 64)},
+      {"retention.summary.keep_last", Integer(FIELD(summary_retention.keep_last), 0, 64)},
       {"retention.graph.max_age", Duration(FIELD(graph_retention.max_age_ms))},
       {"retention.graph.max_bytes", Size(FIELD(graph_retention.max_bytes))},
       {"retention.graph.keep_last", Integer(FIELD(graph_retention.keep_last), 0, 64)},
@@ -175,6 +174,18 @@ const std::map<std::string, Setter>& Keys() {
       {"limits.max_body_bytes", Size(FIELD(max_body_bytes))},
       {"limits.max_objects", Integer(FIELD(max_objects), 1, int64_t{1} << 40)},
       {"limits.max_types", Integer(FIELD(max_types), 1, int64_t{1} << 32)},
+      {"limits.graph_validation",
+       [](const toml::node& node, Config& c) -> std::string {
+         const auto v = node.value<std::string>();
+         if (v == "decode")
+           c.decode_graphs = true;
+         else if (v == "frame")
+           c.decode_graphs = false;
+         else
+           return "expected \"decode\" or \"frame\", got " + Describe(node);
+         return "";
+       }},
+      {"limits.validation_threads", Integer(FIELD(validation_threads), 0, 256)},
       {"log.level", String(FIELD(log_level), CheckLevel)},
       {"log.drop_log_interval", Duration(FIELD(drop_log_interval_ms))},
       {"curve.enabled",
@@ -346,6 +357,9 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
   if (running.sync != loaded.sync) keys.push_back("store.sync");
   if (running.segment_bytes != loaded.segment_bytes) keys.push_back("store.segment_bytes");
   if (running.segment_age_ms != loaded.segment_age_ms) keys.push_back("store.segment_age");
+  if (running.validation_threads != loaded.validation_threads) {
+    keys.push_back("limits.validation_threads");
+  }
   if (running.max_message_bytes != loaded.max_message_bytes) {
     keys.push_back("limits.max_message_bytes");  // Set on the socket at bind.
   }

@@ -56,6 +56,11 @@ struct Config {
   uint64_t max_body_bytes = uint64_t{1} << 30;
   uint64_t max_objects = 50'000'000;
   uint64_t max_types = 1'000'000;
+  // How graph bodies are checked: true decodes every object (every stored graph provably
+  // decodes); false checks the zstd frame (size, content checksum) only, several times faster.
+  // Summaries are always decoded: their type table feeds the series.
+  bool decode_graphs = true;
+  int validation_threads = 0;  // Threads validating in parallel; 0: one per CPU.
 
   // [log]
   std::string log_level = "info";         // trace, debug, info, warn, error, off.

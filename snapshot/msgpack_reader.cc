@@ -63,7 +63,7 @@ Result<uint32_t> MsgpackReader::ReadArrayHeader() {
   return CheckedCount(n, 1);
 }
 
-Result<int64_t> MsgpackReader::ReadInt() {
+Result<int64_t> MsgpackReader::ReadIntSlow() {
   auto b = Byte();
   if (!b) return std::unexpected(b.error());
   const uint8_t t = *b;
@@ -118,7 +118,7 @@ Result<int64_t> MsgpackReader::ReadInt() {
   return static_cast<int64_t>(*v << shift) >> shift;  // Sign-extend.
 }
 
-Result<uint64_t> MsgpackReader::ReadUint() {
+Result<uint64_t> MsgpackReader::ReadUintSlow() {
   const size_t start = pos_;
   if (pos_ < data_.size() && static_cast<uint8_t>(data_[pos_]) == 0xcf) {
     ++pos_;

@@ -25,8 +25,23 @@ class MsgpackReader {
 
   Result<uint32_t> ReadMapHeader();
   Result<uint32_t> ReadArrayHeader();
-  Result<uint64_t> ReadUint();
-  Result<int64_t> ReadInt();
+  // Inline for the common case (a fixint: most graph columns are small deltas).
+  Result<uint64_t> ReadUint() {
+    if (pos_ < data_.size() && static_cast<uint8_t>(data_[pos_]) <= 0x7f) {
+      return static_cast<uint8_t>(data_[pos_++]);
+    }
+    return ReadUintSlow();
+  }
+  Result<int64_t> ReadInt() {
+    if (pos_ < data_.size()) {
+      const uint8_t t = static_cast<uint8_t>(data_[pos_]);
+      if (t <= 0x7f || t >= 0xe0) {
+        ++pos_;
+        return static_cast<int64_t>(static_cast<int8_t>(t));  // Positive or negative fixint.
+      }
+    }
+    return ReadIntSlow();
+  }
   Result<double> ReadDouble();  // Accepts float, double and integers.
   Result<bool> ReadBool();
   Result<std::string_view> ReadStr();
@@ -36,6 +51,8 @@ class MsgpackReader {
 
  private:
   std::unexpected<Error> Bad(const std::string& why) const;
+  Result<uint64_t> ReadUintSlow();
+  Result<int64_t> ReadIntSlow();
   Result<uint8_t> Byte();
   Result<uint64_t> BigEndian(size_t width);
   Result<uint32_t> CheckedCount(uint64_t count, size_t min_element_bytes);

@@ -754,6 +754,43 @@ Result<Header> DecodeHeader(std::string_view message, const DecodeLimits& limits
   return ReadHeader(message.substr(kEnvelopeSize, e.header_bytes), e.kind);
 }
 
+Result<Header> CheckFrame(std::string_view message, const DecodeLimits& limits) {
+  TM_TRY(e, DecodeEnvelope(message, limits));
+  TM_TRY(header, ReadHeader(message.substr(kEnvelopeSize, e.header_bytes), e.kind));
+  const std::string_view frame = message.substr(kEnvelopeSize + e.header_bytes, e.body_bytes);
+  const unsigned long long content = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (content == ZSTD_CONTENTSIZE_ERROR) return Fail("body: not a zstd frame");
+  if (content == ZSTD_CONTENTSIZE_UNKNOWN || content != e.raw_body_bytes) {
+    return Fail("body: zstd frame size does not match the envelope");
+  }
+  // Frame header descriptor (RFC 8878, 3.1.1.1.1): bit 2 is Content_Checksum_Flag.
+  if (frame.size() < 5 || !(static_cast<uint8_t>(frame[4]) & 0x04)) {
+    return Fail("body: zstd frame has no content checksum");
+  }
+  thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> dctx(ZSTD_createDCtx(),
+                                                                         &ZSTD_freeDCtx);
+  thread_local std::string scratch(size_t{1} << 20, '\0');
+  if (!dctx) return Fail("zstd: cannot create a decompression context");
+  ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_only);
+  ZSTD_inBuffer in{frame.data(), frame.size(), 0};
+  uint64_t produced = 0;
+  size_t left = 1;
+  while (left != 0) {
+    ZSTD_outBuffer out{scratch.data(), scratch.size(), 0};
+    left = ZSTD_decompressStream(dctx.get(), &out, &in);
+    if (ZSTD_isError(left)) return Fail(std::string("body: zstd: ") + ZSTD_getErrorName(left));
+    produced += out.pos;
+    if (produced > e.raw_body_bytes)
+      return Fail("body: expands past the size the envelope declares");
+    if (left != 0 && in.pos == in.size && out.pos == 0)
+      return Fail("body: zstd frame is truncated");
+  }
+  if (in.pos != in.size) return Fail("body: bytes after the zstd frame");
+  if (produced != e.raw_body_bytes)
+    return Fail("body: decompressed size does not match the envelope");
+  return header;
+}
+
 Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits) {
   TM_TRY(e, DecodeEnvelope(message, limits));
   Snapshot s;

@@ -73,6 +73,13 @@ Result<std::string> ReplaceHeader(std::string_view message, const Header& header
 Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& limits = {});
 Result<Header> DecodeHeader(std::string_view message, const DecodeLimits& limits = {});
 
+// Every check of DecodeHeader, plus: the body is one zstd frame that declares the envelope's
+// decompressed size, expands to exactly that and passes its content checksum. Streams the
+// frame through a fixed 1 MiB buffer: memory and time do not depend on the object count
+// beyond decompression itself. Proves the body is intact as the encoder wrote it, not that
+// the encoder wrote valid msgpack (Decode proves that).
+Result<Header> CheckFrame(std::string_view message, const DecodeLimits& limits = {});
+
 // Full decode, with every check of DecodeHeader plus the body's.
 Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits = {});
 

@@ -100,6 +100,18 @@ uint64_t ScanRecords(std::string_view bytes, uint64_t base,
   return base + at;
 }
 
+uint64_t PayloadReader::Var() {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64 && ok_; shift += 7) {
+    if (at_ >= bytes_.size()) break;
+    const uint8_t b = static_cast<uint8_t>(bytes_[at_++]);
+    v |= uint64_t{b & 0x7fu} << shift;
+    if (!(b & 0x80)) return v;
+  }
+  ok_ = false;
+  return 0;
+}
+
 std::string PayloadReader::Str() {
   const uint32_t n = U32();
   if (!ok_ || n > bytes_.size() - at_) {

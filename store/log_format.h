@@ -55,6 +55,11 @@ class PayloadWriter {
   PayloadWriter& U32(uint32_t v) { return Fixed(v, 4); }
   PayloadWriter& U64(uint64_t v) { return Fixed(v, 8); }
   PayloadWriter& I64(int64_t v) { return Fixed(static_cast<uint64_t>(v), 8); }
+  PayloadWriter& Var(uint64_t v) {  // LEB128: 7 bits a byte, small numbers in one byte.
+    for (; v >= 0x80; v >>= 7) out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    out_.push_back(static_cast<char>(v));
+    return *this;
+  }
   PayloadWriter& Str(std::string_view s) {
     U32(static_cast<uint32_t>(s.size()));
     out_.append(s);
@@ -78,6 +83,7 @@ class PayloadReader {
   uint32_t U32() { return static_cast<uint32_t>(Fixed(4)); }
   uint64_t U64() { return Fixed(8); }
   int64_t I64() { return static_cast<int64_t>(Fixed(8)); }
+  uint64_t Var();
   std::string Str();
   bool ok() const { return ok_; }
   bool at_end() const { return at_ == bytes_.size(); }

@@ -499,7 +499,7 @@ Result<void> Store::AppendSeriesLocked(uint32_t agent, const snapshot::Header& h
     } else {
       type_id = found->second;
     }
-    point.U32(type_id).U64(t.count).U64(t.bytes);
+    point.Var(type_id).Var(t.count).Var(t.bytes);
   }
   out += Framed({point.bytes()});
   const uint64_t before = series_file_->size();
@@ -778,9 +778,9 @@ Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optiona
                   p.rss_bytes = r.U64();
                   const uint32_t n = r.U32();
                   for (uint32_t i = 0; i < n && r.ok(); ++i) {
-                    const uint32_t id = r.U32();
-                    const uint64_t count = r.U64();
-                    p.types.push_back(TypePoint{types[id], count, r.U64()});
+                    const uint32_t id = static_cast<uint32_t>(r.Var());
+                    const uint64_t count = r.Var();
+                    p.types.push_back(TypePoint{types[id], count, r.Var()});
                   }
                   if (r.ok()) points.push_back(std::move(p));
                 });

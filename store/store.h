@@ -7,6 +7,14 @@
 //   summary/<id>.idx     "TDMI"  'E' records: one per snapshot in <id>.seg (see IndexEntry)
 //   graph/<id>.seg, graph/<id>.idx   the same for graph snapshots
 //   series/<id>.log      "TDMT"  'T' type names and 'P' per-type points of each summary
+// Payloads (integers little-endian, strings u32 length + bytes, var = LEB128):
+//   'A' u32 agent, str service, str host, i64 pid, i64 start_ns, u32 n, n x (str key, str value)
+//   'S' i64 received_ns, then the message exactly as received
+//   'E' u32 agent, u64 seq, u8 kind, i64 taken_ns, i64 received_ns, u64 segment, u64 offset,
+//       u32 record bytes, u64 message bytes, u64 raw body bytes, u64 objects, u64 bytes,
+//       u64 types, u64 rss
+//   'T' u32 type id (local to its series file), str name
+//   'P' u32 agent, u64 seq, i64 taken_ns, u64 rss, u32 n, n x (var type id, var count, var bytes)
 // <id> is a 16-digit counter shared by all files: a larger id is a newer file.
 //
 // The writer appends to one segment and index per kind and one series file, rolls them at a

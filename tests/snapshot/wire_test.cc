@@ -169,6 +169,28 @@ TEST(Wire, ReplacedHeaderKeepsTheBodyAndDecodes) {
   EXPECT_EQ(decoded->graph.refs, s.graph.refs);
 }
 
+TEST(Wire, CheckFrameAcceptsWhatDecodesAndRefusesACorruptBody) {
+  const std::string good = *Encode(MakeGraph());
+  ASSERT_TRUE(CheckFrame(good)) << CheckFrame(good).error().message;
+  std::string corrupt = good;
+  corrupt[corrupt.size() - 6] ^= 0x55;  // Inside the frame: block data or checksum.
+  EXPECT_FALSE(CheckFrame(corrupt));
+  EXPECT_FALSE(Decode(corrupt));
+  const std::string truncated = good.substr(0, good.size() - 3);
+  EXPECT_FALSE(CheckFrame(truncated));
+}
+
+TEST(Wire, CheckFrameRefusesABodyLargerThanDeclared) {
+  // A frame of 1 MiB whose envelope claims 1 KiB: the decompression bomb shape.
+  const std::string zeros(1 << 20, '\0');
+  std::string message = Wrap(ValidHeader(), zeros);
+  for (int i = 0; i < 8; ++i) message[16 + i] = static_cast<char>(uint64_t{1024} >> (8 * i));
+  auto checked = CheckFrame(message);
+  ASSERT_FALSE(checked);
+  EXPECT_NE(checked.error().message.find("does not match the envelope"), std::string::npos)
+      << checked.error().message;
+}
+
 TEST(Wire, HeaderIsReadableWithoutTheBody) {
   std::string m = *Encode(MakeGraph());
   m.resize(m.size() - 1);  // The body is now broken; the header alone still reads.

@@ -344,6 +344,23 @@ TEST_F(StoreTest, UnusableDirectoryIsAnErrorNamingIt) {
   EXPECT_NE(store.error().message.find("file/data"), std::string::npos) << store.error().message;
 }
 
+TEST(LogFormat, VarintsRoundTripAndATruncatedOneIsAnError) {
+  PayloadWriter w;
+  for (uint64_t v : {uint64_t{0}, uint64_t{127}, uint64_t{128}, uint64_t{1} << 40, ~uint64_t{0}}) {
+    w.Var(v);
+  }
+  PayloadReader r(w.bytes());
+  EXPECT_EQ(r.Var(), 0u);
+  EXPECT_EQ(r.Var(), 127u);
+  EXPECT_EQ(r.Var(), 128u);
+  EXPECT_EQ(r.Var(), uint64_t{1} << 40);
+  EXPECT_EQ(r.Var(), ~uint64_t{0});
+  EXPECT_TRUE(r.ok() && r.at_end());
+  PayloadReader cut(std::string_view(w.bytes()).substr(0, w.bytes().size() - 1));
+  for (int i = 0; i < 5; ++i) cut.Var();
+  EXPECT_FALSE(cut.ok());
+}
+
 TEST(LogFormat, Crc32cMatchesTheStandardCheckValue) {
   EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
   EXPECT_EQ(Crc32cExtend(Crc32c("1234"), "56789"), 0xE3069283u);
