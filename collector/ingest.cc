@@ -167,10 +167,11 @@ void Ingest::Drop(DropReason reason, const std::string& detail) {
   log.suppressed = 0;
 }
 
-void Ingest::Process(std::string peer, std::string_view message, const Limits& limits) {
+void Ingest::Process(std::string peer, const std::string& peer_address, std::string_view message,
+                     const Limits& limits) {
   auto valid = Validate(message, limits);
   if (!valid) {
-    Drop(valid.error().reason, valid.error().detail);
+    Drop(valid.error().reason, valid.error().detail + " (from " + peer_address + ")");
     return;
   }
   const int64_t now = WallNowNs();
@@ -259,10 +260,10 @@ void Ingest::Run() {
       const size_t size = body->size();
       s.queued_bytes += size;
       s.queued_messages += 1;
-      boost::asio::post(*s.pool, [this, &s, peer = peer.to_string(), body, size,
-                                  limits = s.settings.limits]() mutable {
+      boost::asio::post(*s.pool, [this, &s, peer = peer.to_string(), from = PeerAddress(*body),
+                                  body, size, limits = s.settings.limits]() mutable {
         try {
-          Process(std::move(peer), body->to_string_view(), limits);
+          Process(std::move(peer), from, body->to_string_view(), limits);
         } catch (const std::exception& e) {
           Drop(DropReason::kStore, std::string("unexpected: ") + e.what());
         }

@@ -78,7 +78,8 @@ class Ingest {
   void Run();
   void Wake();
   // On a validation thread: validate, store, queue the ack.
-  void Process(std::string peer, std::string_view message, const Limits& limits);
+  void Process(std::string peer, const std::string& peer_address, std::string_view message,
+               const Limits& limits);
   void Drop(DropReason reason, const std::string& detail);
   void SendAcks();
 
