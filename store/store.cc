@@ -517,6 +517,9 @@ Result<uint64_t> Store::Append(std::string_view message, const snapshot::Header&
                                const std::vector<snapshot::TypeStat>& types, int64_t received_ns) {
   auto envelope = snapshot::DecodeEnvelope(message);
   if (!envelope) return std::unexpected(envelope.error());
+  if (message.size() > kMaxRecordBytes - kSegmentPrefix) {
+    return Fail("a message of " + std::to_string(message.size()) + " bytes is too large to store");
+  }
   std::lock_guard lock(mutex_);
   auto agent = AgentIdLocked(header.identity);
   if (!agent) return std::unexpected(agent.error());
@@ -536,11 +539,9 @@ Result<uint64_t> Store::Append(std::string_view message, const snapshot::Header&
   entry.offset = file.segment->size();
   entry.record_bytes = static_cast<uint32_t>(prefix.size() + message.size());
   const uint64_t index_before = file.index->size();
-  const uint64_t series_before = series_file_ ? series_file_->size() : 0;
-  const auto series_file = series_file_;
 
-  // All or nothing: on any failure the files are cut back to where they were, so a full disk
-  // leaves no partial record for a reader to trip on.
+  // All or nothing: on any failure the files are cut back to where they were (the series file
+  // cuts itself back), so a full disk leaves no partial record for a reader to trip on.
   Result<void> written = file.segment->Append(frame.bytes(), message);
   if (written) written = file.index->Append(Framed({EncodeEntry(entry)}));
   if (written && header.kind == Kind::kSummary) {
@@ -549,7 +550,6 @@ Result<uint64_t> Store::Append(std::string_view message, const snapshot::Header&
   if (!written) {
     const bool cut = file.segment->Truncate(entry.offset).has_value() &&
                      file.index->Truncate(index_before).has_value();
-    if (series_file && series_file == series_file_) (void)series_file_->Truncate(series_before);
     if (!cut) active_[KindSlot(header.kind)].reset();  // Never append after a torn record.
     return std::unexpected(written.error());
   }
