@@ -20,10 +20,13 @@ const std::map<std::string, std::set<std::string>> kAllowed = {
     {"agent", {"snapshot"}},
     {"store", {"snapshot"}},
     {"diff", {"snapshot"}},
-    {"collector", {"snapshot", "store", "diff", "config"}},
-    {"cli", {"snapshot", "store", "diff", "config"}},
-    {"bench", {"snapshot", "store", "diff", "config", "collector", "cli"}},
-    {"tests", {"snapshot", "store", "diff", "config", "collector", "cli", "agent"}},
+    // Heap-graph algorithms (dominators, paths, graph diff): heavy, separate from diff/'s
+    // light series logic, so the collector links them only where it asks what holds a leak.
+    {"analysis", {"snapshot"}},
+    {"collector", {"snapshot", "store", "diff", "analysis", "config"}},
+    {"cli", {"snapshot", "store", "diff", "analysis", "config"}},
+    {"bench", {"snapshot", "store", "diff", "analysis", "config", "collector", "cli"}},
+    {"tests", {"snapshot", "store", "diff", "analysis", "config", "collector", "cli", "agent"}},
 };
 
 // Folders with no C++ of their own.
