@@ -108,6 +108,9 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
   progress("ordering objects", n, n);
   std::vector<uint32_t> index_of(n, kNone);
   for (uint32_t k = 0; k < order.size(); ++k) index_of[order[k]] = k;
+  // A reference to an absorbed dict is a reference to its owner now: it keeps the key, value
+  // pairing of the dicts that refer to it (a module's __builtins__ is the builtins' dict).
+  for (const auto& [owner, dict] : owner_dict) index_of[dict] = index_of[owner];
   const size_t m = order.size();
 
   h.address_.resize(m);
@@ -176,7 +179,7 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
 
   auto remap = [&](Sparse& from, Sparse& to) {
     for (auto& [i, text] : from) {
-      if (index_of[i] != kNone) to.emplace_back(index_of[i], std::move(text));
+      if (!removed[i]) to.emplace_back(index_of[i], std::move(text));
     }
     std::sort(to.begin(), to.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     Release(from);
@@ -191,13 +194,8 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
 
   std::vector<std::pair<uint32_t, RootReason>> recorded;
   for (const auto& [i, kind] : g.roots) {
-    uint32_t k = index_of[i];
-    if (k == kNone) {  // An absorbed dict was recorded as a root: its owner stands for it.
-      for (const auto& [owner, dict] : owner_dict) {
-        if (dict == i) k = index_of[owner];
-      }
-    }
-    if (k != kNone) recorded.emplace_back(k, static_cast<RootReason>(kind));
+    // An absorbed dict recorded as a root maps to its owner, which stands for it.
+    if (index_of[i] != kNone) recorded.emplace_back(index_of[i], static_cast<RootReason>(kind));
   }
   Release(index_of);
   h.ComputeRoots(recorded);

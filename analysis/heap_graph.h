@@ -13,7 +13,8 @@
 //
 // Instance dicts are collapsed by default, as meliae does: an object whose references are
 // exactly its dict and its type (a module: exactly its dict) absorbs the dict — the dict's
-// references become the object's, its size is added, the dict is gone.
+// references become the object's, its size is added, the dict is gone, and references to it
+// from elsewhere point at its owner.
 //
 // Thread-safety: const methods are safe from many threads once BuildParents() has run.
 #pragma once

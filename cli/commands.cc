@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/analysis_commands.h"
+#include "cli/flags.h"
 #include "cli/stored.h"
 #include "diff/type_diff.h"
 #include "snapshot/wire.h"
@@ -31,6 +33,22 @@ constexpr const char* kUsage =
     "                                  (the newest 5 per agent unless --all)\n"
     "  verify [--json]                 read and decode every stored snapshot; exit 1 if any fails\n"
     "  keygen [--json]                 a new CURVE key pair (Z85) for tidemarkd or an agent\n"
+    "\n"
+    "graph snapshots (instance dicts folded into their owners unless --no-collapse):\n"
+    "  types SNAP                      per-type count, bytes and retained bytes\n"
+    "  show SNAP ADDR                  one object: size, references, referrers, what it retains\n"
+    "  children SNAP ADDR              what it refers to, with edge names ('.attr', '[3]')\n"
+    "  parents SNAP ADDR               what refers to it\n"
+    "  why SNAP ADDR|TYPE              who holds it (or the type's instances): shortest named\n"
+    "                                  paths from roots [--paths N] [--depth N]\n"
+    "  retained SNAP [--top N]         the largest retainers (dominator tree), and by type\n"
+    "  walk SNAP [ADDR]                an interactive walker: to a child, a parent, back, why\n"
+    "  gdiff A B                       objects new in B by type, and the old objects holding them\n"
+    "  summary SNAP --root ADDR        meliae's table over what ADDR reaches [--exclude ADDR]...\n"
+    "  export SNAP --format F [-o OUT] F: callgrind (KCachegrind), folded (flame graphs,\n"
+    "                                  speedscope) or heapsnapshot (Chrome DevTools Memory tab)\n"
+    "  import-meliae DUMP OUT          a meliae dump (JSON lines, plain or gzip) to a snapshot\n"
+    "  load options: --max-refs N, --max-parents N (default 100), --no-values, --no-collapse\n"
     "  help                            this text\n"
     "\n"
     "options:\n"
@@ -40,36 +58,6 @@ constexpr const char* kUsage =
     "  AGENT:SEQ     3:17, api:last, api/4121:first\n"
     "  AGENT@TIME    the newest taken at or before TIME: 2026-11-26T03:00:00Z, or -1h (ago)\n"
     "AGENT is an agent id from `tidemark ls`, a service (its newest instance) or SERVICE/PID.\n";
-
-struct Flags {
-  bool json = false;
-  bool all = false;
-  std::string store_dir = DefaultStoreDir();
-  std::vector<std::string> positional;
-};
-
-// Returns false (after printing why) on an unknown option.
-bool ParseFlags(const std::vector<std::string>& args, Flags& flags, std::ostream& err) {
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--json")
-      flags.json = true;
-    else if (a == "--all")
-      flags.all = true;
-    else if (a == "--store") {
-      if (i + 1 == args.size()) {
-        err << "tidemark " << args[0] << ": --store needs a directory\n";
-        return false;
-      }
-      flags.store_dir = args[++i];
-    } else if (a.size() > 1 && a[0] == '-') {
-      err << "tidemark " << args[0] << ": unknown option '" << a << "'\n";
-      return false;
-    } else
-      flags.positional.push_back(a);
-  }
-  return true;
-}
 
 bool Load(const std::string& arg, const Flags& flags, Snapshot& out, std::ostream& err) {
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -97,6 +85,7 @@ std::string Format(const char* fmt, auto... args) {
 }
 
 int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
+  if (flags.has("--root")) return RootedSummary(flags, out, err);
   if (flags.positional.size() != 1) {
     err << "usage: tidemark summary FILE [--all] [--json]\n";
     return 2;
@@ -197,6 +186,52 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
 
 }  // namespace
 
+bool ParseFlags(const std::vector<std::string>& args, Flags& flags, std::ostream& err) {
+  // Options that take a value; a repeated one keeps every value (--exclude A --exclude B).
+  static const std::vector<std::string> with_value = {
+      "--store",  "--depth",  "--paths", "--top",  "--max-parents", "--max-refs",
+      "--format", "--output", "-o",      "--root", "--exclude"};
+  flags.store_dir = DefaultStoreDir();
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--json") {
+      flags.json = true;
+    } else if (a == "--all") {
+      flags.all = true;
+    } else if (a == "--no-collapse" || a == "--no-values") {
+      flags.values[a];
+    } else if (std::find(with_value.begin(), with_value.end(), a) != with_value.end()) {
+      if (i + 1 == args.size()) {
+        err << "tidemark " << args[0] << ": " << a << " needs a value\n";
+        return false;
+      }
+      const std::string& v = args[++i];
+      if (a == "--store") flags.store_dir = v;
+      flags.values[a == "-o" ? "--output" : a].push_back(v);
+    } else if (a.size() > 1 && a[0] == '-') {
+      err << "tidemark " << args[0] << ": unknown option '" << a << "'\n";
+      return false;
+    } else {
+      flags.positional.push_back(a);
+    }
+  }
+  return true;
+}
+
+std::optional<int64_t> IntOption(const Flags& flags, const std::string& option, int64_t fallback,
+                                 std::ostream& err) {
+  auto v = flags.value(option);
+  if (!v) return fallback;
+  try {
+    size_t used = 0;
+    const int64_t n = std::stoll(*v, &used);
+    if (used == v->size()) return n;
+  } catch (const std::exception&) {
+  }
+  err << "tidemark: " << option << " takes an integer, not '" << *v << "'\n";
+  return std::nullopt;
+}
+
 int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
     (args.empty() ? err : out) << kUsage;
@@ -219,6 +254,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     if (args[0] == "verify") return VerifyStore(flags.store_dir, flags.json, out, err);
     return MakeCurveKeys(flags.json, out, err);
   }
+  if (IsAnalysisVerb(args[0])) return RunAnalysis(args[0], flags, out, err);
   err << "tidemark: unknown command '" << args[0] << "'\n" << kUsage;
   return 2;
 }

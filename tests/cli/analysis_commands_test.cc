@@ -1,0 +1,206 @@
+#include "cli/analysis_commands.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "snapshot/wire.h"
+#include "tests/analysis/graph_builder.h"
+
+namespace tidemark::cli {
+namespace {
+
+using analysis::testing::GraphBuilder;
+
+std::string Path(const std::string& name) { return std::string(TEST_TMPDIR) + "/" + name; }
+
+// app.cache['users'] = [7, Session(user='alice')], with values captured.
+GraphBuilder App() {
+  GraphBuilder b;
+  b.Add("app", "module", 72, {"app_dict"}).Name("app", "app");
+  b.Add("app_dict", "dict", 100, {"k_cache", "cache"});
+  b.Add("k_cache", "str", 50).Value("k_cache", "cache");
+  b.Add("cache", "dict", 200, {"k_users", "users"});
+  b.Add("k_users", "str", 50).Value("k_users", "users");
+  b.Add("users", "list", 80, {"seven", "session"});
+  b.Add("seven", "int", 28).Value("seven", "7");
+  b.Add("session", "app.Session", 48, {"session_dict", "Session_type"}, 0xabc000);
+  b.Add("Session_type", "type", 900).Name("Session_type", "app.Session");
+  b.Add("session_dict", "dict", 104, {"k_user", "user"});
+  b.Add("k_user", "str", 50).Value("k_user", "user");
+  b.Add("user", "str", 60).Value("user", "alice");
+  b.Root("app");
+  return b;
+}
+
+std::string WriteGraph(const std::string& name, const GraphBuilder& b) {
+  const std::string path = Path(name);
+  std::ofstream(path, std::ios::binary) << *snapshot::Encode(b.Build());
+  return path;
+}
+
+int Tidemark(std::vector<std::string> args, std::string& out, std::string& err) {
+  std::ostringstream o, e;
+  const int rc = Main(args, o, e);
+  out = o.str();
+  err = e.str();
+  return rc;
+}
+
+TEST(AnalysisCli, TypesShowsCountsBytesAndRetained) {
+  const std::string file = WriteGraph("app.tdmk", App());
+  std::string out, err;
+  ASSERT_EQ(Tidemark({"types", file, "--json"}, out, err), 0) << err;
+  const auto j = nlohmann::json::parse(out);
+  bool found = false;
+  for (const auto& row : j["rows"]) {
+    if (row["type"] == "app.Session") {
+      found = true;
+      EXPECT_EQ(row["count"], 1);
+      EXPECT_EQ(row["bytes"], 152);  // With its __dict__.
+      EXPECT_EQ(row["retained"],
+                1162);  // Its dict's key and value, and its type: only it refers to it.
+    }
+  }
+  EXPECT_TRUE(found) << out;
+}
+
+TEST(AnalysisCli, WhyNamesThePathFromTheModule) {
+  const std::string file = WriteGraph("app.tdmk", App());
+  std::string out, err;
+  ASSERT_EQ(Tidemark({"why", file, "app.Session"}, out, err), 0) << err;
+  EXPECT_NE(out.find("app.cache['users'][1]"), std::string::npos) << out;
+  ASSERT_EQ(Tidemark({"why", file, "0xabc000", "--json"}, out, err), 0) << err;
+  EXPECT_EQ(nlohmann::json::parse(out)["paths"][0]["text"], "app.cache['users'][1]");
+}
+
+TEST(AnalysisCli, AnAddressWithNoObjectIsNamed) {
+  const std::string file = WriteGraph("app.tdmk", App());
+  std::string out, err;
+  EXPECT_EQ(Tidemark({"show", file, "0x999"}, out, err), 1);
+  EXPECT_NE(err.find("no object at 0x999"), std::string::npos) << err;
+  EXPECT_EQ(Tidemark({"show", file, "zebra"}, out, err), 1);
+  EXPECT_NE(err.find("'zebra' is not an address"), std::string::npos) << err;
+}
+
+TEST(AnalysisCli, ChildrenAndParentsCarryEdgeNames) {
+  const std::string file = WriteGraph("app.tdmk", App());
+  std::string out, err;
+  ASSERT_EQ(Tidemark({"children", file, "0xabc000"}, out, err), 0) << err;
+  EXPECT_NE(out.find(".user"), std::string::npos) << out;
+  EXPECT_NE(out.find("str 'alice'"), std::string::npos) << out;
+  ASSERT_EQ(Tidemark({"parents", file, "0xabc000"}, out, err), 0) << err;
+  EXPECT_NE(out.find("[1]"), std::string::npos) << out;
+}
+
+TEST(AnalysisCli, WalkGoesToAChildAndBack) {
+  const std::string file = WriteGraph("app.tdmk", App());
+  Flags flags;
+  flags.positional = {file, "0xabc000"};
+  std::istringstream commands("ls\nc 1\nb\nwhy\nc 99\nfrobnicate\nq\n");
+  std::ostringstream out, err;
+  ASSERT_EQ(Walk(flags, commands, out, err), 0) << err.str();
+  const std::string text = out.str();
+  const auto alice = text.find("str 'alice'\n  size 60");  // Shown after `c 1`.
+  ASSERT_NE(alice, std::string::npos) << text;
+  EXPECT_NE(text.find("app.Session@0xabc000", alice), std::string::npos) << "back: " << text;
+  EXPECT_NE(text.find("app.cache['users'][1]"), std::string::npos) << text;
+  EXPECT_NE(text.find("no child #99"), std::string::npos) << text;
+  EXPECT_NE(text.find("unknown command 'frobnicate'"), std::string::npos) << text;
+}
+
+TEST(AnalysisCli, RootedSummaryStopsAtExclusions) {
+  const GraphBuilder b = App();
+  const std::string file = WriteGraph("app.tdmk", b);
+  std::string out, err;
+  char users[32], session[32];
+  std::snprintf(users, sizeof users, "0x%llx",
+                static_cast<unsigned long long>(b.AddressOf("users")));
+  std::snprintf(session, sizeof session, "0x%llx",
+                static_cast<unsigned long long>(b.AddressOf("session")));
+  ASSERT_EQ(Tidemark({"summary", file, "--root", users, "--exclude", session, "--json"}, out, err),
+            0)
+      << err;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["objects"], 2);  // The list and the int.
+  EXPECT_EQ(j["bytes"], 108);
+}
+
+TEST(AnalysisCli, GraphVerbsRefuseASummarySnapshot) {
+  snapshot::Snapshot s;
+  s.header.identity = {"svc", "h", 1, 1, {}};
+  const std::string file = Path("summary.tdmk");
+  std::ofstream(file, std::ios::binary) << *snapshot::Encode(s);
+  std::string out, err;
+  EXPECT_EQ(Tidemark({"types", file}, out, err), 1);
+  EXPECT_NE(err.find("take a graph snapshot"), std::string::npos) << err;
+}
+
+TEST(AnalysisCli, ImportMeliaeThenQueryIt) {
+  const std::string dump = Path("small.json");
+  std::ofstream(dump)
+      << "[\n"
+         "{\"address\": 10, \"type\": \"list\", \"size\": 72, \"len\": 2, \"refs\": [11, 12]},\n"
+         "{\"address\": 11, \"type\": \"str\", \"size\": 50, \"value\": \"a\", \"refs\": []},\n"
+         "{\"address\": 12, \"type\": \"str\", \"size\": 51, \"value\": \"bb\", \"refs\": []}\n"
+         "]\n";
+  const std::string out_file = Path("small.tdmk");
+  std::string out, err;
+  ASSERT_EQ(Tidemark({"import-meliae", dump, out_file}, out, err), 0) << err;
+  EXPECT_NE(out.find("imported 3 objects and 2 references"), std::string::npos) << out;
+  ASSERT_EQ(Tidemark({"summary", out_file, "--root", "10"}, out, err), 0) << err;
+  EXPECT_NE(out.find("Total 3 objects, 2 types, Total size = 0.0MiB (173 bytes)"),
+            std::string::npos)
+      << out;
+}
+
+TEST(AnalysisCli, ExportWritesEachFormat) {
+  const std::string file = WriteGraph("app.tdmk", App());
+  std::string out, err;
+  for (const std::string format : {"callgrind", "folded", "heapsnapshot"}) {
+    const std::string target = Path("app." + format);
+    ASSERT_EQ(Tidemark({"export", file, "--format", format, "-o", target}, out, err), 0) << err;
+    std::ifstream in(target);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_FALSE(text.str().empty()) << format;
+    if (format == "heapsnapshot") EXPECT_NO_THROW(nlohmann::json::parse(text.str()));
+  }
+  EXPECT_EQ(Tidemark({"export", file, "--format", "pdf"}, out, err), 2);
+}
+
+TEST(AnalysisCli, GdiffNamesTheContainerOfNewObjects) {
+  GraphBuilder before = App();
+  GraphBuilder after = App();
+  after.Add("s2", "app.Session", 48, {"Session_type"}, 0xdef000);
+  // Rebuild the list with the new Session: a builder has no edit, so use a fresh one.
+  GraphBuilder b2;
+  b2.Add("app", "module", 72, {"app_dict"}).Name("app", "app");
+  b2.Add("app_dict", "dict", 100, {"k_cache", "cache"});
+  b2.Add("k_cache", "str", 50).Value("k_cache", "cache");
+  b2.Add("cache", "dict", 200, {"k_users", "users"});
+  b2.Add("k_users", "str", 50).Value("k_users", "users");
+  b2.Add("users", "list", 80, {"seven", "session", "s2"});
+  b2.Add("seven", "int", 28).Value("seven", "7");
+  b2.Add("session", "app.Session", 48, {"session_dict", "Session_type"}, 0xabc000);
+  b2.Add("Session_type", "type", 900).Name("Session_type", "app.Session");
+  b2.Add("session_dict", "dict", 104, {"k_user", "user"});
+  b2.Add("k_user", "str", 50).Value("k_user", "user");
+  b2.Add("user", "str", 60).Value("user", "alice");
+  b2.Add("s2", "app.Session", 48, {"Session_type"}, 0xdef000);
+  b2.Root("app");
+  const std::string a = WriteGraph("before.tdmk", before);
+  const std::string b = WriteGraph("after.tdmk", b2);
+  std::string out, err;
+  ASSERT_EQ(Tidemark({"gdiff", a, b, "--json"}, out, err), 0) << err;
+  const auto j = nlohmann::json::parse(out);
+  ASSERT_EQ(j["groups"].size(), 1u);
+  EXPECT_EQ(j["groups"][0]["type"], "app.Session");
+  EXPECT_EQ(j["groups"][0]["holders"][0]["path"], "app.cache['users']");
+}
+
+}  // namespace
+}  // namespace tidemark::cli
