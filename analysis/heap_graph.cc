@@ -1,5 +1,7 @@
 #include "analysis/heap_graph.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <numeric>
 
@@ -200,6 +202,11 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
   Release(index_of);
   h.ComputeRoots(recorded);
   progress("roots", m, m);
+#if defined(__GLIBC__)
+  // The decoded columns were freed above; give their pages back rather than keep a second
+  // graph's worth of memory for the rest of a long-lived process.
+  malloc_trim(0);
+#endif
   return h;
 }
 

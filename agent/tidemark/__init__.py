@@ -183,7 +183,8 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
     tcp://127.0.0.1:7878), TIDEMARK_SERVICE, TIDEMARK_INTERVAL (seconds, default 60),
-    TIDEMARK_GRAPH_EVERY, TIDEMARK_LABELS ("env=prod,version=1.4"), TIDEMARK_SIGNAL (e.g.
+    TIDEMARK_GRAPH_EVERY, TIDEMARK_VALUES ("1": graphs carry short values, so analysis can name
+    dict keys and attributes), TIDEMARK_LABELS ("env=prod,version=1.4"), TIDEMARK_SIGNAL (e.g.
     "USR1": that signal takes a snapshot now; off by default), TIDEMARK_CURVE_SERVER_KEY,
     TIDEMARK_CURVE_PUBLIC_KEY and TIDEMARK_CURVE_SECRET_KEY (Z85 keys from `tidemark keygen`;
     all three turn CURVE encryption on).
@@ -195,6 +196,8 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
         graph_every = int(_env_float("TIDEMARK_GRAPH_EVERY", 0))
     if signal is None:
         signal = os.environ.get("TIDEMARK_SIGNAL")
+    if not values:
+        values = _env("TIDEMARK_VALUES").lower() in ("1", "true", "yes")
     _install_hooks()
     _native.start(endpoint, service or _service_default(), labels=_labels(labels),
                   interval=float(interval), graph_every=int(graph_every), values=bool(values),
