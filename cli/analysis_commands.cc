@@ -549,22 +549,27 @@ bool IsAnalysisVerb(const std::string& verb) {
   return std::find(verbs.begin(), verbs.end(), verb) != verbs.end();
 }
 
-int RootedSummary(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.positional.size() != 1)
-    return Usage(err, "summary SNAP --root ADDR [--exclude ADDR]...");
+int GraphSummary(const Flags& flags, std::ostream& out, std::ostream& err) {
+  if (flags.positional.size() != 1) {
+    return Usage(err, "summary SNAP [--root ADDR [--exclude ADDR]...] [--all] [--json]");
+  }
   auto g = LoadGraph(flags.positional[0], flags, err, false);
   if (!g) return 1;
-  auto root = ResolveObject(*g, *flags.value("--root"), err);
-  if (!root) return 1;
-  std::vector<uint32_t> excluding;
-  if (auto it = flags.values.find("--exclude"); it != flags.values.end()) {
-    for (const std::string& x : it->second) {
-      auto i = ResolveObject(*g, x, err);
-      if (!i) return 1;
-      excluding.push_back(*i);
+  std::optional<uint32_t> root;
+  std::vector<uint32_t> reachable;  // Empty: the whole heap.
+  if (auto text = flags.value("--root")) {
+    root = ResolveObject(*g, *text, err);
+    if (!root) return 1;
+    std::vector<uint32_t> excluding;
+    if (auto it = flags.values.find("--exclude"); it != flags.values.end()) {
+      for (const std::string& x : it->second) {
+        auto i = ResolveObject(*g, x, err);
+        if (!i) return 1;
+        excluding.push_back(*i);
+      }
     }
+    reachable = analysis::Reachable(*g, *root, excluding);
   }
-  const auto reachable = analysis::Reachable(*g, *root, excluding);
   auto rows = analysis::TypeTable(*g, reachable);
   uint64_t count = 0, bytes = 0;
   for (const auto& r : rows) count += r.count, bytes += r.bytes;

@@ -85,13 +85,16 @@ std::string Format(const char* fmt, auto... args) {
 }
 
 int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.has("--root")) return RootedSummary(flags, out, err);
+  if (flags.has("--root")) return GraphSummary(flags, out, err);
   if (flags.positional.size() != 1) {
     err << "usage: tidemark summary FILE [--all] [--json]\n";
     return 2;
   }
   Snapshot s;
   if (!Load(flags.positional[0], flags, s, err)) return 1;
+  // A graph is summarized from its objects, instance dicts collapsed: the numbers meliae's
+  // loader gives for the same heap (and for an imported meliae dump).
+  if (s.header.kind == snapshot::Kind::kGraph) return GraphSummary(flags, out, err);
   std::vector<TypeStat> rows = s.types;
   std::sort(rows.begin(), rows.end(), [](const TypeStat& a, const TypeStat& b) {
     return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;

@@ -157,6 +157,27 @@ TEST(AnalysisCli, ImportMeliaeThenQueryIt) {
       << out;
 }
 
+TEST(AnalysisCli, SummaryOfAnImportedDumpCollapsesInstanceDictsAsMeliaeDoes) {
+  const std::string dump = Path("items.json");
+  std::ofstream(dump)
+      << "{\"address\": 1, \"type\": \"list\", \"size\": 72, \"refs\": [2, 3]}\n"
+         "{\"address\": 2, \"type\": \"Item\", \"size\": 40, \"refs\": [4, 6]}\n"
+         "{\"address\": 3, \"type\": \"Item\", \"size\": 40, \"refs\": [5, 6]}\n"
+         "{\"address\": 4, \"type\": \"dict\", \"size\": 96, \"refs\": []}\n"
+         "{\"address\": 5, \"type\": \"dict\", \"size\": 96, \"refs\": []}\n"
+         "{\"address\": 6, \"type\": \"type\", \"size\": 900, \"name\": \"Item\", \"refs\": []}\n";
+  const std::string file = Path("items.tdmk");
+  std::string out, err;
+  ASSERT_EQ(Tidemark({"import-meliae", dump, file}, out, err), 0) << err;
+  ASSERT_EQ(Tidemark({"summary", file}, out, err), 0) << err;
+  EXPECT_NE(out.find("Total 4 objects, 3 types, Total size = 0.0MiB (1244 bytes)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("     1       2  50       272  21  94     136 Item"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find(" dict"), std::string::npos) << out;
+}
+
 TEST(AnalysisCli, ExportWritesEachFormat) {
   const std::string file = WriteGraph("app.tdmk", App());
   std::string out, err;
