@@ -188,7 +188,9 @@ TEST(AnalysisCli, ExportWritesEachFormat) {
     std::stringstream text;
     text << in.rdbuf();
     EXPECT_FALSE(text.str().empty()) << format;
-    if (format == "heapsnapshot") EXPECT_NO_THROW(nlohmann::json::parse(text.str()));
+    if (format == "heapsnapshot") {
+      EXPECT_NO_THROW(nlohmann::json::parse(text.str()));
+    }
   }
   EXPECT_EQ(Tidemark({"export", file, "--format", "pdf"}, out, err), 2);
 }
