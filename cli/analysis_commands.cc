@@ -20,6 +20,7 @@
 #include "analysis/meliae.h"
 #include "analysis/queries.h"
 #include "cli/stored.h"
+#include "cli/type_table.h"
 #include "snapshot/wire.h"
 
 namespace tidemark::cli {
@@ -570,37 +571,20 @@ int GraphSummary(const Flags& flags, std::ostream& out, std::ostream& err) {
     }
     reachable = analysis::Reachable(*g, *root, excluding);
   }
-  auto rows = analysis::TypeTable(*g, reachable);
-  uint64_t count = 0, bytes = 0;
-  for (const auto& r : rows) count += r.count, bytes += r.bytes;
-  const size_t shown = flags.all ? rows.size() : std::min<size_t>(rows.size(), 20);
+  std::vector<snapshot::TypeStat> rows;
+  for (const auto& r : analysis::TypeTable(*g, reachable)) {
+    rows.push_back({r.type, r.count, r.bytes, r.max_bytes});
+  }
   if (flags.json) {
-    json j = {{"root", ObjectJson(*g, *root)},
-              {"objects", count},
-              {"bytes", bytes},
-              {"rows", json::array()}};
-    for (size_t k = 0; k < shown; ++k) {
-      j["rows"].push_back({{"type", rows[k].type},
-                           {"count", rows[k].count},
-                           {"bytes", rows[k].bytes},
-                           {"max", rows[k].max_bytes}});
-    }
+    json j = TypeTableJson(rows, flags.all);
+    j["service"] = g->header().identity.service;
+    j["seq"] = g->header().seq;
+    j["kind"] = "graph";
+    if (root) j["root"] = ObjectJson(*g, *root);
     out << j.dump(2) << "\n";
     return 0;
   }
-  out << Format("Total %" PRIu64 " objects, %zu types, Total size = %.1fMiB (%" PRIu64 " bytes)\n",
-                count, rows.size(), bytes / 1024.0 / 1024.0, bytes);
-  out << " Index   Count   %      Size   % Cum     Max Kind\n";
-  uint64_t cumulative = 0;
-  for (size_t k = 0; k < shown; ++k) {
-    const auto& t = rows[k];
-    cumulative += t.bytes;
-    out << Format("%6zu%8" PRIu64 "%4d%10" PRIu64 "%4d%4d%8" PRIu64 " %s\n", k, t.count,
-                  count ? static_cast<int>(t.count * 100 / count) : 0, t.bytes,
-                  bytes ? static_cast<int>(t.bytes * 100 / bytes) : 0,
-                  bytes ? static_cast<int>(cumulative * 100 / bytes) : 0, t.max_bytes,
-                  t.type.c_str());
-  }
+  PrintTypeTable(rows, flags.all, out);
   return 0;
 }
 

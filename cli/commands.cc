@@ -12,6 +12,7 @@
 #include "cli/analysis_commands.h"
 #include "cli/flags.h"
 #include "cli/stored.h"
+#include "cli/type_table.h"
 #include "diff/type_diff.h"
 #include "snapshot/wire.h"
 
@@ -99,47 +100,18 @@ int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
   std::sort(rows.begin(), rows.end(), [](const TypeStat& a, const TypeStat& b) {
     return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
   });
-  uint64_t total_count = 0, total_bytes = 0;
-  for (const auto& t : rows) {
-    total_count += t.count;
-    total_bytes += t.bytes;
-  }
-  const size_t shown = flags.all ? rows.size() : std::min<size_t>(rows.size(), 20);
   if (flags.json) {
-    nlohmann::json j;
+    nlohmann::json j = TypeTableJson(rows, flags.all);
     const auto& h = s.header;
     j["service"] = h.identity.service;
     j["pid"] = h.identity.pid;
     j["seq"] = h.seq;
     j["kind"] = snapshot::KindName(h.kind);
     j["timestamp_ns"] = h.timestamp_ns;
-    j["objects"] = total_count;
-    j["bytes"] = total_bytes;
-    j["types"] = rows.size();
-    j["rows"] = nlohmann::json::array();
-    for (size_t i = 0; i < shown; ++i) {
-      j["rows"].push_back({{"type", rows[i].name},
-                           {"count", rows[i].count},
-                           {"bytes", rows[i].bytes},
-                           {"max", rows[i].max_bytes}});
-    }
     out << j.dump(2) << "\n";
     return 0;
   }
-  out << Format("Total %" PRIu64 " objects, %zu types, Total size = %.1fMiB (%" PRIu64 " bytes)\n",
-                total_count, rows.size(), total_bytes / 1024.0 / 1024.0, total_bytes);
-  out << " Index   Count   %      Size   % Cum     Max Kind\n";
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < shown; ++i) {
-    const TypeStat& t = rows[i];
-    cumulative += t.bytes;
-    // meliae truncates percentages.
-    const int count_pct = total_count ? static_cast<int>(t.count * 100 / total_count) : 0;
-    const int size_pct = total_bytes ? static_cast<int>(t.bytes * 100 / total_bytes) : 0;
-    const int cum_pct = total_bytes ? static_cast<int>(cumulative * 100 / total_bytes) : 0;
-    out << Format("%6zu%8" PRIu64 "%4d%10" PRIu64 "%4d%4d%8" PRIu64 " %s\n", i, t.count, count_pct,
-                  t.bytes, size_pct, cum_pct, t.max_bytes, t.name.c_str());
-  }
+  PrintTypeTable(rows, flags.all, out);
   return 0;
 }
 

@@ -113,26 +113,7 @@ TEST(Dominators, RetainedByTypeCountsNestedInstancesOnce) {
   EXPECT_EQ(d.Top(1).front(), At(g, b, "r"));
 }
 
-// app.cache['users'][1] -> Session, with the module's and the instance's dicts collapsed.
-GraphBuilder AppHeap() {
-  GraphBuilder b;
-  b.Add("app", "module", 72, {"app_dict"}).Name("app", "app");
-  b.Add("app_dict", "dict", 100, {"k_cache", "cache", "k_name", "modname"});
-  b.Add("k_cache", "str", 50).Value("k_cache", "cache");
-  b.Add("k_name", "str", 50).Value("k_name", "__name__");
-  b.Add("modname", "str", 50).Value("modname", "app");
-  b.Add("cache", "dict", 200, {"k_users", "users"});
-  b.Add("k_users", "str", 50).Value("k_users", "users");
-  b.Add("users", "list", 80, {"other", "session"});
-  b.Add("other", "int", 28).Value("other", "7");
-  b.Add("session", "Session", 48, {"session_dict", "Session_type"});
-  b.Add("Session_type", "type", 900).Name("Session_type", "Session");
-  b.Add("session_dict", "dict", 104, {"k_user", "user"});
-  b.Add("k_user", "str", 50).Value("k_user", "user");
-  b.Add("user", "str", 60).Value("user", "alice");
-  b.Root("app");
-  return b;
-}
+using testing::AppHeap;
 
 TEST(Collapse, InstanceAndModuleAbsorbTheirDicts) {
   const GraphBuilder b = AppHeap();

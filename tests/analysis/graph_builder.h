@@ -76,4 +76,27 @@ class GraphBuilder {
   std::vector<std::pair<std::string, snapshot::RootKind>> roots_;
 };
 
+// app.cache['users'] = [7, Session(user='alice')] with values captured: the module's and the
+// Session's __dict__ collapse into them; `second_session` appends one more Session to the list.
+inline GraphBuilder AppHeap(bool second_session = false) {
+  GraphBuilder b;
+  b.Add("app", "module", 72, {"app_dict"}).Name("app", "app");
+  b.Add("app_dict", "dict", 100, {"k_cache", "cache"});
+  b.Add("k_cache", "str", 50).Value("k_cache", "cache");
+  b.Add("cache", "dict", 200, {"k_users", "users"});
+  b.Add("k_users", "str", 50).Value("k_users", "users");
+  std::vector<std::string> users = {"seven", "session"};
+  if (second_session) users.push_back("session2");
+  b.Add("users", "list", 80, users);
+  b.Add("seven", "int", 28).Value("seven", "7");
+  b.Add("session", "app.Session", 48, {"session_dict", "Session_type"}, 0xabc000);
+  b.Add("Session_type", "type", 900).Name("Session_type", "app.Session");
+  b.Add("session_dict", "dict", 104, {"k_user", "user"});
+  b.Add("k_user", "str", 50).Value("k_user", "user");
+  b.Add("user", "str", 60).Value("user", "alice");
+  if (second_session) b.Add("session2", "app.Session", 48, {"Session_type"}, 0xdef000);
+  b.Root("app");
+  return b;
+}
+
 }  // namespace tidemark::analysis::testing

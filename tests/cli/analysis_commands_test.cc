@@ -17,24 +17,7 @@ using analysis::testing::GraphBuilder;
 
 std::string Path(const std::string& name) { return std::string(TEST_TMPDIR) + "/" + name; }
 
-// app.cache['users'] = [7, Session(user='alice')], with values captured.
-GraphBuilder App() {
-  GraphBuilder b;
-  b.Add("app", "module", 72, {"app_dict"}).Name("app", "app");
-  b.Add("app_dict", "dict", 100, {"k_cache", "cache"});
-  b.Add("k_cache", "str", 50).Value("k_cache", "cache");
-  b.Add("cache", "dict", 200, {"k_users", "users"});
-  b.Add("k_users", "str", 50).Value("k_users", "users");
-  b.Add("users", "list", 80, {"seven", "session"});
-  b.Add("seven", "int", 28).Value("seven", "7");
-  b.Add("session", "app.Session", 48, {"session_dict", "Session_type"}, 0xabc000);
-  b.Add("Session_type", "type", 900).Name("Session_type", "app.Session");
-  b.Add("session_dict", "dict", 104, {"k_user", "user"});
-  b.Add("k_user", "str", 50).Value("k_user", "user");
-  b.Add("user", "str", 60).Value("user", "alice");
-  b.Root("app");
-  return b;
-}
+GraphBuilder App() { return analysis::testing::AppHeap(); }
 
 std::string WriteGraph(const std::string& name, const GraphBuilder& b) {
   const std::string path = Path(name);
@@ -176,6 +159,8 @@ TEST(AnalysisCli, SummaryOfAnImportedDumpCollapsesInstanceDictsAsMeliaeDoes) {
   EXPECT_NE(out.find("     1       2  50       272  21  94     136 Item"), std::string::npos)
       << out;
   EXPECT_EQ(out.find(" dict"), std::string::npos) << out;
+  ASSERT_EQ(Tidemark({"summary", file, "--json"}, out, err), 0) << err;
+  EXPECT_EQ(nlohmann::json::parse(out)["bytes"], 1244);
 }
 
 TEST(AnalysisCli, ExportWritesEachFormat) {
@@ -196,27 +181,9 @@ TEST(AnalysisCli, ExportWritesEachFormat) {
 }
 
 TEST(AnalysisCli, GdiffNamesTheContainerOfNewObjects) {
-  GraphBuilder before = App();
-  GraphBuilder after = App();
-  after.Add("s2", "app.Session", 48, {"Session_type"}, 0xdef000);
-  // Rebuild the list with the new Session: a builder has no edit, so use a fresh one.
-  GraphBuilder b2;
-  b2.Add("app", "module", 72, {"app_dict"}).Name("app", "app");
-  b2.Add("app_dict", "dict", 100, {"k_cache", "cache"});
-  b2.Add("k_cache", "str", 50).Value("k_cache", "cache");
-  b2.Add("cache", "dict", 200, {"k_users", "users"});
-  b2.Add("k_users", "str", 50).Value("k_users", "users");
-  b2.Add("users", "list", 80, {"seven", "session", "s2"});
-  b2.Add("seven", "int", 28).Value("seven", "7");
-  b2.Add("session", "app.Session", 48, {"session_dict", "Session_type"}, 0xabc000);
-  b2.Add("Session_type", "type", 900).Name("Session_type", "app.Session");
-  b2.Add("session_dict", "dict", 104, {"k_user", "user"});
-  b2.Add("k_user", "str", 50).Value("k_user", "user");
-  b2.Add("user", "str", 60).Value("user", "alice");
-  b2.Add("s2", "app.Session", 48, {"Session_type"}, 0xdef000);
-  b2.Root("app");
-  const std::string a = WriteGraph("before.tdmk", before);
-  const std::string b = WriteGraph("after.tdmk", b2);
+  const std::string a = WriteGraph("before.tdmk", analysis::testing::AppHeap());
+  const std::string b =
+      WriteGraph("after.tdmk", analysis::testing::AppHeap(/*second_session=*/true));
   std::string out, err;
   ASSERT_EQ(Tidemark({"gdiff", a, b, "--json"}, out, err), 0) << err;
   const auto j = nlohmann::json::parse(out);

@@ -1,0 +1,54 @@
+#include "cli/type_table.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <ostream>
+
+namespace tidemark::cli {
+namespace {
+
+size_t Shown(const std::vector<snapshot::TypeStat>& rows, bool all) {
+  return all ? rows.size() : std::min<size_t>(rows.size(), 20);
+}
+
+}  // namespace
+
+void PrintTypeTable(const std::vector<snapshot::TypeStat>& rows, bool all, std::ostream& out) {
+  uint64_t count = 0, bytes = 0;
+  for (const auto& t : rows) count += t.count, bytes += t.bytes;
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "Total %" PRIu64 " objects, %zu types, Total size = %.1fMiB (%" PRIu64 " bytes)\n",
+                count, rows.size(), bytes / 1024.0 / 1024.0, bytes);
+  out << line << " Index   Count   %      Size   % Cum     Max Kind\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < Shown(rows, all); ++i) {
+    const snapshot::TypeStat& t = rows[i];
+    cumulative += t.bytes;
+    // meliae truncates percentages.
+    const int count_pct = count ? static_cast<int>(t.count * 100 / count) : 0;
+    const int size_pct = bytes ? static_cast<int>(t.bytes * 100 / bytes) : 0;
+    const int cum_pct = bytes ? static_cast<int>(cumulative * 100 / bytes) : 0;
+    std::snprintf(line, sizeof line, "%6zu%8" PRIu64 "%4d%10" PRIu64 "%4d%4d%8" PRIu64 " %s\n", i,
+                  t.count, count_pct, t.bytes, size_pct, cum_pct, t.max_bytes, t.name.c_str());
+    out << line;
+  }
+}
+
+nlohmann::json TypeTableJson(const std::vector<snapshot::TypeStat>& rows, bool all) {
+  uint64_t count = 0, bytes = 0;
+  for (const auto& t : rows) count += t.count, bytes += t.bytes;
+  nlohmann::json j = {{"objects", count},
+                      {"bytes", bytes},
+                      {"types", rows.size()},
+                      {"rows", nlohmann::json::array()}};
+  for (size_t i = 0; i < Shown(rows, all); ++i) {
+    j["rows"].push_back({{"type", rows[i].name},
+                         {"count", rows[i].count},
+                         {"bytes", rows[i].bytes},
+                         {"max", rows[i].max_bytes}});
+  }
+  return j;
+}
+
+}  // namespace tidemark::cli
