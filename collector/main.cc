@@ -1,4 +1,6 @@
 // tidemarkd: receives heap snapshots from tidemark agents, validates and stores them.
+#include <malloc.h>
+
 #include <iostream>
 #include <set>
 #include <string>
@@ -31,6 +33,13 @@ Exit codes: 0 stopped, 1 runtime failure, 64 bad usage, 78 bad configuration.
 
 int main(int argc, char** argv) {
   using namespace tidemark;
+#if defined(__GLIBC__)
+  // Validating a graph allocates and frees columns of millions of entries per message. Kept
+  // in the heap (not mmap'ed and unmapped each time, not trimmed), they cost no page faults
+  // the next time: decoding runs about twice as fast, for memory the daemon reuses anyway.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
   const std::vector<std::string> args(argv + 1, argv + argc);
   collector::DaemonOptions options;
   std::optional<std::string> check;

@@ -64,58 +64,28 @@ Result<uint32_t> MsgpackReader::ReadArrayHeader() {
 }
 
 Result<int64_t> MsgpackReader::ReadIntSlow() {
-  auto b = Byte();
-  if (!b) return std::unexpected(b.error());
-  const uint8_t t = *b;
-  if (t <= 0x7f) return static_cast<int64_t>(t);
-  if (t >= 0xe0) return static_cast<int64_t>(static_cast<int8_t>(t));
-  size_t width;
-  bool is_signed;
-  switch (t) {
-    case 0xcc:
-      width = 1;
-      is_signed = false;
-      break;
-    case 0xcd:
-      width = 2;
-      is_signed = false;
-      break;
-    case 0xce:
-      width = 4;
-      is_signed = false;
-      break;
-    case 0xcf:
-      width = 8;
-      is_signed = false;
-      break;
-    case 0xd0:
-      width = 1;
-      is_signed = true;
-      break;
-    case 0xd1:
-      width = 2;
-      is_signed = true;
-      break;
-    case 0xd2:
-      width = 4;
-      is_signed = true;
-      break;
-    case 0xd3:
-      width = 8;
-      is_signed = true;
-      break;
-    default:
-      --pos_;
-      return Bad("expected an integer");
-  }
-  auto v = BigEndian(width);
-  if (!v) return std::unexpected(v.error());
+  if (pos_ >= data_.size()) return Bad("truncated");
+  const uint8_t t = static_cast<uint8_t>(data_[pos_]);
+  if (t <= 0x7f) return static_cast<int64_t>(data_[pos_++]);
+  if (t >= 0xe0) return static_cast<int64_t>(static_cast<int8_t>(data_[pos_++]));
+  // 0xcc..0xcf: uint 8/16/32/64; 0xd0..0xd3: int 8/16/32/64.
+  if (t < 0xcc || t > 0xd3) return Bad("expected an integer");
+  const bool is_signed = t >= 0xd0;
+  const size_t width = size_t{1} << (t - (is_signed ? 0xd0 : 0xcc));
+  if (data_.size() - pos_ - 1 < width) return Bad("truncated");
+  const auto* p = reinterpret_cast<const uint8_t*>(data_.data()) + pos_ + 1;
+  uint64_t v = 0;
+  for (size_t i = 0; i < width; ++i) v = (v << 8) | p[i];
+  pos_ += 1 + width;
   if (!is_signed) {
-    if (width == 8 && *v > static_cast<uint64_t>(INT64_MAX)) return Bad("integer out of range");
-    return static_cast<int64_t>(*v);
+    if (width == 8 && v > static_cast<uint64_t>(INT64_MAX)) {
+      pos_ -= 1 + width;
+      return Bad("integer out of range");
+    }
+    return static_cast<int64_t>(v);
   }
   const int shift = 64 - static_cast<int>(width) * 8;
-  return static_cast<int64_t>(*v << shift) >> shift;  // Sign-extend.
+  return static_cast<int64_t>(v << shift) >> shift;  // Sign-extend.
 }
 
 Result<uint64_t> MsgpackReader::ReadUintSlow() {
