@@ -115,34 +115,41 @@ int main(int argc, char** argv) {
   const double mb = 1e6;
   if (markdown) {
     std::printf("| measure | value |\n|---|---|\n");
-    std::printf("| snapshot | %s: %.1f MB, %llu objects (%zu after folding instance dicts), %llu references |\n",
-                argv[1], message_bytes / mb, static_cast<unsigned long long>(objects_in_file),
-                g.size(), static_cast<unsigned long long>(g.reference_count()));
+    std::printf(
+        "| snapshot | %s: %.1f MB, %llu objects (%zu after folding instance dicts), %llu "
+        "references |\n",
+        argv[1], message_bytes / mb, static_cast<unsigned long long>(objects_in_file), g.size(),
+        static_cast<unsigned long long>(g.reference_count()));
     std::printf("| read + decode | %.3f s |\n", decode_s);
     std::printf("| build (fold dicts, order by address, CSR, roots) | %.3f s |\n", build_s);
     std::printf("| **load total** (read, decode, build) | **%.3f s** |\n", decode_s + build_s);
     std::printf("| parents (de-duplicated, capped at 100) | %.3f s |\n", parents_s);
-    std::printf("| structure with parents | %.1f MB: %.1f B/object + 8 B/reference is %.0f%% of the "
-                "32 + 8 budget |\n",
-                g.memory_bytes() / mb,
-                (g.memory_bytes() - 8.0 * g.reference_count()) / g.size(),
-                100.0 * g.memory_bytes() / budget);
-    std::printf("| RSS after load and parents | %.1f MB (%.0f B/object); peak during load %.1f MB |\n",
-                (rss_loaded_kb - rss_start_kb) * 1024 / mb,
-                (rss_loaded_kb - rss_start_kb) * 1024.0 / g.size(), peak_load_kb * 1024 / mb);
-    std::printf("| **dominator tree** + retained sizes | **%.3f s** (peak RSS %.1f MB) |\n", dominators_s,
-                peak_dominators_kb * 1024 / mb);
+    std::printf(
+        "| structure with parents | %.1f MB: %.1f B/object + 8 B/reference is %.0f%% of the "
+        "32 + 8 budget |\n",
+        g.memory_bytes() / mb, (g.memory_bytes() - 8.0 * g.reference_count()) / g.size(),
+        100.0 * g.memory_bytes() / budget);
+    std::printf(
+        "| RSS after load and parents | %.1f MB (%.0f B/object); peak during load %.1f MB |\n",
+        (rss_loaded_kb - rss_start_kb) * 1024 / mb,
+        (rss_loaded_kb - rss_start_kb) * 1024.0 / g.size(), peak_load_kb * 1024 / mb);
+    std::printf("| **dominator tree** + retained sizes | **%.3f s** (peak RSS %.1f MB) |\n",
+                dominators_s, peak_dominators_kb * 1024 / mb);
     std::printf("| type table (%zu types) | %.3f s |\n", rows.size(), summary_s);
-    std::printf("| path to root, %zu random objects | %.3f s (%.2f ms each; %zu found, %.1f steps on average) |\n",
-                path_queries, paths_s, 1e3 * paths_s / path_queries, found,
-                found ? static_cast<double>(steps) / found : 0.0);
+    std::printf(
+        "| path to root, %zu random objects | %.3f s (%.2f ms each; %zu found, %.1f steps on "
+        "average) |\n",
+        path_queries, paths_s, 1e3 * paths_s / path_queries, found,
+        found ? static_cast<double>(steps) / found : 0.0);
   } else {
-    std::printf("{\"objects\": %zu, \"references\": %llu, \"decode_s\": %.3f, \"build_s\": %.3f, "
-                "\"parents_s\": %.3f, \"memory_bytes\": %llu, \"budget_bytes\": %.0f, \"dominators_s\": %.3f, "
-                "\"summary_s\": %.3f, \"paths_s\": %.3f, \"peak_load_kb\": %llu}\n",
-                g.size(), static_cast<unsigned long long>(g.reference_count()), decode_s, build_s,
-                parents_s, static_cast<unsigned long long>(g.memory_bytes()), budget, dominators_s,
-                summary_s, paths_s, static_cast<unsigned long long>(peak_load_kb));
+    std::printf(
+        "{\"objects\": %zu, \"references\": %llu, \"decode_s\": %.3f, \"build_s\": %.3f, "
+        "\"parents_s\": %.3f, \"memory_bytes\": %llu, \"budget_bytes\": %.0f, \"dominators_s\": "
+        "%.3f, "
+        "\"summary_s\": %.3f, \"paths_s\": %.3f, \"peak_load_kb\": %llu}\n",
+        g.size(), static_cast<unsigned long long>(g.reference_count()), decode_s, build_s,
+        parents_s, static_cast<unsigned long long>(g.memory_bytes()), budget, dominators_s,
+        summary_s, paths_s, static_cast<unsigned long long>(peak_load_kb));
   }
   return 0;
 }
