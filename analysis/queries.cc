@@ -48,10 +48,11 @@ std::string KeyText(const HeapGraph& g, uint32_t key) {
 
 }  // namespace
 
-std::vector<TypeRow> TypeTable(const HeapGraph& g, const std::vector<uint32_t>& objects) {
-  std::vector<TypeRow> rows(g.type_names().size());
+std::vector<snapshot::TypeStat> TypeTable(const HeapGraph& g,
+                                          const std::vector<uint32_t>& objects) {
+  std::vector<snapshot::TypeStat> rows(g.type_names().size());
   auto add = [&](uint32_t i) {
-    TypeRow& r = rows[g.type(i)];
+    snapshot::TypeStat& r = rows[g.type(i)];
     r.count += 1;
     r.bytes += g.bytes(i);
     r.max_bytes = std::max(r.max_bytes, g.bytes(i));
@@ -61,9 +62,9 @@ std::vector<TypeRow> TypeTable(const HeapGraph& g, const std::vector<uint32_t>& 
   } else {
     for (uint32_t i : objects) add(i);
   }
-  for (size_t t = 0; t < rows.size(); ++t) rows[t].type = g.type_names()[t];
-  std::erase_if(rows, [](const TypeRow& r) { return r.count == 0; });
-  std::sort(rows.begin(), rows.end(), [](const TypeRow& a, const TypeRow& b) {
+  for (size_t t = 0; t < rows.size(); ++t) rows[t].name = g.type_names()[t];
+  std::erase_if(rows, [](const snapshot::TypeStat& r) { return r.count == 0; });
+  std::sort(rows.begin(), rows.end(), [](const snapshot::TypeStat& a, const snapshot::TypeStat& b) {
     return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
   });
   return rows;

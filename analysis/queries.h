@@ -12,16 +12,10 @@
 
 namespace tidemark::analysis {
 
-struct TypeRow {
-  std::string type;
-  uint64_t count = 0;
-  uint64_t bytes = 0;
-  uint64_t max_bytes = 0;
-};
-
 // Per-type table over `objects` (all when empty), sorted by (bytes, count) descending as
 // meliae sorts it.
-std::vector<TypeRow> TypeTable(const HeapGraph& g, const std::vector<uint32_t>& objects = {});
+std::vector<snapshot::TypeStat> TypeTable(const HeapGraph& g,
+                                          const std::vector<uint32_t>& objects = {});
 
 // Everything reachable from `from` (itself included), each once, not entering `excluding`.
 std::vector<uint32_t> Reachable(const HeapGraph& g, uint32_t from,

@@ -146,13 +146,12 @@ json ObjectJson(const HeapGraph& g, uint32_t i) {
   return j;
 }
 
-void PrintPaths(const HeapGraph& g, const std::vector<analysis::Path>& paths, std::ostream& out) {
+void PrintPaths(const std::vector<analysis::Path>& paths, std::ostream& out) {
   if (paths.empty()) out << "  no path to a root within the search bounds (--depth)\n";
   for (const auto& p : paths) {
     out << "  [" << analysis::RootReasonName(p.root) << ", " << p.objects.size() - 1 << " steps] "
         << p.text << "\n";
   }
-  (void)g;
 }
 
 json PathsJson(const HeapGraph& g, const std::vector<analysis::Path>& paths) {
@@ -196,11 +195,11 @@ int Types(const Flags& flags, std::ostream& out, std::ostream& err) {
   if (flags.json) {
     json j = {{"objects", g->size()}, {"bytes", g->total_bytes()}, {"rows", json::array()}};
     for (size_t k = 0; k < shown; ++k) {
-      j["rows"].push_back({{"type", rows[k].type},
+      j["rows"].push_back({{"type", rows[k].name},
                            {"count", rows[k].count},
                            {"bytes", rows[k].bytes},
                            {"max", rows[k].max_bytes},
-                           {"retained", retained[rows[k].type]}});
+                           {"retained", retained[rows[k].name]}});
     }
     out << j.dump(2) << "\n";
     return 0;
@@ -210,7 +209,7 @@ int Types(const Flags& flags, std::ostream& out, std::ostream& err) {
   out << "       Count        Bytes      Max     Retained  Type\n";
   for (size_t k = 0; k < shown; ++k) {
     out << Format("%12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %12" PRIu64 "  %s\n", rows[k].count,
-                  rows[k].bytes, rows[k].max_bytes, retained[rows[k].type], rows[k].type.c_str());
+                  rows[k].bytes, rows[k].max_bytes, retained[rows[k].name], rows[k].name.c_str());
   }
   if (shown < rows.size()) out << "... " << rows.size() - shown << " more types (--all)\n";
   return 0;
@@ -357,7 +356,7 @@ int Why(const Flags& flags, std::ostream& out, std::ostream& err) {
     }
   }
   out << "shortest paths from roots:\n";
-  PrintPaths(*g, paths, out);
+  PrintPaths(paths, out);
   if (!Caveats(*g).empty()) out << "note: " << Caveats(*g) << "\n";
   return 0;
 }
@@ -571,10 +570,7 @@ int GraphSummary(const Flags& flags, std::ostream& out, std::ostream& err) {
     }
     reachable = analysis::Reachable(*g, *root, excluding);
   }
-  std::vector<snapshot::TypeStat> rows;
-  for (const auto& r : analysis::TypeTable(*g, reachable)) {
-    rows.push_back({r.type, r.count, r.bytes, r.max_bytes});
-  }
+  const std::vector<snapshot::TypeStat> rows = analysis::TypeTable(*g, reachable);
   if (flags.json) {
     json j = TypeTableJson(rows, flags.all);
     j["service"] = g->header().identity.service;
@@ -681,7 +677,7 @@ int Walk(const Flags& flags, std::istream& in, std::ostream& out, std::ostream& 
       }
     } else if (command == "why") {
       analysis::PathFinder finder(g);
-      PrintPaths(g, finder.Find({at}), out);
+      PrintPaths(finder.Find({at}), out);
     } else if (command == "show") {
       show();
     } else {

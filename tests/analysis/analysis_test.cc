@@ -127,7 +127,7 @@ TEST(Collapse, InstanceAndModuleAbsorbTheirDicts) {
   EXPECT_EQ(g.absorbed_dict_refs(session), 2u);
   EXPECT_EQ(g.bytes(At(g, b, "app")), 172u);
   auto rows = TypeTable(g);
-  auto dict_row = std::find_if(rows.begin(), rows.end(), [](auto& r) { return r.type == "dict"; });
+  auto dict_row = std::find_if(rows.begin(), rows.end(), [](auto& r) { return r.name == "dict"; });
   ASSERT_NE(dict_row, rows.end());
   EXPECT_EQ(dict_row->count, 1u);  // Only the cache dict is left.
 

@@ -60,12 +60,12 @@ TEST(Meliae, ImportGivesTheLoadersNumbers) {
   EXPECT_EQ(g.size(), 10u);  // Three dicts absorbed: the module's and two Items'.
   const auto rows = TypeTable(g);
   std::map<std::string, std::pair<uint64_t, uint64_t>> by_type;
-  for (const auto& r : rows) by_type[r.type] = {r.count, r.bytes};
+  for (const auto& r : rows) by_type[r.name] = {r.count, r.bytes};
   EXPECT_EQ(by_type["Item"], (std::pair<uint64_t, uint64_t>{2, 272}));
   EXPECT_EQ(by_type["module"], (std::pair<uint64_t, uint64_t>{1, 272}));
   EXPECT_EQ(by_type["str"], (std::pair<uint64_t, uint64_t>{5, 266}));
   EXPECT_EQ(by_type.count("dict"), 0u);
-  EXPECT_EQ(rows.front().type, "type");  // 900 bytes: the largest row.
+  EXPECT_EQ(rows.front().name, "type");  // 900 bytes: the largest row.
   EXPECT_EQ(g.total_bytes(), 72u + 200 + 266 + 88 + 2 * 136 + 900);
 
   g.BuildParents();
