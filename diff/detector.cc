@@ -1,0 +1,348 @@
+#include "diff/detector.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <unordered_map>
+
+namespace tidemark::diff {
+namespace {
+
+constexpr const char* kNativeType = "(native memory)";
+
+std::string HumanBytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = std::abs(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char out[48];
+  std::snprintf(out, sizeof out, "%s%.*f %s", bytes < 0 ? "-" : "", u == 0 ? 0 : 1, v, units[u]);
+  return out;
+}
+
+bool AnyGlob(const std::vector<std::string>& patterns, std::string_view text) {
+  return std::any_of(patterns.begin(), patterns.end(),
+                     [&](const std::string& p) { return GlobMatch(p, text); });
+}
+
+// One agent's share of a leak or native condition.
+struct Contribution {
+  const RollingState::Agent* agent;
+  Growth growth;
+};
+
+struct Candidate {
+  Alert alert;
+  std::vector<Contribution> parts;
+  int64_t for_ns = 0, cooldown_ns = 0, resolve_after_ns = 0;
+};
+
+}  // namespace
+
+const char* AlertKindName(AlertKind kind) {
+  switch (kind) {
+    case AlertKind::kLeak:
+      return "leak";
+    case AlertKind::kNative:
+      return "native";
+    case AlertKind::kSilent:
+      return "silent";
+  }
+  return "?";
+}
+
+const char* AlertStateName(AlertState state) {
+  switch (state) {
+    case AlertState::kPending:
+      return "pending";
+    case AlertState::kFiring:
+      return "firing";
+    case AlertState::kResolved:
+      return "resolved";
+  }
+  return "?";
+}
+
+std::string Alert::Summary() const {
+  const std::string where = "service " + service + " (" + std::to_string(agents.size()) +
+                            (agents.size() == 1 ? " agent)" : " agents)");
+  std::string line;
+  switch (kind) {
+    case AlertKind::kLeak:
+      line = type + " grows " + HumanBytes(bytes_per_hour) + "/h in " + where + ": " +
+             HumanBytes(bytes_now) + " in " + std::to_string(static_cast<int64_t>(count_now)) +
+             " objects, " + (bytes_delta >= 0 ? "+" : "") + HumanBytes(bytes_delta) + " (" +
+             (count_delta >= 0 ? "+" : "") + std::to_string(static_cast<int64_t>(count_delta)) +
+             " objects) over the window";
+      break;
+    case AlertKind::kNative:
+      line = "native memory (RSS outside Python objects) grows " + HumanBytes(bytes_per_hour) +
+             "/h in " + where + ", now " + HumanBytes(bytes_now);
+      break;
+    case AlertKind::kSilent:
+      line = "agent " + (agents.empty() ? std::string("?") : agents.front()) + " of service " +
+             service + " has sent nothing for " +
+             std::to_string((updated_ns - since_ns) / 1'000'000'000 + window_ns / 1'000'000'000) +
+             " s";
+      break;
+  }
+  if (!holders.empty()) line += "; held by " + holders.front().path;
+  return line;
+}
+
+std::vector<TypeGrowthRow> Detector::GrowingTypes(const RollingState& state,
+                                                  const RollingState::Agent& agent,
+                                                  int64_t window_ns, size_t limit) {
+  std::vector<TypeGrowthRow> rows;
+  std::vector<Sample> samples;
+  for (size_t slot = 0; slot < agent.type_count(); ++slot) {
+    if (state.GrowthBound(agent, slot, window_ns) <= 0) continue;
+    state.Samples(agent, slot, samples);
+    const Growth g = ComputeGrowth(samples, window_ns);
+    if (g.bytes_per_hour <= 0) continue;
+    rows.push_back({state.names().Name(agent.type_id(slot)), agent.bytes_now(slot),
+                    agent.count_now(slot), g.bytes_per_hour, g.count_per_hour});
+  }
+  std::sort(rows.begin(), rows.end(), [](const TypeGrowthRow& a, const TypeGrowthRow& b) {
+    return a.bytes_per_hour > b.bytes_per_hour;
+  });
+  if (rows.size() > limit) rows.resize(limit);
+  return rows;
+}
+
+DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
+  DetectorPass pass;
+  std::map<std::string, Candidate> held;
+
+  // Restarts: the newest instance per (service, host) replaces the older ones.
+  std::unordered_map<std::string, int64_t> newest_start;
+  for (const auto& [key, a] : state.agents()) {
+    int64_t& newest = newest_start[a->identity.service + '\0' + a->identity.host];
+    newest = std::max(newest, a->identity.start_time_ns);
+  }
+
+  // Which rules apply to which type, computed once per type name per pass.
+  std::vector<std::vector<int8_t>> type_matches(config_.rules.size());
+  for (size_t r = 0; r < config_.rules.size(); ++r) {
+    type_matches[r].resize(state.names().size());
+    for (uint32_t id = 0; id < state.names().size(); ++id) {
+      type_matches[r][id] = AnyGlob(config_.rules[r].types, state.names().Name(id));
+    }
+  }
+
+  std::vector<Sample> samples, heap;
+  for (const auto& [key, agent] : state.agents()) {
+    const RollingState::Agent& a = *agent;
+    const snapshot::Identity& who = a.identity;
+    const int64_t silence = now - a.last_received_ns;
+    if (newest_start[who.service + '\0' + who.host] > who.start_time_ns ||
+        silence > config_.silence.forget_after_ns) {
+      pass.forget.push_back(key);
+      continue;
+    }
+    const int64_t threshold =
+        std::max<int64_t>(config_.silence.min_silence_ns,
+                          static_cast<int64_t>(config_.silence.intervals * a.interval_ns));
+    if (silence > threshold) {
+      if (!config_.silence.enabled) continue;
+      const std::string id =
+          "silent/" + who.service + "/" + who.host + "/" + std::to_string(who.pid);
+      Candidate& c = held[id];
+      c.alert.kind = AlertKind::kSilent;
+      c.alert.rule = "silence";
+      c.alert.service = who.service;
+      c.alert.agents = {key};
+      c.alert.labels = who.labels;
+      c.alert.window_ns = threshold;  // Silent for this long when it went pending.
+      continue;
+    }
+
+    for (size_t r = 0; r < config_.rules.size(); ++r) {
+      const LeakRule& rule = config_.rules[r];
+      if (!AnyGlob(rule.services, who.service)) continue;
+      const float bound = static_cast<float>(rule.criteria.min_growth_bytes);
+      for (size_t slot = 0; slot < a.type_count(); ++slot) {
+        ++pass.series_checked;
+        if (!type_matches[r][a.type_id(slot)]) continue;
+        const float growth = state.GrowthBound(a, slot, rule.criteria.window_ns);
+        if (growth <= 0 || growth < bound) continue;
+        ++pass.series_examined;
+        state.Samples(a, slot, samples);
+        const Growth g = ComputeGrowth(samples, rule.criteria.window_ns);
+        if (!LooksLikeLeak(g, rule.criteria)) continue;
+        const std::string& type = state.names().Name(a.type_id(slot));
+        Candidate& c = held["leak/" + rule.name + "/" + who.service + "/" + type];
+        c.alert.kind = AlertKind::kLeak;
+        c.alert.rule = rule.name;
+        c.alert.service = who.service;
+        c.alert.type = type;
+        c.alert.window_ns = rule.criteria.window_ns;
+        c.parts.push_back({&a, g});
+        c.for_ns = rule.for_ns;
+        c.cooldown_ns = rule.cooldown_ns;
+        c.resolve_after_ns = rule.resolve_after_ns;
+      }
+    }
+
+    const NativeRule& native = config_.native;
+    if (native.enabled && a.summaries >= native.criteria.min_points) {
+      state.NativeSamples(a, samples);
+      const Growth g = ComputeGrowth(samples, native.criteria.window_ns);
+      if (LooksLikeLeak(g, native.criteria)) {
+        state.HeapSamples(a, heap);
+        const Growth h = ComputeGrowth(heap, native.criteria.window_ns);
+        const double rss_rate = g.bytes_per_hour + std::max(0.0, h.bytes_per_hour);
+        if (h.bytes_per_hour <= native.max_python_share * rss_rate) {
+          Candidate& c = held["native/" + who.service];
+          c.alert.kind = AlertKind::kNative;
+          c.alert.rule = "native";
+          c.alert.service = who.service;
+          c.alert.type = kNativeType;
+          c.alert.window_ns = native.criteria.window_ns;
+          c.parts.push_back({&a, g});
+          c.for_ns = native.for_ns;
+          c.cooldown_ns = native.cooldown_ns;
+          c.resolve_after_ns = native.resolve_after_ns;
+        }
+      }
+    }
+  }
+
+  for (auto& [id, c] : held) {
+    Alert& al = c.alert;
+    al.id = id;
+    if (!c.parts.empty()) {
+      std::sort(c.parts.begin(), c.parts.end(), [](const Contribution& x, const Contribution& y) {
+        return x.growth.bytes_per_hour > y.growth.bytes_per_hour;
+      });
+      al.agents.clear();
+      double fit = 0, increasing = 0;
+      for (const Contribution& p : c.parts) {
+        al.agents.push_back(p.agent->key);
+        al.bytes_now += p.growth.bytes_now;
+        al.count_now += p.growth.count_now;
+        al.bytes_delta += p.growth.bytes_delta;
+        al.count_delta += p.growth.count_delta;
+        al.bytes_per_hour += p.growth.bytes_per_hour;
+        al.count_per_hour += p.growth.count_per_hour;
+        fit += p.growth.fit;
+        increasing += p.growth.increasing;
+      }
+      al.fit = fit / c.parts.size();
+      al.increasing = increasing / c.parts.size();
+      const RollingState::Agent& first = *c.parts.front().agent;
+      al.labels = first.identity.labels;
+      al.top_growing = GrowingTypes(state, first, al.window_ns, config_.top_growing + 1);
+      std::erase_if(al.top_growing, [&](const TypeGrowthRow& row) { return row.type == al.type; });
+      if (al.top_growing.size() > config_.top_growing) al.top_growing.resize(config_.top_growing);
+    }
+    Step(id, true, std::move(al), {c.for_ns, c.cooldown_ns, c.resolve_after_ns}, now, pass);
+  }
+  std::vector<std::string> stopped;
+  for (const auto& [id, al] : active_) {
+    if (!held.count(id)) stopped.push_back(id);
+  }
+  for (const std::string& id : stopped) {
+    const Alert& al = active_.at(id);
+    Timing timing{0, 0, 0};
+    if (al.kind == AlertKind::kLeak) {
+      for (const LeakRule& rule : config_.rules) {
+        if (rule.name == al.rule) timing = {rule.for_ns, rule.cooldown_ns, rule.resolve_after_ns};
+      }
+    } else if (al.kind == AlertKind::kNative) {
+      timing = {config_.native.for_ns, config_.native.cooldown_ns, config_.native.resolve_after_ns};
+    }
+    Step(id, false, {}, timing, now, pass);
+  }
+
+  int64_t longest_cooldown = config_.native.cooldown_ns;
+  for (const LeakRule& rule : config_.rules)
+    longest_cooldown = std::max(longest_cooldown, rule.cooldown_ns);
+  std::erase_if(resolved_at_, [&](const auto& e) { return now - e.second > longest_cooldown; });
+  return pass;
+}
+
+void Detector::Step(const std::string& id, bool holds, Alert candidate, Timing timing, int64_t now,
+                    DetectorPass& pass) {
+  auto it = active_.find(id);
+  if (!holds) {
+    if (it == active_.end()) return;
+    if (it->second.state == AlertState::kPending) {
+      active_.erase(it);
+      return;
+    }
+    const int64_t since = failing_since_.try_emplace(id, now).first->second;
+    if (now - since < timing.resolve_after_ns) return;
+    Alert resolved = std::move(it->second);
+    active_.erase(it);
+    failing_since_.erase(id);
+    resolved.state = AlertState::kResolved;
+    resolved.resolved_ns = now;
+    resolved.updated_ns = now;
+    if (resolved.kind == AlertKind::kSilent) {
+      resolved.note = "the agent is sending again, or was replaced or forgotten";
+    } else {
+      resolved.note = "the growth stopped, or its agents are gone";
+    }
+    resolved_at_[id] = now;
+    pass.events.push_back({AlertEvent::What::kResolved, std::move(resolved)});
+    return;
+  }
+  failing_since_.erase(id);
+  if (it == active_.end()) {
+    candidate.state = AlertState::kPending;
+    candidate.since_ns = now;
+    candidate.updated_ns = now;
+    it = active_.emplace(id, std::move(candidate)).first;
+    pass.events.push_back({AlertEvent::What::kPending, it->second});
+  } else {
+    Alert& al = it->second;
+    // Figures follow the data; identity, timing and holders stay.
+    al.agents = std::move(candidate.agents);
+    al.labels = std::move(candidate.labels);
+    al.bytes_now = candidate.bytes_now;
+    al.count_now = candidate.count_now;
+    al.bytes_delta = candidate.bytes_delta;
+    al.count_delta = candidate.count_delta;
+    al.bytes_per_hour = candidate.bytes_per_hour;
+    al.count_per_hour = candidate.count_per_hour;
+    al.fit = candidate.fit;
+    al.increasing = candidate.increasing;
+    al.window_ns = candidate.window_ns;
+    al.top_growing = std::move(candidate.top_growing);
+    al.updated_ns = now;
+  }
+  Alert& al = it->second;
+  if (al.state != AlertState::kPending || now - al.since_ns < timing.for_ns) return;
+  if (auto r = resolved_at_.find(id);
+      r != resolved_at_.end() && now - r->second < timing.cooldown_ns) {
+    return;
+  }
+  al.state = AlertState::kFiring;
+  al.fired_ns = now;
+  pass.events.push_back({AlertEvent::What::kFiring, al});
+}
+
+void Detector::Restore(std::vector<Alert> firing) {
+  for (Alert& al : firing) {
+    if (al.state != AlertState::kFiring) continue;
+    const std::string id = al.id;
+    active_[id] = std::move(al);
+  }
+}
+
+bool Detector::SetHolders(const std::string& id, const std::string& type,
+                          std::vector<HeldBy> holders, std::string note, int64_t now_ns) {
+  auto it = active_.find(id);
+  if (it == active_.end()) return false;
+  it->second.holders_type = type;
+  it->second.holders = std::move(holders);
+  it->second.note = std::move(note);
+  it->second.updated_ns = now_ns;
+  return true;
+}
+
+}  // namespace tidemark::diff

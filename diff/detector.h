@@ -1,0 +1,162 @@
+// The leak detector: rules over the rolling state, and the life of each alert.
+//
+// Three kinds of alert, each keyed so that one problem is one alert:
+//   leak    rule/service/type: a type grows like a leak (diff/growth.h LooksLikeLeak) in one
+//           or more live agents of a service; the alert lists them and sums their figures.
+//   native  service: RSS minus Python heap bytes grows like a leak while the heap does not
+//           explain it (heap growth <= max_python_share of RSS growth): a C extension or the
+//           allocator, which no per-type view shows.
+//   silent  service/host/pid: an agent sent nothing for `intervals` of its usual interval (at
+//           least min_silence). An agent replaced by a newer instance on the same host (a
+//           restart) is forgotten instead; one silent for forget_after is forgotten too.
+// Only live agents (not silent) take part in leak and native rules: a dead process's frozen
+// series must not keep an alert up.
+//
+// Each key goes pending when its condition first holds, fires once it has held for `for`
+// (and the key's cooldown since it last resolved has passed), and resolves once the
+// condition has not held for resolve_after. A pending key whose condition stops is dropped
+// without notice. Evaluate() is one pass at time `now`: the clock is passed in.
+//
+// Thread-safety: none; the collector guards it with the rolling state's mutex.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "diff/growth.h"
+#include "diff/rolling.h"
+
+namespace tidemark::diff {
+
+struct LeakRule {
+  std::string name = "python-heap-growth";
+  std::vector<std::string> services = {"*"};  // Globs.
+  std::vector<std::string> types = {"*"};
+  LeakCriteria criteria{.min_bytes_per_hour = 1 << 20,
+                        .min_growth_bytes = 512 << 10,
+                        .min_fit = 0.5,
+                        .window_ns = kNsPerHour / 2};
+  int64_t for_ns = kNsPerHour / 6;
+  int64_t cooldown_ns = kNsPerHour;
+  int64_t resolve_after_ns = kNsPerHour / 6;
+};
+
+struct NativeRule {
+  bool enabled = true;
+  LeakCriteria criteria{.min_bytes_per_hour = 8 << 20,
+                        .min_growth_bytes = 4 << 20,
+                        .min_fit = 0.5,
+                        .window_ns = kNsPerHour / 2};
+  double max_python_share = 0.25;
+  int64_t for_ns = kNsPerHour / 6;
+  int64_t cooldown_ns = kNsPerHour;
+  int64_t resolve_after_ns = kNsPerHour / 6;
+};
+
+struct SilenceRule {
+  bool enabled = true;
+  double intervals = 5;
+  int64_t min_silence_ns = int64_t{60} * 1'000'000'000;
+  int64_t forget_after_ns = 24 * kNsPerHour;
+};
+
+struct DetectorConfig {
+  std::vector<LeakRule> rules = {LeakRule{}};
+  NativeRule native;
+  SilenceRule silence;
+  size_t top_growing = 5;  // Other growing types named in an alert.
+};
+
+enum class AlertKind : uint8_t { kLeak, kNative, kSilent };
+enum class AlertState : uint8_t { kPending, kFiring, kResolved };
+const char* AlertKindName(AlertKind kind);     // "leak", "native", "silent".
+const char* AlertStateName(AlertState state);  // "pending", "firing", "resolved".
+
+struct TypeGrowthRow {
+  std::string type;
+  double bytes_now = 0, count_now = 0;
+  double bytes_per_hour = 0, count_per_hour = 0;
+};
+
+// What holds the growth: filled in by the collector from a graph diff.
+struct HeldBy {
+  std::string description;  // The holder object.
+  std::string path;         // From a root to it, named where possible.
+  uint64_t count = 0;       // New objects it holds.
+  uint64_t bytes = 0;
+};
+
+struct Alert {
+  std::string id;  // The key: "leak/<rule>/<service>/<type>", "native/<service>", ...
+  AlertKind kind = AlertKind::kLeak;
+  AlertState state = AlertState::kPending;
+  std::string rule;
+  std::string service;
+  std::string type;                 // Leak: the type; native: "(native memory)"; silent: "".
+  std::vector<std::string> agents;  // Agent keys, largest growth first.
+  std::vector<std::pair<std::string, std::string>> labels;  // Of the first agent.
+  int64_t since_ns = 0;                                     // Condition first held.
+  int64_t fired_ns = 0;
+  int64_t resolved_ns = 0;
+  int64_t updated_ns = 0;
+  double bytes_now = 0, count_now = 0;
+  double bytes_delta = 0, count_delta = 0;  // Over the window.
+  double bytes_per_hour = 0, count_per_hour = 0;
+  double fit = 0, increasing = 0;
+  int64_t window_ns = 0;
+  std::vector<TypeGrowthRow> top_growing;  // The first agent's other growing types.
+  std::string holders_type;                // The type the holders were found for.
+  std::vector<HeldBy> holders;
+  std::string note;  // Why it resolved, or what is missing ("graph snapshots not requested").
+
+  std::string Summary() const;  // One line for people: what, where, how fast.
+};
+
+struct AlertEvent {
+  enum class What : uint8_t { kPending, kFiring, kResolved } what;
+  Alert alert;
+};
+
+struct DetectorPass {
+  std::vector<AlertEvent> events;
+  std::vector<std::string> forget;                 // Agents to drop from the rolling state.
+  size_t series_checked = 0, series_examined = 0;  // All, and past the cheap bound.
+};
+
+class Detector {
+ public:
+  explicit Detector(DetectorConfig config = {}) : config_(std::move(config)) {}
+  void Configure(DetectorConfig config) { config_ = std::move(config); }
+  const DetectorConfig& config() const { return config_; }
+
+  DetectorPass Evaluate(const RollingState& state, int64_t now_ns);
+
+  // Pending and firing alerts, by id.
+  const std::map<std::string, Alert>& active() const { return active_; }
+  // After a restart: alerts that were firing. Their condition is re-checked on the next pass.
+  void Restore(std::vector<Alert> firing);
+  // The collector attaches what holds the growth; false if the alert is not active.
+  bool SetHolders(const std::string& id, const std::string& type, std::vector<HeldBy> holders,
+                  std::string note, int64_t now_ns);
+
+  // Every type's growth in one agent over `window_ns`, fastest first; only growing types.
+  static std::vector<TypeGrowthRow> GrowingTypes(const RollingState& state,
+                                                 const RollingState::Agent& agent,
+                                                 int64_t window_ns, size_t limit);
+
+ private:
+  struct Timing {
+    int64_t for_ns, cooldown_ns, resolve_after_ns;
+  };
+  void Step(const std::string& id, bool holds, Alert candidate, Timing timing, int64_t now,
+            DetectorPass& pass);
+
+  DetectorConfig config_;
+  std::map<std::string, Alert> active_;
+  std::map<std::string, int64_t> resolved_at_;    // For cooldowns; pruned.
+  std::map<std::string, int64_t> failing_since_;  // Firing alerts whose condition stopped.
+};
+
+}  // namespace tidemark::diff

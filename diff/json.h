@@ -1,0 +1,25 @@
+// JSON forms of alerts and reports: what hooks receive, what the collector stores and what
+// `tidemark alerts|reports --json` prints. docs/alerts.md documents every field.
+//
+// Thread-safety: reentrant functions over values.
+#pragma once
+
+#include <expected>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "diff/detector.h"
+#include "diff/report.h"
+
+namespace tidemark::diff {
+
+// Times as RFC 3339 UTC strings ("2026-11-26T03:00:00.000Z"), plus *_ns integers.
+std::string Rfc3339(int64_t ns);
+
+nlohmann::json ToJson(const Alert& alert);
+std::expected<Alert, std::string> AlertFromJson(const nlohmann::json& json);
+
+nlohmann::json ToJson(const Report& report);
+std::expected<Report, std::string> ReportFromJson(const nlohmann::json& json);
+
+}  // namespace tidemark::diff

@@ -1,0 +1,420 @@
+// The leak detector on synthetic series: it fires on leaks (linear, slow, step-wise, under
+// noise) and stays quiet on normal behaviour (warm-up that plateaus, sawtooth, noise, restart),
+// with the embedded default rules and a real-looking 60 s agent interval.
+#include "diff/detector.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "diff/json.h"
+
+namespace tidemark::diff {
+namespace {
+
+constexpr int64_t kS = 1'000'000'000;
+constexpr int64_t kMin = 60 * kS;
+constexpr int64_t kT0 = int64_t{1'790'000'000} * kS;  // Some wall-clock time.
+constexpr double kMiB = 1 << 20;
+
+using Curve = std::function<double(int64_t t_ns)>;  // Bytes of the watched type at t.
+
+snapshot::Identity Who(const std::string& service, int64_t pid, int64_t start = kT0) {
+  snapshot::Identity id;
+  id.service = service;
+  id.host = "host-1";
+  id.pid = pid;
+  id.start_time_ns = start;
+  id.labels = {{"env", "test"}};
+  return id;
+}
+
+class Sim {
+ public:
+  explicit Sim(DetectorConfig config = {}) : detector(std::move(config)) {}
+
+  // One summary: the watched type plus steady neighbours; RSS = heap + native.
+  void Summary(const snapshot::Identity& who, int64_t t, double watched,
+               double native = 50 * kMiB) {
+    snapshot::Header h;
+    h.identity = who;
+    h.timestamp_ns = t;
+    std::vector<snapshot::TypeStat> types = {
+        {"dict", 40'000, static_cast<uint64_t>(8 * kMiB), 0},
+        {"str", 90'000, static_cast<uint64_t>(6 * kMiB), 0},
+        {"app.Thing", static_cast<uint64_t>(watched / 128), static_cast<uint64_t>(watched), 0}};
+    for (const auto& t2 : types) h.bytes += t2.bytes;
+    h.rss_bytes = h.bytes + static_cast<uint64_t>(native);
+    state.Fold(store_key(who), h, types, t);
+  }
+
+  static std::string store_key(const snapshot::Identity& who) {
+    return who.service + "/" + who.host + "/" + std::to_string(who.pid);
+  }
+
+  void Pass(int64_t now) {
+    DetectorPass pass = detector.Evaluate(state, now);
+    for (const std::string& key : pass.forget) state.Forget(key);
+    for (AlertEvent& e : pass.events) {
+      if (e.what == AlertEvent::What::kFiring && first_fired < 0) first_fired = now - kT0;
+      events.push_back(std::move(e));
+    }
+  }
+
+  // Summaries every `interval` and detector passes every 30 s for `duration`.
+  void Run(
+      const snapshot::Identity& who, int64_t from, int64_t duration, const Curve& watched,
+      const Curve& native = [](int64_t) { return 50 * kMiB; }, int64_t interval = kMin) {
+    for (int64_t t = from; t < from + duration; t += 30 * kS) {
+      if ((t - from) % interval == 0) Summary(who, kT0 + t, watched(t), native(t));
+      Pass(kT0 + t);
+    }
+  }
+
+  int Fired(AlertKind kind) const {
+    int n = 0;
+    for (const AlertEvent& e : events) {
+      n += e.what == AlertEvent::What::kFiring && e.alert.kind == kind;
+    }
+    return n;
+  }
+  const Alert* FirstFiring() const {
+    for (const AlertEvent& e : events) {
+      if (e.what == AlertEvent::What::kFiring) return &e.alert;
+    }
+    return nullptr;
+  }
+
+  RollingState state{kNsPerHour};
+  Detector detector;
+  std::vector<AlertEvent> events;
+  int64_t first_fired = -1;
+};
+
+double Hours(int64_t t) { return static_cast<double>(t) / kNsPerHour; }
+
+TEST(Detector, SteadyLinearLeakFiresWithinAnHourAtTheTrueRate) {
+  Sim sim;
+  sim.Run(Who("api", 1), 0, 2 * kNsPerHour,
+          [](int64_t t) { return 20 * kMiB + 6 * kMiB * Hours(t); });
+  const Alert* fired = sim.FirstFiring();
+  ASSERT_NE(fired, nullptr);
+  EXPECT_EQ(fired->kind, AlertKind::kLeak);
+  EXPECT_EQ(fired->type, "app.Thing");
+  EXPECT_EQ(fired->service, "api");
+  EXPECT_LE(sim.first_fired, kNsPerHour);
+  EXPECT_NEAR(fired->bytes_per_hour / kMiB, 6.0, 0.3);
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 1) << "one alert, not one per pass";
+  EXPECT_EQ(sim.Fired(AlertKind::kNative), 0);
+}
+
+TEST(Detector, SlowLeakNearTheMinimumRateFires) {
+  Sim sim;
+  sim.Run(Who("api", 1), 0, 2 * kNsPerHour,
+          [](int64_t t) { return 20 * kMiB + 1.5 * kMiB * Hours(t); });
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 1);
+}
+
+TEST(Detector, StepwiseGrowthThatKeepsSteppingFires) {
+  Sim sim;
+  // +1 MiB every 8 minutes, flat in between.
+  sim.Run(Who("api", 1), 0, 2 * kNsPerHour,
+          [](int64_t t) { return 20 * kMiB + kMiB * static_cast<double>(t / (8 * kMin)); });
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 1);
+}
+
+TEST(Detector, GrowthUnderNoiseFires) {
+  Sim sim;
+  std::mt19937 rng(7);
+  std::normal_distribution<double> noise(0, 0.5 * kMiB);
+  sim.Run(Who("api", 1), 0, 2 * kNsPerHour,
+          [&](int64_t t) { return 30 * kMiB + 5 * kMiB * Hours(t) + noise(rng); });
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 1);
+}
+
+TEST(Detector, WarmupThatPlateausStaysQuiet) {
+  Sim sim;
+  // A cache filling to its bound over 15 minutes: 40 MiB, then flat for hours.
+  sim.Run(Who("api", 1), 0, 3 * kNsPerHour,
+          [](int64_t t) { return 2 * kMiB + 40 * kMiB * std::min(1.0, Hours(t) * 4); });
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 0);
+}
+
+TEST(Detector, SawtoothFromPeriodicCleanupStaysQuiet) {
+  Sim sim;
+  // Grows 12 MiB over 10 minutes, then a cleanup drops it back: a steep, steady sawtooth.
+  sim.Run(Who("api", 1), 0, 3 * kNsPerHour, [](int64_t t) {
+    const double phase = static_cast<double>(t % (10 * kMin)) / (10 * kMin);
+    return 10 * kMiB + 12 * kMiB * phase;
+  });
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 0);
+}
+
+TEST(Detector, NoiseAroundASteadyLevelStaysQuiet) {
+  Sim sim;
+  std::mt19937 rng(11);
+  std::normal_distribution<double> noise(0, 3 * kMiB);
+  sim.Run(Who("api", 1), 0, 3 * kNsPerHour, [&](int64_t) { return 60 * kMiB + noise(rng); });
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 0);
+}
+
+TEST(Detector, ProcessRestartStaysQuiet) {
+  Sim sim;
+  auto warmup = [](int64_t since) {
+    return
+        [since](int64_t t) { return 2 * kMiB + 40 * kMiB * std::min(1.0, Hours(t - since) * 4); };
+  };
+  sim.Run(Who("api", 1), 0, kNsPerHour, warmup(0));
+  // Same host and service, a new pid and start time: the old instance is replaced.
+  sim.Run(Who("api", 2, kT0 + kNsPerHour), kNsPerHour, 2 * kNsPerHour, warmup(kNsPerHour));
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 0);
+  EXPECT_EQ(sim.Fired(AlertKind::kSilent), 0) << "a replaced instance is not silent";
+  EXPECT_EQ(sim.state.agents().size(), 1u);
+}
+
+TEST(Detector, FiresOnlyOnceTheConditionHeldForItsForDuration) {
+  DetectorConfig config;
+  config.rules[0].for_ns = 20 * kMin;
+  Sim sim(config);
+  sim.Run(Who("api", 1), 0, 2 * kNsPerHour,
+          [](int64_t t) { return 20 * kMiB + 6 * kMiB * Hours(t); });
+  int64_t pending_at = -1;
+  for (const AlertEvent& e : sim.events) {
+    if (e.what == AlertEvent::What::kPending && pending_at < 0) pending_at = e.alert.since_ns - kT0;
+  }
+  ASSERT_GE(pending_at, 0);
+  ASSERT_GE(sim.first_fired, 0);
+  EXPECT_GE(sim.first_fired - pending_at, 20 * kMin);
+  EXPECT_LE(sim.first_fired - pending_at, 21 * kMin);
+}
+
+TEST(Detector, ResolvesAfterTheGrowthStops) {
+  Sim sim;
+  sim.Run(Who("api", 1), 0, 4 * kNsPerHour,
+          [](int64_t t) { return 20 * kMiB + 6 * kMiB * std::min(Hours(t), 1.5); });
+  ASSERT_EQ(sim.Fired(AlertKind::kLeak), 1);
+  const AlertEvent& last = sim.events.back();
+  EXPECT_EQ(last.what, AlertEvent::What::kResolved);
+  EXPECT_EQ(last.alert.state, AlertState::kResolved);
+  EXPECT_GT(last.alert.resolved_ns - kT0, static_cast<int64_t>(1.5 * kNsPerHour));
+  EXPECT_TRUE(sim.detector.active().empty());
+}
+
+TEST(Detector, CooldownKeepsAResolvedAlertFromFiringAgainAtOnce) {
+  DetectorConfig config;
+  config.rules[0].cooldown_ns = 10 * kNsPerHour;
+  Sim sim(config);
+  // Leak, pause long enough to resolve, leak again.
+  sim.Run(Who("api", 1), 0, 5 * kNsPerHour, [](int64_t t) {
+    const double h = Hours(t);
+    return 20 * kMiB + 6 * kMiB * (std::min(h, 1.5) + std::max(0.0, h - 3.0));
+  });
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 1);
+  ASSERT_FALSE(sim.detector.active().empty()) << "pending again, held back by the cooldown";
+  EXPECT_EQ(sim.detector.active().begin()->second.state, AlertState::kPending);
+}
+
+TEST(Detector, RulesSelectServicesAndTypesByGlob) {
+  DetectorConfig config;
+  config.rules[0].services = {"batch-*"};
+  Sim sim(config);
+  sim.Run(Who("api", 1), 0, 2 * kNsPerHour,
+          [](int64_t t) { return 20 * kMiB + 6 * kMiB * Hours(t); });
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 0);
+  config.rules[0].services = {"a?i"};
+  config.rules[0].types = {"app.*"};
+  Sim matching(config);
+  matching.Run(Who("api", 1), 0, 2 * kNsPerHour,
+               [](int64_t t) { return 20 * kMiB + 6 * kMiB * Hours(t); });
+  EXPECT_EQ(matching.Fired(AlertKind::kLeak), 1);
+}
+
+TEST(Detector, NativeGrowthWithoutHeapGrowthIsItsOwnAlert) {
+  Sim sim;
+  sim.Run(
+      Who("api", 1), 0, 2 * kNsPerHour, [](int64_t) { return 20 * kMiB; },
+      [](int64_t t) { return 50 * kMiB + 30 * kMiB * Hours(t); });
+  EXPECT_EQ(sim.Fired(AlertKind::kNative), 1);
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 0);
+  EXPECT_NEAR(sim.FirstFiring()->bytes_per_hour / kMiB, 30, 1.5);
+}
+
+TEST(Detector, PythonLeakWithAllocatorOverheadIsNotANativeAlert) {
+  Sim sim;
+  // RSS grows with the heap plus 20% allocator overhead.
+  sim.Run(
+      Who("api", 1), 0, 2 * kNsPerHour, [](int64_t t) { return 20 * kMiB + 40 * kMiB * Hours(t); },
+      [](int64_t t) { return 50 * kMiB + 8 * kMiB * Hours(t); });
+  EXPECT_EQ(sim.Fired(AlertKind::kLeak), 1);
+  EXPECT_EQ(sim.Fired(AlertKind::kNative), 0);
+}
+
+TEST(Detector, SilentAgentRaisesAnAlertThatResolvesWhenItSpeaksAgain) {
+  Sim sim;
+  const auto who = Who("api", 1);
+  sim.Run(who, 0, 30 * kMin, [](int64_t) { return 20 * kMiB; });
+  for (int64_t t = 30 * kMin; t < 40 * kMin; t += 30 * kS) sim.Pass(kT0 + t);  // 10 min gap.
+  ASSERT_EQ(sim.Fired(AlertKind::kSilent), 1);
+  EXPECT_EQ(sim.FirstFiring()->agents, std::vector<std::string>{Sim::store_key(who)});
+  sim.Run(who, 40 * kMin, 2 * kMin, [](int64_t) { return 20 * kMiB; });
+  EXPECT_EQ(sim.events.back().what, AlertEvent::What::kResolved);
+  EXPECT_EQ(sim.events.back().alert.kind, AlertKind::kSilent);
+}
+
+TEST(Detector, SilentAgentsDoNotKeepALeakAlertUp) {
+  Sim sim;
+  const auto who = Who("api", 1);
+  sim.Run(who, 0, 90 * kMin, [](int64_t t) { return 20 * kMiB + 6 * kMiB * Hours(t); });
+  ASSERT_EQ(sim.Fired(AlertKind::kLeak), 1);
+  for (int64_t t = 90 * kMin; t < 150 * kMin; t += 30 * kS) sim.Pass(kT0 + t);
+  bool resolved = false;
+  for (const AlertEvent& e : sim.events) {
+    resolved |= e.what == AlertEvent::What::kResolved && e.alert.kind == AlertKind::kLeak;
+  }
+  EXPECT_TRUE(resolved);
+}
+
+TEST(Detector, AlertNamesOtherGrowingTypes) {
+  Sim sim;
+  const auto who = Who("api", 1);
+  for (int64_t t = 0; t < 2 * kNsPerHour; t += kMin) {
+    snapshot::Header h;
+    h.identity = who;
+    h.timestamp_ns = kT0 + t;
+    const double x = Hours(t);
+    std::vector<snapshot::TypeStat> types = {
+        {"app.Big", 1, static_cast<uint64_t>(10 * kMiB + 8 * kMiB * x), 0},
+        {"app.Small", 1, static_cast<uint64_t>(1 * kMiB + 2 * kMiB * x), 0},
+        {"dict", 1, static_cast<uint64_t>(5 * kMiB), 0}};
+    sim.state.Fold("k", h, types, kT0 + t);
+    sim.Pass(kT0 + t);
+  }
+  const Alert* big = nullptr;
+  for (const auto& [id, al] : sim.detector.active()) {
+    if (al.type == "app.Big") big = &al;
+  }
+  ASSERT_NE(big, nullptr);
+  ASSERT_FALSE(big->top_growing.empty());
+  EXPECT_EQ(big->top_growing.front().type, "app.Small");
+}
+
+TEST(RollingState, BucketedRateMatchesTheTrueRate) {
+  RollingState state(kNsPerHour);
+  snapshot::Identity who = Who("api", 1);
+  for (int64_t t = 0; t < 3 * kNsPerHour; t += 17 * kS) {
+    snapshot::Header h;
+    h.identity = who;
+    h.timestamp_ns = kT0 + t;
+    std::vector<snapshot::TypeStat> types = {
+        {"app.Thing", static_cast<uint64_t>(t / kS),
+         static_cast<uint64_t>(100 * kMiB + 3 * kMiB * Hours(t)), 0}};
+    state.Fold("k", h, types, kT0 + t);
+  }
+  const auto* a = state.Find("k");
+  ASSERT_NE(a, nullptr);
+  std::vector<Sample> samples;
+  state.Samples(*a, 0, samples);
+  const Growth g = ComputeGrowth(samples, kNsPerHour);
+  EXPECT_NEAR(g.bytes_per_hour / kMiB, 3.0, 0.03);
+  EXPECT_NEAR(g.count_per_hour, 3600, 36);
+  EXPECT_GE(g.covered_ns, kNsPerHour - state.bucket_ns());
+  EXPECT_LE(g.covered_ns, kNsPerHour);
+}
+
+TEST(RollingState, MemoryPerSeriesIsBoundedWhateverTheHistoryLength) {
+  RollingState state(kNsPerHour);
+  // 20 agents of 200 types each: type names are shared, as across a fleet.
+  std::vector<snapshot::TypeStat> types;
+  for (int i = 0; i < 200; ++i) types.push_back({"app.models.Type" + std::to_string(i), 5, 500, 0});
+  auto fold_for = [&](int64_t hours) {
+    for (int64_t t = 0; t < hours * kNsPerHour; t += 10 * kS) {
+      for (int agent = 0; agent < 20; ++agent) {
+        snapshot::Header h;
+        h.identity = Who("api", agent);
+        h.timestamp_ns = kT0 + t;
+        state.Fold("agent-" + std::to_string(agent), h, types, kT0 + t);
+      }
+    }
+  };
+  fold_for(1);
+  const size_t after_an_hour = state.memory_bytes();
+  fold_for(24);
+  EXPECT_EQ(state.memory_bytes(), after_an_hour);
+  EXPECT_EQ(state.series(), 20u * 200u);
+  EXPECT_LE(after_an_hour / state.series(), 256u);
+}
+
+TEST(RollingState, TypesGoneForTheWholeSpanAreDropped) {
+  RollingState state(kNsPerHour);
+  for (int64_t t = 0; t < 3 * kNsPerHour; t += kMin) {
+    snapshot::Header h;
+    h.identity = Who("api", 1);
+    h.timestamp_ns = kT0 + t;
+    std::vector<snapshot::TypeStat> types = {{"stays", 1, 100, 0}};
+    if (t < kNsPerHour) types.push_back({"goes", 1, 100, 0});
+    state.Fold("k", h, types, kT0 + t);
+  }
+  EXPECT_EQ(state.series(), 1u);
+  EXPECT_EQ(state.names().Name(state.Find("k")->type_id(0)), "stays");
+}
+
+TEST(RollingState, SummaryOlderThanTheRingIsIgnored) {
+  RollingState state(kNsPerHour);
+  snapshot::Header h;
+  h.identity = Who("api", 1);
+  h.timestamp_ns = kT0 + 5 * kNsPerHour;
+  state.Fold("k", h, {}, 0);
+  h.timestamp_ns = kT0;
+  EXPECT_FALSE(state.Fold("k", h, {}, 0));
+  EXPECT_EQ(state.late(), 1u);
+}
+
+TEST(Growth, LastSnapshotWindowComparesTheNewestTwo) {
+  std::vector<Sample> s = {{0, 1, 100}, {kS, 2, 150}, {2 * kS, 5, 400}};
+  const Growth g = ComputeGrowth(s, 0);
+  EXPECT_EQ(g.points, 2u);
+  EXPECT_EQ(g.bytes_delta, 250);
+  EXPECT_EQ(g.count_delta, 3);
+}
+
+TEST(Glob, MatchesStarsAndQuestionMarks) {
+  EXPECT_TRUE(GlobMatch("*", ""));
+  EXPECT_TRUE(GlobMatch("app.*", "app.models.Order"));
+  EXPECT_TRUE(GlobMatch("*Order", "app.models.Order"));
+  EXPECT_TRUE(GlobMatch("a?c*z", "abcxyz"));
+  EXPECT_FALSE(GlobMatch("app.*", "dict"));
+  EXPECT_FALSE(GlobMatch("a?c", "ac"));
+  EXPECT_TRUE(GlobMatch("*a*a*a*", "aaa"));
+}
+
+TEST(AlertJson, RoundTripsEveryField) {
+  Alert a;
+  a.id = "leak/r/api/app.Thing";
+  a.kind = AlertKind::kLeak;
+  a.state = AlertState::kFiring;
+  a.rule = "r";
+  a.service = "api";
+  a.type = "app.Thing";
+  a.agents = {"api/h/1"};
+  a.labels = {{"env", "prod"}};
+  a.since_ns = kT0;
+  a.fired_ns = kT0 + kS;
+  a.updated_ns = kT0 + 2 * kS;
+  a.bytes_now = 123;
+  a.bytes_per_hour = 4.5;
+  a.window_ns = 1800 * kS;
+  a.top_growing = {{"dict", 1, 2, 3, 4}};
+  a.holders_type = "app.Thing";
+  a.holders = {{"list of 3 items", "app.CACHE", 20, 2000}};
+  a.note = "n";
+  auto back = AlertFromJson(ToJson(a));
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(ToJson(*back), ToJson(a));
+  EXPECT_EQ(ToJson(a)["since"], Rfc3339(kT0));
+  EXPECT_FALSE(AlertFromJson(nlohmann::json{{"id", 1}}));
+}
+
+}  // namespace
+}  // namespace tidemark::diff
