@@ -702,8 +702,8 @@ StoreStats Store::stats() const {
   return stats;
 }
 
-Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs) {
-  Catalog catalog;
+Result<std::map<uint32_t, AgentRecord>> ReadAgents(const std::string& dir, FileSystem& fs) {
+  std::map<uint32_t, AgentRecord> out;
   auto agents = fs.Read(dir + "/agents.log");
   if (!agents) return Fail(dir + " is not a tidemark store: " + agents.error().message);
   if (auto header = ReadFileHeader(*agents, kIndexMagic); !header) {
@@ -711,8 +711,16 @@ Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs) {
   }
   ScanRecords(std::string_view(*agents).substr(kFileHeaderSize), kFileHeaderSize,
               [&](uint64_t, std::string_view payload) {
-                if (auto a = DecodeAgent(payload)) catalog.agents[a->id] = *a;
+                if (auto a = DecodeAgent(payload)) out[a->id] = *a;
               });
+  return out;
+}
+
+Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs) {
+  Catalog catalog;
+  auto agents = ReadAgents(dir, fs);
+  if (!agents) return std::unexpected(agents.error());
+  catalog.agents = std::move(*agents);
   for (Kind kind : {Kind::kSummary, Kind::kGraph}) {
     const std::string sub = dir + "/" + KindDir(kind);
     auto names = fs.List(sub);
@@ -750,13 +758,20 @@ Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry,
 }
 
 Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optional<uint32_t> agent,
-                                            FileSystem& fs) {
+                                            int64_t since_ns, FileSystem& fs) {
   auto names = fs.List(dir + "/series");
   if (!names) return std::unexpected(names.error());
+  std::erase_if(*names, [](const std::string& name) { return !FileId(name, "log"); });
   std::sort(names->begin(), names->end());
   std::vector<SeriesPoint> points;
-  for (const std::string& name : *names) {
-    if (!FileId(name, "log")) continue;
+  for (size_t i = 0; i < names->size(); ++i) {
+    const std::string& name = (*names)[i];
+    // A file holds points up to the creation of the next one.
+    if (i + 1 < names->size() && since_ns != INT64_MIN) {
+      auto next = fs.Read(dir + "/series/" + (*names)[i + 1], 0, kFileHeaderSize);
+      auto next_created = next ? ReadFileHeader(*next, kSeriesMagic) : Result<int64_t>(0);
+      if (next_created && *next_created < since_ns) continue;
+    }
     auto bytes = fs.Read(dir + "/series/" + name);
     if (!bytes || !ReadFileHeader(*bytes, kSeriesMagic)) continue;
     std::unordered_map<uint32_t, std::string> types;
@@ -776,6 +791,7 @@ Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optiona
                   p.seq = r.U64();
                   p.timestamp_ns = r.I64();
                   p.rss_bytes = r.U64();
+                  if (p.timestamp_ns < since_ns) return;
                   const uint32_t n = r.U32();
                   for (uint32_t i = 0; i < n && r.ok(); ++i) {
                     const uint32_t id = static_cast<uint32_t>(r.Var());

@@ -211,10 +211,15 @@ Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs = FileSystem:
 // catalog was read is an error saying so.
 Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry,
                                 FileSystem& fs = FileSystem::Default());
-// Series points, oldest first; only `agent`'s when given.
+// Series points in file order (each agent's oldest first); only `agent`'s when given, and only
+// points taken at or after since_ns (whole files older than that are not read).
 Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir,
                                             std::optional<uint32_t> agent = std::nullopt,
+                                            int64_t since_ns = INT64_MIN,
                                             FileSystem& fs = FileSystem::Default());
+// The agents of a store (agents.log only: no index is read).
+Result<std::map<uint32_t, AgentRecord>> ReadAgents(const std::string& dir,
+                                                   FileSystem& fs = FileSystem::Default());
 
 std::string IdentityKey(const snapshot::Identity& identity);
 

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "snapshot/wire.h"
+#include "store/journal.h"
 #include "store/log_format.h"
 
 namespace tidemark::store {
@@ -174,6 +175,62 @@ TEST_F(StoreTest, AppendedSnapshotsAreListedReadBackAndTheirSeriesKept) {
   EXPECT_EQ(series->at(1).types.at(2).bytes, 202u);
   EXPECT_EQ(store->stats().summary.snapshots, 3u);
   EXPECT_EQ(store->stats().graph.snapshots, 1u);
+}
+
+TEST_F(StoreTest, SeriesReadFromATimeSkipsOlderPoints) {
+  auto store = Open();
+  for (uint64_t seq = 1; seq <= 5; ++seq) ASSERT_TRUE(Put(*store, Make("api", 1, seq), 5 * kSecond));
+  store->Flush();
+  auto series = ReadSeries(dir_, std::nullopt, 3 * kSecond);
+  ASSERT_TRUE(series);
+  ASSERT_EQ(series->size(), 3u);
+  EXPECT_EQ(series->front().seq, 3u);
+  auto agents = ReadAgents(dir_);
+  ASSERT_TRUE(agents);
+  EXPECT_EQ(agents->at(series->front().agent).identity.service, "api");
+}
+
+TEST_F(StoreTest, JournalKeepsRecordsAcrossReopenAndDropsATornTail) {
+  fs::create_directories(dir_);
+  const std::string path = dir_ / "alerts.jnl";
+  {
+    auto journal = Journal::Open(path, "TDMA", kSecond, nullptr);
+    ASSERT_TRUE(journal) << journal.error().message;
+    ASSERT_TRUE((*journal)->Append("first"));
+    ASSERT_TRUE((*journal)->Append("second"));
+  }
+  {
+    std::ofstream torn(path, std::ios::app | std::ios::binary);
+    torn << std::string("\x20\0\0\0garbage", 11);
+  }
+  std::vector<std::string> records;
+  auto journal = Journal::Open(path, "TDMA", 2 * kSecond, &records);
+  ASSERT_TRUE(journal);
+  EXPECT_EQ(records, (std::vector<std::string>{"first", "second"}));
+  ASSERT_TRUE((*journal)->Append("third"));
+  EXPECT_EQ(*ReadJournal(path, "TDMA"), (std::vector<std::string>{"first", "second", "third"}));
+  ASSERT_TRUE((*journal)->Rewrite({"only"}, 3 * kSecond));
+  ASSERT_TRUE((*journal)->Append("after"));
+  EXPECT_EQ(*ReadJournal(path, "TDMA"), (std::vector<std::string>{"only", "after"}));
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  EXPECT_FALSE(ReadJournal(path, "TDMR")) << "the magic is checked";
+  EXPECT_TRUE(ReadJournal(dir_ / "none.jnl", "TDMA")->empty());
+}
+
+TEST_F(StoreTest, JournalOnAFullDiskKeepsWholeRecordsOnly) {
+  fs::create_directories(dir_);
+  FullDiskFileSystem disk;
+  const std::string path = dir_ / "alerts.jnl";
+  auto journal = Journal::Open(path, "TDMA", kSecond, nullptr, disk);
+  ASSERT_TRUE(journal);
+  ASSERT_TRUE((*journal)->Append("kept"));
+  disk.full = true;
+  EXPECT_FALSE((*journal)->Append(std::string(4096, 'x')));
+  EXPECT_FALSE((*journal)->Rewrite({"kept", "new"}, 2 * kSecond));
+  disk.full = false;
+  EXPECT_EQ(*ReadJournal(path, "TDMA"), (std::vector<std::string>{"kept"}));
+  ASSERT_TRUE((*journal)->Append("later"));
+  EXPECT_EQ(*ReadJournal(path, "TDMA"), (std::vector<std::string>{"kept", "later"}));
 }
 
 TEST_F(StoreTest, EveryTicketIsReportedDurable) {
