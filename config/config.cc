@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <toml++/toml.h>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -85,6 +86,71 @@ Setter String(Field field, std::function<std::string(const std::string&)> check)
   };
 }
 
+Setter Bool(std::function<bool&(Config&)> field) {
+  return [=](const toml::node& node, Config& c) -> std::string {
+    if (!node.is_boolean()) return "expected true or false, got " + Describe(node);
+    field(c) = node.as_boolean()->get();
+    return "";
+  };
+}
+
+Setter Float(std::function<double&(Config&)> field, double min, double max) {
+  return [=](const toml::node& node, Config& c) -> std::string {
+    if (!node.is_number()) return "expected a number, got " + Describe(node);
+    const double v = node.value<double>().value_or(0);
+    if (v < min || v > max) {
+      return "must be between " + std::to_string(min) + " and " + std::to_string(max);
+    }
+    field(c) = v;
+    return "";
+  };
+}
+
+Setter StringList(std::function<std::vector<std::string>&(Config&)> field, bool allow_empty) {
+  return [=](const toml::node& node, Config& c) -> std::string {
+    const toml::array* items = node.as_array();
+    if (!items) return "expected an array of strings, got " + Describe(node);
+    std::vector<std::string> out;
+    for (const toml::node& item : *items) {
+      const auto v = item.value<std::string>();
+      if (!item.is_string() || !v) return "every entry must be a string";
+      out.push_back(*v);
+    }
+    if (out.empty() && !allow_empty) return "must not be empty";
+    field(c) = std::move(out);
+    return "";
+  };
+}
+
+// A rate: a size per hour, "4MiB" or "4MiB/h".
+template <typename Field>
+Setter Rate(Field field) {
+  return [=](const toml::node& node, Config& c) -> std::string {
+    if (node.is_string()) {
+      std::string text = node.as_string()->get();
+      if (text.size() > 2 && text.ends_with("/h")) text.resize(text.size() - 2);
+      auto v = ParseSize(text);
+      if (!v) return v.error() + " (expected a size per hour like \"1MiB/h\")";
+      field(c) = *v;
+      return "";
+    }
+    return Size(field)(node, c);
+  };
+}
+
+// "HH:MM", local time.
+std::string SetTimeOfDay(const toml::node& node, int& minute) {
+  const auto v = node.value<std::string>();
+  int h = -1, m = -1;
+  char rest = 0;
+  if (!node.is_string() || std::sscanf(v->c_str(), "%d:%d%c", &h, &m, &rest) != 2 || h < 0 ||
+      h > 23 || m < 0 || m > 59) {
+    return "expected a local time of day like \"03:00\", got " + Describe(node);
+  }
+  minute = h * 60 + m;
+  return "";
+}
+
 std::string CheckEndpoint(const std::string& v) {
   if (v.rfind("tcp://", 0) == 0 || v.rfind("ipc://", 0) == 0) return "";
   return "expected a ZeroMQ endpoint like \"tcp://127.0.0.1:7878\" or \"ipc:///run/tidemark.sock\"";
@@ -112,6 +178,18 @@ bool IsZ85Key(std::string_view v) {
   static constexpr std::string_view alphabet =
       "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
   return v.size() == 40 && v.find_first_not_of(alphabet) == std::string_view::npos;
+}
+
+std::string CheckName(const std::string& v) {
+  if (v.empty() || v.size() > 100 || v.find_first_of("/ \t\n") != std::string::npos) {
+    return "expected a name of 1 to 100 characters without '/' or spaces";
+  }
+  return "";
+}
+
+std::string CheckUrl(const std::string& v) {
+  if (v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) return "";
+  return "expected an http:// or https:// URL";
 }
 
 std::string CheckKey(const std::string& v) {
@@ -215,14 +293,92 @@ const std::map<std::string, Setter>& Keys() {
          }
          return "";
        }},
+      // [growth]
+      {"growth.span", Duration(FIELD(growth_span_ms))},
+      {"growth.detect_interval", Duration(FIELD(detect_interval_ms))},
+      {"growth.max_types_per_agent", Integer(FIELD(max_types_per_agent), 1, 1'000'000)},
+      {"growth.metrics_top_k", Integer(FIELD(metrics_top_k), 0, 1000)},
+      {"growth.metrics_max_services", Integer(FIELD(metrics_max_services), 0, 100'000)},
+      {"growth.alert_history", Integer(FIELD(alert_history), 0, 1'000'000)},
+      {"growth.report_history", Integer(FIELD(report_history), 0, 100'000)},
+      // [[rules]]: each table fills the newest element (Apply pushes one per table).
+      {"rules.name", String(FIELD(rules.back().name), CheckName)},
+      {"rules.services", StringList(FIELD(rules.back().services), false)},
+      {"rules.types", StringList(FIELD(rules.back().types), false)},
+      {"rules.min_rate", Rate(FIELD(rules.back().min_rate))},
+      {"rules.min_growth", Size(FIELD(rules.back().min_growth))},
+      {"rules.min_fit", Float(FIELD(rules.back().min_fit), 0, 1)},
+      {"rules.window", Duration(FIELD(rules.back().window_ms))},
+      {"rules.for", Duration(FIELD(rules.back().for_ms))},
+      {"rules.cooldown", Duration(FIELD(rules.back().cooldown_ms))},
+      {"rules.resolve_after", Duration(FIELD(rules.back().resolve_after_ms))},
+      // [native]
+      {"native.enabled", Bool(FIELD(native.enabled))},
+      {"native.min_rate", Rate(FIELD(native.min_rate))},
+      {"native.min_growth", Size(FIELD(native.min_growth))},
+      {"native.min_fit", Float(FIELD(native.min_fit), 0, 1)},
+      {"native.max_python_share", Float(FIELD(native.max_python_share), 0, 1)},
+      {"native.window", Duration(FIELD(native.window_ms))},
+      {"native.for", Duration(FIELD(native.for_ms))},
+      {"native.cooldown", Duration(FIELD(native.cooldown_ms))},
+      {"native.resolve_after", Duration(FIELD(native.resolve_after_ms))},
+      // [silence]
+      {"silence.enabled", Bool(FIELD(silence.enabled))},
+      {"silence.intervals", Float(FIELD(silence.intervals), 1, 1e6)},
+      {"silence.min_silence", Duration(FIELD(silence.min_silence_ms))},
+      {"silence.forget_after", Duration(FIELD(silence.forget_after_ms))},
+      // [investigate]
+      {"investigate.enabled", Bool(FIELD(investigate.enabled))},
+      {"investigate.min_interval", Duration(FIELD(investigate.min_interval_ms))},
+      {"investigate.gap", Duration(FIELD(investigate.gap_ms))},
+      {"investigate.wait", Duration(FIELD(investigate.wait_ms))},
+      {"investigate.values", Bool(FIELD(investigate.values))},
+      // [[hooks]]
+      {"hooks.name", String(FIELD(hooks.back().name), CheckName)},
+      {"hooks.kind",
+       [](const toml::node& node,
+          Config& c) -> std::
+                         string {
+                           const auto v = node.value<std::string>();
+                           for (HookKind kind : {HookKind::kWebhook, HookKind::kAlertmanager,
+                                                 HookKind::kCommand, HookKind::kLog}) {
+                             if (v == HookKindName(kind)) {
+                               c.hooks.back().kind = kind;
+                               return "";
+                             }
+                           }
+                           return "expected \"webhook\", \"alertmanager\", \"command\" or \"log\", "
+                                  "got " +
+                                  Describe(node);
+                         }},
+      {"hooks.url", String(FIELD(hooks.back().url), CheckUrl)},
+      {"hooks.command", StringList(FIELD(hooks.back().command), false)},
+      {"hooks.timeout", Duration(FIELD(hooks.back().timeout_ms))},
+      {"hooks.max_attempts", Integer(FIELD(hooks.back().max_attempts), 1, 100)},
+      {"hooks.backoff", Duration(FIELD(hooks.back().backoff_ms))},
+      {"hooks.alerts", Bool(FIELD(hooks.back().alerts))},
+      {"hooks.send_resolved", Bool(FIELD(hooks.back().send_resolved))},
+      {"hooks.ca_file", String(FIELD(hooks.back().ca_file), nullptr)},
+      {"hooks.tls_verify", Bool(FIELD(hooks.back().tls_verify))},
+      // [[schedules]]
+      {"schedules.name", String(FIELD(schedules.back().name), CheckName)},
+      {"schedules.every", Duration(FIELD(schedules.back().every_ms))},
+      {"schedules.at", [](const toml::node& node,
+                          Config& c) { return SetTimeOfDay(node, c.schedules.back().at_minute); }},
+      {"schedules.compare_with", Duration(FIELD(schedules.back().compare_age_ms))},
+      {"schedules.hooks", StringList(FIELD(schedules.back().hooks), true)},
+      {"schedules.rows", Integer(FIELD(schedules.back().rows), 1, 10'000)},
       {"curve.allowed_clients_file",
-       [](const toml::node& node, Config& c) -> std::string {
-         if (!node.is_string()) return "expected a path, got " + Describe(node);
-         auto keys = ReadKeyFile(node.as_string()->get());
-         if (!keys) return keys.error();
-         c.curve_allowed_clients.insert(c.curve_allowed_clients.end(), keys->begin(), keys->end());
-         return "";
-       }},
+       [](const toml::node& node,
+          Config& c) -> std::
+                         string {
+                           if (!node.is_string()) return "expected a path, got " + Describe(node);
+                           auto keys = ReadKeyFile(node.as_string()->get());
+                           if (!keys) return keys.error();
+                           c.curve_allowed_clients.insert(c.curve_allowed_clients.end(),
+                                                          keys->begin(), keys->end());
+                           return "";
+                         }},
   };
   return keys;
 }
@@ -239,11 +395,65 @@ std::string Where(std::string_view origin, const toml::node& node) {
   return std::string(origin) + ":" + std::to_string(node.source().begin.line);
 }
 
+std::string PushElement(const std::string& path, bool first, Config& c) {
+  // A file's [[rules]] replace the embedded default rule.
+  if (path == "rules") {
+    if (first) c.rules.clear();
+    c.rules.emplace_back();
+    c.rules.back().name = "rule-" + std::to_string(c.rules.size());
+  } else if (path == "hooks") {
+    c.hooks.emplace_back();
+    c.hooks.back().name = "hook-" + std::to_string(c.hooks.size());
+  } else if (path == "schedules") {
+    c.schedules.emplace_back();
+    c.schedules.back().name = "schedule-" + std::to_string(c.schedules.size());
+  } else {
+    return "'" + path + "' is a table, not an array of tables";
+  }
+  return "";
+}
+
+std::string CheckElement(const std::string& path, const Config& c) {
+  if (path == "hooks") {
+    const HookConfig& h = c.hooks.back();
+    const bool http = h.kind == HookKind::kWebhook || h.kind == HookKind::kAlertmanager;
+    if (http && h.url.empty())
+      return "hook '" + h.name + "': kind " + HookKindName(h.kind) + " needs url";
+    if (h.kind == HookKind::kCommand && h.command.empty()) {
+      return "hook '" + h.name + "': kind command needs command = [\"program\", \"arg\", ...]";
+    }
+  }
+  if (path == "schedules") {
+    const ScheduleConfig& s = c.schedules.back();
+    if ((s.every_ms > 0) == (s.at_minute >= 0)) {
+      return "schedule '" + s.name + "': set exactly one of every = \"6h\" or at = \"03:00\"";
+    }
+    if (s.every_ms > 0 && s.every_ms < 1000)
+      return "schedule '" + s.name + "': every must be at least 1s";
+  }
+  return "";
+}
+
 std::string Apply(const toml::table& table, const std::string& prefix, std::string_view origin,
                   Config& config) {
   for (const auto& [name, node] : table) {
     const std::string path =
         prefix.empty() ? std::string(name.str()) : prefix + "." + std::string(name.str());
+    if (node.is_array_of_tables() && IsKnownTable(path)) {
+      // [[rules]], [[hooks]], [[schedules]]: one element per table, from the defaults.
+      bool first = true;
+      for (const toml::node& element : *node.as_array()) {
+        if (std::string error = PushElement(path, first, config); !error.empty()) return error;
+        first = false;
+        if (std::string error = Apply(*element.as_table(), path, origin, config); !error.empty()) {
+          return error;
+        }
+        if (std::string error = CheckElement(path, config); !error.empty()) {
+          return Where(origin, element) + ": " + error;
+        }
+      }
+      continue;
+    }
     if (node.is_table() && IsKnownTable(path)) {
       if (std::string error = Apply(*node.as_table(), path, origin, config); !error.empty()) {
         return error;
@@ -271,10 +481,47 @@ std::string CheckWhole(const Config& c) {
   }
   if (c.segment_bytes < 4096) return "store.segment_bytes must be at least 4KiB";
   if (c.retention_interval_ms < 100) return "store.retention_interval must be at least 100ms";
+  if (c.growth_span_ms < 1000) return "growth.span must be at least 1s";
+  if (c.detect_interval_ms < 100) return "growth.detect_interval must be at least 100ms";
+  std::set<std::string> names;
+  for (const LeakRuleConfig& r : c.rules) {
+    if (!names.insert(r.name).second) return "two rules are named '" + r.name + "'";
+    if (r.window_ms > c.growth_span_ms) {
+      return "rule '" + r.name + "': window is longer than growth.span (the history kept)";
+    }
+    if (r.window_ms < 1000) return "rule '" + r.name + "': window must be at least 1s";
+  }
+  if (c.native.window_ms > c.growth_span_ms) return "native.window is longer than growth.span";
+  names.clear();
+  for (const HookConfig& h : c.hooks) {
+    if (!names.insert(h.name).second) return "two hooks are named '" + h.name + "'";
+  }
+  std::set<std::string> schedules;
+  for (const ScheduleConfig& s : c.schedules) {
+    if (!schedules.insert(s.name).second) return "two schedules are named '" + s.name + "'";
+    for (const std::string& hook : s.hooks) {
+      if (!names.count(hook))
+        return "schedule '" + s.name + "' names hook '" + hook + "', which is not defined";
+    }
+  }
   return "";
 }
 
 }  // namespace
+
+const char* HookKindName(HookKind kind) {
+  switch (kind) {
+    case HookKind::kWebhook:
+      return "webhook";
+    case HookKind::kAlertmanager:
+      return "alertmanager";
+    case HookKind::kCommand:
+      return "command";
+    case HookKind::kLog:
+      return "log";
+  }
+  return "?";
+}
 
 std::vector<std::string> KnownKeys() {
   std::vector<std::string> keys;
@@ -364,6 +611,10 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
     keys.push_back("limits.max_message_bytes");  // Set on the socket at bind.
   }
   if (running.curve_enabled != loaded.curve_enabled) keys.push_back("curve.enabled");
+  if (running.growth_span_ms != loaded.growth_span_ms) keys.push_back("growth.span");
+  if (running.max_types_per_agent != loaded.max_types_per_agent) {
+    keys.push_back("growth.max_types_per_agent");
+  }
   if (running.curve_secret_key != loaded.curve_secret_key) keys.push_back("curve.secret_key");
   return keys;
 }

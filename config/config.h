@@ -29,6 +29,77 @@ enum class SyncPolicy {
   kNone,   // Acknowledge once written to the page cache: survives a daemon crash only.
 };
 
+// [[rules]]: a leak rule (diff/detector.h). Rates are bytes per hour.
+struct LeakRuleConfig {
+  std::string name = "python-heap-growth";
+  std::vector<std::string> services = {"*"};  // Globs: '*' any run, '?' one character.
+  std::vector<std::string> types = {"*"};
+  uint64_t min_rate = uint64_t{1} << 20;      // Bytes per hour.
+  uint64_t min_growth = uint64_t{512} << 10;  // Bytes over the window.
+  double min_fit = 0.5;                       // R^2 of the growth line.
+  int64_t window_ms = 1800'000;
+  int64_t for_ms = 600'000;
+  int64_t cooldown_ms = 3600'000;
+  int64_t resolve_after_ms = 600'000;
+};
+
+// [native]: RSS growing outside Python objects.
+struct NativeConfig {
+  bool enabled = true;
+  uint64_t min_rate = uint64_t{8} << 20;
+  uint64_t min_growth = uint64_t{4} << 20;
+  double min_fit = 0.5;
+  double max_python_share = 0.25;
+  int64_t window_ms = 1800'000;
+  int64_t for_ms = 600'000;
+  int64_t cooldown_ms = 3600'000;
+  int64_t resolve_after_ms = 600'000;
+};
+
+// [silence]: agents that stop sending.
+struct SilenceConfig {
+  bool enabled = true;
+  double intervals = 5;
+  int64_t min_silence_ms = 60'000;
+  int64_t forget_after_ms = 86400'000;
+};
+
+// [investigate]: graph snapshots requested from an agent whose type looks like a leak.
+struct InvestigateConfig {
+  bool enabled = true;
+  int64_t min_interval_ms = 900'000;  // Per agent, between two graph requests.
+  int64_t gap_ms = 120'000;           // Between the two graphs of one investigation.
+  int64_t wait_ms = 600'000;          // A requested graph not received by then: given up.
+  bool values = false;                // Ask for short values (names dict keys in paths).
+};
+
+enum class HookKind { kWebhook, kAlertmanager, kCommand, kLog };
+
+// [[hooks]]: where alerts (and the reports of schedules naming the hook) are sent.
+struct HookConfig {
+  std::string name;
+  HookKind kind = HookKind::kLog;
+  std::string url;                   // webhook, alertmanager: http:// or https://.
+  std::vector<std::string> command;  // command: argv; the JSON arrives on stdin.
+  int64_t timeout_ms = 10'000;
+  int max_attempts = 5;
+  int64_t backoff_ms = 1000;  // Before the first retry; doubles up to 5 minutes.
+  bool alerts = true;         // Receives firing alerts.
+  bool send_resolved = true;  // And resolved ones.
+  std::string ca_file;        // https: CA bundle; "" uses the system's.
+  bool tls_verify = true;
+};
+
+// [[schedules]]: a diff report between the newest snapshot and the one nearest to an age.
+struct ScheduleConfig {
+  std::string name;
+  int64_t every_ms = 0;  // Either every ...
+  int at_minute = -1;    // ... or at a local time of day ("03:00" -> 180).
+  int64_t compare_age_ms = 86400'000;
+  std::vector<std::string> hooks;  // Hook names the report is sent to.
+  int rows = 20;                   // Types per section.
+};
+
 struct Config {
   std::string source = "embedded defaults";  // The file read, for log lines.
 
@@ -70,7 +141,25 @@ struct Config {
   bool curve_enabled = false;
   std::string curve_secret_key;  // Z85, 40 characters; or read from curve_secret_key_file.
   std::vector<std::string> curve_allowed_clients;  // Z85 public keys.
+
+  // [growth]: the rolling state and the detector.
+  int64_t growth_span_ms = 3600'000;  // History kept in memory; every rule window fits in it.
+  int64_t detect_interval_ms = 30'000;
+  int max_types_per_agent = 5000;
+  int metrics_top_k = 20;          // Types per service in /metrics.
+  int metrics_max_services = 200;  // Services in the per-type gauges.
+  int alert_history = 1000;        // Resolved alerts kept.
+  int report_history = 200;        // Reports kept.
+
+  std::vector<LeakRuleConfig> rules = {LeakRuleConfig{}};
+  NativeConfig native;
+  SilenceConfig silence;
+  InvestigateConfig investigate;
+  std::vector<HookConfig> hooks;
+  std::vector<ScheduleConfig> schedules;
 };
+
+const char* HookKindName(HookKind kind);  // "webhook", "alertmanager", "command", "log".
 
 // The store directory the configuration resolves to (see Config::store_dir).
 std::string ResolvedStoreDir(const Config& config);

@@ -38,6 +38,71 @@ TEST(Config, EveryKeyIsDocumentedUnderItsTable) {
   }
 }
 
+TEST(Config, RulesHooksAndSchedulesAreReadAsArraysOfTables) {
+  auto parsed = Parse(R"(
+[[rules]]
+name = "fast"
+types = ["app.*"]
+min_rate = "4MiB/h"
+window = "10m"
+for = "1m"
+min_fit = 0.8
+
+[[hooks]]
+name = "am"
+kind = "alertmanager"
+url = "http://127.0.0.1:9093"
+
+[[hooks]]
+name = "pager"
+kind = "command"
+command = ["/bin/cat"]
+timeout = "2s"
+
+[[schedules]]
+name = "nightly"
+at = "03:30"
+hooks = ["am"]
+)",
+                      "t.toml");
+  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_EQ(parsed->rules.size(), 1u) << "a file's rules replace the default rule";
+  EXPECT_EQ(parsed->rules[0].name, "fast");
+  EXPECT_EQ(parsed->rules[0].types, std::vector<std::string>{"app.*"});
+  EXPECT_EQ(parsed->rules[0].min_rate, uint64_t{4} << 20);
+  EXPECT_EQ(parsed->rules[0].window_ms, 600'000);
+  EXPECT_DOUBLE_EQ(parsed->rules[0].min_fit, 0.8);
+  EXPECT_EQ(parsed->rules[0].min_growth, LeakRuleConfig{}.min_growth);
+  ASSERT_EQ(parsed->hooks.size(), 2u);
+  EXPECT_EQ(parsed->hooks[0].kind, HookKind::kAlertmanager);
+  EXPECT_EQ(parsed->hooks[1].command, std::vector<std::string>{"/bin/cat"});
+  EXPECT_EQ(parsed->hooks[1].timeout_ms, 2000);
+  ASSERT_EQ(parsed->schedules.size(), 1u);
+  EXPECT_EQ(parsed->schedules[0].at_minute, 210);
+}
+
+TEST(Config, BadElementsAreNamed) {
+  auto no_url = Parse("[[hooks]]\nname = \"x\"\nkind = \"webhook\"\n", "t.toml");
+  ASSERT_FALSE(no_url);
+  EXPECT_NE(no_url.error().find("hook 'x': kind webhook needs url"), std::string::npos)
+      << no_url.error();
+  auto unknown_hook = Parse("[[schedules]]\nevery = \"6h\"\nhooks = [\"nope\"]\n", "t.toml");
+  ASSERT_FALSE(unknown_hook);
+  EXPECT_NE(unknown_hook.error().find("'nope', which is not defined"), std::string::npos);
+  auto both = Parse("[[schedules]]\nevery = \"6h\"\nat = \"03:00\"\n", "t.toml");
+  ASSERT_FALSE(both);
+  EXPECT_NE(both.error().find("exactly one of every"), std::string::npos) << both.error();
+  auto bad_time = Parse("[[schedules]]\nat = \"25:00\"\n", "t.toml");
+  ASSERT_FALSE(bad_time);
+  EXPECT_NE(bad_time.error().find("t.toml:2: schedules.at"), std::string::npos) << bad_time.error();
+  auto too_long = Parse("[growth]\nspan = \"10m\"\n[[rules]]\nwindow = \"1h\"\n", "t.toml");
+  ASSERT_FALSE(too_long);
+  EXPECT_NE(too_long.error().find("longer than growth.span"), std::string::npos);
+  auto bad_kind = Parse("[[hooks]]\nkind = \"email\"\n", "t.toml");
+  ASSERT_FALSE(bad_kind);
+  EXPECT_NE(bad_kind.error().find("hooks.kind: expected \"webhook\""), std::string::npos);
+}
+
 TEST(Config, UnknownKeyIsNamedWithItsLine) {
   auto parsed = Parse("[store]\nsync = \"fsync\"\nsegmnet_bytes = 5\n", "t.toml");
   ASSERT_FALSE(parsed);

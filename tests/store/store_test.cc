@@ -179,7 +179,8 @@ TEST_F(StoreTest, AppendedSnapshotsAreListedReadBackAndTheirSeriesKept) {
 
 TEST_F(StoreTest, SeriesReadFromATimeSkipsOlderPoints) {
   auto store = Open();
-  for (uint64_t seq = 1; seq <= 5; ++seq) ASSERT_TRUE(Put(*store, Make("api", 1, seq), 5 * kSecond));
+  for (uint64_t seq = 1; seq <= 5; ++seq)
+    ASSERT_TRUE(Put(*store, Make("api", 1, seq), 5 * kSecond));
   store->Flush();
   auto series = ReadSeries(dir_, std::nullopt, 3 * kSecond);
   ASSERT_TRUE(series);
