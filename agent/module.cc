@@ -252,9 +252,18 @@ bool ParseWalkOptions(int values, long long max_refs, PyObject* exclude, long lo
 
 // take(kind, values, max_refs, exclude, max_objects, max_pause_ms, service, labels, seq)
 PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {"kind",        "values",       "max_refs", "exclude",
-                                   "max_objects", "max_pause_ms", "service",  "labels",
-                                   "seq",         "sizers",       nullptr};
+  static const char* keywords[] = {"kind",
+                                   "values",
+                                   "max_refs",
+                                   "exclude",
+                                   "max_objects",
+                                   "max_pause_ms",
+                                   "service",
+                                   "labels",
+                                   "seq",
+                                   "sizers",
+                                   "graph_request_interval",
+                                   nullptr};
   const char* kind = "summary";
   int values = 0;
   long long max_refs = -1, max_objects = 0, seq = 1;
@@ -325,7 +334,13 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
 bool StartReporter(AgentState& st) {
   const WalkOptions walk = st.walk;
   auto started = Reporter::Start(
-      st.config, [walk](snapshot::Kind kind) { return TakeWithGil(walk, kind); }, st.wake_fd);
+      st.config,
+      [walk](snapshot::Kind kind, bool values) {
+        WalkOptions options = walk;
+        options.values = options.values || values;
+        return TakeWithGil(std::move(options), kind);
+      },
+      st.wake_fd);
   if (!started) {
     PyErr_SetString(PyExc_ValueError, started.error().message.c_str());
     return false;
@@ -357,10 +372,12 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   long long max_refs = -1, max_objects = 0, budget = 64ll << 20;
   const char *server_key = "", *public_key = "", *secret_key = "";
   PyObject* sizers = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisssO", const_cast<char**>(keywords),
+  double graph_request_interval = 5;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisssOd", const_cast<char**>(keywords),
                                    &endpoint, &service, &labels, &interval, &graph_every, &values,
                                    &max_refs, &exclude, &max_objects, &max_pause_ms, &budget,
-                                   &signum, &server_key, &public_key, &secret_key, &sizers)) {
+                                   &signum, &server_key, &public_key, &secret_key, &sizers,
+                                   &graph_request_interval)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
@@ -386,6 +403,7 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   if (!ParseLabels(labels, &config.identity.labels)) return nullptr;
   config.interval_s = interval;
   config.graph_every = graph_every;
+  config.graph_request_interval_s = graph_request_interval;
   config.unacked_budget_bytes = static_cast<size_t>(budget);
   config.curve_server_key = server_key;
   config.curve_public_key = public_key;
@@ -434,11 +452,13 @@ PyObject* Status(PyObject*, PyObject*) {
   ReporterFigures f;
   if (st.reporter) f = st.reporter->figures();
   return Py_BuildValue(
-      "{s:O,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:s}", "running", st.reporter ? Py_True : Py_False, "taken",
-      (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
+      "{s:O,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:s,s:K,s:K}", "running", st.reporter ? Py_True : Py_False,
+      "taken", (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes, "last_pause_ms",
-      f.last_pause_ms, "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str());
+      f.last_pause_ms, "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str(),
+      "graph_requests", (unsigned long long)f.graph_requests, "graph_requests_ignored",
+      (unsigned long long)f.graph_requests_ignored);
 }
 
 // fork(): no thread of ours (nor ZeroMQ's) may exist while the process forks.

@@ -25,6 +25,7 @@ struct Reporter::State {
     Clock::time_point sent;
   };
   std::deque<Unacked> unacked;
+  std::optional<Clock::time_point> last_requested_graph;
   size_t unacked_bytes = 0;
   uint64_t seq = 0;
   mutable std::mutex mutex;  // Guards figures.
@@ -104,7 +105,20 @@ void Reporter::Run() {
         record_error(control.error().message);
         continue;
       }
-      if (control->graph_requested) graph_requested_ = true;
+      if (control->graph_requested) {
+        const auto now = Clock::now();
+        std::lock_guard lock(s.mutex);
+        ++s.figures.graph_requests;
+        if (s.last_requested_graph &&
+            now - *s.last_requested_graph <
+                std::chrono::duration<double>(config_.graph_request_interval_s)) {
+          ++s.figures.graph_requests_ignored;
+        } else {
+          s.last_requested_graph = now;
+          graph_requested_ = true;
+          values_requested_ = control->values_requested;
+        }
+      }
       if (!control->ack) continue;
       // Acks arrive in order; anything older than the acked one is not coming.
       while (!s.unacked.empty() && s.unacked.front().seq <= *control->ack) {
@@ -119,8 +133,8 @@ void Reporter::Run() {
     }
   };
 
-  auto take_one = [&](snapshot::Kind kind) {
-    std::optional<snapshot::Snapshot> snap = take_(kind);
+  auto take_one = [&](snapshot::Kind kind, bool values = false) {
+    std::optional<snapshot::Snapshot> snap = take_(kind, values);
     if (!snap) {
       drop("no snapshot taken");
       return;
@@ -189,7 +203,7 @@ void Reporter::Run() {
       if (items[0].revents & ZMQ_POLLIN) read_acks();
       if (graph_requested_) {
         graph_requested_ = false;
-        take_one(snapshot::Kind::kGraph);
+        take_one(snapshot::Kind::kGraph, values_requested_);
       } else if (triggered && Clock::now() < next) {
         take_one(snapshot::Kind::kSummary);
       }

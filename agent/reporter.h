@@ -27,10 +27,11 @@
 namespace tidemark::agent {
 
 struct ReporterConfig {
-  std::string endpoint;         // e.g. "tcp://127.0.0.1:7878"
-  snapshot::Identity identity;  // pid and start time are the caller's.
-  double interval_s = 60;       // Fractions allowed.
-  int graph_every = 0;          // Every Nth snapshot is a graph; 0 = summaries only.
+  std::string endpoint;                 // e.g. "tcp://127.0.0.1:7878"
+  snapshot::Identity identity;          // pid and start time are the caller's.
+  double interval_s = 60;               // Fractions allowed.
+  int graph_every = 0;                  // Every Nth snapshot is a graph; 0 = summaries only.
+  double graph_request_interval_s = 5;  // Least time between graphs a collector requests.
   size_t unacked_budget_bytes = 64u << 20;
   double unacked_expiry_s = 120;  // An ack not seen by then never comes: free its budget.
   int send_hwm = 4;
@@ -45,6 +46,8 @@ struct ReporterFigures {
   uint64_t sent = 0;
   uint64_t delivered = 0;  // Acknowledged by a collector.
   uint64_t dropped = 0;
+  uint64_t graph_requests = 0;          // Graph requests from a collector...
+  uint64_t graph_requests_ignored = 0;  // ...of which came too soon after the last one.
   uint64_t last_encoded_bytes = 0;
   double last_pause_ms = 0;
   double last_encode_ms = 0;
@@ -53,7 +56,8 @@ struct ReporterFigures {
 
 // Called on the reporter thread. Returns the snapshot, or nullopt if none could be taken
 // (interpreter finalizing, a collection running, a walk abandoned): counted as dropped.
-using TakeFn = std::function<std::optional<snapshot::Snapshot>(snapshot::Kind)>;
+// `values`: a collector asked for a graph with short values, whatever the agent's setting.
+using TakeFn = std::function<std::optional<snapshot::Snapshot>(snapshot::Kind, bool values)>;
 
 class Reporter {
  public:
@@ -85,7 +89,10 @@ class Reporter {
   TakeFn take_;
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};
-  bool graph_requested_ = false;  // Reporter thread only.
+  // Reporter thread only. A collector's graph request is honoured at most once per
+  // ReporterConfig::graph_request_interval_s; requests in between are dropped (counted).
+  bool graph_requested_ = false;
+  bool values_requested_ = false;
   std::thread thread_;
 };
 

@@ -9,13 +9,18 @@ namespace tidemark::snapshot {
 std::string EncodeControl(const Control& control) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> p(buf);
-  p.pack_map((control.ack ? 1 : 0) + (control.graph_requested ? 1 : 0));
+  p.pack_map((control.ack ? 1 : 0) + (control.graph_requested ? 1 : 0) +
+             (control.values_requested ? 1 : 0));
   if (control.ack) {
     p.pack(std::string("ack"));
     p.pack_uint64(*control.ack);
   }
   if (control.graph_requested) {
     p.pack(std::string("graph"));
+    p.pack_true();
+  }
+  if (control.values_requested) {
+    p.pack(std::string("values"));
     p.pack_true();
   }
   return std::string(buf.data(), buf.size());
@@ -39,6 +44,10 @@ Result<Control> DecodeControl(std::string_view frame) {
       auto b = r.ReadBool();
       if (!b) return std::unexpected(b.error());
       c.graph_requested = *b;
+    } else if (*key == "values") {
+      auto b = r.ReadBool();
+      if (!b) return std::unexpected(b.error());
+      c.values_requested = *b;
     } else if (auto skipped = r.Skip(4); !skipped) {
       return std::unexpected(skipped.error());
     }

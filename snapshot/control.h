@@ -3,6 +3,7 @@
 // One frame, a msgpack map. Keys (each optional, unknown keys ignored):
 //   "ack"   uint  the snapshot with this sequence number is durable in the collector.
 //   "graph" bool  take a graph snapshot at the next opportunity (rate-limited by the agent).
+//   "values" bool with "graph": that graph carries short values (names dict keys in paths).
 //
 // Thread-safety: reentrant functions over values.
 #pragma once
@@ -19,6 +20,7 @@ namespace tidemark::snapshot {
 struct Control {
   std::optional<uint64_t> ack;
   bool graph_requested = false;
+  bool values_requested = false;
 };
 
 std::string EncodeControl(const Control& control);

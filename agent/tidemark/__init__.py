@@ -178,7 +178,7 @@ def _env_float(name, default):
 def start(endpoint=None, service=None, interval=None, graph_every=None, labels=None,
           values=False, max_refs=None, exclude=(), signal=None, max_objects=0, max_pause_ms=0,
           budget_bytes=64 << 20, curve_server_key=None, curve_public_key=None,
-          curve_secret_key=None, sizers=None):
+          curve_secret_key=None, sizers=None, graph_request_interval=None):
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
@@ -187,7 +187,8 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     dict keys and attributes), TIDEMARK_LABELS ("env=prod,version=1.4"), TIDEMARK_SIGNAL (e.g.
     "USR1": that signal takes a snapshot now; off by default), TIDEMARK_CURVE_SERVER_KEY,
     TIDEMARK_CURVE_PUBLIC_KEY and TIDEMARK_CURVE_SECRET_KEY (Z85 keys from `tidemark keygen`;
-    all three turn CURVE encryption on).
+    all three turn CURVE encryption on), TIDEMARK_GRAPH_REQUEST_INTERVAL (seconds, default 5:
+    graph snapshots a collector asks for closer together than this are not taken).
     """
     endpoint = endpoint or os.environ.get("TIDEMARK_ENDPOINT") or DEFAULT_ENDPOINT
     if interval is None:
@@ -198,6 +199,8 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
         signal = os.environ.get("TIDEMARK_SIGNAL")
     if not values:
         values = _env("TIDEMARK_VALUES").lower() in ("1", "true", "yes")
+    if graph_request_interval is None:
+        graph_request_interval = _env_float("TIDEMARK_GRAPH_REQUEST_INTERVAL", 5.0)
     _install_hooks()
     _native.start(endpoint, service or _service_default(), labels=_labels(labels),
                   interval=float(interval), graph_every=int(graph_every), values=bool(values),
@@ -207,7 +210,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                   curve_server_key=curve_server_key or _env("TIDEMARK_CURVE_SERVER_KEY"),
                   curve_public_key=curve_public_key or _env("TIDEMARK_CURVE_PUBLIC_KEY"),
                   curve_secret_key=curve_secret_key or _env("TIDEMARK_CURVE_SECRET_KEY"),
-                  sizers=sizers)
+                  sizers=sizers, graph_request_interval=float(graph_request_interval))
 
 
 def start_from_env():

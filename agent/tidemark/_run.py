@@ -12,6 +12,7 @@ Runs the program with the tidemark agent started from the environment:
   TIDEMARK_SERVICE    service name (default: the program's name)
   TIDEMARK_INTERVAL   seconds between snapshots, fractions allowed (default 60)
   TIDEMARK_GRAPH_EVERY every Nth snapshot is a graph snapshot (default 0: never)
+  TIDEMARK_GRAPH_REQUEST_INTERVAL  least seconds between graphs a collector asks for (default 5)
   TIDEMARK_LABELS     labels such as env=prod,version=1.4
   TIDEMARK_SIGNAL     a signal that takes a snapshot now, e.g. USR1 (default: none)
 Child Python processes (multiprocessing, prefork workers) report as their own instances.
