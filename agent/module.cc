@@ -252,18 +252,9 @@ bool ParseWalkOptions(int values, long long max_refs, PyObject* exclude, long lo
 
 // take(kind, values, max_refs, exclude, max_objects, max_pause_ms, service, labels, seq)
 PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {"kind",
-                                   "values",
-                                   "max_refs",
-                                   "exclude",
-                                   "max_objects",
-                                   "max_pause_ms",
-                                   "service",
-                                   "labels",
-                                   "seq",
-                                   "sizers",
-                                   "graph_request_interval",
-                                   nullptr};
+  static const char* keywords[] = {"kind",        "values",       "max_refs", "exclude",
+                                   "max_objects", "max_pause_ms", "service",  "labels",
+                                   "seq",         "sizers",       nullptr};
   const char* kind = "summary";
   int values = 0;
   long long max_refs = -1, max_objects = 0, seq = 1;
@@ -359,11 +350,24 @@ void StopReporter(AgentState& st) {
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {
-      "endpoint",     "service",  "labels",           "interval",         "graph_every",
-      "values",       "max_refs", "exclude",          "max_objects",      "max_pause_ms",
-      "budget_bytes", "signal",   "curve_server_key", "curve_public_key", "curve_secret_key",
-      "sizers",       nullptr};
+  static const char* keywords[] = {"endpoint",
+                                   "service",
+                                   "labels",
+                                   "interval",
+                                   "graph_every",
+                                   "values",
+                                   "max_refs",
+                                   "exclude",
+                                   "max_objects",
+                                   "max_pause_ms",
+                                   "budget_bytes",
+                                   "signal",
+                                   "curve_server_key",
+                                   "curve_public_key",
+                                   "curve_secret_key",
+                                   "sizers",
+                                   "graph_request_interval",
+                                   nullptr};
   const char* endpoint;
   const char* service;
   PyObject *labels = nullptr, *exclude = nullptr;
@@ -457,8 +461,8 @@ PyObject* Status(PyObject*, PyObject*) {
       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes, "last_pause_ms",
       f.last_pause_ms, "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str(),
-      "graph_requests", (unsigned long long)f.graph_requests, "graph_requests_ignored",
-      (unsigned long long)f.graph_requests_ignored);
+      "graph_requests", (unsigned long long)f.graph_requests, "graph_requests_delayed",
+      (unsigned long long)f.graph_requests_delayed);
 }
 
 // fork(): no thread of ours (nor ZeroMQ's) may exist while the process forks.

@@ -106,18 +106,17 @@ void Reporter::Run() {
         continue;
       }
       if (control->graph_requested) {
-        const auto now = Clock::now();
+        // Taken at once, or once graph_request_interval_s has passed since the last one;
+        // requests meanwhile join the one already due.
+        auto due = Clock::now();
+        const auto floor = std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(config_.graph_request_interval_s));
+        if (s.last_requested_graph) due = std::max(due, *s.last_requested_graph + floor);
         std::lock_guard lock(s.mutex);
         ++s.figures.graph_requests;
-        if (s.last_requested_graph &&
-            now - *s.last_requested_graph <
-                std::chrono::duration<double>(config_.graph_request_interval_s)) {
-          ++s.figures.graph_requests_ignored;
-        } else {
-          s.last_requested_graph = now;
-          graph_requested_ = true;
-          values_requested_ = control->values_requested;
-        }
+        if (due > Clock::now()) ++s.figures.graph_requests_delayed;
+        if (!graph_due_ || due < *graph_due_) graph_due_ = due;
+        values_requested_ = values_requested_ || control->values_requested;
       }
       if (!control->ack) continue;
       // Acks arrive in order; anything older than the acked one is not coming.
@@ -192,7 +191,9 @@ void Reporter::Run() {
     zmq::pollitem_t items[2] = {{static_cast<void*>(s.socket), 0, ZMQ_POLLIN, 0},
                                 {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
     while (!stop_.load()) {
-      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
+      const auto wake_at = graph_due_ ? std::min(next, *graph_due_) : next;
+      const auto wait =
+          std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now());
       zmq::poll(items, 2, std::chrono::milliseconds(std::max<int64_t>(0, wait.count())));
       bool triggered = false;
       if (items[1].revents & ZMQ_POLLIN) {
@@ -201,9 +202,11 @@ void Reporter::Run() {
       }
       if (stop_.load()) break;
       if (items[0].revents & ZMQ_POLLIN) read_acks();
-      if (graph_requested_) {
-        graph_requested_ = false;
+      if (graph_due_ && Clock::now() >= *graph_due_) {
+        graph_due_.reset();
+        s.last_requested_graph = Clock::now();
         take_one(snapshot::Kind::kGraph, values_requested_);
+        values_requested_ = false;
       } else if (triggered && Clock::now() < next) {
         take_one(snapshot::Kind::kSummary);
       }

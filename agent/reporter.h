@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -47,7 +48,7 @@ struct ReporterFigures {
   uint64_t delivered = 0;  // Acknowledged by a collector.
   uint64_t dropped = 0;
   uint64_t graph_requests = 0;          // Graph requests from a collector...
-  uint64_t graph_requests_ignored = 0;  // ...of which came too soon after the last one.
+  uint64_t graph_requests_delayed = 0;  // ...of which came too soon and waited.
   uint64_t last_encoded_bytes = 0;
   double last_pause_ms = 0;
   double last_encode_ms = 0;
@@ -89,9 +90,9 @@ class Reporter {
   TakeFn take_;
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};
-  // Reporter thread only. A collector's graph request is honoured at most once per
-  // ReporterConfig::graph_request_interval_s; requests in between are dropped (counted).
-  bool graph_requested_ = false;
+  // Reporter thread only. A collector's graph request is taken at most once per
+  // ReporterConfig::graph_request_interval_s: one coming sooner is delayed until then.
+  std::optional<std::chrono::steady_clock::time_point> graph_due_;
   bool values_requested_ = false;
   std::thread thread_;
 };

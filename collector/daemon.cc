@@ -13,6 +13,8 @@
 #include "collector/http_server.h"
 #include "collector/ingest.h"
 #include "collector/metrics.h"
+#include "collector/notifier.h"
+#include "collector/pipeline.h"
 #include "store/store.h"
 
 namespace tidemark::collector {
@@ -76,7 +78,17 @@ class Daemon {
     spdlog::info("store {}: {} summary and {} graph snapshots from {} agents", dir,
                  stats.summary.snapshots, stats.graph.snapshots, stats.agents);
 
-    ingest_ = std::make_unique<Ingest>(*store_, metrics_);
+    notifier_ = std::make_unique<Notifier>(config_.hooks);
+    pipeline_ = std::make_unique<Pipeline>(config_, dir, *notifier_);
+    if (auto started = pipeline_->Start(WallNowNs()); !started) {
+      spdlog::error("cannot start the growth pipeline: {}", started.error().message);
+      return Shutdown(kExitFailure);
+    }
+    ingest_ = std::make_unique<Ingest>(*store_, metrics_, pipeline_.get());
+    pipeline_->SetGraphRequester([this](const std::string& agent, bool values) {
+      Ingest* ingest = ingest_ptr_.load();
+      return ingest && ingest->RequestGraph(agent, values);
+    });
     ingest_ptr_ = ingest_.get();
     IngestOptions ingest_options;
     ingest_options.endpoint = config_.endpoint;
@@ -101,7 +113,7 @@ class Daemon {
         spdlog::error("{}", http.error().message);
         return Shutdown(kExitFailure);
       }
-      spdlog::info("serving http on {} (/healthz, /metrics)", *http);
+      spdlog::info("serving http on {} (/healthz, /metrics, /alerts)", *http);
     }
     WaitForSignal();
     ScheduleRetention();
@@ -114,6 +126,9 @@ class Daemon {
     http_.Stop();
     if (ingest_) ingest_->Stop();  // Flushes the store and sends the last acks.
     ingest_ptr_ = nullptr;
+    if (pipeline_) pipeline_->Stop();
+    pipeline_.reset();
+    notifier_.reset();  // Waits for attempts in progress, at most a hook's timeout.
     store_.reset();
     spdlog::info("stopped");
     return code;
@@ -156,6 +171,18 @@ class Daemon {
     config_.drop_log_interval_ms = loaded->drop_log_interval_ms;
     config_.curve_allowed_clients = loaded->curve_allowed_clients;
     config_.log_level = options_.log_level.value_or(loaded->log_level);
+    // The detector, investigations, schedules and /metrics sizes; not hooks or growth.span.
+    config_.rules = loaded->rules;
+    config_.native = loaded->native;
+    config_.silence = loaded->silence;
+    config_.investigate = loaded->investigate;
+    config_.schedules = loaded->schedules;
+    config_.detect_interval_ms = loaded->detect_interval_ms;
+    config_.metrics_top_k = loaded->metrics_top_k;
+    config_.metrics_max_services = loaded->metrics_max_services;
+    config_.alert_history = loaded->alert_history;
+    config_.report_history = loaded->report_history;
+    pipeline_->Reconfigure(config_);
     spdlog::set_level(spdlog::level::from_str(config_.log_level));
     ingest_->UpdateSettings(SettingsOf(config_));
     spdlog::info("SIGHUP: reloaded {} (log level {}, {} allowed client keys)", options_.config_path,
@@ -183,9 +210,10 @@ class Daemon {
     if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
     if (path == "/metrics") {
       return {200, "text/plain; version=0.0.4; charset=utf-8",
-              metrics_.Render(store_->stats(), WallNowNs())};
+              metrics_.Render(store_->stats(), WallNowNs()) + pipeline_->RenderMetrics()};
     }
-    return {404, "text/plain; charset=utf-8", "not found; try /healthz or /metrics\n"};
+    if (path == "/alerts") return {200, "application/json", pipeline_->ActiveAlertsJson() + "\n"};
+    return {404, "text/plain; charset=utf-8", "not found; try /healthz, /metrics or /alerts\n"};
   }
 
   const DaemonOptions& options_;
@@ -196,6 +224,8 @@ class Daemon {
   HttpServer http_;
   Metrics metrics_;
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<Ingest> ingest_;
   std::atomic<Ingest*> ingest_ptr_{nullptr};
   int exit_code_ = kExitOk;

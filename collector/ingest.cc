@@ -67,7 +67,22 @@ struct Ingest::State {
   int64_t drop_log_interval_ns = 0;
 };
 
-Ingest::Ingest(store::Store& store, Metrics& metrics) : store_(store), metrics_(metrics) {}
+Ingest::Ingest(store::Store& store, Metrics& metrics, Pipeline* pipeline)
+    : store_(store), metrics_(metrics), pipeline_(pipeline) {}
+
+bool Ingest::RequestGraph(const std::string& agent_key, bool values) {
+  {
+    std::lock_guard lock(peers_mutex_);
+    auto peer = peers_.find(agent_key);
+    if (peer == peers_.end()) return false;
+    snapshot::Control control;
+    control.graph_requested = true;
+    control.values_requested = values;
+    controls_.emplace_back(peer->second, control);
+  }
+  Wake();
+  return true;
+}
 
 Ingest::~Ingest() {
   Stop();
@@ -176,13 +191,28 @@ void Ingest::Process(std::string peer, const std::string& peer_address, std::str
   }
   const int64_t now = WallNowNs();
   metrics_.Received(valid->header, message.size(), now);
-  std::lock_guard lock(ack_mutex_);
-  auto ticket = store_.Append(message, valid->header, valid->types, now);
-  if (!ticket) {
-    Drop(DropReason::kStore, ticket.error().message);
-    return;
+  {
+    std::lock_guard lock(ack_mutex_);
+    auto ticket = store_.Append(message, valid->header, valid->types, now);
+    if (!ticket) {
+      Drop(DropReason::kStore, ticket.error().message);
+      return;
+    }
+    state_->pending.emplace(*ticket, State::PendingAck{peer, valid->header.seq});
   }
-  state_->pending.emplace(*ticket, State::PendingAck{std::move(peer), valid->header.seq});
+  if (!pipeline_) return;
+  const std::string key = AgentKey(valid->header.identity);
+  {
+    std::lock_guard lock(peers_mutex_);
+    // Bounded: forgetting every connection costs only until each agent's next snapshot.
+    if (peers_.size() >= 100'000 && !peers_.count(key)) peers_.clear();
+    peers_[key] = std::move(peer);
+  }
+  if (valid->header.kind == snapshot::Kind::kSummary) {
+    pipeline_->OnSummary(valid->header, valid->types, now);
+  } else {
+    pipeline_->OnGraph(valid->header, message, now);
+  }
 }
 
 void Ingest::SendAcks() {
@@ -206,6 +236,17 @@ void Ingest::SendAcks() {
   }
   for (size_t i = 0; i < lost; ++i) {
     Drop(DropReason::kStore, "a sync of the store failed: a snapshot was not acknowledged");
+  }
+  std::vector<std::pair<std::string, snapshot::Control>> controls;
+  {
+    std::lock_guard lock(peers_mutex_);
+    controls.swap(controls_);
+  }
+  for (const auto& [peer, control] : controls) {
+    const std::string frame = snapshot::EncodeControl(control);
+    if (s.router.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      (void)s.router.send(zmq::buffer(frame), zmq::send_flags::dontwait);
+    }
   }
   for (const State::PendingAck& ack : acks) {
     snapshot::Control control;

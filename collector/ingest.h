@@ -29,10 +29,13 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "collector/metrics.h"
+#include "collector/pipeline.h"
 #include "collector/validate.h"
+#include "snapshot/control.h"
 #include "snapshot/result.h"
 #include "store/store.h"
 
@@ -59,7 +62,8 @@ class Ingest {
   static constexpr uint64_t kMaxQueuedBytes = uint64_t{256} << 20;
   static constexpr int kMaxQueuedMessages = 4096;
 
-  Ingest(store::Store& store, Metrics& metrics);
+  // `pipeline` (may be null) receives every stored summary and graph.
+  Ingest(store::Store& store, Metrics& metrics, Pipeline* pipeline = nullptr);
   ~Ingest();  // Stop().
   Ingest(const Ingest&) = delete;
   Ingest& operator=(const Ingest&) = delete;
@@ -69,6 +73,10 @@ class Ingest {
   // Stops receiving, waits for what was appended to become durable, sends those acks, joins.
   void Stop();
   void UpdateSettings(const IngestSettings& settings);
+
+  // Queues a graph request to an agent (by collector::AgentKey) on the connection its last
+  // snapshot came in on. False if no snapshot came from it yet. Thread-safe.
+  bool RequestGraph(const std::string& agent_key, bool values);
 
   // The store's on_durable callback: (from, to] durable (ok) or lost.
   void OnDurable(uint64_t from, uint64_t to, bool ok);
@@ -85,6 +93,12 @@ class Ingest {
 
   store::Store& store_;
   Metrics& metrics_;
+  Pipeline* pipeline_;
+
+  // Agent key -> ZeroMQ routing id of its connection, and graph requests waiting to be sent.
+  std::mutex peers_mutex_;
+  std::unordered_map<std::string, std::string> peers_;
+  std::vector<std::pair<std::string, snapshot::Control>> controls_;
   std::unique_ptr<State> state_;
   std::thread thread_;
   int wake_fd_ = -1;

@@ -612,6 +612,7 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
   }
   if (running.curve_enabled != loaded.curve_enabled) keys.push_back("curve.enabled");
   if (running.growth_span_ms != loaded.growth_span_ms) keys.push_back("growth.span");
+  if (running.hooks != loaded.hooks) keys.push_back("hooks");
   if (running.max_types_per_agent != loaded.max_types_per_agent) {
     keys.push_back("growth.max_types_per_agent");
   }

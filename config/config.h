@@ -70,7 +70,7 @@ struct InvestigateConfig {
   int64_t min_interval_ms = 900'000;  // Per agent, between two graph requests.
   int64_t gap_ms = 120'000;           // Between the two graphs of one investigation.
   int64_t wait_ms = 600'000;          // A requested graph not received by then: given up.
-  bool values = false;                // Ask for short values (names dict keys in paths).
+  bool values = true;                 // Ask for short values (names dict keys in paths).
 };
 
 enum class HookKind { kWebhook, kAlertmanager, kCommand, kLog };
@@ -88,6 +88,8 @@ struct HookConfig {
   bool send_resolved = true;  // And resolved ones.
   std::string ca_file;        // https: CA bundle; "" uses the system's.
   bool tls_verify = true;
+
+  bool operator==(const HookConfig&) const = default;
 };
 
 // [[schedules]]: a diff report between the newest snapshot and the one nearest to an age.

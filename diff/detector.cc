@@ -37,6 +37,7 @@ struct Contribution {
 struct Candidate {
   Alert alert;
   std::vector<Contribution> parts;
+  std::map<std::string, std::vector<Contribution>> by_type;  // Leak: every type that qualifies.
   int64_t for_ns = 0, cooldown_ns = 0, resolve_after_ns = 0;
 };
 
@@ -174,13 +175,14 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
         const Growth g = ComputeGrowth(samples, rule.criteria.window_ns);
         if (!LooksLikeLeak(g, rule.criteria)) continue;
         const std::string& type = state.names().Name(a.type_id(slot));
-        Candidate& c = held["leak/" + rule.name + "/" + who.service + "/" + type];
+        // One alert per rule and service: a leak drags its contents along (the leaked
+        // objects' strs, lists, dicts grow too), and on-call wants one page for it.
+        Candidate& c = held["leak/" + rule.name + "/" + who.service];
         c.alert.kind = AlertKind::kLeak;
         c.alert.rule = rule.name;
         c.alert.service = who.service;
-        c.alert.type = type;
         c.alert.window_ns = rule.criteria.window_ns;
-        c.parts.push_back({&a, g});
+        c.by_type[type].push_back({&a, g});
         c.for_ns = rule.for_ns;
         c.cooldown_ns = rule.cooldown_ns;
         c.resolve_after_ns = rule.resolve_after_ns;
@@ -211,9 +213,37 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
     }
   }
 
+  auto summed_rate = [](const std::vector<Contribution>& parts) {
+    double rate = 0;
+    for (const Contribution& p : parts) rate += p.growth.bytes_per_hour;
+    return rate;
+  };
   for (auto& [id, c] : held) {
     Alert& al = c.alert;
     al.id = id;
+    std::vector<TypeGrowthRow> others;
+    if (!c.by_type.empty()) {
+      // The alert is about the fastest-growing type; the others that qualify come first
+      // among the "other growing types".
+      auto fastest = std::max_element(c.by_type.begin(), c.by_type.end(), [&](auto& x, auto& y) {
+        return summed_rate(x.second) < summed_rate(y.second);
+      });
+      al.type = fastest->first;
+      c.parts = std::move(fastest->second);
+      for (const auto& [type, parts] : c.by_type) {
+        if (type == al.type) continue;
+        TypeGrowthRow row{type};
+        for (const Contribution& p : parts) {
+          row.bytes_now += p.growth.bytes_now;
+          row.count_now += p.growth.count_now;
+          row.bytes_per_hour += p.growth.bytes_per_hour;
+          row.count_per_hour += p.growth.count_per_hour;
+        }
+        others.push_back(row);
+      }
+      std::sort(others.begin(), others.end(),
+                [](auto& x, auto& y) { return x.bytes_per_hour > y.bytes_per_hour; });
+    }
     if (!c.parts.empty()) {
       std::sort(c.parts.begin(), c.parts.end(), [](const Contribution& x, const Contribution& y) {
         return x.growth.bytes_per_hour > y.growth.bytes_per_hour;
@@ -235,8 +265,13 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
       al.increasing = increasing / c.parts.size();
       const RollingState::Agent& first = *c.parts.front().agent;
       al.labels = first.identity.labels;
-      al.top_growing = GrowingTypes(state, first, al.window_ns, config_.top_growing + 1);
-      std::erase_if(al.top_growing, [&](const TypeGrowthRow& row) { return row.type == al.type; });
+      al.top_growing = std::move(others);
+      for (TypeGrowthRow& row : GrowingTypes(state, first, al.window_ns, config_.top_growing + 1)) {
+        const bool listed = row.type == al.type ||
+                            std::any_of(al.top_growing.begin(), al.top_growing.end(),
+                                        [&](const TypeGrowthRow& r) { return r.type == row.type; });
+        if (!listed) al.top_growing.push_back(std::move(row));
+      }
       if (al.top_growing.size() > config_.top_growing) al.top_growing.resize(config_.top_growing);
     }
     Step(id, true, std::move(al), {c.for_ns, c.cooldown_ns, c.resolve_after_ns}, now, pass);

@@ -1,8 +1,11 @@
 // The leak detector: rules over the rolling state, and the life of each alert.
 //
 // Three kinds of alert, each keyed so that one problem is one alert:
-//   leak    rule/service/type: a type grows like a leak (diff/growth.h LooksLikeLeak) in one
-//           or more live agents of a service; the alert lists them and sums their figures.
+//   leak    rule/service: types grow like a leak (diff/growth.h LooksLikeLeak) in live agents
+//           of a service. One alert, not one per type: a leak drags its contents along (the
+//           leaked objects' strs and lists grow too). It is about the fastest-growing type,
+//           lists the agents growing it with their figures summed, and names the other
+//           qualifying types first among the other growing types.
 //   native  service: RSS minus Python heap bytes grows like a leak while the heap does not
 //           explain it (heap growth <= max_python_share of RSS growth): a C extension or the
 //           allocator, which no per-type view shows.
@@ -89,7 +92,8 @@ struct HeldBy {
 };
 
 struct Alert {
-  std::string id;  // The key: "leak/<rule>/<service>/<type>", "native/<service>", ...
+  std::string id;  // The key: "leak/<rule>/<service>", "native/<service>",
+                   // "silent/<service>/<host>/<pid>".
   AlertKind kind = AlertKind::kLeak;
   AlertState state = AlertState::kPending;
   std::string rule;

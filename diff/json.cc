@@ -1,6 +1,7 @@
 #include "diff/json.h"
 
 #include <ctime>
+#include <map>
 
 namespace tidemark::diff {
 namespace {
@@ -138,6 +139,42 @@ std::expected<Alert, std::string> AlertFromJson(const json& j) {
   } catch (const std::exception& e) {
     return std::unexpected(std::string("not an alert: ") + e.what());
   }
+}
+
+std::string AlertRecord(const std::string& event, const Alert& alert) {
+  return json{{"event", event}, {"alert", ToJson(alert)}}.dump();
+}
+
+AlertLog ReplayAlertRecords(const std::vector<std::string>& records) {
+  AlertLog log;
+  std::map<std::string, size_t> active_at;  // id -> index in log.active
+  for (const std::string& record : records) {
+    const json j = json::parse(record, nullptr, false);
+    std::expected<Alert, std::string> alert = j.is_object() && j.contains("alert")
+                                                  ? AlertFromJson(j["alert"])
+                                                  : std::unexpected(std::string("no alert"));
+    const std::string event = j.is_object() ? j.value("event", "") : "";
+    if (!alert) {
+      ++log.unreadable;
+      continue;
+    }
+    auto at = active_at.find(alert->id);
+    if (event == "resolved") {
+      if (at != active_at.end()) {
+        const size_t gone = at->second;
+        log.active.erase(log.active.begin() + static_cast<ptrdiff_t>(gone));
+        active_at.erase(at);
+        for (auto& [id, index] : active_at) index -= index > gone ? 1 : 0;
+      }
+      log.history.push_back(std::move(*alert));
+    } else if (at != active_at.end()) {
+      log.active[at->second] = std::move(*alert);
+    } else {
+      active_at[alert->id] = log.active.size();
+      log.active.push_back(std::move(*alert));
+    }
+  }
+  return log;
 }
 
 json ToJson(const Report& r) {

@@ -19,6 +19,16 @@ std::string Rfc3339(int64_t ns);
 nlohmann::json ToJson(const Alert& alert);
 std::expected<Alert, std::string> AlertFromJson(const nlohmann::json& json);
 
+// The alert journal (<store>/alerts.jnl): one record per change, {"event": "firing" |
+// "resolved" | "updated", "alert": {...}}.
+std::string AlertRecord(const std::string& event, const Alert& alert);
+struct AlertLog {
+  std::vector<Alert> active;   // Firing, newest record of each, oldest first.
+  std::vector<Alert> history;  // Resolved, oldest first.
+  size_t unreadable = 0;       // Records that are not alerts (skipped).
+};
+AlertLog ReplayAlertRecords(const std::vector<std::string>& records);
+
 nlohmann::json ToJson(const Report& report);
 std::expected<Report, std::string> ReportFromJson(const nlohmann::json& json);
 

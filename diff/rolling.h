@@ -36,6 +36,11 @@ namespace tidemark::diff {
 class TypeNames {
  public:
   uint32_t Intern(std::string_view name);
+  // The id of a name already interned, or -1.
+  int64_t Find(std::string_view name) const {
+    auto it = ids_.find(name);
+    return it == ids_.end() ? -1 : it->second;
+  }
   const std::string& Name(uint32_t id) const { return names_[id]; }
   size_t size() const { return names_.size(); }
   size_t memory_bytes() const;

@@ -188,7 +188,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     "USR1": that signal takes a snapshot now; off by default), TIDEMARK_CURVE_SERVER_KEY,
     TIDEMARK_CURVE_PUBLIC_KEY and TIDEMARK_CURVE_SECRET_KEY (Z85 keys from `tidemark keygen`;
     all three turn CURVE encryption on), TIDEMARK_GRAPH_REQUEST_INTERVAL (seconds, default 5:
-    graph snapshots a collector asks for closer together than this are not taken).
+    a graph snapshot a collector asks for sooner than this after the last one waits).
     """
     endpoint = endpoint or os.environ.get("TIDEMARK_ENDPOINT") or DEFAULT_ENDPOINT
     if interval is None:

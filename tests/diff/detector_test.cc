@@ -391,7 +391,7 @@ TEST(Glob, MatchesStarsAndQuestionMarks) {
 
 TEST(AlertJson, RoundTripsEveryField) {
   Alert a;
-  a.id = "leak/r/api/app.Thing";
+  a.id = "leak/r/api";
   a.kind = AlertKind::kLeak;
   a.state = AlertState::kFiring;
   a.rule = "r";

@@ -1,0 +1,384 @@
+#include "collector/notifier.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <spdlog/spdlog.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <optional>
+
+extern char** environ;
+
+namespace tidemark::collector {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using nlohmann::json;
+
+struct Url {
+  bool tls = false;
+  std::string host, port, target;
+};
+
+std::optional<Url> ParseUrl(const std::string& text) {
+  Url url;
+  std::string rest;
+  if (text.rfind("https://", 0) == 0) {
+    url.tls = true;
+    rest = text.substr(8);
+  } else if (text.rfind("http://", 0) == 0) {
+    rest = text.substr(7);
+  } else {
+    return std::nullopt;
+  }
+  const size_t slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  url.target = slash == std::string::npos ? "/" : rest.substr(slash);
+  url.port = url.tls ? "443" : "80";
+  if (!authority.empty() && authority.front() == '[') {  // [::1]:8080
+    const size_t close = authority.find(']');
+    if (close == std::string::npos) return std::nullopt;
+    url.host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size() && authority[close + 1] == ':') {
+      url.port = authority.substr(close + 2);
+    }
+  } else if (const size_t colon = authority.rfind(':'); colon != std::string::npos) {
+    url.host = authority.substr(0, colon);
+    url.port = authority.substr(colon + 1);
+  } else {
+    url.host = authority;
+  }
+  if (url.host.empty()) return std::nullopt;
+  return url;
+}
+
+template <typename Stream>
+asio::awaitable<void> Exchange(Stream& stream, const Url& url, const std::string& body,
+                               std::string& error) {
+  http::request<http::string_body> request{http::verb::post, url.target, 11};
+  request.set(http::field::host, url.host);
+  request.set(http::field::user_agent, "tidemarkd");
+  request.set(http::field::content_type, "application/json");
+  request.body() = body;
+  request.prepare_payload();
+  co_await http::async_write(stream, request, asio::use_awaitable);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  co_await http::async_read(stream, buffer, response, asio::use_awaitable);
+  const unsigned status = response.result_int();
+  if (status >= 200 && status < 300) {
+    error.clear();
+  } else {
+    error = "HTTP " + std::to_string(status) + ": " + response.body().substr(0, 200);
+  }
+}
+
+std::string HttpPost(const config::HookConfig& hook, const std::string& url_text,
+                     const std::string& body) {
+  const auto url = ParseUrl(url_text);
+  if (!url) return "not an http:// or https:// URL: " + url_text;
+  std::string error = "timed out after " + std::to_string(hook.timeout_ms) + " ms";
+  bool done = false;
+  try {
+    asio::io_context io;
+    asio::ssl::context tls(asio::ssl::context::tls_client);
+    if (url->tls && hook.tls_verify) {
+      if (hook.ca_file.empty()) {
+        tls.set_default_verify_paths();
+      } else {
+        tls.load_verify_file(hook.ca_file);
+      }
+    }
+    auto run = [&]() -> asio::awaitable<void> {
+      asio::ip::tcp::resolver resolver(io);
+      const auto endpoints =
+          co_await resolver.async_resolve(url->host, url->port, asio::use_awaitable);
+      if (!url->tls) {
+        beast::tcp_stream stream(io);
+        co_await stream.async_connect(endpoints, asio::use_awaitable);
+        co_await Exchange(stream, *url, body, error);
+        beast::error_code ignored;
+        stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        co_return;
+      }
+      beast::ssl_stream<beast::tcp_stream> stream(io, tls);
+      if (hook.tls_verify) {
+        stream.set_verify_mode(asio::ssl::verify_peer);
+        stream.set_verify_callback(asio::ssl::host_name_verification(url->host));
+      }
+      if (!SSL_set_tlsext_host_name(stream.native_handle(), url->host.c_str())) {
+        throw std::runtime_error("cannot set the TLS server name");
+      }
+      co_await beast::get_lowest_layer(stream).async_connect(endpoints, asio::use_awaitable);
+      co_await stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+      co_await Exchange(stream, *url, body, error);
+    };
+    asio::co_spawn(io, run(), [&](std::exception_ptr e) {
+      done = true;
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        error = x.what();
+      }
+    });
+    io.run_for(std::chrono::milliseconds(hook.timeout_ms));
+  } catch (const std::exception& e) {
+    return e.what();  // TLS setup: a CA file that does not load.
+  }
+  (void)done;
+  return error;
+}
+
+// Runs argv with `input` on stdin; kills it at the timeout.
+std::string RunCommand(const config::HookConfig& hook, const std::string& input) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return "pipe failed";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[0], 0);
+  std::vector<char*> argv;
+  for (const std::string& arg : hook.command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[0]);
+  if (spawned != 0) {
+    ::close(pipe_fds[1]);
+    return "cannot run " + hook.command[0] + ": " + std::strerror(spawned);
+  }
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(hook.timeout_ms);
+  auto left_ms = [&] {
+    return static_cast<int>(std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                 std::chrono::steady_clock::now())
+               .count()));
+  };
+  // Write stdin without blocking past the deadline (the command may not read it all).
+  ::fcntl(pipe_fds[1], F_SETFL, O_NONBLOCK);
+  size_t written = 0;
+  while (written < input.size() && left_ms() > 0) {
+    const ssize_t n = ::write(pipe_fds[1], input.data() + written, input.size() - written);
+    if (n > 0) {
+      written += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EAGAIN) {
+      pollfd p{pipe_fds[1], POLLOUT, 0};
+      ::poll(&p, 1, left_ms());
+    } else {
+      break;  // EPIPE: it exited or closed stdin; its exit status says whether that was fine.
+    }
+  }
+  ::close(pipe_fds[1]);
+  // Wait for the exit on a pidfd, so the deadline is exact.
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  int status = 0;
+  pid_t reaped = 0;
+  while ((reaped = ::waitpid(pid, &status, WNOHANG)) == 0 && left_ms() > 0) {
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      ::poll(&p, 1, left_ms());
+    } else {
+      ::poll(nullptr, 0, 10);
+    }
+  }
+  if (pidfd >= 0) ::close(pidfd);
+  if (reaped == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return hook.command[0] + " did not finish within " + std::to_string(hook.timeout_ms) +
+           " ms and was killed";
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  if (WIFEXITED(status))
+    return hook.command[0] + " exited with status " + std::to_string(WEXITSTATUS(status));
+  return hook.command[0] + " was killed by signal " + std::to_string(WTERMSIG(status));
+}
+
+const char* AlertName(const std::string& kind) {
+  if (kind == "native") return "TidemarkNativeMemoryGrowth";
+  if (kind == "silent") return "TidemarkAgentSilent";
+  return "TidemarkLeak";
+}
+
+}  // namespace
+
+json Notification::Document() const {
+  return {{"version", 1}, {"kind", kind}, {"event", event}, {kind, payload}};
+}
+
+json AlertmanagerAlert(const json& alert, const std::string& event) {
+  json labels = json::object();
+  // The agents' own labels first, so ours win on a clash.
+  for (const auto& [k, v] : alert.value("labels", json::object()).items()) labels[k] = v;
+  labels["alertname"] = AlertName(alert.value("kind", ""));
+  labels["service"] = alert.value("service", "");
+  labels["rule"] = alert.value("rule", "");
+  labels["tidemark_id"] = alert.value("id", "");
+  labels["severity"] = "warning";
+  if (!alert.value("type", "").empty()) labels["type"] = alert.value("type", "");
+  json annotations = {{"summary", alert.value("summary", "")},
+                      {"bytes_per_hour", std::to_string(alert.value("bytes_per_hour", 0.0))},
+                      {"agents", alert.value("agents", json::array()).dump()}};
+  const json& holders = alert.value("holders", json::array());
+  if (!holders.empty()) {
+    annotations["held_by"] = holders.at(0).value("path", "");
+    annotations["holders"] = holders.dump();
+  }
+  json out = {
+      {"labels", labels}, {"annotations", annotations}, {"startsAt", alert.value("since", "")}};
+  if (event == "resolved" && alert.contains("resolved")) out["endsAt"] = alert["resolved"];
+  return out;
+}
+
+std::string Deliver(const config::HookConfig& hook, const Notification& n) {
+  switch (hook.kind) {
+    case config::HookKind::kWebhook:
+      return HttpPost(hook, hook.url, n.Document().dump());
+    case config::HookKind::kAlertmanager: {
+      std::string base = hook.url;
+      while (!base.empty() && base.back() == '/') base.pop_back();
+      const json body = json::array({AlertmanagerAlert(n.payload, n.event)});
+      return HttpPost(hook, base + "/api/v2/alerts", body.dump());
+    }
+    case config::HookKind::kCommand:
+      return RunCommand(hook, n.Document().dump() + "\n");
+    case config::HookKind::kLog:
+      spdlog::info("hook {}: {}", hook.name, n.Document().dump());
+      return "";
+  }
+  return "unknown hook kind";
+}
+
+struct Notifier::Hook {
+  config::HookConfig config;
+  struct Item {
+    Notification notification;
+    int attempts = 0;
+    std::chrono::steady_clock::time_point due;
+  };
+  mutable std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Item> queue;
+  bool stopping = false;
+  HookStats stats;
+  std::thread thread;
+};
+
+Notifier::Notifier(const std::vector<config::HookConfig>& hooks) {
+  for (const config::HookConfig& config : hooks) {
+    auto hook = std::make_unique<Hook>();
+    hook->config = config;
+    hook->stats.name = config.name;
+    hook->stats.kind = config::HookKindName(config.kind);
+    hooks_.push_back(std::move(hook));
+  }
+  for (auto& hook : hooks_) hook->thread = std::thread([this, h = hook.get()] { Run(*h); });
+}
+
+Notifier::~Notifier() {
+  for (auto& hook : hooks_) {
+    std::lock_guard lock(hook->mutex);
+    hook->stopping = true;
+    hook->wake.notify_all();
+  }
+  for (auto& hook : hooks_) hook->thread.join();
+}
+
+void Notifier::Notify(const Notification& n) {
+  for (auto& hook : hooks_) {
+    const config::HookConfig& c = hook->config;
+    bool wanted;
+    if (n.kind == "report") {
+      wanted = std::find(n.hooks.begin(), n.hooks.end(), c.name) != n.hooks.end() &&
+               c.kind != config::HookKind::kAlertmanager;
+    } else {
+      wanted = c.alerts && (n.event != "resolved" || c.send_resolved);
+    }
+    if (!wanted) continue;
+    std::lock_guard lock(hook->mutex);
+    if (hook->queue.size() >= kMaxQueued) {
+      hook->queue.pop_front();
+      ++hook->stats.dropped;
+    }
+    hook->queue.push_back({n, 0, std::chrono::steady_clock::now()});
+    hook->wake.notify_all();
+  }
+}
+
+std::vector<HookStats> Notifier::stats() const {
+  std::vector<HookStats> out;
+  for (const auto& hook : hooks_) {
+    std::lock_guard lock(hook->mutex);
+    out.push_back(hook->stats);
+  }
+  return out;
+}
+
+void Notifier::Run(Hook& hook) {
+  std::unique_lock lock(hook.mutex);
+  while (!hook.stopping) {
+    if (hook.queue.empty()) {
+      hook.wake.wait(lock);
+      continue;
+    }
+    // The item due first (retries wait; new ones are due at once).
+    auto next =
+        std::min_element(hook.queue.begin(), hook.queue.end(),
+                         [](const Hook::Item& a, const Hook::Item& b) { return a.due < b.due; });
+    if (next->due > std::chrono::steady_clock::now()) {
+      hook.wake.wait_until(lock, next->due);
+      continue;
+    }
+    Hook::Item item = std::move(*next);
+    hook.queue.erase(next);
+    lock.unlock();
+    std::string error;
+    try {
+      error = Deliver(hook.config, item.notification);
+    } catch (const std::exception& e) {
+      error = e.what();  // Nothing may leave this thread.
+    }
+    lock.lock();
+    ++item.attempts;
+    if (error.empty()) {
+      ++hook.stats.delivered;
+      continue;
+    }
+    ++hook.stats.failed_attempts;
+    if (item.attempts >= hook.config.max_attempts) {
+      ++hook.stats.given_up;
+      spdlog::error("hook {}: gave up on a {} {} after {} attempts: {}", hook.config.name,
+                    item.notification.kind, item.notification.event, item.attempts, error);
+      continue;
+    }
+    const int64_t backoff =
+        std::min<int64_t>(kMaxBackoffMs, hook.config.backoff_ms << std::min(item.attempts - 1, 20));
+    spdlog::warn("hook {}: attempt {} failed ({}); retrying in {} ms", hook.config.name,
+                 item.attempts, error, backoff);
+    item.due = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff);
+    hook.queue.push_back(std::move(item));
+  }
+  if (!hook.queue.empty()) {
+    spdlog::warn("hook {}: {} notifications not delivered at shutdown", hook.config.name,
+                 hook.queue.size());
+  }
+}
+
+}  // namespace tidemark::collector
