@@ -11,6 +11,7 @@
 
 #include "cli/analysis_commands.h"
 #include "cli/flags.h"
+#include "cli/pipeline_commands.h"
 #include "cli/stored.h"
 #include "cli/type_table.h"
 #include "diff/type_diff.h"
@@ -34,6 +35,14 @@ constexpr const char* kUsage =
     "                                  (the newest 5 per agent unless --all)\n"
     "  verify [--json]                 read and decode every stored snapshot; exit 1 if any fails\n"
     "  keygen [--json]                 a new CURVE key pair (Z85) for tidemarkd or an agent\n"
+    "\n"
+    "growth and alerts (what tidemarkd's diff pipeline sees):\n"
+    "  growth [--service S] [--agent A] [--window 1h|30m|last] [--top N] [--all] [--json]\n"
+    "                                  growing types per service over the window: bytes now,\n"
+    "                                  delta, rate/h (least squares), rising steps, fit (R^2)\n"
+    "  alerts [--all] [--json]         firing alerts, with what holds the growth; --all adds\n"
+    "                                  the resolved ones\n"
+    "  reports [ID|last] [--json]      scheduled diff reports, or one of them\n"
     "\n"
     "graph snapshots (instance dicts folded into their owners unless --no-collapse):\n"
     "  types SNAP                      per-type count, bytes and retained bytes\n"
@@ -164,8 +173,8 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
 bool ParseFlags(const std::vector<std::string>& args, Flags& flags, std::ostream& err) {
   // Options that take a value; a repeated one keeps every value (--exclude A --exclude B).
   static const std::vector<std::string> with_value = {
-      "--store",  "--depth",  "--paths", "--top",  "--max-parents", "--max-refs",
-      "--format", "--output", "-o",      "--root", "--exclude"};
+      "--store",  "--depth", "--paths", "--top",     "--max-parents", "--max-refs", "--format",
+      "--output", "-o",      "--root",  "--exclude", "--window",      "--service",  "--agent"};
   flags.store_dir = DefaultStoreDir();
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -230,6 +239,12 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     return MakeCurveKeys(flags.json, out, err);
   }
   if (IsAnalysisVerb(args[0])) return RunAnalysis(args[0], flags, out, err);
+  if (IsPipelineVerb(args[0])) {
+    const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    return RunPipelineVerb(args[0], flags, now_ns, out, err);
+  }
   err << "tidemark: unknown command '" << args[0] << "'\n" << kUsage;
   return 2;
 }
