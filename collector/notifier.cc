@@ -226,7 +226,8 @@ json Notification::Document() const {
 json AlertmanagerAlert(const json& alert, const std::string& event) {
   json labels = json::object();
   // The agents' own labels first, so ours win on a clash.
-  for (const auto& [k, v] : alert.value("labels", json::object()).items()) labels[k] = v;
+  const json agent_labels = alert.value("labels", json::object());
+  for (const auto& [k, v] : agent_labels.items()) labels[k] = v;
   labels["alertname"] = AlertName(alert.value("kind", ""));
   labels["service"] = alert.value("service", "");
   labels["rule"] = alert.value("rule", "");

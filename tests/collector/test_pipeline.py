@@ -1,0 +1,395 @@
+"""The diff pipeline end to end: real Python processes under the agent (one leaking a known type
+at a known rate, one warming up to a plateau, one with a sawtooth), the real tidemarkd with short
+windows, a local HTTP receiver for the webhook, a command hook, the real Alertmanager and
+Prometheus from Debian when installed, and the tidemark CLI.
+
+Environment: as test_collector.py.
+"""
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import unittest
+import urllib.request
+
+from test_collector import Daemon, cli, free_port, wait_for
+
+LEAK_PER_SECOND = 400  # leakyapp.Order objects leaked per second.
+
+APP = r"""
+import sys, time, tidemark
+
+class Order(object):
+    __slots__ = ("order_id", "lines")
+    def __init__(self, order_id):
+        self.order_id = order_id
+        self.lines = None
+
+ORDERS = []   # leak: every order ever seen
+CACHE = {}    # warm: fills to its bound, then stays
+BATCH = []    # saw: fills, then is cleared
+
+def main(mode, endpoint, seconds):
+    tidemark.start(endpoint=endpoint, service=mode, interval=0.2, labels={"team": "checkout"})
+    start = time.monotonic()
+    step = 0.05
+    n = 0
+    while time.monotonic() - start < seconds:
+        tick = time.monotonic()
+        if mode == "leaky":
+            for _ in range(int(%(rate)d * step)):
+                n += 1
+                ORDERS.append(Order(n))
+        elif mode == "warm":
+            if len(CACHE) < 4000:
+                for _ in range(100):
+                    n += 1
+                    CACHE[n] = Order(n)
+        elif mode == "saw":
+            for _ in range(50):
+                n += 1
+                BATCH.append(Order(n))
+            if len(BATCH) >= 2000:
+                del BATCH[:]
+        time.sleep(max(0.0, step - (time.monotonic() - tick)))
+    print("done", n, flush=True)
+""" % {"rate": LEAK_PER_SECOND}
+
+RUNNER = "import sys, leakyapp; leakyapp.main(sys.argv[1], sys.argv[2], float(sys.argv[3]))"
+
+
+class Receiver(object):
+    """A local HTTP endpoint recording what is POSTed to it."""
+
+    def __init__(self):
+        self.bodies = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.bodies.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def documents(self):
+        with self.lock:
+            return [b for _, b in self.bodies]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def alerts_in(documents, kind="alert"):
+    return [d for d in documents if d.get("kind") == kind]
+
+
+class External(object):
+    """A Debian-packaged server (Prometheus, Alertmanager) on a free port, or None if missing."""
+
+    def __init__(self, argv, port, ready_path):
+        self.port = port
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        url = "http://127.0.0.1:%d%s" % (port, ready_path)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited: %s" % (argv[0], self.proc.stderr.read()))
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        wait_for(ready, 60, argv[0] + " to be ready")
+
+    def get(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stderr.close()
+
+
+class PipelineTest(unittest.TestCase):
+    def setUp(self):
+        base = os.environ.get("TIDEMARK_TMP") or tempfile.gettempdir()
+        self.workdir = tempfile.mkdtemp(prefix="pipeline-", dir=base)
+        with open(os.path.join(self.workdir, "leakyapp.py"), "w") as f:
+            f.write(APP)
+        self.cleanup = []
+
+    def tearDown(self):
+        for action in reversed(self.cleanup):
+            try:
+                action()
+            except Exception:
+                pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def app(self, mode, endpoint, seconds):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = self.workdir + os.pathsep + env.get("PYTHONPATH", "")
+        env["TIDEMARK_GRAPH_REQUEST_INTERVAL"] = "0.5"
+        proc = subprocess.Popen([sys.executable, "-c", RUNNER, mode, endpoint, str(seconds)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env)
+
+        def stop():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+            proc.stdout.close()
+        self.cleanup.append(stop)
+        return proc
+
+    def daemon(self, extra):
+        d = Daemon(self.workdir, extra)
+        d.start()
+        self.cleanup.append(lambda: d.kill() if d.proc.poll() is None else None)
+        return d
+
+    def test_leak_alert_names_type_rate_and_holder_while_plateau_and_sawtooth_stay_quiet(self):
+        receiver = Receiver()
+        self.cleanup.append(receiver.close)
+        commands = os.path.join(self.workdir, "command-hook.jsonl")
+        alertmanager = None
+        if shutil.which("prometheus-alertmanager"):
+            am_port = free_port()
+            am_dir = os.path.join(self.workdir, "alertmanager")
+            os.makedirs(am_dir)
+            with open(os.path.join(am_dir, "am.yml"), "w") as f:
+                f.write("route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n")
+            alertmanager = External(
+                ["prometheus-alertmanager", "--config.file=" + os.path.join(am_dir, "am.yml"),
+                 "--storage.path=" + am_dir, "--web.listen-address=127.0.0.1:%d" % am_port,
+                 "--cluster.listen-address="], am_port, "/-/ready")
+            self.cleanup.append(alertmanager.stop)
+        hooks = """
+        [[hooks]]
+        name = "receiver"
+        kind = "webhook"
+        url = "%s"
+        [[hooks]]
+        name = "script"
+        kind = "command"
+        command = ["sh", "-c", "cat >> %s"]
+        """ % (receiver.url, commands)
+        if alertmanager:
+            hooks += """
+        [[hooks]]
+        name = "am"
+        kind = "alertmanager"
+        url = "http://127.0.0.1:%d"
+        """ % alertmanager.port
+        daemon = self.daemon("""
+        [growth]
+        span = "12s"
+        detect_interval = "250ms"
+        [[rules]]
+        name = "fast"
+        window = "8s"
+        for = "1s"
+        min_rate = "5MiB/h"
+        min_growth = "64KiB"
+        resolve_after = "2s"
+        cooldown = "1m"
+        [native]
+        window = "8s"
+        [silence]
+        intervals = 5
+        min_silence = "3s"
+        [investigate]
+        gap = "1s"
+        min_interval = "1m"
+        wait = "15s"
+        """ + hooks)
+        prometheus = None
+        if shutil.which("prometheus"):
+            prom_port = free_port()
+            prom_dir = os.path.join(self.workdir, "prometheus")
+            os.makedirs(prom_dir)
+            with open(os.path.join(prom_dir, "prometheus.yml"), "w") as f:
+                f.write(textwrap.dedent("""\
+                    global:
+                      scrape_interval: 1s
+                    scrape_configs:
+                      - job_name: tidemarkd
+                        static_configs:
+                          - targets: ["127.0.0.1:%d"]
+                    """ % daemon.http_port))
+            prometheus = External(
+                ["prometheus", "--config.file=" + os.path.join(prom_dir, "prometheus.yml"),
+                 "--storage.tsdb.path=" + prom_dir, "--web.listen-address=127.0.0.1:%d" % prom_port],
+                prom_port, "/-/ready")
+            self.cleanup.append(prometheus.stop)
+
+        leaky = self.app("leaky", daemon.endpoint, 120)
+        warm = self.app("warm", daemon.endpoint, 120)
+        saw = self.app("saw", daemon.endpoint, 120)
+        started = time.monotonic()
+
+        def firing():
+            return [d for d in alerts_in(receiver.documents()) if d["event"] == "firing"]
+        try:
+            wait_for(firing, 60, "a firing webhook")
+        except AssertionError:
+            raise AssertionError("no firing webhook; tidemarkd said:\n" + "\n".join(daemon.log()))
+        fired_after = time.monotonic() - started
+        alert = firing()[0]["alert"]
+        self.assertEqual(alert["kind"], "leak")
+        self.assertEqual(alert["service"], "leaky")
+        self.assertEqual(alert["type"], "leakyapp.Order")
+        self.assertEqual(alert["labels"], {"team": "checkout"})
+        self.assertEqual(len(alert["agents"]), 1)
+        self.assertLess(fired_after, 30, "the window is 8 s and `for` 1 s")
+        # The rate: objects per hour within 20% of the truth, and bytes per hour to match.
+        true_count_rate = LEAK_PER_SECOND * 3600.0
+        self.assertAlmostEqual(alert["count_per_hour"] / true_count_rate, 1.0, delta=0.2, msg=alert)
+        per_object = alert["bytes_now"] / alert["count_now"]
+        self.assertAlmostEqual(alert["bytes_per_hour"] / (true_count_rate * per_object), 1.0,
+                               delta=0.2)
+        # What holds it: the module-level list, by name.
+        self.assertEqual(alert["holders_type"], "leakyapp.Order", alert["note"])
+        self.assertTrue(alert["holders"], alert["note"])
+        self.assertEqual(alert["holders"][0]["path"], "leakyapp.ORDERS")
+        self.assertIn("leakyapp.ORDERS", alert["summary"])
+
+        # The plateau and the sawtooth have had their window and `for` by now: give them a few
+        # passes more, then nothing may have fired or be pending for them.
+        time.sleep(3)  # A fixed observation period: the claim is that nothing happens in it.
+        with urllib.request.urlopen("http://127.0.0.1:%d/alerts" % daemon.http_port) as r:
+            active = json.loads(r.read())
+        services = {a["service"] for a in active}
+        self.assertNotIn("warm", services, active)
+        self.assertNotIn("saw", services, active)
+        self.assertEqual([d for d in alerts_in(receiver.documents()) if d["alert"]["service"] != "leaky"], [])
+        metrics = daemon.metrics()
+        self.assertGreater(metrics['tidemark_type_bytes{service="leaky",type="leakyapp.Order"}'], 0)
+        self.assertGreater(metrics['tidemark_type_growth_bytes_per_hour{service="leaky",type="leakyapp.Order"}'], 0)
+        self.assertEqual(metrics['tidemark_alert{kind="leak",rule="fast",service="leaky",type="leakyapp.Order",state="firing"}'], 1)
+        self.assertGreaterEqual(metrics["tidemark_graph_diffs_total"], 1)
+        self.assertEqual(metrics['tidemark_hook_delivered_total{hook="receiver",kind="webhook"}'], 1)
+
+        # The command hook got the same document on stdin.
+        def command_output():
+            if not os.path.exists(commands):
+                return ""
+            with open(commands) as f:
+                return f.read().strip()
+        wait_for(command_output, 20, "the command hook")
+        with open(commands) as f:
+            by_command = [json.loads(l) for l in f if l.strip()]
+        self.assertEqual(by_command[0]["alert"]["id"], alert["id"])
+
+        if alertmanager:
+            def in_alertmanager():
+                return [a for a in alertmanager.get("/api/v2/alerts")
+                        if a["labels"].get("alertname") == "TidemarkLeak"]
+            try:
+                received = wait_for(in_alertmanager, 30, "the alert in Alertmanager")[0]
+            except AssertionError:
+                raise AssertionError("not in Alertmanager (%s); tidemarkd said:\n%s\n%s" % (
+                    alertmanager.get("/api/v2/alerts"),
+                    "\n".join(l for l in daemon.log() if "hook" in l),
+                    {k: v for k, v in daemon.metrics().items() if "hook" in k}))
+            self.assertEqual(received["labels"]["service"], "leaky")
+            self.assertEqual(received["labels"]["type"], "leakyapp.Order")
+            self.assertEqual(received["labels"]["team"], "checkout")
+            self.assertEqual(received["annotations"]["held_by"], "leakyapp.ORDERS")
+
+        if prometheus:
+            query = ('/api/v1/query?query=tidemark_type_bytes%7Bservice%3D%22leaky%22%2C'
+                     'type%3D%22leakyapp.Order%22%7D')
+            result = wait_for(lambda: prometheus.get(query)["data"]["result"], 60,
+                              "Prometheus to have scraped the per-type gauge")
+            self.assertGreater(float(result[0]["value"][1]), 0)
+            firing_query = "/api/v1/query?query=tidemark_alerts%7Bstate%3D%22firing%22%7D"
+            self.assertGreaterEqual(
+                float(wait_for(lambda: prometheus.get(firing_query)["data"]["result"], 30,
+                               "tidemark_alerts in Prometheus")[0]["value"][1]), 1)
+
+        # The leaking process dies: it goes silent, the leak alert resolves, a silent alert fires.
+        leaky.kill()
+        resolved = wait_for(lambda: [d for d in alerts_in(receiver.documents())
+                                     if d["event"] == "resolved" and d["alert"]["kind"] == "leak"],
+                            30, "the resolved webhook")
+        self.assertEqual(resolved[0]["alert"]["id"], alert["id"])
+        wait_for(lambda: [d for d in alerts_in(receiver.documents())
+                          if d["event"] == "firing" and d["alert"]["kind"] == "silent"], 30,
+                 "the silent-agent webhook")
+        warm.kill()
+        saw.kill()
+
+        # Stored: `tidemark alerts` lists it with its holder, and so after a restart.
+        shown = cli("alerts", "--store", daemon.store, "--all", "--json")
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        listed = json.loads(shown.stdout)
+        self.assertIn(alert["id"], [a["id"] for a in listed["resolved"]])
+        daemon.stop()
+        daemon.start()
+        text = cli("alerts", "--store", daemon.store, "--all")
+        self.assertIn("held by leakyapp.ORDERS", text.stdout)
+        growth = cli("growth", "--store", daemon.store, "--service", "leaky", "--window", "1h", "--json")
+        self.assertEqual(growth.returncode, 0, growth.stderr)
+        rows = json.loads(growth.stdout)[0]["types"]
+        self.assertEqual(rows[0]["type"], "leakyapp.Order")
+
+    def test_scheduled_report_is_stored_listed_and_sent_to_its_hooks(self):
+        receiver = Receiver()
+        self.cleanup.append(receiver.close)
+        daemon = self.daemon("""
+        [[hooks]]
+        name = "reports-only"
+        kind = "webhook"
+        url = "%s"
+        alerts = false
+        [[schedules]]
+        name = "often"
+        every = "3s"
+        compare_with = "2s"
+        hooks = ["reports-only"]
+        """ % receiver.url)
+        leaky = self.app("leaky", daemon.endpoint, 60)
+        report = wait_for(lambda: alerts_in(receiver.documents(), "report"), 40, "a report")[0]
+        self.assertEqual(report["event"], "report")
+        sections = report["report"]["sections"]
+        service = [s for s in sections if s["scope"] == "service" and s["name"] == "leaky"]
+        self.assertTrue(service, sections)
+        self.assertEqual(service[0]["rows"][0]["type"], "leakyapp.Order")
+        self.assertGreater(service[0]["rows"][0]["count_delta"], 0)
+        leaky.kill()
+        listed = cli("reports", "--store", daemon.store, "--json")
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        ids = [r["id"] for r in json.loads(listed.stdout)]
+        self.assertIn(report["report"]["id"], ids)
+        shown = cli("reports", report["report"]["id"], "--store", daemon.store)
+        self.assertIn("leakyapp.Order", shown.stdout)
+        self.assertEqual([d for d in receiver.documents() if d.get("kind") == "alert"], [],
+                         "this hook takes reports only")
+
+
+if __name__ == "__main__":
+    unittest.main()
