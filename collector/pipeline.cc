@@ -742,6 +742,7 @@ void Pipeline::ComputeView() {
   const int64_t window =
       config_.rules.empty() ? rolling_.span_ns() / 2 : config_.rules.front().window_ms * kMsToNs;
   std::ostringstream bytes, objects, rates, per_service;
+  for (std::ostringstream* s : {&bytes, &objects, &rates, &per_service}) s->precision(15);
   std::vector<diff::Sample> samples;
   for (const auto& [heap, name] : by_heap) {
     const Service& s = services[*name];

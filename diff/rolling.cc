@@ -63,16 +63,23 @@ RollingState::RollingState(int64_t span_ns, size_t max_types_per_agent)
       bucket_ns_(std::max<int64_t>(1, span_ns / kBucketsPerSpan)),
       max_types_per_agent_(max_types_per_agent) {}
 
+void RollingState::Agent::Reserve(size_t slots) {
+  if (slots <= capacity_) return;
+  std::vector<float> wider(2 * kB * slots, 0.0f);
+  for (size_t pos = 0; pos < static_cast<size_t>(kB); ++pos) {
+    std::copy(Row(pos), Row(pos) + 2 * slot_type_.size(), wider.data() + pos * 2 * slots);
+  }
+  means_ = std::move(wider);
+  capacity_ = slots;
+}
+
 void RollingState::Advance(Agent& a, int64_t bucket) {
   const int64_t from = std::max(a.head_ + 1, bucket - kB + 1);
   for (int64_t k = from; k <= bucket; ++k) {
     const size_t pos = Position(k);
     a.n_[pos] = 0;
     a.t_[pos] = a.rss_[pos] = a.heap_[pos] = 0;
-    for (size_t slot = 0; slot < a.slot_type_.size(); ++slot) {
-      float* m = a.Means(slot);
-      m[pos] = m[kB + pos] = 0;
-    }
+    std::fill(a.Row(pos), a.Row(pos) + 2 * a.capacity_, 0.0f);
   }
   a.head_ = bucket;
   Compact(a);
@@ -80,33 +87,34 @@ void RollingState::Advance(Agent& a, int64_t bucket) {
 
 // Series that are zero in every bucket and now hold nothing: the type is gone from the agent.
 void RollingState::Compact(Agent& a) {
-  size_t kept = 0;
   const size_t slots = a.slot_type_.size();
+  std::vector<uint32_t> keep;
+  keep.reserve(slots);
   for (size_t slot = 0; slot < slots; ++slot) {
-    const float* m = a.Means(slot);
-    const bool empty = a.latest_[2 * slot] == 0 && a.latest_[2 * slot + 1] == 0 &&
-                       std::all_of(m, m + 2 * kB, [](float v) { return v == 0; });
-    if (empty) continue;
-    if (kept != slot) {
-      a.slot_type_[kept] = a.slot_type_[slot];
-      a.latest_[2 * kept] = a.latest_[2 * slot];
-      a.latest_[2 * kept + 1] = a.latest_[2 * slot + 1];
-      std::copy(m, m + 2 * kB, a.Means(kept));
+    bool empty = a.latest_[2 * slot] == 0 && a.latest_[2 * slot + 1] == 0;
+    for (size_t pos = 0; empty && pos < static_cast<size_t>(kB); ++pos) {
+      empty = a.Row(pos)[2 * slot] == 0 && a.Row(pos)[2 * slot + 1] == 0;
     }
-    ++kept;
+    if (!empty) keep.push_back(static_cast<uint32_t>(slot));
   }
-  if (kept != slots) {
-    a.slot_type_.resize(kept);
-    a.latest_.resize(2 * kept);
-    a.means_.resize(2 * kB * kept);
-    a.Rehash();
+  if (keep.size() == slots) return;
+  for (size_t pos = 0; pos < static_cast<size_t>(kB); ++pos) {
+    float* row = a.Row(pos);
+    for (size_t i = 0; i < keep.size(); ++i) {
+      row[2 * i] = row[2 * keep[i]];
+      row[2 * i + 1] = row[2 * keep[i] + 1];
+    }
+    std::fill(row + 2 * keep.size(), row + 2 * slots, 0.0f);
   }
-  // Growth by doubling may leave up to half of the means unused: give it back.
-  if (a.means_.capacity() > a.means_.size() + a.means_.size() / 4 + 2 * kB) {
-    a.means_.shrink_to_fit();
-    a.latest_.shrink_to_fit();
-    a.slot_type_.shrink_to_fit();
+  for (size_t i = 0; i < keep.size(); ++i) {
+    a.slot_type_[i] = a.slot_type_[keep[i]];
+    a.latest_[2 * i] = a.latest_[2 * keep[i]];
+    a.latest_[2 * i + 1] = a.latest_[2 * keep[i] + 1];
   }
+  a.slot_type_.resize(keep.size());
+  a.latest_.resize(2 * keep.size());
+  a.order_.clear();
+  a.Rehash();
 }
 
 bool RollingState::Fold(const std::string& agent_key, const snapshot::Header& header,
@@ -137,42 +145,49 @@ bool RollingState::Fold(const std::string& agent_key, const snapshot::Header& he
   a.heap_[pos] += (static_cast<double>(header.bytes) - a.heap_[pos]) * inv;
   const float finv = static_cast<float>(inv);
 
-  if (a.slot_type_.empty()) {
-    const size_t expected = std::min(types.size(), max_types_per_agent_);
-    a.slot_type_.reserve(expected);
-    a.latest_.reserve(2 * expected);
-    a.means_.reserve(2 * kB * expected);
-  }
+  // Rows exactly as wide as the first summary; later new types widen them by a quarter.
+  a.Reserve(std::min(max_types_per_agent_, std::max(a.slot_type_.size(), types.size())));
   seen_.assign(a.slot_type_.size(), 0);
-  for (const snapshot::TypeStat& stat : types) {
-    const uint32_t id = names_.Intern(stat.name);
-    int64_t slot = a.SlotOf(id);
-    if (slot < 0) {
-      if (a.slot_type_.size() >= max_types_per_agent_) {
-        ++untracked_;
-        continue;
+  a.order_.resize(types.size(), UINT32_MAX);
+  for (size_t i = 0; i < types.size(); ++i) {
+    const snapshot::TypeStat& stat = types[i];
+    int64_t slot = -1;
+    const uint32_t cached = a.order_[i];
+    if (cached < a.slot_type_.size() && names_.Name(a.slot_type_[cached]) == stat.name) {
+      slot = cached;
+    } else {
+      const uint32_t id = names_.Intern(stat.name);
+      slot = a.SlotOf(id);
+      if (slot < 0) {
+        if (a.slot_type_.size() >= max_types_per_agent_) {
+          ++untracked_;
+          continue;
+        }
+        slot = static_cast<int64_t>(a.slot_type_.size());
+        if (a.slot_type_.size() == a.capacity_) {
+          a.Reserve(std::min(max_types_per_agent_, a.capacity_ + a.capacity_ / 4 + 4));
+        }
+        a.slot_type_.push_back(id);
+        a.latest_.resize(a.latest_.size() + 2, 0.0f);
+        seen_.push_back(0);
+        if (a.table_.size() < 2 * a.slot_type_.size() + 1) {
+          a.Rehash();
+        } else {
+          const size_t mask = a.table_.size() - 1;
+          size_t j = HashOf(id) & mask;
+          while (a.table_[j] != 0) j = (j + 1) & mask;
+          a.table_[j] = static_cast<uint32_t>(slot + 1);
+        }
       }
-      slot = static_cast<int64_t>(a.slot_type_.size());
-      a.slot_type_.push_back(id);
-      a.latest_.resize(a.latest_.size() + 2, 0.0f);
-      a.means_.resize(a.means_.size() + 2 * kB, 0.0f);
-      seen_.push_back(0);
-      if (a.table_.size() < 2 * a.slot_type_.size() + 1) {
-        a.Rehash();
-      } else {
-        const size_t mask = a.table_.size() - 1;
-        size_t i = HashOf(id) & mask;
-        while (a.table_[i] != 0) i = (i + 1) & mask;
-        a.table_[i] = static_cast<uint32_t>(slot + 1);
-      }
+      a.order_[i] = static_cast<uint32_t>(slot);
     }
     const size_t s = static_cast<size_t>(slot);
-    float* m = a.Means(s);
+    float* m = a.Row(pos) + 2 * s;
     const float count = static_cast<float>(stat.count), bytes = static_cast<float>(stat.bytes);
     // A type listed twice (it should not be) adds up, as the summary's totals do.
     if (seen_[s]) {
-      m[pos] += count * finv;
-      m[kB + pos] += bytes * finv;
+      m[0] += count * finv;
+      m[1] += bytes * finv;
       if (newest) {
         a.latest_[2 * s] += count;
         a.latest_[2 * s + 1] += bytes;
@@ -180,18 +195,18 @@ bool RollingState::Fold(const std::string& agent_key, const snapshot::Header& he
       continue;
     }
     seen_[s] = 1;
-    m[pos] += (count - m[pos]) * finv;
-    m[kB + pos] += (bytes - m[kB + pos]) * finv;
+    m[0] += (count - m[0]) * finv;
+    m[1] += (bytes - m[1]) * finv;
     if (newest) {
       a.latest_[2 * s] = count;
       a.latest_[2 * s + 1] = bytes;
     }
   }
+  float* row = a.Row(pos);
   for (size_t s = 0; s < a.slot_type_.size(); ++s) {
     if (seen_[s]) continue;
-    float* m = a.Means(s);
-    m[pos] -= m[pos] * finv;
-    m[kB + pos] -= m[kB + pos] * finv;
+    row[2 * s] -= row[2 * s] * finv;
+    row[2 * s + 1] -= row[2 * s + 1] * finv;
     if (newest) a.latest_[2 * s] = a.latest_[2 * s + 1] = 0;
   }
 
@@ -233,11 +248,11 @@ void RollingState::AgentSeries(const Agent& a, Value value, std::vector<Sample>&
 }
 
 void RollingState::Samples(const Agent& a, size_t slot, std::vector<Sample>& out) const {
-  const float* m = a.Means(slot);
   AgentSeries(
       a,
-      [m](size_t pos) {
-        return Sample{0, m[pos], m[kB + pos]};
+      [&a, slot](size_t pos) {
+        const float* m = a.Row(pos) + 2 * slot;
+        return Sample{0, m[0], m[1]};
       },
       out);
 }
@@ -261,13 +276,12 @@ void RollingState::HeapSamples(const Agent& a, std::vector<Sample>& out) const {
 }
 
 float RollingState::GrowthBound(const Agent& a, size_t slot, int64_t window_ns) const {
-  const float* m = a.Means(slot) + kB;
   const int64_t reach = std::min<int64_t>(kB - 1, window_ns / bucket_ns_ + 1);
-  const float newest = m[Position(a.head_)];
+  const float newest = a.Row(Position(a.head_))[2 * slot + 1];
   float low = newest;
   for (int64_t k = a.head_ - reach; k < a.head_; ++k) {
     const size_t pos = Position(k);
-    if (a.n_[pos] != 0) low = std::min(low, m[pos]);
+    if (a.n_[pos] != 0) low = std::min(low, a.Row(pos)[2 * slot + 1]);
   }
   return newest - low;
 }
@@ -283,7 +297,8 @@ size_t RollingState::memory_bytes() const {
   for (const auto& [key, a] : agents_) {
     total += sizeof(Agent) + 2 * sizeof(void*) + sizeof(key) + 2 * (key.capacity() + 1);
     total += a->slot_type_.capacity() * sizeof(uint32_t) + a->latest_.capacity() * sizeof(float) +
-             a->means_.capacity() * sizeof(float) + a->table_.capacity() * sizeof(uint32_t);
+             a->means_.capacity() * sizeof(float) + a->table_.capacity() * sizeof(uint32_t) +
+             a->order_.capacity() * sizeof(uint32_t);
     for (const auto& [k, v] : a->identity.labels) total += k.capacity() + v.capacity() + 64;
   }
   return total;

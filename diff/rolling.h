@@ -88,12 +88,19 @@ class RollingState {
     double rss_[kBuckets] = {};  // Mean RSS and heap bytes: the native-memory series.
     double heap_[kBuckets] = {};
     std::vector<uint32_t> slot_type_;
-    std::vector<float> latest_;    // 2 per slot: count, bytes.
-    std::vector<float> means_;     // kBuckets x 2 per slot: [count x kBuckets][bytes x kBuckets].
+    std::vector<float> latest_;  // 2 per slot: count, bytes.
+    // Bucket-major: row `pos` holds (count, bytes) of every slot, so a fold writes one
+    // contiguous row and a new bucket clears one. Rows are `capacity_` slots wide.
+    std::vector<float> means_;
+    size_t capacity_ = 0;
     std::vector<uint32_t> table_;  // Open addressing: slot + 1, 0 empty.
+    // The slot of the i-th type of the previous summary: agents list types in a stable order,
+    // so a name compare usually replaces a hash lookup.
+    std::vector<uint32_t> order_;
     void Rehash();
-    float* Means(size_t slot) { return means_.data() + slot * 2 * kBuckets; }
-    const float* Means(size_t slot) const { return means_.data() + slot * 2 * kBuckets; }
+    void Reserve(size_t slots);
+    float* Row(size_t pos) { return means_.data() + pos * 2 * capacity_; }
+    const float* Row(size_t pos) const { return means_.data() + pos * 2 * capacity_; }
   };
 
   // Folds one summary. Returns false if it was ignored (older than the agent's ring).
