@@ -365,7 +365,7 @@ void Notifier::Run(Hook& hook) {
     ++hook.stats.failed_attempts;
     if (item.attempts >= hook.config.max_attempts) {
       ++hook.stats.given_up;
-      spdlog::error("hook {}: gave up on a {} {} after {} attempts: {}", hook.config.name,
+      spdlog::error("hook {}: gave up on {} ({}) after {} attempts: {}", hook.config.name,
                     item.notification.kind, item.notification.event, item.attempts, error);
       continue;
     }

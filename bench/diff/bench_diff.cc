@@ -47,8 +47,8 @@ uint64_t RssBytes() {
 }
 
 struct Fleet {
-  std::vector<Header> headers;                 // One per agent.
-  std::vector<std::vector<TypeStat>> tables;   // One per service; agents share their service's.
+  std::vector<Header> headers;                // One per agent.
+  std::vector<std::vector<TypeStat>> tables;  // One per service; agents share their service's.
   std::vector<std::string> keys;
 };
 
@@ -60,10 +60,11 @@ Fleet MakeFleet(int agents, int types) {
   for (int s = 0; s < services; ++s) {
     std::vector<TypeStat> table;
     for (int t = 0; t < types; ++t) {
-      std::string name = t < shared ? "builtins.type_" + std::to_string(t)
-                                    : "service" + std::to_string(s) + ".models.Model" +
-                                          std::to_string(t);
-      table.push_back({name, static_cast<uint64_t>(100 + t), static_cast<uint64_t>(6400 + 64 * t), 64});
+      std::string name = t < shared
+                             ? "builtins.type_" + std::to_string(t)
+                             : "service" + std::to_string(s) + ".models.Model" + std::to_string(t);
+      table.push_back(
+          {name, static_cast<uint64_t>(100 + t), static_cast<uint64_t>(6400 + 64 * t), 64});
     }
     f.tables.push_back(std::move(table));
   }
@@ -88,12 +89,17 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
-    if (a == "--agents") agents = next();
-    else if (a == "--types") types = next();
-    else if (a == "--rounds") rounds = next();
-    else if (a == "--markdown") markdown = true;
+    if (a == "--agents")
+      agents = next();
+    else if (a == "--types")
+      types = next();
+    else if (a == "--rounds")
+      rounds = next();
+    else if (a == "--markdown")
+      markdown = true;
     else {
-      std::fprintf(stderr, "usage: bench_diff [--agents N] [--types N] [--rounds N] [--markdown]\n");
+      std::fprintf(stderr,
+                   "usage: bench_diff [--agents N] [--types N] [--rounds N] [--markdown]\n");
       return 2;
     }
   }
@@ -185,10 +191,12 @@ int main(int argc, char** argv) {
   print("baseline (hash names, sum counts)", fmt("%.2f us", baseline_us), "per summary");
   print("detector pass", fmt("%.3f s", detect_s),
         "<= 1 s; " + fmt("%.0f", static_cast<double>(pass.series_examined)) + " of " +
-            fmt("%.0f", static_cast<double>(pass.series_checked)) + " series past the cheap bound, " +
-            std::to_string(pass.events.size()) + " alerts pending");
+            fmt("%.0f", static_cast<double>(pass.series_checked)) +
+            " series past the cheap bound, " + std::to_string(pass.events.size()) +
+            " alerts pending");
   print("detector pass, again", fmt("%.3f s", detect2_s), "alert state already built");
   print("memory per series (accounted)", fmt("%.0f B", accounted), "<= 256 B");
-  print("memory per series (RSS growth)", fmt("%.0f B", by_rss), "<= 256 B; includes allocator overhead");
+  print("memory per series (RSS growth)", fmt("%.0f B", by_rss),
+        "<= 256 B; includes allocator overhead");
   return 0;
 }

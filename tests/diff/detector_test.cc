@@ -300,6 +300,31 @@ TEST(Detector, AlertNamesOtherGrowingTypes) {
   EXPECT_EQ(big->top_growing.front().type, "app.Small");
 }
 
+TEST(Detector, ALeakDraggingItsContentsAlongIsOneAlertAboutTheFastestType) {
+  Sim sim;
+  const auto who = Who("api", 1);
+  for (int64_t t = 0; t < 2 * kNsPerHour; t += kMin) {
+    snapshot::Header h;
+    h.identity = who;
+    h.timestamp_ns = kT0 + t;
+    const double x = Hours(t);
+    // Each leaked order holds a str and a list: all three grow, the order fastest.
+    std::vector<snapshot::TypeStat> types = {
+        {"str", 1, static_cast<uint64_t>(5 * kMiB + 3 * kMiB * x), 0},
+        {"app.Order", 1, static_cast<uint64_t>(1 * kMiB + 8 * kMiB * x), 0},
+        {"list", 1, static_cast<uint64_t>(2 * kMiB + 4 * kMiB * x), 0}};
+    sim.state.Fold("k", h, types, kT0 + t);
+    sim.Pass(kT0 + t);
+  }
+  ASSERT_EQ(sim.Fired(AlertKind::kLeak), 1);
+  const Alert* alert = sim.FirstFiring();
+  EXPECT_EQ(alert->id, "leak/python-heap-growth/api");
+  EXPECT_EQ(alert->type, "app.Order");
+  ASSERT_EQ(alert->top_growing.size(), 2u);
+  EXPECT_EQ(alert->top_growing[0].type, "list");
+  EXPECT_EQ(alert->top_growing[1].type, "str");
+}
+
 TEST(RollingState, BucketedRateMatchesTheTrueRate) {
   RollingState state(kNsPerHour);
   snapshot::Identity who = Who("api", 1);
