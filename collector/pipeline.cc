@@ -198,6 +198,7 @@ Pipeline::Pipeline(const config::Config& config, std::string store_dir, Notifier
     : store_dir_(std::move(store_dir)),
       notifier_(notifier),
       config_(config),
+      investigate_(config.investigate),
       rolling_(config.growth_span_ms * kMsToNs, static_cast<size_t>(config.max_types_per_agent)),
       detector_(DetectorConfigOf(config)) {}
 
@@ -215,6 +216,7 @@ void Pipeline::Reconfigure(const config::Config& config) {
     detector_.Configure(DetectorConfigOf(config));
   }
   std::lock_guard lock(work_mutex_);
+  investigate_ = config.investigate;
   next_report_ns_.clear();  // Recomputed from now for the new schedules.
 }
 
@@ -301,7 +303,7 @@ void Pipeline::OnGraph(const snapshot::Header& header, std::string_view message,
       inv->first_taken_ns = header.timestamp_ns;
       inv->stage = Investigation::Stage::kAwaitSecond;
       inv->requested_ns = 0;
-      inv->second_due_ns = received_ns + config_.investigate.gap_ms * kMsToNs;
+      inv->second_due_ns = received_ns + investigate_.gap_ms * kMsToNs;
     } else if (inv->stage == Investigation::Stage::kAwaitSecond && inv->requested_ns > 0 &&
                header.timestamp_ns > inv->first_taken_ns) {
       inv->stage = Investigation::Stage::kDiffing;
@@ -426,11 +428,11 @@ bool Pipeline::RequestGraph(Investigation& inv, int64_t now) {
     // Between investigations, not between the two graphs of one.
     auto last = last_graph_request_.find(inv.agent_key);
     if (last != last_graph_request_.end() &&
-        now - last->second < config_.investigate.min_interval_ms * kMsToNs) {
+        now - last->second < investigate_.min_interval_ms * kMsToNs) {
       return false;
     }
   }
-  if (!requester_ || !requester_(inv.agent_key, config_.investigate.values)) {
+  if (!requester_ || !requester_(inv.agent_key, investigate_.values)) {
     inv.stage = Investigation::Stage::kDone;
     investigations_failed_.fetch_add(1, std::memory_order_relaxed);
     inv.failure = "agent " + inv.agent_key + " has no open connection to this collector";
@@ -453,7 +455,7 @@ void Pipeline::Investigate(int64_t now) {
   std::vector<diff::Alert> release;
   {
     std::lock_guard lock(work_mutex_);
-    const int64_t wait = config_.investigate.wait_ms * kMsToNs;
+    const int64_t wait = investigate_.wait_ms * kMsToNs;
     for (auto& [id, inv] : investigations_) {
       using Stage = Investigation::Stage;
       switch (inv->stage) {

@@ -112,6 +112,7 @@ class Pipeline {
 
   // The pipeline thread's, and OnGraph's: guarded by work_mutex_.
   std::mutex work_mutex_;
+  config::InvestigateConfig investigate_;
   std::condition_variable work_wake_;
   bool stopping_ = false;
   std::map<std::string, std::unique_ptr<Investigation>> investigations_;  // By alert id.

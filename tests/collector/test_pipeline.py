@@ -282,10 +282,13 @@ class PipelineTest(unittest.TestCase):
         time.sleep(3)  # A fixed observation period: the claim is that nothing happens in it.
         with urllib.request.urlopen("http://127.0.0.1:%d/alerts" % daemon.http_port) as r:
             active = json.loads(r.read())
-        services = {a["service"] for a in active}
+        # (Leak alerts only: under AddressSanitizer every process's RSS grows with the
+        # sanitizer's quarantine, which the native-memory rule rightly sees as native growth.)
+        services = {a["service"] for a in active if a["kind"] == "leak"}
         self.assertNotIn("warm", services, active)
         self.assertNotIn("saw", services, active)
-        self.assertEqual([d for d in alerts_in(receiver.documents()) if d["alert"]["service"] != "leaky"], [])
+        self.assertEqual([d for d in alerts_in(receiver.documents())
+                          if d["alert"]["service"] != "leaky" or d["alert"]["kind"] != "leak"], [])
         metrics = daemon.metrics()
         self.assertGreater(metrics['tidemark_type_bytes{service="leaky",type="leakyapp.Order"}'], 0)
         self.assertGreater(metrics['tidemark_type_growth_bytes_per_hour{service="leaky",type="leakyapp.Order"}'], 0)
