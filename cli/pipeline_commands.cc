@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include "config/config.h"
+#include "diff/detector.h"
 #include "diff/growth.h"
 #include "diff/json.h"
 #include "store/journal.h"
@@ -18,19 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Human(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = std::abs(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char out[48];
-  std::snprintf(out, sizeof out, "%s%.*f %s", bytes < 0 ? "-" : "", u == 0 ? 0 : 1, v, units[u]);
-  return out;
-}
-
 std::string Duration(int64_t ns) {
   const int64_t s = ns / 1'000'000'000;
   if (s < 120) return std::to_string(s) + " s";
@@ -40,7 +28,7 @@ std::string Duration(int64_t ns) {
 }
 
 std::string Signed(double v, bool bytes) {
-  const std::string body = bytes ? Human(v) : std::to_string(static_cast<int64_t>(v));
+  const std::string body = bytes ? diff::HumanBytes(v) : std::to_string(static_cast<int64_t>(v));
   return v > 0 ? "+" + body : body;
 }
 
@@ -193,7 +181,8 @@ int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err
       continue;
     }
     out << svc << ": " << agent_count << (agent_count == 1 ? " agent" : " agents") << ", RSS "
-        << Human(rss_growth.bytes_now) << " (" << Signed(rss_growth.bytes_per_hour, true) << "/h), "
+        << diff::HumanBytes(rss_growth.bytes_now) << " (" << Signed(rss_growth.bytes_per_hour, true)
+        << "/h), "
         << (window_ns == 0 ? std::string("since the previous snapshot")
                            : "over the last " + Duration(window_ns) + " (" +
                                  Duration(rss_growth.covered_ns) + " of data)")
@@ -204,7 +193,7 @@ int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err
     out << line;
     for (const Row& r : rows) {
       std::snprintf(line, sizeof line, "  %-40s %12s %12s %10s %12s/h %6.0f%% %5.2f\n",
-                    r.type.substr(0, 40).c_str(), Human(r.g.bytes_now).c_str(),
+                    r.type.substr(0, 40).c_str(), diff::HumanBytes(r.g.bytes_now).c_str(),
                     Signed(r.g.bytes_delta, true).c_str(), Signed(r.g.count_delta, false).c_str(),
                     Signed(r.g.bytes_per_hour, true).c_str(), 100 * r.g.increasing, r.g.fit);
       out << line;
@@ -222,7 +211,7 @@ void PrintAlert(const diff::Alert& a, std::ostream& out) {
   out << "\n  " << a.Summary() << "\n";
   for (const diff::HeldBy& h : a.holders) {
     out << "  held by " << h.path << "  (" << h.description << ": " << h.count << " new objects, "
-        << Human(static_cast<double>(h.bytes)) << ")\n";
+        << diff::HumanBytes(static_cast<double>(h.bytes)) << ")\n";
   }
   if (!a.top_growing.empty()) {
     out << "  also growing:";
@@ -324,8 +313,8 @@ int Reports(const Flags& flags, std::ostream& out, std::ostream& err) {
   for (const auto& s : found->sections) {
     out << "\n"
         << s.scope << " " << s.name << ": " << diff::Rfc3339(s.from_ns) << " -> "
-        << diff::Rfc3339(s.to_ns) << ", " << Human(static_cast<double>(s.bytes_before)) << " -> "
-        << Human(static_cast<double>(s.bytes_after)) << "\n";
+        << diff::Rfc3339(s.to_ns) << ", " << diff::HumanBytes(static_cast<double>(s.bytes_before))
+        << " -> " << diff::HumanBytes(static_cast<double>(s.bytes_after)) << "\n";
     char line[512];
     for (const auto& d : s.rows) {
       std::snprintf(line, sizeof line, "  %-40s %12s %10s\n", d.name.substr(0, 40).c_str(),

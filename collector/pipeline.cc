@@ -43,6 +43,22 @@ std::string AgentKey(const snapshot::Identity& id) {
          std::to_string(id.start_time_ns / kSecondNs);
 }
 
+namespace {
+
+// A rule's tests and timing, from the configuration's units to the detector's.
+template <typename Rule>
+void CopyGrowthRule(const config::GrowthRule& from, Rule& to) {
+  to.criteria.min_bytes_per_hour = static_cast<double>(from.min_rate);
+  to.criteria.min_growth_bytes = static_cast<double>(from.min_growth);
+  to.criteria.min_fit = from.min_fit;
+  to.criteria.window_ns = from.window_ms * kMsToNs;
+  to.for_ns = from.for_ms * kMsToNs;
+  to.cooldown_ns = from.cooldown_ms * kMsToNs;
+  to.resolve_after_ns = from.resolve_after_ms * kMsToNs;
+}
+
+}  // namespace
+
 diff::DetectorConfig DetectorConfigOf(const config::Config& c) {
   diff::DetectorConfig d;
   d.rules.clear();
@@ -51,24 +67,12 @@ diff::DetectorConfig DetectorConfigOf(const config::Config& c) {
     rule.name = r.name;
     rule.services = r.services;
     rule.types = r.types;
-    rule.criteria.min_bytes_per_hour = static_cast<double>(r.min_rate);
-    rule.criteria.min_growth_bytes = static_cast<double>(r.min_growth);
-    rule.criteria.min_fit = r.min_fit;
-    rule.criteria.window_ns = r.window_ms * kMsToNs;
-    rule.for_ns = r.for_ms * kMsToNs;
-    rule.cooldown_ns = r.cooldown_ms * kMsToNs;
-    rule.resolve_after_ns = r.resolve_after_ms * kMsToNs;
+    CopyGrowthRule(r, rule);
     d.rules.push_back(std::move(rule));
   }
   d.native.enabled = c.native.enabled;
-  d.native.criteria.min_bytes_per_hour = static_cast<double>(c.native.min_rate);
-  d.native.criteria.min_growth_bytes = static_cast<double>(c.native.min_growth);
-  d.native.criteria.min_fit = c.native.min_fit;
-  d.native.criteria.window_ns = c.native.window_ms * kMsToNs;
   d.native.max_python_share = c.native.max_python_share;
-  d.native.for_ns = c.native.for_ms * kMsToNs;
-  d.native.cooldown_ns = c.native.cooldown_ms * kMsToNs;
-  d.native.resolve_after_ns = c.native.resolve_after_ms * kMsToNs;
+  CopyGrowthRule(c.native, d.native);
   d.silence.enabled = c.silence.enabled;
   d.silence.intervals = c.silence.intervals;
   d.silence.min_silence_ns = c.silence.min_silence_ms * kMsToNs;

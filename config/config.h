@@ -29,11 +29,8 @@ enum class SyncPolicy {
   kNone,   // Acknowledge once written to the page cache: survives a daemon crash only.
 };
 
-// [[rules]]: a leak rule (diff/detector.h). Rates are bytes per hour.
-struct LeakRuleConfig {
-  std::string name = "python-heap-growth";
-  std::vector<std::string> services = {"*"};  // Globs: '*' any run, '?' one character.
-  std::vector<std::string> types = {"*"};
+// What a growth rule tests and when it fires (diff/detector.h). Rates are bytes per hour.
+struct GrowthRule {
   uint64_t min_rate = uint64_t{1} << 20;      // Bytes per hour.
   uint64_t min_growth = uint64_t{512} << 10;  // Bytes over the window.
   double min_fit = 0.5;                       // R^2 of the growth line.
@@ -43,17 +40,21 @@ struct LeakRuleConfig {
   int64_t resolve_after_ms = 600'000;
 };
 
+// [[rules]]: a leak rule over the per-type series of the services and types it selects.
+struct LeakRuleConfig : GrowthRule {
+  std::string name = "python-heap-growth";
+  std::vector<std::string> services = {"*"};  // Globs: '*' any run, '?' one character.
+  std::vector<std::string> types = {"*"};
+};
+
 // [native]: RSS growing outside Python objects.
-struct NativeConfig {
+struct NativeConfig : GrowthRule {
+  NativeConfig() {
+    min_rate = uint64_t{8} << 20;
+    min_growth = uint64_t{4} << 20;
+  }
   bool enabled = true;
-  uint64_t min_rate = uint64_t{8} << 20;
-  uint64_t min_growth = uint64_t{4} << 20;
-  double min_fit = 0.5;
   double max_python_share = 0.25;
-  int64_t window_ms = 1800'000;
-  int64_t for_ms = 600'000;
-  int64_t cooldown_ms = 3600'000;
-  int64_t resolve_after_ms = 600'000;
 };
 
 // [silence]: agents that stop sending.

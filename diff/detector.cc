@@ -10,19 +10,6 @@ namespace {
 
 constexpr const char* kNativeType = "(native memory)";
 
-std::string HumanBytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = std::abs(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char out[48];
-  std::snprintf(out, sizeof out, "%s%.*f %s", bytes < 0 ? "-" : "", u == 0 ? 0 : 1, v, units[u]);
-  return out;
-}
-
 bool AnyGlob(const std::vector<std::string>& patterns, std::string_view text) {
   return std::any_of(patterns.begin(), patterns.end(),
                      [&](const std::string& p) { return GlobMatch(p, text); });
@@ -42,6 +29,19 @@ struct Candidate {
 };
 
 }  // namespace
+
+std::string HumanBytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = std::abs(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char out[48];
+  std::snprintf(out, sizeof out, "%s%.*f %s", bytes < 0 ? "-" : "", u == 0 ? 0 : 1, v, units[u]);
+  return out;
+}
 
 const char* AlertKindName(AlertKind kind) {
   switch (kind) {

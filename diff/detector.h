@@ -74,6 +74,9 @@ struct DetectorConfig {
 
 enum class AlertKind : uint8_t { kLeak, kNative, kSilent };
 enum class AlertState : uint8_t { kPending, kFiring, kResolved };
+// "1.5 MiB", "-300 B": for the one-line summaries people read.
+std::string HumanBytes(double bytes);
+
 const char* AlertKindName(AlertKind kind);     // "leak", "native", "silent".
 const char* AlertStateName(AlertState state);  // "pending", "firing", "resolved".
 

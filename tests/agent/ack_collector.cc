@@ -2,17 +2,22 @@
 // port that decodes each snapshot and acknowledges it with its sequence number.
 //
 // Prints "endpoint tcp://127.0.0.1:PORT" once bound, then one line per message:
-// "ok SERVICE PID SEQ KIND OBJECTS" or "bad REASON". Exits when stdin closes.
+// "ok SERVICE PID SEQ KIND OBJECTS TIMESTAMP_NS" or "bad REASON". Exits when stdin closes.
+// With --graph-requests it asks for graphs as tidemarkd does: three requests at once after the
+// first summary, one more right after the first graph.
 #include <poll.h>
 #include <unistd.h>
 
 #include <iostream>
+#include <string>
 #include <zmq.hpp>
 
 #include "snapshot/control.h"
 #include "snapshot/wire.h"
 
-int main() {
+int main(int argc, char** argv) {
+  const bool ask_for_graphs = argc > 1 && std::string(argv[1]) == "--graph-requests";
+  bool asked_after_summary = false, asked_after_graph = false;
   zmq::context_t context(1);
   zmq::socket_t router(context, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
@@ -37,11 +42,28 @@ int main() {
       }
       const auto& h = snap->header;
       std::cout << "ok " << h.identity.service << " " << h.identity.pid << " " << h.seq << " "
-                << tidemark::snapshot::KindName(h.kind) << " " << h.objects << std::endl;
+                << tidemark::snapshot::KindName(h.kind) << " " << h.objects << " " << h.timestamp_ns
+                << std::endl;
+      const std::string peer = identity.to_string();  // Sending empties the message.
       tidemark::snapshot::Control ack;
       ack.ack = h.seq;
       router.send(identity, zmq::send_flags::sndmore);
       router.send(zmq::buffer(tidemark::snapshot::EncodeControl(ack)), zmq::send_flags::none);
+      const bool graph = h.kind == tidemark::snapshot::Kind::kGraph;
+      int requests = 0;
+      if (ask_for_graphs && !graph && !asked_after_summary) {
+        asked_after_summary = true;
+        requests = 3;
+      } else if (ask_for_graphs && graph && !asked_after_graph) {
+        asked_after_graph = true;
+        requests = 1;
+      }
+      tidemark::snapshot::Control request;
+      request.graph_requested = true;
+      for (int i = 0; i < requests; ++i) {
+        router.send(zmq::buffer(peer), zmq::send_flags::sndmore);
+        router.send(zmq::buffer(tidemark::snapshot::EncodeControl(request)), zmq::send_flags::none);
+      }
     }
   }
 }

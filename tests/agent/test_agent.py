@@ -53,8 +53,9 @@ class Collector(object):
     decodes every snapshot and acknowledges it. Its lines are read by a thread, so waiting
     for them times out instead of blocking."""
 
-    def __init__(self):
-        self.proc = subprocess.Popen([os.environ["TIDEMARK_ACK_COLLECTOR"]], stdin=subprocess.PIPE,
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([os.environ["TIDEMARK_ACK_COLLECTOR"]] + list(args),
+                                     stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         self.endpoint = self.proc.stdout.readline().split()[1]
         self._lines = []
@@ -68,7 +69,7 @@ class Collector(object):
                 self._lines.append(line.split())
 
     def received(self):
-        """[service, pid, seq, kind, objects] of every snapshot decoded so far."""
+        """[service, pid, seq, kind, objects, timestamp_ns] of every snapshot decoded so far."""
         with self._lock:
             return [line[1:] for line in self._lines if line and line[0] == "ok"]
 
@@ -353,6 +354,25 @@ class Reporting(unittest.TestCase):
         self.assertEqual([int(line[2]) for line in got], [1, 2, 3, 4])
         self.assertEqual(got[2][3], "graph")
         self.assertEqual(int(got[0][1]), os.getpid())
+
+    def test_requested_graphs_are_coalesced_and_spaced_by_the_agents_interval(self):
+        with Collector("--graph-requests") as collector:
+            tidemark.start(collector.endpoint, service="asked", interval=0.1,
+                           graph_request_interval=1.0)
+            try:
+                def two_graphs():
+                    graphs = [line for line in collector.received() if line[3] == "graph"]
+                    return graphs if len(graphs) >= 2 else None
+                graphs = wait_for(two_graphs, what="two requested graphs")
+                status = tidemark.status()
+            finally:
+                tidemark.stop()
+        # Three requests at once made one graph; the one sent right after it waited out the
+        # agent's interval, by the agent's own clock.
+        self.assertEqual(len(graphs), 2, graphs)
+        self.assertGreaterEqual(int(graphs[1][5]) - int(graphs[0][5]), 10**9)
+        self.assertEqual(status["graph_requests"], 4)
+        self.assertEqual(status["graph_requests_delayed"], 1)
 
     def test_signal_takes_a_snapshot_and_chains_to_the_previous_handler(self):
         calls = []

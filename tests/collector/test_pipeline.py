@@ -8,6 +8,7 @@ Environment: as test_collector.py.
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -353,6 +354,15 @@ class PipelineTest(unittest.TestCase):
         self.assertIn(alert["id"], [a["id"] for a in listed["resolved"]])
         daemon.stop()
         daemon.start()
+        # The rolling state comes back from the store's series, the firing alerts from the
+        # journal (the silent one is still firing).
+        daemon.wait_for_log("growth: ")
+        rebuilt = [l for l in daemon.log() if "growth: " in l][0]
+        restored, folded = re.search(r"growth: (\d+) alerts restored, (\d+) summaries", rebuilt).groups()
+        self.assertGreaterEqual(int(restored), 1, rebuilt)
+        self.assertGreater(int(folded), 0, rebuilt)
+        wait_for(lambda: daemon.metric("tidemark_growth_series") > 0, 20,
+                 "the first detector pass over the rebuilt state")
         text = cli("alerts", "--store", daemon.store, "--all")
         self.assertIn("held by leakyapp.ORDERS", text.stdout)
         growth = cli("growth", "--store", daemon.store, "--service", "leaky", "--window", "1h", "--json")

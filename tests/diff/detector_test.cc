@@ -73,6 +73,17 @@ class Sim {
     }
   }
 
+  // A summary a minute and a pass after each, for two hours, with the type table `at(hours)`.
+  void RunTables(const std::function<std::vector<snapshot::TypeStat>(double hours)>& at) {
+    for (int64_t t = 0; t < 2 * kNsPerHour; t += kMin) {
+      snapshot::Header h;
+      h.identity = Who("api", 1);
+      h.timestamp_ns = kT0 + t;
+      state.Fold("k", h, at(static_cast<double>(t) / kNsPerHour), kT0 + t);
+      Pass(kT0 + t);
+    }
+  }
+
   int Fired(AlertKind kind) const {
     int n = 0;
     for (const AlertEvent& e : events) {
@@ -278,19 +289,12 @@ TEST(Detector, SilentAgentsDoNotKeepALeakAlertUp) {
 
 TEST(Detector, AlertNamesOtherGrowingTypes) {
   Sim sim;
-  const auto who = Who("api", 1);
-  for (int64_t t = 0; t < 2 * kNsPerHour; t += kMin) {
-    snapshot::Header h;
-    h.identity = who;
-    h.timestamp_ns = kT0 + t;
-    const double x = Hours(t);
-    std::vector<snapshot::TypeStat> types = {
+  sim.RunTables([](double x) {
+    return std::vector<snapshot::TypeStat>{
         {"app.Big", 1, static_cast<uint64_t>(10 * kMiB + 8 * kMiB * x), 0},
         {"app.Small", 1, static_cast<uint64_t>(1 * kMiB + 2 * kMiB * x), 0},
         {"dict", 1, static_cast<uint64_t>(5 * kMiB), 0}};
-    sim.state.Fold("k", h, types, kT0 + t);
-    sim.Pass(kT0 + t);
-  }
+  });
   const Alert* big = nullptr;
   for (const auto& [id, al] : sim.detector.active()) {
     if (al.type == "app.Big") big = &al;
@@ -302,20 +306,13 @@ TEST(Detector, AlertNamesOtherGrowingTypes) {
 
 TEST(Detector, ALeakDraggingItsContentsAlongIsOneAlertAboutTheFastestType) {
   Sim sim;
-  const auto who = Who("api", 1);
-  for (int64_t t = 0; t < 2 * kNsPerHour; t += kMin) {
-    snapshot::Header h;
-    h.identity = who;
-    h.timestamp_ns = kT0 + t;
-    const double x = Hours(t);
-    // Each leaked order holds a str and a list: all three grow, the order fastest.
-    std::vector<snapshot::TypeStat> types = {
+  // Each leaked order holds a str and a list: all three grow, the order fastest.
+  sim.RunTables([](double x) {
+    return std::vector<snapshot::TypeStat>{
         {"str", 1, static_cast<uint64_t>(5 * kMiB + 3 * kMiB * x), 0},
         {"app.Order", 1, static_cast<uint64_t>(1 * kMiB + 8 * kMiB * x), 0},
         {"list", 1, static_cast<uint64_t>(2 * kMiB + 4 * kMiB * x), 0}};
-    sim.state.Fold("k", h, types, kT0 + t);
-    sim.Pass(kT0 + t);
-  }
+  });
   ASSERT_EQ(sim.Fired(AlertKind::kLeak), 1);
   const Alert* alert = sim.FirstFiring();
   EXPECT_EQ(alert->id, "leak/python-heap-growth/api");
