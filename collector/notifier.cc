@@ -12,6 +12,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -78,13 +79,19 @@ asio::awaitable<void> Exchange(Stream& stream, const Url& url, const std::string
   request.prepare_payload();
   co_await http::async_write(stream, request, asio::use_awaitable);
   beast::flat_buffer buffer;
-  http::response<http::string_body> response;
-  co_await http::async_read(stream, buffer, response, asio::use_awaitable);
-  const unsigned status = response.result_int();
+  http::response_parser<http::string_body> parser;
+  beast::error_code ec;
+  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  // A server ending a body at EOF over TLS without close_notify (Python's http.server, many
+  // others) reads as a truncated stream: the status line is all we need.
+  if (ec && !(ec == asio::ssl::error::stream_truncated && parser.is_header_done())) {
+    throw beast::system_error(ec);
+  }
+  const unsigned status = parser.get().result_int();
   if (status >= 200 && status < 300) {
     error.clear();
   } else {
-    error = "HTTP " + std::to_string(status) + ": " + response.body().substr(0, 200);
+    error = "HTTP " + std::to_string(status) + ": " + parser.get().body().substr(0, 200);
   }
 }
 

@@ -620,7 +620,7 @@ void Pipeline::RunAnalysis() {
   }
 }
 
-int64_t Pipeline::NextRun(const config::ScheduleConfig& s, int64_t after) const {
+int64_t NextScheduledRun(const config::ScheduleConfig& s, int64_t after) {
   if (s.every_ms > 0) return after + s.every_ms * kMsToNs;
   time_t t = static_cast<time_t>(after / kSecondNs);
   std::tm local{};
@@ -647,14 +647,14 @@ void Pipeline::RunSchedules(int64_t now) {
   std::lock_guard lock(work_mutex_);
   for (const config::ScheduleConfig& s : schedules) {
     auto [it, inserted] = next_report_ns_.try_emplace(s.name, 0);
-    if (inserted) it->second = NextRun(s, std::max(now, started_ns_));
+    if (inserted) it->second = NextScheduledRun(s, std::max(now, started_ns_));
     if (now < it->second) continue;
     auto job = std::make_unique<Job>();
     job->schedule = s;
     job->created_ns = now;
     jobs_.push_back(std::move(job));
     jobs_wake_.notify_all();
-    it->second = NextRun(s, now);
+    it->second = NextScheduledRun(s, now);
   }
 }
 

@@ -46,6 +46,10 @@ namespace tidemark::collector {
 // that restarts with the same pid (pid 1 in containers) stay apart.
 std::string AgentKey(const snapshot::Identity& identity);
 
+// When a schedule runs next after `after_ns`: `every` after it, or the next `at` local time
+// strictly after it (mktime: daylight-saving changes are the C library's).
+int64_t NextScheduledRun(const config::ScheduleConfig& schedule, int64_t after_ns);
+
 // The detector's settings from the configuration (config/ does not know diff/).
 diff::DetectorConfig DetectorConfigOf(const config::Config& config);
 
@@ -97,7 +101,6 @@ class Pipeline {
   void Emit(const diff::Alert& alert, const std::string& event, bool notify);
   void Journal(store::Journal* journal, const std::string& record, size_t keep_hint);
   void ComputeView();
-  int64_t NextRun(const config::ScheduleConfig& schedule, int64_t after_ns) const;
 
   const std::string store_dir_;
   Notifier& notifier_;

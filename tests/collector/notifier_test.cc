@@ -137,7 +137,9 @@ TEST_F(NotifierTest, SlowHookDelaysNoOtherHook) {
     return false;
   })) << "the fast hook got both while the slow one was still running its first";
   for (const HookStats& s : notifier->stats()) {
-    if (s.name == "slow") EXPECT_EQ(s.delivered, 0u);
+    if (s.name == "slow") {
+      EXPECT_EQ(s.delivered, 0u);
+    }
   }
   // Shutting down waits for the attempt in progress at most its timeout: kill it sooner.
   (void)std::system("pkill -f 'sleep 31.5' >/dev/null 2>&1");

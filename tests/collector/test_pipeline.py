@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,7 @@ RUNNER = "import sys, leakyapp; leakyapp.main(sys.argv[1], sys.argv[2], float(sy
 class Receiver(object):
     """A local HTTP endpoint recording what is POSTed to it."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.bodies = []
         self.lock = threading.Lock()
         receiver = self
@@ -85,7 +86,13 @@ class Receiver(object):
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]
+        scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = "%s://127.0.0.1:%d/hook" % (scheme, self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def documents(self):
@@ -369,6 +376,52 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(growth.returncode, 0, growth.stderr)
         rows = json.loads(growth.stdout)[0]["types"]
         self.assertEqual(rows[0]["type"], "leakyapp.Order")
+
+    @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command for a certificate")
+    def test_https_webhook_verifies_the_server_certificate(self):
+        cert = os.path.join(self.workdir, "cert.pem")
+        key = os.path.join(self.workdir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        receiver = Receiver(tls=(cert, key))
+        self.cleanup.append(receiver.close)
+        # A silent agent is the quickest alert: one agent sends, then dies.
+        daemon = self.daemon("""
+        [growth]
+        detect_interval = "200ms"
+        [silence]
+        intervals = 2
+        min_silence = "1s"
+        [[hooks]]
+        name = "trusted"
+        kind = "webhook"
+        url = "%s"
+        ca_file = "%s"
+        [[hooks]]
+        name = "untrusted"
+        kind = "webhook"
+        url = "%s"
+        max_attempts = 2
+        backoff = "100ms"
+        """ % (receiver.url, cert, receiver.url))
+        app = self.app("warm", daemon.endpoint, 60)
+        wait_for(lambda: daemon.metric('tidemark_snapshots_received_total{kind="summary"}') >= 3,
+                 30, "summaries")
+        app.kill()
+        got = wait_for(lambda: [d for d in alerts_in(receiver.documents())
+                                if d["alert"]["kind"] == "silent"], 30, "the alert over HTTPS")
+        self.assertEqual(got[0]["alert"]["service"], "warm")
+        self.assertEqual(got[0]["event"], "firing")
+        # Without the CA the self-signed server is refused: retried, then given up.
+        wait_for(lambda: daemon.metric('tidemark_hook_given_up_total{hook="untrusted",kind="webhook"}') == 1,
+                 30, "the untrusted hook to give up")
+        self.assertEqual(daemon.metric('tidemark_hook_failed_attempts_total{hook="untrusted",kind="webhook"}'), 2)
+        wait_for(lambda: daemon.metric('tidemark_hook_delivered_total{hook="trusted",kind="webhook"}') == 1,
+                 30, "the trusted hook's delivery to be counted")
+        self.assertTrue([l for l in daemon.log() if "hook untrusted" in l and "certificate" in l],
+                        "\n".join(daemon.log()))
 
     def test_scheduled_report_is_stored_listed_and_sent_to_its_hooks(self):
         receiver = Receiver()
