@@ -13,6 +13,7 @@
 #include "analysis/heap_graph.h"
 #include "collector/metrics.h"
 #include "diff/json.h"
+#include "diff/service_view.h"
 #include "diff/type_diff.h"
 #include "snapshot/wire.h"
 #include "store/store.h"
@@ -488,6 +489,10 @@ void Pipeline::Investigate(int64_t now) {
         inv->failure.clear();
       }
     }
+    // Bounded by the agents asked within min_interval.
+    const int64_t min_interval = investigate_.min_interval_ms * kMsToNs;
+    std::erase_if(last_graph_request_,
+                  [&](const auto& e) { return now - e.second >= min_interval; });
     // Firing alerts held back for their holders go out once known, or at the deadline.
     for (auto it = deferred_.begin(); it != deferred_.end();) {
       auto inv = investigations_.find(it->first);
@@ -719,71 +724,27 @@ void Pipeline::Journal(store::Journal* journal, const std::string& record, size_
 
 // REQUIRES: state_mutex_ held.
 void Pipeline::ComputeView() {
-  struct TypeSum {
-    double count = 0, bytes = 0;
-  };
-  struct Service {
-    std::vector<const diff::RollingState::Agent*> agents;
-    double rss = 0, heap = 0;
-    std::unordered_map<uint32_t, TypeSum> types;
-  };
-  std::map<std::string, Service> services;
-  for (const auto& [key, agent] : rolling_.agents()) {
-    Service& s = services[agent->identity.service];
-    s.agents.push_back(agent.get());
-    s.rss += static_cast<double>(agent->rss_bytes);
-    s.heap += static_cast<double>(agent->heap_bytes);
-    for (size_t slot = 0; slot < agent->type_count(); ++slot) {
-      TypeSum& t = s.types[agent->type_id(slot)];
-      t.count += agent->count_now(slot);
-      t.bytes += agent->bytes_now(slot);
-    }
-  }
-  std::vector<std::pair<double, const std::string*>> by_heap;
-  for (const auto& [name, s] : services) by_heap.emplace_back(s.heap, &name);
-  std::sort(by_heap.begin(), by_heap.end(), [](auto& a, auto& b) { return a.first > b.first; });
-  if (by_heap.size() > static_cast<size_t>(config_.metrics_max_services)) {
-    by_heap.resize(static_cast<size_t>(config_.metrics_max_services));
-  }
-  const int64_t window =
+  diff::ServiceViewOptions options;
+  options.top_k = static_cast<size_t>(config_.metrics_top_k);
+  options.max_services = static_cast<size_t>(config_.metrics_max_services);
+  options.window_ns =
       config_.rules.empty() ? rolling_.span_ns() / 2 : config_.rules.front().window_ms * kMsToNs;
-  std::ostringstream bytes, objects, rates, per_service;
-  for (std::ostringstream* s : {&bytes, &objects, &rates, &per_service}) s->precision(15);
-  std::vector<diff::Sample> samples;
-  for (const auto& [heap, name] : by_heap) {
-    const Service& s = services[*name];
-    const std::string svc = "service=\"" + EscapeLabel(*name) + "\"";
-    per_service << "tidemark_service_agents{" << svc << "} " << s.agents.size() << '\n'
-                << "tidemark_service_rss_bytes{" << svc << "} " << s.rss << '\n'
-                << "tidemark_service_heap_bytes{" << svc << "} " << s.heap << '\n';
-    std::vector<std::pair<double, uint32_t>> ranked;
-    for (const auto& [id, t] : s.types) ranked.emplace_back(t.bytes, id);
-    const size_t k = std::min(ranked.size(), static_cast<size_t>(config_.metrics_top_k));
-    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<ptrdiff_t>(k), ranked.end(),
-                      [](auto& a, auto& b) { return a.first > b.first; });
-    ranked.resize(k);
-    for (const auto& [id, alert] : detector_.active()) {
-      if (alert.service != *name || alert.kind != diff::AlertKind::kLeak) continue;
-      const int64_t type = rolling_.names().Find(alert.type);
-      if (type >= 0 &&
-          std::none_of(ranked.begin(), ranked.end(), [&](auto& r) { return r.second == type; })) {
-        ranked.emplace_back(0, static_cast<uint32_t>(type));
-      }
-    }
-    for (const auto& [ignored, id] : ranked) {
-      const TypeSum& t = s.types.at(id);
-      double rate = 0;
-      for (const auto* agent : s.agents) {
-        const int64_t slot = agent->SlotOf(id);
-        if (slot < 0) continue;
-        rolling_.Samples(*agent, static_cast<size_t>(slot), samples);
-        rate += diff::ComputeGrowth(samples, window).bytes_per_hour;
-      }
-      const std::string labels =
-          "{" + svc + ",type=\"" + EscapeLabel(rolling_.names().Name(id)) + "\"} ";
+  for (const auto& [id, alert] : detector_.active()) {
+    if (alert.kind == diff::AlertKind::kLeak) options.always.emplace(alert.service, alert.type);
+  }
+  std::ostringstream agents, rss, heap, bytes, objects, rates;
+  for (std::ostringstream* s : {&agents, &rss, &heap, &bytes, &objects, &rates}) s->precision(15);
+  for (const diff::ServiceRow& service : diff::ServiceView(rolling_, options)) {
+    const std::string svc = "{service=\"" + EscapeLabel(service.service) + "\"} ";
+    agents << "tidemark_service_agents" << svc << service.agents << '\n';
+    rss << "tidemark_service_rss_bytes" << svc << service.rss_bytes << '\n';
+    heap << "tidemark_service_heap_bytes" << svc << service.heap_bytes << '\n';
+    for (const diff::ServiceTypeRow& t : service.types) {
+      const std::string labels = "{service=\"" + EscapeLabel(service.service) + "\",type=\"" +
+                                 EscapeLabel(t.type) + "\"} ";
       bytes << "tidemark_type_bytes" << labels << t.bytes << '\n';
       objects << "tidemark_type_objects" << labels << t.count << '\n';
-      rates << "tidemark_type_growth_bytes_per_hour" << labels << rate << '\n';
+      rates << "tidemark_type_growth_bytes_per_hour" << labels << t.bytes_per_hour << '\n';
     }
   }
   std::ostringstream out;
@@ -791,8 +752,9 @@ void Pipeline::ComputeView() {
   auto family = [&](const char* name, const char* help, const std::ostringstream& lines) {
     out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n" << lines.str();
   };
-  family("tidemark_service_agents", "Live agents per service (plus the per-service sums below).",
-         per_service);
+  family("tidemark_service_agents", "Agents followed per service.", agents);
+  family("tidemark_service_rss_bytes", "RSS summed over a service's agents.", rss);
+  family("tidemark_service_heap_bytes", "Python heap bytes summed over a service's agents.", heap);
   family("tidemark_type_bytes", "Bytes of a type summed over a service's agents (top K types).",
          bytes);
   family("tidemark_type_objects", "Objects of a type summed over a service's agents.", objects);

@@ -22,6 +22,7 @@
 
 #include "diff/detector.h"
 #include "diff/rolling.h"
+#include "diff/service_view.h"
 #include "snapshot/wire.h"
 
 namespace {
@@ -147,6 +148,9 @@ int main(int argc, char** argv) {
   const auto second_start = Clock::now();
   detector.Evaluate(state, now + 30 * kS);
   const double detect2_s = Seconds(Clock::now() - second_start);
+  const auto view_start = Clock::now();
+  const auto view = tidemark::diff::ServiceView(state, {});
+  const double view_s = Seconds(Clock::now() - view_start);
 
   // Decode + fold: one message per service, decoded and folded for every agent once more.
   std::vector<std::string> messages;
@@ -195,6 +199,9 @@ int main(int argc, char** argv) {
             " series past the cheap bound, " + std::to_string(pass.events.size()) +
             " alerts pending");
   print("detector pass, again", fmt("%.3f s", detect2_s), "alert state already built");
+  print(
+      "per-service view (/metrics)", fmt("%.3f s", view_s),
+      "top 20 types of " + std::to_string(view.size()) + " services, with rates; after each pass");
   print("memory per series (accounted)", fmt("%.0f B", accounted), "<= 256 B");
   print("memory per series (RSS growth)", fmt("%.0f B", by_rss),
         "<= 256 B; includes allocator overhead");

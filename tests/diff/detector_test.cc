@@ -10,6 +10,7 @@
 #include <random>
 
 #include "diff/json.h"
+#include "diff/service_view.h"
 
 namespace tidemark::diff {
 namespace {
@@ -391,6 +392,40 @@ TEST(RollingState, SummaryOlderThanTheRingIsIgnored) {
   h.timestamp_ns = kT0;
   EXPECT_FALSE(state.Fold("k", h, {}, 0));
   EXPECT_EQ(state.late(), 1u);
+}
+
+TEST(ServiceView, SumsAgentsKeepsTheTopKAndTheTypesAskedFor) {
+  RollingState state(kNsPerHour);
+  for (int pid = 1; pid <= 3; ++pid) {
+    for (int64_t t = 0; t < 30 * kMin; t += kMin) {
+      snapshot::Header h;
+      h.identity = Who("api", pid);
+      h.timestamp_ns = kT0 + t;
+      h.rss_bytes = 100;
+      h.bytes = 60;
+      std::vector<snapshot::TypeStat> types = {
+          {"big", 10, 1000, 0},
+          {"middle", 5, 500, 0},
+          {"grows", 1, static_cast<uint64_t>(10 + 6 * kMiB * Hours(t)), 0}};
+      state.Fold("api-" + std::to_string(pid), h, types, kT0 + t);
+    }
+  }
+  ServiceViewOptions options;
+  options.top_k = 1;
+  options.always = {{"api", "middle"}, {"api", "absent"}, {"other", "big"}};
+  const auto rows = ServiceView(state, options);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].service, "api");
+  EXPECT_EQ(rows[0].agents, 3u);
+  EXPECT_EQ(rows[0].rss_bytes, 300);
+  ASSERT_EQ(rows[0].types.size(), 2u) << "the top 1 and the one asked for";
+  EXPECT_EQ(rows[0].types[0].type, "grows");
+  EXPECT_NEAR(rows[0].types[0].bytes_per_hour / kMiB, 18, 0.5) << "three agents' rates summed";
+  EXPECT_EQ(rows[0].types[1].type, "middle");
+  EXPECT_EQ(rows[0].types[1].bytes, 1500);
+  EXPECT_EQ(rows[0].types[1].count, 15);
+  options.max_services = 0;
+  EXPECT_TRUE(ServiceView(state, options).empty());
 }
 
 TEST(Growth, LastSnapshotWindowComparesTheNewestTwo) {
