@@ -15,9 +15,10 @@ constexpr const char* kUsage = R"(usage: tidemarkd [--config FILE] [--log-level 
        tidemarkd --check-config FILE
 
 Receives heap snapshots from tidemark agents over ZeroMQ, validates them, stores them durably
-and acknowledges each once stored. Without --config it runs on embedded defaults: agents on
-tcp://127.0.0.1:7878, HTTP (/healthz, /metrics) on 127.0.0.1:7879, store in $STATE_DIRECTORY
-or ./tidemark-data.
+and acknowledges each once stored; follows every type's growth, raises leak, native-memory and
+silent-agent alerts (naming what holds a leak) and sends them to the configured hooks. Without
+--config it runs on embedded defaults: agents on tcp://127.0.0.1:7878, HTTP (/healthz,
+/metrics, /alerts) on 127.0.0.1:7879, store in $STATE_DIRECTORY or ./tidemark-data.
 
   --config FILE       read FILE (TOML; docs/configuration.md lists every key)
   --check-config FILE validate FILE, print the problem if any, and exit (0 valid, 78 not)
