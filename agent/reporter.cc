@@ -204,9 +204,10 @@ void Reporter::Run() {
       if (items[0].revents & ZMQ_POLLIN) read_acks();
       if (graph_due_ && Clock::now() >= *graph_due_) {
         graph_due_.reset();
-        s.last_requested_graph = Clock::now();
         take_one(snapshot::Kind::kGraph, values_requested_);
         values_requested_ = false;
+        // From the end of this walk: however long a graph takes, the next waits a full interval.
+        s.last_requested_graph = Clock::now();
       } else if (triggered && Clock::now() < next) {
         take_one(snapshot::Kind::kSummary);
       }

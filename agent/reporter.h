@@ -90,8 +90,8 @@ class Reporter {
   TakeFn take_;
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};
-  // Reporter thread only. A collector's graph request is taken at most once per
-  // ReporterConfig::graph_request_interval_s: one coming sooner is delayed until then.
+  // Reporter thread only. A collector's graph request waits until
+  // ReporterConfig::graph_request_interval_s after the previous requested graph was done.
   std::optional<std::chrono::steady_clock::time_point> graph_due_;
   bool values_requested_ = false;
   std::thread thread_;
