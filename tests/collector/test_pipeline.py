@@ -276,6 +276,9 @@ class PipelineTest(unittest.TestCase):
         # The rate: objects per hour within 20% of the truth, and bytes per hour to match.
         true_count_rate = LEAK_PER_SECOND * 3600.0
         self.assertAlmostEqual(alert["count_per_hour"] / true_count_rate, 1.0, delta=0.2, msg=alert)
+        sys.stderr.write("\nleak alert fired %.1f s after the processes started; counted rate "
+                         "%.3f of the true one\n" % (fired_after,
+                                                     alert["count_per_hour"] / true_count_rate))
         per_object = alert["bytes_now"] / alert["count_now"]
         self.assertAlmostEqual(alert["bytes_per_hour"] / (true_count_rate * per_object), 1.0,
                                delta=0.2)
