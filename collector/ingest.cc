@@ -209,9 +209,9 @@ void Ingest::Process(std::string peer, const std::string& peer_address, std::str
     peers_[key] = std::move(peer);
   }
   if (valid->header.kind == snapshot::Kind::kSummary) {
-    pipeline_->OnSummary(valid->header, valid->types, now);
+    pipeline_->OnSummary(key, valid->header, valid->types, now);
   } else {
-    pipeline_->OnGraph(valid->header, message, now);
+    pipeline_->OnGraph(key, valid->header, message, now);
   }
 }
 

@@ -288,21 +288,19 @@ void Pipeline::Stop() {
   if (analysis_thread_.joinable()) analysis_thread_.join();
 }
 
-void Pipeline::OnSummary(const snapshot::Header& header,
+void Pipeline::OnSummary(const std::string& agent, const snapshot::Header& header,
                          const std::vector<snapshot::TypeStat>& types, int64_t received_ns) {
-  const std::string key = AgentKey(header.identity);
   std::lock_guard lock(state_mutex_);
-  rolling_.Fold(key, header, types, received_ns);
+  rolling_.Fold(agent, header, types, received_ns);
   summaries_folded_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Pipeline::OnGraph(const snapshot::Header& header, std::string_view message,
-                       int64_t received_ns) {
-  const std::string key = AgentKey(header.identity);
+void Pipeline::OnGraph(const std::string& agent, const snapshot::Header& header,
+                       std::string_view message, int64_t received_ns) {
   std::lock_guard lock(work_mutex_);
   bool queued = false;
   for (auto& [id, inv] : investigations_) {
-    if (inv->agent_key != key) continue;
+    if (inv->agent_key != agent) continue;
     if (inv->stage == Investigation::Stage::kAwaitFirst) {
       inv->first = std::string(message);
       inv->first_taken_ns = header.timestamp_ns;

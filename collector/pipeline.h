@@ -77,9 +77,11 @@ class Pipeline {
   void Reconfigure(const config::Config& config);
   void SetGraphRequester(GraphRequester requester);
 
-  void OnSummary(const snapshot::Header& header, const std::vector<snapshot::TypeStat>& types,
-                 int64_t received_ns);
-  void OnGraph(const snapshot::Header& header, std::string_view message, int64_t received_ns);
+  // `agent` is AgentKey(header.identity), which the caller has at hand.
+  void OnSummary(const std::string& agent, const snapshot::Header& header,
+                 const std::vector<snapshot::TypeStat>& types, int64_t received_ns);
+  void OnGraph(const std::string& agent, const snapshot::Header& header, std::string_view message,
+               int64_t received_ns);
 
   // Prometheus text: per-service per-type gauges, growth rates, alert states, own figures.
   std::string RenderMetrics() const;
