@@ -69,12 +69,13 @@ std::optional<Url> ParseUrl(const std::string& text) {
 }
 
 template <typename Stream>
-asio::awaitable<void> Exchange(Stream& stream, const Url& url, const std::string& body,
-                               std::string& error) {
+asio::awaitable<void> Exchange(Stream& stream, const Url& url, const config::HookConfig& hook,
+                               const std::string& body, std::string& error) {
   http::request<http::string_body> request{http::verb::post, url.target, 11};
   request.set(http::field::host, url.host);
   request.set(http::field::user_agent, "tidemarkd");
   request.set(http::field::content_type, "application/json");
+  for (const auto& [name, value] : hook.headers) request.set(name, value);
   request.body() = body;
   request.prepare_payload();
   co_await http::async_write(stream, request, asio::use_awaitable);
@@ -118,7 +119,7 @@ std::string HttpPost(const config::HookConfig& hook, const std::string& url_text
       if (!url->tls) {
         beast::tcp_stream stream(io);
         co_await stream.async_connect(endpoints, asio::use_awaitable);
-        co_await Exchange(stream, *url, body, error);
+        co_await Exchange(stream, *url, hook, body, error);
         beast::error_code ignored;
         stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
         co_return;
@@ -133,7 +134,7 @@ std::string HttpPost(const config::HookConfig& hook, const std::string& url_text
       }
       co_await beast::get_lowest_layer(stream).async_connect(endpoints, asio::use_awaitable);
       co_await stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
-      co_await Exchange(stream, *url, body, error);
+      co_await Exchange(stream, *url, hook, body, error);
     };
     asio::co_spawn(io, run(), [&](std::exception_ptr e) {
       done = true;

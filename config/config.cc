@@ -358,6 +358,26 @@ const std::map<std::string, Setter>& Keys() {
       {"hooks.backoff", Duration(FIELD(hooks.back().backoff_ms))},
       {"hooks.alerts", Bool(FIELD(hooks.back().alerts))},
       {"hooks.send_resolved", Bool(FIELD(hooks.back().send_resolved))},
+      {"hooks.headers",
+       [](const toml::node& node,
+          Config& c) -> std::
+                         string {
+                           const toml::table* table = node.as_table();
+                           if (!table)
+                             return "expected a table like { Authorization = \"Bearer ...\" }";
+                           for (const auto& [name, value] : *table) {
+                             const auto text = value.value<std::string>();
+                             const std::string key(name.str());
+                             if (!value.is_string() || !text)
+                               return "header " + key + ": expected a string";
+                             if (key.empty() || key.find_first_of(" :\r\n") != std::string::npos ||
+                                 text->find_first_of("\r\n") != std::string::npos) {
+                               return "header " + key + ": not a valid HTTP header name or value";
+                             }
+                             c.hooks.back().headers.emplace_back(key, *text);
+                           }
+                           return "";
+                         }},
       {"hooks.ca_file", String(FIELD(hooks.back().ca_file), nullptr)},
       {"hooks.tls_verify", Bool(FIELD(hooks.back().tls_verify))},
       // [[schedules]]

@@ -13,6 +13,7 @@
 #include <expected>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tidemark::config {
@@ -87,7 +88,8 @@ struct HookConfig {
   int64_t backoff_ms = 1000;  // Before the first retry; doubles up to 5 minutes.
   bool alerts = true;         // Receives firing alerts.
   bool send_resolved = true;  // And resolved ones.
-  std::string ca_file;        // https: CA bundle; "" uses the system's.
+  std::vector<std::pair<std::string, std::string>> headers;  // Extra HTTP headers (auth).
+  std::string ca_file;  // https: CA bundle; "" uses the system's.
   bool tls_verify = true;
 
   bool operator==(const HookConfig&) const = default;

@@ -71,6 +71,7 @@ class Receiver(object):
 
     def __init__(self, tls=None):
         self.bodies = []
+        self.headers = []
         self.lock = threading.Lock()
         receiver = self
 
@@ -79,6 +80,7 @@ class Receiver(object):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.lock:
                     receiver.bodies.append((self.path, json.loads(body)))
+                    receiver.headers.append(dict(self.headers))
                 self.send_response(200)
                 self.end_headers()
 
@@ -435,6 +437,7 @@ class PipelineTest(unittest.TestCase):
         kind = "webhook"
         url = "%s"
         alerts = false
+        headers = { Authorization = "Bearer s3cret", X-Tidemark-Test = "reports" }
         [[schedules]]
         name = "often"
         every = "3s"
@@ -444,6 +447,8 @@ class PipelineTest(unittest.TestCase):
         leaky = self.app("leaky", daemon.endpoint, 60)
         report = wait_for(lambda: alerts_in(receiver.documents(), "report"), 40, "a report")[0]
         self.assertEqual(report["event"], "report")
+        self.assertEqual(receiver.headers[0]["Authorization"], "Bearer s3cret")
+        self.assertEqual(receiver.headers[0]["X-Tidemark-Test"], "reports")
         sections = report["report"]["sections"]
         service = [s for s in sections if s["scope"] == "service" and s["name"] == "leaky"]
         self.assertTrue(service, sections)

@@ -52,6 +52,7 @@ min_fit = 0.8
 name = "am"
 kind = "alertmanager"
 url = "http://127.0.0.1:9093"
+headers = { Authorization = "Bearer x" }
 
 [[hooks]]
 name = "pager"
@@ -75,6 +76,8 @@ hooks = ["am"]
   EXPECT_EQ(parsed->rules[0].min_growth, LeakRuleConfig{}.min_growth);
   ASSERT_EQ(parsed->hooks.size(), 2u);
   EXPECT_EQ(parsed->hooks[0].kind, HookKind::kAlertmanager);
+  EXPECT_EQ(parsed->hooks[0].headers,
+            (std::vector<std::pair<std::string, std::string>>{{"Authorization", "Bearer x"}}));
   EXPECT_EQ(parsed->hooks[1].command, std::vector<std::string>{"/bin/cat"});
   EXPECT_EQ(parsed->hooks[1].timeout_ms, 2000);
   ASSERT_EQ(parsed->schedules.size(), 1u);
@@ -98,6 +101,10 @@ TEST(Config, BadElementsAreNamed) {
   auto too_long = Parse("[growth]\nspan = \"10m\"\n[[rules]]\nwindow = \"1h\"\n", "t.toml");
   ASSERT_FALSE(too_long);
   EXPECT_NE(too_long.error().find("longer than growth.span"), std::string::npos);
+  auto bad_header = Parse("[[hooks]]\nheaders = { \"Bad Name\" = \"x\" }\n", "t.toml");
+  ASSERT_FALSE(bad_header);
+  EXPECT_NE(bad_header.error().find("not a valid HTTP header"), std::string::npos)
+      << bad_header.error();
   auto bad_kind = Parse("[[hooks]]\nkind = \"email\"\n", "t.toml");
   ASSERT_FALSE(bad_kind);
   EXPECT_NE(bad_kind.error().find("hooks.kind: expected \"webhook\""), std::string::npos);
