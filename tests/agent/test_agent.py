@@ -367,12 +367,13 @@ class Reporting(unittest.TestCase):
                 status = tidemark.status()
             finally:
                 tidemark.stop()
-        # Three requests at once made one graph; the one sent right after it waited out the
-        # agent's interval, by the agent's own clock.
+        # Four requests, two graphs: requests arriving while one is due join it, and a request
+        # after a graph waits out the agent's interval, by the agent's own clock. (How many were
+        # delayed depends on whether the first three arrive before the first walk ends.)
         self.assertEqual(len(graphs), 2, graphs)
         self.assertGreaterEqual(int(graphs[1][5]) - int(graphs[0][5]), 10**9)
         self.assertEqual(status["graph_requests"], 4)
-        self.assertEqual(status["graph_requests_delayed"], 1)
+        self.assertIn(status["graph_requests_delayed"], (1, 2, 3))
 
     def test_signal_takes_a_snapshot_and_chains_to_the_previous_handler(self):
         calls = []
