@@ -10,6 +10,7 @@
 #include <chrono>
 #include <csignal>
 
+#include "collector/clock.h"
 #include "collector/http_server.h"
 #include "collector/ingest.h"
 #include "collector/metrics.h"
@@ -21,12 +22,6 @@ namespace tidemark::collector {
 namespace {
 
 constexpr int64_t kMsToNs = 1'000'000;
-
-int64_t WallNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 IngestSettings SettingsOf(const config::Config& c) {
   IngestSettings s;

@@ -14,16 +14,11 @@
 #include <map>
 #include <zmq.hpp>
 
+#include "collector/clock.h"
 #include "snapshot/control.h"
 
 namespace tidemark::collector {
 namespace {
-
-int64_t WallNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int64_t SteadyNowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -11,6 +11,7 @@
 #include "analysis/dominators.h"
 #include "analysis/graph_diff.h"
 #include "analysis/heap_graph.h"
+#include "collector/clock.h"
 #include "collector/metrics.h"
 #include "diff/json.h"
 #include "diff/service_view.h"
@@ -23,12 +24,6 @@ namespace {
 
 constexpr int64_t kMsToNs = 1'000'000;
 constexpr int64_t kSecondNs = 1'000'000'000;
-
-int64_t WallNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Seconds(int64_t ns) {
   std::ostringstream out;
