@@ -51,6 +51,15 @@ void tm_for_each_gc_object(tm_object_fn fn, void* arg) {
 
 int tm_gc_collecting(void) { return gc_state()->collecting; }
 
+int tm_gc_pause(void) {
+  struct _gc_runtime_state* state = gc_state();
+  const int previous = state->enabled;
+  state->enabled = 0;
+  return previous;
+}
+
+void tm_gc_resume(int previous) { gc_state()->enabled = previous; }
+
 size_t tm_preheader_size(PyObject* o) {
 #if PY_VERSION_HEX >= 0x030D0000
   /* 3.13's sys.getsizeof adds no pre-header for static types. */
@@ -260,6 +269,18 @@ void tm_code_referents(PyObject* o, tm_object_fn fn, void* arg) {
 int tm_is_main_interpreter(void) {
   return PyThreadState_Get()->interp == PyInterpreterState_Main();
 }
+
+int tm_is_main_thread(void) { return PyThread_get_thread_ident() == _PyRuntime.main_thread; }
+
+int tm_fork_counts_threads(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+int tm_call_soon(int (*fn)(void*), void* arg) { return Py_AddPendingCall(fn, arg); }
 
 void tm_gc_counts(long long out[3]) {
   struct _gc_runtime_state* state = gc_state();

@@ -26,6 +26,13 @@ typedef void (*tm_object_fn)(PyObject* object, void* arg);
 void tm_for_each_gc_object(tm_object_fn fn, void* arg);
 int tm_gc_collecting(void);
 
+/* Turns automatic collection off and returns whether it was on; tm_gc_resume(previous) puts
+ * it back. Between the two, allocating a GC object never starts a collection, so no
+ * finalizer, weakref callback or gc.callbacks entry runs and nothing is freed behind a walk
+ * (on 3.8-3.11 a GC allocation collects at once; 3.12+ only schedules it). */
+int tm_gc_pause(void);
+void tm_gc_resume(int previous);
+
 /* Bytes sys.getsizeof adds to __sizeof__: the GC header, and on 3.11+ the managed
  * dict/weakref pre-header. */
 size_t tm_preheader_size(PyObject* object);
@@ -61,6 +68,19 @@ int tm_is_finalizing(void);
 
 /* 1 when running in the main interpreter; the agent refuses sub-interpreters. */
 int tm_is_main_interpreter(void);
+
+/* 1 on the interpreter's main thread. */
+int tm_is_main_thread(void);
+
+/* 1 where os.fork() warns about a multi-threaded process (3.12+). It counts the process's
+ * threads after the after-fork-in-parent hooks have run, so a thread restarted by such a hook
+ * is counted: restart it from tm_call_soon instead. */
+int tm_fork_counts_threads(void);
+
+/* Runs fn(arg) on the main thread with the GIL at its next chance (Py_AddPendingCall): right
+ * after os.fork() returns when the main thread forked. fn must return 0 and set no error.
+ * Returns 0, or -1 when the queue is full. */
+int tm_call_soon(int (*fn)(void*), void* arg);
 
 #ifdef __cplusplus
 }

@@ -1,49 +1,25 @@
 // tidemark._native: the CPython extension module behind the `tidemark` package.
 //
-// Thin glue: argument parsing, the GIL, and the process-wide agent state (one reporter, the
-// signal handler, fork hooks). The walk is in walker.cc, the thread in reporter.cc.
+// Thin glue: argument parsing and conversion to and from Python objects. The walk is in
+// walker.cc, taking a snapshot in take.cc, the agent's states across start, stop and fork in
+// lifecycle.cc, the thread in reporter.cc.
 //
-// Thread-safety: every function here is called with the GIL held; the reporter thread only
-// reaches Python through TakeWithGil().
+// Thread-safety: every function here is called with the GIL held.
 #include "agent/compat.h"
 // compat.h brings Python.h first, as CPython requires.
-#include <signal.h>
-#include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
-#include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "agent/reporter.h"
+#include "agent/lifecycle.h"
+#include "agent/take.h"
 #include "agent/walker.h"
 #include "snapshot/wire.h"
 
 namespace tidemark::agent {
 namespace {
-
-struct AgentState {
-  std::unique_ptr<Reporter> reporter;
-  ReporterConfig config;  // Kept while paused across fork().
-  WalkOptions walk;       // Kind is chosen per snapshot.
-  bool paused_for_fork = false;
-  int wake_fd = -1;  // Never closed: a signal handler may write to it at any time.
-  int signal_number = 0;
-  int64_t start_time_ns = 0;
-  PyObject* sizers = nullptr;  // dict: type name -> callable, or nullptr. Strong reference.
-};
-
-AgentState& State() {
-  static AgentState* state = new AgentState();  // Never destroyed: outlives atexit.
-  return *state;
-}
-
-std::atomic<int> g_signal_wake_fd{-1};
-struct sigaction g_previous_action {};
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -55,124 +31,6 @@ std::string HostName() {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   return host;
-}
-
-// Async-signal-safe: an atomic load, write(2), and the previous handler.
-void OnSignal(int signum, siginfo_t* info, void* context) {
-  const int fd = g_signal_wake_fd.load(std::memory_order_relaxed);
-  if (fd >= 0) {
-    const uint64_t one = 1;
-    (void)!write(fd, &one, sizeof one);
-  }
-  const struct sigaction& prev = g_previous_action;
-  if (prev.sa_flags & SA_SIGINFO) {
-    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(signum, info, context);
-  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN &&
-             prev.sa_handler != nullptr) {
-    prev.sa_handler(signum);
-  }
-}
-
-bool InstallSignal(int signum) {
-  struct sigaction action {};
-  action.sa_sigaction = &OnSignal;
-  action.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&action.sa_mask);
-  if (sigaction(signum, nullptr, &g_previous_action) != 0) return false;
-  return sigaction(signum, &action, nullptr) == 0;
-}
-
-void RestoreSignal(int signum) { sigaction(signum, &g_previous_action, nullptr); }
-
-uint64_t ResidentBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long long pages_total = 0, pages_resident = 0;
-  const int got = std::fscanf(f, "%llu %llu", &pages_total, &pages_resident);
-  std::fclose(f);
-  return got == 2 ? pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
-}
-
-std::string PythonVersion() {
-  const char* v = Py_GetVersion();
-  std::string s(v);
-  return s.substr(0, s.find(' '));
-}
-
-// The walk, with the GIL held by the caller. A graph's references still need
-// ResolveReferences(), which does not need the GIL.
-snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outcome,
-                                  UnresolvedReferences* unresolved) {
-  snapshot::Snapshot s;
-  const int64_t started_ns = NowNs();
-  *outcome = Walk(options, &s, unresolved);
-  long long counts[3];
-  tm_gc_counts(counts);
-  s.header.gc_counts.assign(counts, counts + 3);
-  s.header.python_version = PythonVersion();
-  s.header.timestamp_ns = started_ns;
-  return s;
-}
-
-// What is left of a snapshot once the walk is over, none of which needs the GIL: the
-// graph's references as indices, and the process's resident size (a read of /proc).
-void FinishWithoutGil(UnresolvedReferences&& unresolved, snapshot::Snapshot* s) {
-  if (s->header.kind == snapshot::Kind::kGraph) ResolveReferences(std::move(unresolved), &s->graph);
-  s->header.rss_bytes = ResidentBytes();
-}
-
-// Runs the configured sizers (type name -> callable(obj) returning the bytes the object owns
-// beyond its own size, e.g. a numpy array's buffer) on the objects the walk listed. This is
-// Python code, so it runs after the walk: every listed object is held first, so none can be
-// freed under us, and released last. A sizer that raises or returns something odd adds
-// nothing. REQUIRES: the GIL, and no Python code run since the walk.
-void ApplySizers(PyObject* sizers, WalkOutcome& outcome, snapshot::Snapshot& s) {
-  if (sizers == nullptr || outcome.needs_sizer.empty()) return;
-  for (const SizedObject& item : outcome.needs_sizer)
-    Py_INCREF(static_cast<PyObject*>(item.object));
-  PyObject *saved_type, *saved_value, *saved_traceback;
-  PyErr_Fetch(&saved_type, &saved_value, &saved_traceback);
-  const bool graph = s.header.kind == snapshot::Kind::kGraph;
-  for (const SizedObject& item : outcome.needs_sizer) {
-    PyObject* sizer = PyDict_GetItemString(sizers, s.types[item.row].name.c_str());
-    if (sizer == nullptr) continue;
-    PyObject* result =
-        PyObject_CallFunctionObjArgs(sizer, static_cast<PyObject*>(item.object), nullptr);
-    long long extra = result && PyLong_Check(result) ? PyLong_AsLongLong(result) : -1;
-    Py_XDECREF(result);
-    PyErr_Clear();
-    if (extra <= 0) continue;
-    auto& row = s.types[item.row];
-    row.bytes += static_cast<uint64_t>(extra);
-    s.header.bytes += static_cast<uint64_t>(extra);
-    if (graph && item.index < s.graph.size.size()) {
-      s.graph.size[item.index] += static_cast<uint64_t>(extra);
-      row.max_bytes = std::max<uint64_t>(row.max_bytes, s.graph.size[item.index]);
-    }
-  }
-  PyErr_Restore(saved_type, saved_value, saved_traceback);
-  for (const SizedObject& item : outcome.needs_sizer)
-    Py_DECREF(static_cast<PyObject*>(item.object));
-  outcome.needs_sizer.clear();
-}
-
-std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, snapshot::Kind kind) {
-  if (tm_is_finalizing()) return std::nullopt;
-  PyGILState_STATE gil = PyGILState_Ensure();
-  std::optional<snapshot::Snapshot> result;
-  UnresolvedReferences unresolved;
-  if (!tm_gc_collecting() && !tm_is_finalizing()) {
-    options.kind = kind;
-    WalkOutcome outcome;
-    snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
-    if (!outcome.abandoned) {
-      ApplySizers(State().sizers, outcome, s);
-      result = std::move(s);
-    }
-  }
-  PyGILState_Release(gil);
-  if (result) FinishWithoutGil(std::move(unresolved), &*result);
-  return result;
 }
 
 bool ParseStringList(PyObject* seq, std::vector<std::string>* out) {
@@ -282,7 +140,7 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   identity.service = service;
   identity.host = HostName();
   identity.pid = getpid();
-  identity.start_time_ns = State().start_time_ns;
+  identity.start_time_ns = InstanceStartNs();
   if (!ParseLabels(labels, &identity.labels)) return nullptr;
   if (tm_gc_collecting()) {
     PyErr_SetString(PyExc_RuntimeError, "cannot take a snapshot while the garbage collector runs");
@@ -322,33 +180,6 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
       "gc_before", gc_before[0], gc_before[1], gc_before[2]);
 }
 
-bool StartReporter(AgentState& st) {
-  const WalkOptions walk = st.walk;
-  auto started = Reporter::Start(
-      st.config,
-      [walk](snapshot::Kind kind, bool values) {
-        WalkOptions options = walk;
-        options.values = options.values || values;
-        return TakeWithGil(std::move(options), kind);
-      },
-      st.wake_fd);
-  if (!started) {
-    PyErr_SetString(PyExc_ValueError, started.error().message.c_str());
-    return false;
-  }
-  st.reporter = std::move(*started);
-  return true;
-}
-
-void StopReporter(AgentState& st) {
-  if (!st.reporter) return;
-  std::unique_ptr<Reporter> reporter = std::move(st.reporter);
-  // The reporter thread may be waiting for the GIL: give it up while joining.
-  Py_BEGIN_ALLOW_THREADS reporter->Stop();
-  reporter.reset();
-  Py_END_ALLOW_THREADS
-}
-
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* keywords[] = {"endpoint",
                                    "service",
@@ -367,6 +198,8 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
                                    "curve_secret_key",
                                    "sizers",
                                    "graph_request_interval",
+                                   "watch",
+                                   "probation",
                                    nullptr};
   const char* endpoint;
   const char* service;
@@ -376,30 +209,43 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   long long max_refs = -1, max_objects = 0, budget = 64ll << 20;
   const char *server_key = "", *public_key = "", *secret_key = "";
   PyObject* sizers = nullptr;
-  double graph_request_interval = 5;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisssOd", const_cast<char**>(keywords),
-                                   &endpoint, &service, &labels, &interval, &graph_every, &values,
-                                   &max_refs, &exclude, &max_objects, &max_pause_ms, &budget,
-                                   &signum, &server_key, &public_key, &secret_key, &sizers,
-                                   &graph_request_interval)) {
+  double graph_request_interval = 5, probation = 0;
+  const char* watch = "all";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisssOdsd",
+                                   const_cast<char**>(keywords), &endpoint, &service, &labels,
+                                   &interval, &graph_every, &values, &max_refs, &exclude,
+                                   &max_objects, &max_pause_ms, &budget, &signum, &server_key,
+                                   &public_key, &secret_key, &sizers, &graph_request_interval,
+                                   &watch, &probation)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
-  WalkOptions walk;
-  if (!ParseWalkOptions(values, max_refs, exclude, max_objects, max_pause_ms, &sizers, &walk)) {
-    return nullptr;
-  }
-  AgentState& st = State();
-  if (st.reporter) {
-    PyErr_SetString(PyExc_RuntimeError, "tidemark is already started; call stop() first");
+  AgentSettings settings;
+  if (!ParseWalkOptions(values, max_refs, exclude, max_objects, max_pause_ms, &sizers,
+                        &settings.walk)) {
     return nullptr;
   }
   if (!(interval > 0)) {
     PyErr_SetString(PyExc_ValueError, "interval must be a positive number of seconds");
     return nullptr;
   }
-  ReporterConfig config;
-  config.endpoint = endpoint;
+  const std::string watch_name = watch;
+  if (watch_name == "all") {
+    settings.watch = Watch::kAll;
+  } else if (watch_name == "children") {
+    settings.watch = Watch::kChildren;
+  } else if (watch_name == "parent") {
+    settings.watch = Watch::kParent;
+  } else {
+    PyErr_Format(PyExc_ValueError, "watch must be 'all', 'children' or 'parent', not '%s'", watch);
+    return nullptr;
+  }
+  ReporterConfig& config = settings.reporter;
+  config.connection.endpoint = endpoint;
+  config.connection.unacked_budget_bytes = static_cast<size_t>(budget);
+  config.connection.curve_server_key = server_key;
+  config.connection.curve_public_key = public_key;
+  config.connection.curve_secret_key = secret_key;
   config.identity.service = service;
   config.identity.host = HostName();
   config.identity.pid = getpid();
@@ -408,56 +254,30 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   config.interval_s = interval;
   config.graph_every = graph_every;
   config.graph_request_interval_s = graph_request_interval;
-  config.unacked_budget_bytes = static_cast<size_t>(budget);
-  config.curve_server_key = server_key;
-  config.curve_public_key = public_key;
-  config.curve_secret_key = secret_key;
-  Py_XINCREF(sizers);
-  PyObject* previous_sizers = st.sizers;
-  st.sizers = sizers;
-  Py_XDECREF(previous_sizers);
-  st.config = std::move(config);
-  st.walk = std::move(walk);
-  st.start_time_ns = st.config.identity.start_time_ns;
-  if (!StartReporter(st)) return nullptr;
-  if (signum > 0) {
-    g_signal_wake_fd.store(st.wake_fd);
-    if (!InstallSignal(signum)) {
-      g_signal_wake_fd.store(-1);
-      StopReporter(st);
-      PyErr_SetFromErrno(PyExc_OSError);
-      return nullptr;
-    }
-    st.signal_number = signum;
-  }
+  settings.probation_s = probation;
+  settings.signal_number = signum;
+  settings.sizers = sizers;
+  if (!StartAgent(std::move(settings))) return nullptr;
   Py_RETURN_NONE;
 }
 
 PyObject* Stop(PyObject*, PyObject*) {
-  AgentState& st = State();
-  if (st.signal_number > 0) {
-    RestoreSignal(st.signal_number);
-    st.signal_number = 0;
-    g_signal_wake_fd.store(-1);
-  }
-  st.paused_for_fork = false;
-  StopReporter(st);
+  StopAgent();
   Py_RETURN_NONE;
 }
 
 PyObject* Trigger(PyObject*, PyObject*) {
-  AgentState& st = State();
-  if (st.reporter) st.reporter->Trigger();
+  TriggerAgent();
   Py_RETURN_NONE;
 }
 
 PyObject* Status(PyObject*, PyObject*) {
-  AgentState& st = State();
-  ReporterFigures f;
-  if (st.reporter) f = st.reporter->figures();
+  const AgentStatus status = GetAgentStatus();
+  const ReporterFigures& f = status.figures;
   return Py_BuildValue(
-      "{s:O,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:s,s:K,s:K}", "running", st.reporter ? Py_True : Py_False,
-      "taken", (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
+      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:s,s:K,s:K}", "running",
+      status.running ? Py_True : Py_False, "state", status.state, "taken",
+      (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes, "last_pause_ms",
       f.last_pause_ms, "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str(),
@@ -465,44 +285,18 @@ PyObject* Status(PyObject*, PyObject*) {
       (unsigned long long)f.graph_requests_delayed);
 }
 
-// fork(): no thread of ours (nor ZeroMQ's) may exist while the process forks.
-PyObject* BeforeFork(PyObject*, PyObject*) {
-  AgentState& st = State();
-  if (st.reporter) {
-    StopReporter(st);
-    st.paused_for_fork = true;
-  }
+PyObject* BeforeForkHook(PyObject*, PyObject*) {
+  BeforeFork();
   Py_RETURN_NONE;
 }
 
-PyObject* AfterForkParent(PyObject*, PyObject*) {
-  AgentState& st = State();
-  if (st.paused_for_fork) {
-    st.paused_for_fork = false;
-    if (!StartReporter(st)) return nullptr;
-  }
+PyObject* AfterForkParentHook(PyObject*, PyObject*) {
+  AfterForkInParent();
   Py_RETURN_NONE;
 }
 
-PyObject* AfterForkChild(PyObject*, PyObject*) {
-  AgentState& st = State();
-  // The eventfd is shared with the parent after fork(): a trigger in one would wake both.
-  const int fresh = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fresh >= 0) {
-    close(st.wake_fd);
-    st.wake_fd = fresh;
-    if (st.signal_number > 0) g_signal_wake_fd.store(fresh);
-  }
-  if (st.paused_for_fork) {
-    // A new process: a new instance of the same service.
-    st.paused_for_fork = false;
-    st.config.identity.pid = getpid();
-    st.config.identity.start_time_ns = NowNs();
-    st.start_time_ns = st.config.identity.start_time_ns;
-    if (!StartReporter(st)) return nullptr;
-  } else {
-    st.start_time_ns = NowNs();
-  }
+PyObject* AfterForkChildHook(PyObject*, PyObject*) {
+  AfterForkInChild();
   Py_RETURN_NONE;
 }
 
@@ -601,9 +395,9 @@ PyMethodDef kMethods[] = {
     {"stop", Stop, METH_NOARGS, "Stop the background reporter and join its thread."},
     {"trigger", Trigger, METH_NOARGS, "Ask the reporter for a snapshot now."},
     {"status", Status, METH_NOARGS, "The reporter's figures."},
-    {"before_fork", BeforeFork, METH_NOARGS, nullptr},
-    {"after_fork_parent", AfterForkParent, METH_NOARGS, nullptr},
-    {"after_fork_child", AfterForkChild, METH_NOARGS, nullptr},
+    {"before_fork", BeforeForkHook, METH_NOARGS, nullptr},
+    {"after_fork_parent", AfterForkParentHook, METH_NOARGS, nullptr},
+    {"after_fork_child", AfterForkChildHook, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
@@ -627,11 +421,6 @@ extern "C" __attribute__((visibility("default"))) PyObject* PyInit__native(void)
     return nullptr;
   }
   PrepareWalks();
-  AgentState& st = State();
-  if (st.wake_fd < 0) {
-    st.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (st.wake_fd < 0) return PyErr_SetFromErrno(PyExc_OSError);
-    st.start_time_ns = NowNs();
-  }
+  InstanceStartNs();
   return PyModule_Create(&kModule);
 }

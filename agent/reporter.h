@@ -1,45 +1,48 @@
 // Reporter: the agent's native background thread. It takes a snapshot every interval (or when
-// triggered), encodes and compresses it without the GIL, and pushes it to the collector over
-// a ZeroMQ DEALER socket, reading acknowledgements on the same connection.
+// triggered, or when a collector asks for a graph), encodes and compresses it without the GIL,
+// and pushes it to the collector over its Connection, reading acknowledgements on the same
+// connection. No Python here: the thread asks `take` for a snapshot, and `take` acquires the
+// GIL itself.
 //
-// It never blocks its host: the socket only queues to a completed connection
-// (ZMQ_IMMEDIATE), its high-water mark is small, bytes sent but not yet acknowledged are
-// capped by a budget, and sends never wait: whatever cannot go now is dropped and counted.
-// While no collector listens, memory stays bounded by the budget.
+// A run may begin with a probation (ReporterProgress::connect_at in the future): the thread
+// then only waits, with no descriptor and no ZeroMQ context, so that a child that does not
+// live that long (a preexec_fn child, a short subprocess) or that closes every descriptor
+// while daemonizing never meets the agent's. A run ends with Pause() (around fork(): quick,
+// nothing in flight is waited for, progress handed back so the next run continues the
+// schedule and the sequence numbers) or Stop() (the instance ends: a goodbye is sent so the
+// collector expects nothing more, then a bounded linger).
 //
-// No Python here: the thread asks `take` for a snapshot, and `take` acquires the GIL itself.
-//
-// Thread-safety: Start/Stop from one controlling thread; Trigger() is async-signal-safe;
-// figures() may be called from any thread.
+// Thread-safety: Start/Pause/Stop from one controlling thread; figures() from any thread;
+// the wake-ups (agent/wake.h) are async-signal-safe.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "agent/connection.h"
 #include "snapshot/result.h"
 #include "snapshot/snapshot.h"
 
 namespace tidemark::agent {
 
+using Clock = std::chrono::steady_clock;
+
 struct ReporterConfig {
-  std::string endpoint;                 // e.g. "tcp://127.0.0.1:7878"
+  ConnectionOptions connection;
   snapshot::Identity identity;          // pid and start time are the caller's.
   double interval_s = 60;               // Fractions allowed.
   int graph_every = 0;                  // Every Nth snapshot is a graph; 0 = summaries only.
   double graph_request_interval_s = 5;  // Least time between graphs a collector requests.
-  size_t unacked_budget_bytes = 64u << 20;
-  double unacked_expiry_s = 120;  // An ack not seen by then never comes: free its budget.
-  int send_hwm = 4;
-  int linger_ms = 250;  // Bounded wait for queued bytes when stopping.
+  int linger_ms = 250;                  // Bounded wait for the goodbye and queued bytes on Stop.
   int zstd_level = 1;
-  // CURVE (optional): the server's public key and this agent's key pair, Z85-encoded.
-  std::string curve_server_key, curve_public_key, curve_secret_key;
 };
 
 struct ReporterFigures {
@@ -52,48 +55,73 @@ struct ReporterFigures {
   uint64_t last_encoded_bytes = 0;
   double last_pause_ms = 0;
   double last_encode_ms = 0;
+  bool connected = false;  // Past its probation, with a connection opened.
   std::string last_error;
 };
 
+// Where a run starts, and where the previous one ended.
+struct ReporterProgress {
+  Clock::time_point connect_at;  // Nothing is opened before this.
+  Clock::time_point next_due;    // The next periodic snapshot.
+  uint64_t periodic = 0;         // Periodic snapshots so far (graph_every counts them).
+  uint64_t last_seq = 0;         // Sequence numbers continue after this one.
+  ReporterFigures figures;
+};
+
 // Called on the reporter thread. Returns the snapshot, or nullopt if none could be taken
-// (interpreter finalizing, a collection running, a walk abandoned): counted as dropped.
+// (interpreter finalizing, a collection running, a walk abandoned, `cancel` set).
 // `values`: a collector asked for a graph with short values, whatever the agent's setting.
-using TakeFn = std::function<std::optional<snapshot::Snapshot>(snapshot::Kind, bool values)>;
+using TakeFn = std::function<std::optional<snapshot::Snapshot>(
+    snapshot::Kind, bool values, const std::atomic<bool>& cancel)>;
 
 class Reporter {
  public:
-  // Creates the socket and starts the thread. Errors (bad endpoint, bad keys) are values.
-  // `wake_fd` is an eventfd owned by the caller that outlives the reporter: a write to it
-  // (Trigger(), or a signal handler) takes a snapshot now.
-  static snapshot::Result<std::unique_ptr<Reporter>> Start(ReporterConfig config, TakeFn take,
-                                                           int wake_fd);
+  // Starts the thread. When progress.connect_at is not in the future the connection is
+  // opened here, so that a bad endpoint or key is an error value; otherwise the thread
+  // opens it when the probation is over (an error then shows in figures().last_error).
+  static snapshot::Result<std::unique_ptr<Reporter>> Start(ReporterConfig config,
+                                                           ReporterProgress progress, TakeFn take);
 
   Reporter(const Reporter&) = delete;
   Reporter& operator=(const Reporter&) = delete;
-  ~Reporter();  // Stops.
+  ~Reporter();  // Stop().
 
-  // Stops and joins the thread, closes the socket (bounded linger) and the ZeroMQ context,
-  // so that no thread of ours remains. REQUIRES: the caller does not hold the GIL.
+  // Ends the run quickly: a snapshot being taken or encoded is abandoned (not counted as
+  // dropped), the connection is closed without linger, no thread of ours remains. Returns
+  // what the next run needs. REQUIRES: the caller does not hold the GIL.
+  ReporterProgress Pause();
+
+  // Ends the instance: joins the thread, says goodbye if anything was ever sent, closes the
+  // connection waiting at most linger_ms. REQUIRES: the caller does not hold the GIL.
   void Stop();
-
-  // Wakes the thread to take a snapshot now. Async-signal-safe.
-  void Trigger();
 
   ReporterFigures figures() const;
 
  private:
-  Reporter(ReporterConfig config, TakeFn take);
+  Reporter(ReporterConfig config, ReporterProgress progress, TakeFn take);
   void Run();
-  struct State;
-  std::unique_ptr<State> state_;
-  ReporterConfig config_;
+  bool WaitForProbation();  // False if stopped first.
+  void Loop();
+  void TakeOne(snapshot::Kind kind, bool values);
+  void OnControl(const snapshot::Control& control);
+  void Join();
+  void RecordError(std::string what);
+  void Drop(std::string why);
+
+  const ReporterConfig config_;
   TakeFn take_;
-  int wake_fd_ = -1;
+  ReporterProgress progress_;  // Reporter thread only while it runs.
+  std::unique_ptr<Connection> connection_;
   std::atomic<bool> stop_{false};
-  // Reporter thread only. A collector's graph request waits until
-  // ReporterConfig::graph_request_interval_s after the previous requested graph was done.
-  std::optional<std::chrono::steady_clock::time_point> graph_due_;
+  std::mutex wait_mutex_;  // With waiting_: the probation's wait.
+  std::condition_variable waiting_;
+  // Reporter thread only. A collector's graph request waits until graph_request_interval_s
+  // after the previous requested graph was done.
+  std::optional<Clock::time_point> graph_due_;
+  std::optional<Clock::time_point> last_requested_graph_;
   bool values_requested_ = false;
+  mutable std::mutex figures_mutex_;
+  ReporterFigures figures_;
   std::thread thread_;
 };
 

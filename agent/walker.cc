@@ -161,6 +161,7 @@ class Walker {
           if (w->Discover(o) == Found::kNew) w->Drain();
         },
         this);
+    ApplyCSizes();
     Finish();
     last_object_count_ = static_cast<size_t>(objects_);
     return outcome_;
@@ -334,19 +335,7 @@ class Walker {
           size += static_cast<size_t>(set->mask + 1) * sizeof(setentry);
         break;
       }
-      case Sizer::kCMethod: {
-        // A core C function: no Python frame runs. Its result is an int, not a GC object.
-        PyObject* result = info.sizeof_method(o, nullptr);
-        Py_ssize_t n = result ? PyLong_AsSsize_t(result) : -1;
-        Py_XDECREF(result);
-        if (n < 0) {
-          PyErr_Clear();
-          size = DefaultSize(o, type);
-        } else {
-          size = static_cast<size_t>(n);
-        }
-        break;
-      }
+      case Sizer::kCMethod:  // Its layout size for now: see ApplyCSizes.
       default:
         size = DefaultSize(o, type);
         break;
@@ -440,12 +429,13 @@ class Walker {
 
   // An instance's __dict__ counts towards the instance in the type table, so figures do not
   // jump between versions that keep attributes in a dict and those that keep them inline.
-  void FoldInstanceDict(PyObject* dict, const TypeInfo& info, size_t self_size) {
-    if (dict == nullptr || !PyDict_CheckExact(dict)) return;
+  // Returns the bytes folded (0 if none).
+  size_t FoldInstanceDict(PyObject* dict, const TypeInfo& info, size_t self_size) {
+    if (dict == nullptr || !PyDict_CheckExact(dict)) return 0;
     const TypeInfo& dict_info = Info(&PyDict_Type);
-    if (dict_info.excluded) return;
+    if (dict_info.excluded) return 0;
     const uint64_t address = reinterpret_cast<uintptr_t>(dict);
-    if (marks_->TestAndSet(address, GranuleMarks::kFolded)) return;
+    if (marks_->TestAndSet(address, GranuleMarks::kFolded)) return 0;
     const size_t size = SizeOf(dict, dict_info);
     if (marks_->Test(address, GranuleMarks::kProcessed)) {
       auto& dict_row = out_->types[dict_info.row];  // Already counted as a dict: move it.
@@ -455,6 +445,36 @@ class Walker {
     auto& row = out_->types[info.row];
     row.bytes += size;
     row.max_bytes = std::max<uint64_t>(row.max_bytes, self_size + size);
+    return size;
+  }
+
+  // Objects whose __sizeof__ is a trusted C method were sized by their layout during the
+  // traversal: calling the method there is not safe, since some allocate (BytesIO's asks its
+  // buffer for its size through a bound method, a GC object), and on 3.8-3.11 a GC
+  // allocation can start a collection that frees objects the walk has queued. Once the
+  // traversal is over no address is read again; each object is held while its method runs,
+  // collection being paused (Walk), and its figures are corrected by the difference.
+  void ApplyCSizes() {
+    for (const CSized& item : c_sized_) Py_INCREF(static_cast<PyObject*>(item.object));
+    snapshot::Graph& g = out_->graph;
+    for (const CSized& item : c_sized_) {
+      PyObject* o = static_cast<PyObject*>(item.object);
+      PyObject* result = item.method(o, nullptr);
+      const Py_ssize_t n = result ? PyLong_AsSsize_t(result) : -1;
+      Py_XDECREF(result);
+      if (n < 0) {
+        PyErr_Clear();
+        continue;  // Keeps the layout size.
+      }
+      const size_t size = static_cast<size_t>(n) + (item.size - DefaultSize(o, Py_TYPE(o)));
+      auto& row = out_->types[item.row];
+      row.bytes = row.bytes - item.size + size;
+      row.max_bytes = std::max<uint64_t>(row.max_bytes, size + item.folded);
+      total_bytes_ = total_bytes_ - item.size + size;
+      if (graph_ && item.index < g.size.size()) g.size[item.index] = size;
+    }
+    for (const CSized& item : c_sized_) Py_DECREF(static_cast<PyObject*>(item.object));
+    c_sized_.clear();
   }
 
   void Process(size_t i) {
@@ -475,7 +495,10 @@ class Walker {
 
     PyObject* dict = info.may_have_dict ? tm_instance_dict(o) : nullptr;
     CollectReferents(o, info, dict);
-    FoldInstanceDict(dict, info, size);
+    const size_t folded = FoldInstanceDict(dict, info, size);
+    if (info.sizer == Sizer::kCMethod) {
+      c_sized_.push_back({i, o, info.sizeof_method, info.row, size, folded});
+    }
     outcome_.references += scratch_.size();
     if (!graph_) {
       for (PyObject* r : scratch_) Discover(r);
@@ -565,6 +588,16 @@ class Walker {
   std::unique_ptr<GranuleMarks> marks_ = std::make_unique<GranuleMarks>();
   size_t cursor_ = 0;
   std::vector<PyObject*> scratch_;
+  // An object sized by its layout during the traversal, to be sized by its C __sizeof__.
+  struct CSized {
+    size_t index;
+    void* object;
+    PyCFunction method;
+    uint32_t row;
+    size_t size;    // As counted: layout, pre-header and instance values.
+    size_t folded;  // Its __dict__'s bytes, folded into its row.
+  };
+  std::vector<CSized> c_sized_;
   std::unordered_map<PyTypeObject*, TypeInfo> types_;
   static constexpr size_t kTypeCacheSize = 256;
   std::pair<PyTypeObject*, TypeInfo*> type_cache_[kTypeCacheSize] = {};
@@ -585,8 +618,13 @@ void PrepareWalks() { GetInterned(); }
 
 WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
                  UnresolvedReferences* unresolved) {
+  // No collection runs while the walk holds addresses it has not processed yet: a collection
+  // would run finalizers on this thread and free queued objects.
+  const int gc_was_enabled = tm_gc_pause();
   Walker walker(options, out, unresolved);
-  return walker.Run();
+  WalkOutcome outcome = walker.Run();
+  tm_gc_resume(gc_was_enabled);
+  return outcome;
 }
 
 }  // namespace tidemark::agent

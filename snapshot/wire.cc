@@ -44,14 +44,24 @@ class CountingSink {
 class ZstdSink {
  public:
   // Compressed bytes are appended to what `out` already holds.
-  ZstdSink(ZSTD_CCtx* cctx, std::string* out) : cctx_(cctx), out_(out), written_(out->size()) {
+  ZstdSink(ZSTD_CCtx* cctx, std::string* out, const std::atomic<bool>* cancel)
+      : cctx_(cctx), out_(out), written_(out->size()), cancel_(cancel) {
     buffer_.reserve(kChunk);
   }
 
   void write(const char* data, size_t n) {
+    if (cancelled_) return;
     buffer_.append(data, n);
-    if (buffer_.size() >= kChunk) Compress(ZSTD_e_continue);
+    if (buffer_.size() < kChunk) return;
+    if (cancel_ != nullptr && cancel_->load(std::memory_order_relaxed)) {
+      cancelled_ = true;
+      buffer_.clear();
+      return;
+    }
+    Compress(ZSTD_e_continue);
   }
+
+  bool cancelled() const { return cancelled_; }
 
   // Returns a zstd error code (ZSTD_isError) or 0.
   size_t Finish() {
@@ -83,6 +93,8 @@ class ZstdSink {
   ZSTD_CCtx* cctx_;
   std::string* out_;
   size_t written_;
+  const std::atomic<bool>* cancel_;
+  bool cancelled_ = false;
   std::string buffer_;
   size_t error_ = 0;
 };
@@ -663,11 +675,12 @@ Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& option
     ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, options.zstd_level);
     ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
     ZSTD_CCtx_setPledgedSrcSize(cctx.get(), raw_body);  // Written into the frame header.
-    ZstdSink sink(cctx.get(), &out);
+    ZstdSink sink(cctx.get(), &out, options.cancel);
     {
       msgpack::packer<ZstdSink> body_packer(sink);
       PackBody(body_packer, snapshot, plan);
     }
+    if (sink.cancelled()) return Fail("encode: cancelled");
     if (const size_t error = sink.Finish(); ZSTD_isError(error)) {
       return Fail(std::string("zstd: ") + ZSTD_getErrorName(error));
     }
@@ -820,5 +833,55 @@ Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits) {
   }
   return s;
 }
+
+std::string EncodeGoodbye(const Goodbye& goodbye) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> p(buf);
+  const Identity& id = goodbye.identity;
+  p.pack_map(7);
+  PackField(p, "service", id.service);
+  PackField(p, "host", id.host);
+  PackField(p, "pid", id.pid);
+  PackField(p, "start_ns", id.start_time_ns);
+  PackKey(p, "labels");
+  p.pack_map(static_cast<uint32_t>(id.labels.size()));
+  for (const auto& [k, v] : id.labels) {
+    PackStr(p, k);
+    PackStr(p, v);
+  }
+  PackField(p, "seq", goodbye.seq);
+  PackField(p, "ts_ns", goodbye.timestamp_ns);
+  std::string out(kGoodbyeMagic, 4);
+  PutLE(out, kFormatVersion, 2);
+  PutLE(out, 0, 2);
+  out.append(buf.data(), buf.size());
+  return out;
+}
+
+bool IsGoodbye(std::string_view message) {
+  return message.size() >= 4 && message.substr(0, 4) == std::string_view(kGoodbyeMagic, 4);
+}
+
+Result<Goodbye> DecodeGoodbye(std::string_view message) {
+  if (!IsGoodbye(message)) return Fail("goodbye: bad magic");
+  if (message.size() > kMaxGoodbyeBytes) {
+    return Fail("goodbye: " + std::to_string(message.size()) + " bytes, over the limit of " +
+                std::to_string(kMaxGoodbyeBytes));
+  }
+  if (message.size() < 8) return Fail("goodbye: truncated (" + std::to_string(message.size()) + " bytes)");
+  const uint16_t version = static_cast<uint16_t>(static_cast<uint8_t>(message[4]) |
+                                                 (static_cast<uint8_t>(message[5]) << 8));
+  if (version < kOldestReadableFormatVersion || version > kFormatVersion) {
+    return Fail("goodbye: unsupported format version " + std::to_string(version));
+  }
+  if (message[6] != 0 || message[7] != 0) return Fail("goodbye: reserved bytes are not 0");
+  TM_TRY(header, ReadHeader(message.substr(8), Kind::kSummary));
+  Goodbye g;
+  g.identity = std::move(header.identity);
+  g.seq = header.seq;
+  g.timestamp_ns = header.timestamp_ns;
+  return g;
+}
+
 
 }  // namespace tidemark::snapshot

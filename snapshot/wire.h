@@ -25,6 +25,7 @@
 // at most its own size (or the limits) in memory. Thread-safety: functions are reentrant.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -44,6 +45,9 @@ inline constexpr size_t kEnvelopeSize = 24;
 
 struct EncodeOptions {
   int zstd_level = 1;  // 1..3: the agent spares its host's CPU.
+  // When set and it becomes true, Encode gives up (between two 256 KiB chunks) with an error
+  // saying so: a stopping agent never waits for a large encode.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct DecodeLimits {
@@ -82,5 +86,28 @@ Result<Header> CheckFrame(std::string_view message, const DecodeLimits& limits =
 
 // Full decode, with every check of DecodeHeader plus the body's.
 Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits = {});
+
+// A goodbye: the agent instance is ending (stop(), interpreter exit) and its collector should
+// expect nothing more from it. Sent on the same connection as its snapshots:
+//
+//   offset  size  field
+//        0     4  magic "TDMB"
+//        4     2  format version, little-endian (kFormatVersion)
+//        6     2  reserved, 0
+//        8     H  header: msgpack map with the snapshot header's identity keys (service,
+//                 host, pid, start_ns, labels), its seq (one past the last snapshot's, so
+//                 sequence numbers never repeat) and ts_ns; H <= kMaxGoodbyeBytes - 8
+inline constexpr char kGoodbyeMagic[4] = {'T', 'D', 'M', 'B'};
+inline constexpr size_t kMaxGoodbyeBytes = 64 * 1024;
+
+struct Goodbye {
+  Identity identity;
+  uint64_t seq = 0;
+  int64_t timestamp_ns = 0;
+};
+
+std::string EncodeGoodbye(const Goodbye& goodbye);
+bool IsGoodbye(std::string_view message);  // Its magic only.
+Result<Goodbye> DecodeGoodbye(std::string_view message);
 
 }  // namespace tidemark::snapshot

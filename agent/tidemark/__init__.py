@@ -7,10 +7,12 @@
     tidemark.start("tcp://127.0.0.1:7878", service="checkout", interval=60)
 
 Snapshots are taken natively: the walk runs no Python code and leaves the heap as it was.
-Nothing is printed unless asked (TIDEMARK_DEBUG=1 prints agent errors to stderr).
+Nothing is printed unless asked: the agent's own troubles go to the stdlib logging logger
+"tidemark", which has a NullHandler (TIDEMARK_DEBUG=1 also prints them to stderr).
 """
 
 import atexit
+import logging
 import os
 import signal as _signal
 import sys
@@ -27,6 +29,10 @@ if sysconfig.get_config_var("Py_GIL_DISABLED"):
 from . import _native  # noqa: E402
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7878"
+WATCH_MODES = ("all", "children", "parent")
+
+log = logging.getLogger("tidemark")
+log.addHandler(logging.NullHandler())
 
 
 class TypeRow(tuple):
@@ -167,7 +173,7 @@ def _env(name):
 
 def _env_float(name, default):
     raw = os.environ.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
     try:
         return float(raw)
@@ -175,10 +181,21 @@ def _env_float(name, default):
         raise ValueError("%s=%r is not a number of seconds" % (name, raw))
 
 
+def _env_int(name, default):
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("%s=%r is not a whole number" % (name, raw))
+
+
 def start(endpoint=None, service=None, interval=None, graph_every=None, labels=None,
           values=False, max_refs=None, exclude=(), signal=None, max_objects=0, max_pause_ms=0,
           budget_bytes=64 << 20, curve_server_key=None, curve_public_key=None,
-          curve_secret_key=None, sizers=None, graph_request_interval=None):
+          curve_secret_key=None, sizers=None, graph_request_interval=None, watch=None,
+          _probation=0.0):
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
@@ -188,46 +205,105 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     "USR1": that signal takes a snapshot now; off by default), TIDEMARK_CURVE_SERVER_KEY,
     TIDEMARK_CURVE_PUBLIC_KEY and TIDEMARK_CURVE_SECRET_KEY (Z85 keys from `tidemark keygen`;
     all three turn CURVE encryption on), TIDEMARK_GRAPH_REQUEST_INTERVAL (seconds, default 5:
-    a graph snapshot a collector asks for sooner than this after the last one waits).
+    a graph snapshot a collector asks for sooner than this after the last one waits),
+    TIDEMARK_WATCH ("all", the default: every process reports; "children": a process that
+    forks stops reporting at its first fork, for prefork masters that serve nothing;
+    "parent": children, forked or spawned, do not report).
+
+    Raises ValueError naming the argument or variable that is wrong.
     """
-    endpoint = endpoint or os.environ.get("TIDEMARK_ENDPOINT") or DEFAULT_ENDPOINT
-    if interval is None:
-        interval = _env_float("TIDEMARK_INTERVAL", 60.0)
-    if graph_every is None:
-        graph_every = int(_env_float("TIDEMARK_GRAPH_EVERY", 0))
-    if signal is None:
-        signal = os.environ.get("TIDEMARK_SIGNAL")
+    settings = _settings(endpoint=endpoint, interval=interval, graph_every=graph_every,
+                         signal=signal, graph_request_interval=graph_request_interval,
+                         watch=watch, labels=labels)
     if not values:
         values = _env("TIDEMARK_VALUES").lower() in ("1", "true", "yes")
-    if graph_request_interval is None:
-        graph_request_interval = _env_float("TIDEMARK_GRAPH_REQUEST_INTERVAL", 5.0)
     _install_hooks()
-    _native.start(endpoint, service or _service_default(), labels=_labels(labels),
-                  interval=float(interval), graph_every=int(graph_every), values=bool(values),
+    _native.start(settings["endpoint"], service or _service_default(), labels=settings["labels"],
+                  interval=settings["interval"], graph_every=settings["graph_every"],
+                  values=bool(values),
                   max_refs=-1 if max_refs is None else int(max_refs), exclude=list(exclude),
                   max_objects=int(max_objects), max_pause_ms=float(max_pause_ms),
-                  budget_bytes=int(budget_bytes), signal=_signal_number(signal),
+                  budget_bytes=int(budget_bytes), signal=settings["signal"],
                   curve_server_key=curve_server_key or _env("TIDEMARK_CURVE_SERVER_KEY"),
                   curve_public_key=curve_public_key or _env("TIDEMARK_CURVE_PUBLIC_KEY"),
                   curve_secret_key=curve_secret_key or _env("TIDEMARK_CURVE_SECRET_KEY"),
-                  sizers=sizers, graph_request_interval=float(graph_request_interval))
+                  sizers=sizers, graph_request_interval=settings["graph_request_interval"],
+                  watch=settings["watch"], probation=float(_probation))
 
 
-def start_from_env():
+def _check_endpoint(endpoint, name):
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
+        raise ValueError("%s=%r is not a ZeroMQ endpoint: expected tcp://HOST:PORT "
+                         "(as in %s)" % (name, endpoint, DEFAULT_ENDPOINT))
+    if scheme == "tcp":
+        host, colon, port = rest.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("%s=%r: expected tcp://HOST:PORT with a port from 1 to 65535"
+                             % (name, endpoint))
+    return endpoint
+
+
+def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
+              graph_request_interval=None, watch=None, labels=None):
+    """The agent's settings from the arguments, else the environment, checked. Raises
+    ValueError naming the argument or TIDEMARK_* variable that is wrong."""
+    name = "endpoint" if endpoint else "TIDEMARK_ENDPOINT"
+    endpoint = _check_endpoint(endpoint or _env("TIDEMARK_ENDPOINT") or DEFAULT_ENDPOINT, name)
+    if interval is None:
+        interval = _env_float("TIDEMARK_INTERVAL", 60.0)
+    if not float(interval) > 0:
+        raise ValueError("interval (TIDEMARK_INTERVAL) must be a positive number of seconds, "
+                         "not %r" % (interval,))
+    if graph_every is None:
+        graph_every = _env_int("TIDEMARK_GRAPH_EVERY", 0)
+    if int(graph_every) < 0:
+        raise ValueError("graph_every (TIDEMARK_GRAPH_EVERY) must be 0 or more, not %r"
+                         % (graph_every,))
+    if graph_request_interval is None:
+        graph_request_interval = _env_float("TIDEMARK_GRAPH_REQUEST_INTERVAL", 5.0)
+    if signal is None:
+        signal = os.environ.get("TIDEMARK_SIGNAL")
+    if watch is None:
+        watch = _env("TIDEMARK_WATCH") or "all"
+    if watch not in WATCH_MODES:
+        raise ValueError("watch (TIDEMARK_WATCH) must be one of %s, not %r"
+                         % (", ".join(WATCH_MODES), watch))
+    return {"endpoint": endpoint, "interval": float(interval), "graph_every": int(graph_every),
+            "graph_request_interval": float(graph_request_interval),
+            "signal": _signal_number(signal), "watch": watch, "labels": _labels(labels)}
+
+
+def check_environment():
+    """Checks every TIDEMARK_* setting without starting anything; raises ValueError naming
+    the first that is wrong (python -m tidemark run calls it before running the program)."""
+    _settings()
+
+
+def start_from_env(child=False):
     """Starts the agent if TIDEMARK_ENDPOINT is set; returns whether it did.
 
-    Errors are swallowed (a monitoring agent must not break its host) unless
-    TIDEMARK_DEBUG is set, in which case they are printed to stderr.
+    child: this is a child of a watched program (started by its sitecustomize): it opens
+    nothing until it has lived a jittered interval, and does not start at all under
+    TIDEMARK_WATCH=parent. Errors never escape (a monitoring agent must not break its host):
+    they are logged to the "tidemark" logger, and printed to stderr if TIDEMARK_DEBUG is set.
     """
     if not os.environ.get("TIDEMARK_ENDPOINT"):
         return False
     try:
-        start()
+        if child and _settings()["watch"] == "parent":
+            return False
+        start(_probation=-1.0 if child else 0.0)  # -1: a jittered interval, chosen natively.
         return True
     except Exception as e:  # noqa: BLE001
-        if os.environ.get("TIDEMARK_DEBUG"):
-            sys.stderr.write("tidemark: not started: %s\n" % e)
+        _report_trouble("not started: %s" % e)
         return False
+
+
+def _report_trouble(message):
+    log.warning("%s", message)
+    if os.environ.get("TIDEMARK_DEBUG"):
+        sys.stderr.write("tidemark: %s\n" % message)
 
 
 def stop():

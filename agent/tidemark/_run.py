@@ -1,8 +1,17 @@
-"""`python -m tidemark run`: runs a program with the agent started, no code change needed."""
+"""`python -m tidemark run`: runs a program with the agent started, no code change needed.
+
+The program is not run inside this process by runpy: this process checks the settings, then
+replaces itself (exec, same pid) with `python [the same interpreter flags] PROGRAM ARGS`, with
+the directory of tidemark's sitecustomize first on PYTHONPATH. So the program sees the
+sys.path, __file__, sys.argv, tracebacks and exit status that `python PROGRAM ARGS` gives; the
+sitecustomize starts the agent, takes its own directory off sys.path and then imports the
+sitecustomize it shadows, if any. Child Python processes inherit PYTHONPATH and so report as
+their own instances, once they have lived an interval.
+"""
 
 import os
-import runpy
 import shutil
+import subprocess
 import sys
 
 USAGE = """usage: python -m tidemark run [-m module | script | console-script] [args...]
@@ -15,53 +24,69 @@ Runs the program with the tidemark agent started from the environment:
   TIDEMARK_GRAPH_REQUEST_INTERVAL  least seconds between graphs a collector asks for (default 5)
   TIDEMARK_LABELS     labels such as env=prod,version=1.4
   TIDEMARK_SIGNAL     a signal that takes a snapshot now, e.g. USR1 (default: none)
-Child Python processes (multiprocessing, prefork workers) report as their own instances.
+  TIDEMARK_WATCH      all (default), children (a forking master stops at its first fork)
+                      or parent (children do not report)
+A setting that is wrong stops here, before the program runs, with exit status 2.
+Child Python processes (multiprocessing, prefork workers, subprocesses) report as their own
+instances once they have lived about an interval.
 """
 
+BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_boot")
 
-def _propagate_to_children():
-    # Spawned Python children import sitecustomize from _boot, which starts their agent;
-    # forked children restart it from the fork hooks.
-    here = os.path.dirname(os.path.abspath(__file__))
-    entries = [os.path.join(here, "_boot"), os.path.dirname(here)]
-    existing = os.environ.get("PYTHONPATH")
-    if existing:
-        entries.append(existing)
-    os.environ["PYTHONPATH"] = os.pathsep.join(entries)
+
+def _fail(message):
+    sys.stderr.write("python -m tidemark run: %s\n" % message)
+    return 2
+
+
+def _program(args):
+    """(argv for the interpreter after its flags, service name), or raises ValueError."""
+    if args[0] == "-m":
+        if len(args) < 2:
+            raise ValueError("-m: missing module name")
+        return ["-m"] + args[1:], args[1]
+    path = args[0]
+    if not os.path.exists(path):
+        found = shutil.which(path)  # A console script such as gunicorn.
+        if found is None:
+            raise ValueError("no such script or command: %s" % path)
+        path = found
+    service = os.path.splitext(os.path.basename(path))[0] or "python"
+    return [path] + args[1:], service
 
 
 def main(argv):
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
         return 0 if argv else 2
-    if argv[0] != "run" or len(argv) < 2:
+    if argv[0] != "run":
         sys.stderr.write(USAGE)
         return 2
     args = argv[1:]
-    os.environ.setdefault("TIDEMARK_ENDPOINT", "tcp://127.0.0.1:7878")
-    _propagate_to_children()
-    import tidemark
+    if not args or args[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0 if args else 2
+    if sys.flags.ignore_environment or getattr(sys.flags, "isolated", 0):
+        return _fail("the interpreter ignores the environment (-E or -I): the agent could not "
+                     "reach the program")
+    try:
+        program, service = _program(args)
+        import tidemark
 
-    if args[0] == "-m":
-        if len(args) < 2:
-            sys.stderr.write("python -m tidemark run -m: missing module name\n")
-            return 2
-        sys.argv = [args[1]] + args[2:]
-        os.environ.setdefault("TIDEMARK_SERVICE", args[1])
-        tidemark.start_from_env()
-        runpy.run_module(args[1], run_name="__main__", alter_sys=True)
-        return 0
-    path = args[0]
-    if not os.path.exists(path):
-        found = shutil.which(path)  # A console script such as gunicorn.
-        if found is None:
-            sys.stderr.write("python -m tidemark run: no such script or command: %s\n" % path)
-            return 2
-        path = found
-    sys.argv = [path] + args[1:]
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
-    os.environ.setdefault("TIDEMARK_SERVICE",
-                          os.path.splitext(os.path.basename(path))[0] or "python")
-    tidemark.start_from_env()
-    runpy.run_path(path, run_name="__main__")
-    return 0
+        tidemark.check_environment()
+    except ValueError as e:
+        return _fail(str(e))
+    env = os.environ
+    env.setdefault("TIDEMARK_ENDPOINT", "tcp://127.0.0.1:7878")
+    env.setdefault("TIDEMARK_SERVICE", service)
+    env["TIDEMARK_RUN_PID"] = str(os.getpid())  # The program itself starts at once.
+    existing = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = BOOT_DIR + (os.pathsep + existing if existing else "")
+    executable = sys.executable or "python3"
+    argv = [executable] + subprocess._args_from_interpreter_flags() + program
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(executable, argv)
+    except OSError as e:
+        return _fail("cannot run %s: %s" % (executable, e))
