@@ -2,7 +2,8 @@
 // port that decodes each snapshot and acknowledges it with its sequence number.
 //
 // Prints "endpoint tcp://127.0.0.1:PORT" once bound, then one line per message:
-// "ok SERVICE PID SEQ KIND OBJECTS TIMESTAMP_NS" or "bad REASON". Exits when stdin closes.
+// "ok SERVICE PID SEQ KIND OBJECTS TIMESTAMP_NS", "bye SERVICE PID SEQ START_NS" for a goodbye,
+// or "bad REASON". Exits when stdin closes.
 // With --graph-requests it asks for graphs as tidemarkd does: three requests at once after the
 // first summary, one more right after the first graph.
 #include <poll.h>
@@ -35,6 +36,16 @@ int main(int argc, char** argv) {
     zmq::message_t identity, body;
     while (router.recv(identity, zmq::recv_flags::dontwait)) {
       if (!router.recv(body, zmq::recv_flags::none)) break;
+      if (tidemark::snapshot::IsGoodbye(body.to_string_view())) {
+        auto bye = tidemark::snapshot::DecodeGoodbye(body.to_string_view());
+        if (!bye) {
+          std::cout << "bad " << bye.error().message << std::endl;
+        } else {
+          std::cout << "bye " << bye->identity.service << " " << bye->identity.pid << " "
+                    << bye->seq << " " << bye->identity.start_time_ns << std::endl;
+        }
+        continue;
+      }
       auto snap = tidemark::snapshot::Decode(body.to_string_view());
       if (!snap) {
         std::cout << "bad " << snap.error().message << std::endl;

@@ -1,0 +1,508 @@
+"""The agent inside programs it did not write: it must never crash its host, kill or hang a
+child, print, or change what the program sees (run once per CPython version by ctest).
+
+Each test names the way the agent once broke a host; the programs are run in fresh
+interpreters, since a failure there is a crash, an abort or a hang."""
+
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from helpers import SANITIZED, Collector, run_python, wait_for  # noqa: E402
+
+import tidemark  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def other_python():
+    """A CPython of another minor version than this one, or None."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    mine = "%d.%d" % sys.version_info[:2]
+    for path in sorted(glob.glob(os.path.join(root, "versions", "3.*", "bin", "python3.*"))):
+        version = re.search(r"python(3\.\d+)$", path)
+        if version and version.group(1) != mine and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+class TheWalkRunsNoCollection(unittest.TestCase):
+    """BytesIO.__sizeof__ allocates a bound method: called during the walk, on 3.8-3.11 it
+    started a collection there, which ran finalizers on the agent's thread and freed objects
+    the walk had queued (a segfault in seconds)."""
+
+    CODE = """
+        import gc, io, sys, threading, time, tidemark
+
+        class Node(object):
+            def __init__(self):
+                self.me = self  # A cycle: only a collection frees it.
+                self.buf = io.BytesIO()
+                self.buf.write(b"x" * 1000)  # Written: sized through the buffer's __sizeof__.
+
+        python_threads = {threading.get_ident()}
+        foreign = []
+        def on_gc(phase, info):
+            if phase == "start" and threading.get_ident() not in python_threads:
+                foreign.append(phase)
+        gc.callbacks.append(on_gc)
+        gc.set_threshold(1)  # The next GC allocation collects.
+        tidemark.start("tcp://127.0.0.1:9", service="cycles", interval=0.01)
+        deadline = time.monotonic() + 60
+        while tidemark.status()["taken"] < %(snapshots)d and time.monotonic() < deadline:
+            garbage = [Node() for _ in range(500)]
+            del garbage
+        taken = tidemark.status()["taken"]
+        tidemark.stop()
+        gc.set_threshold(700)
+        one = Node()
+        g = tidemark.load(tidemark.snapshot(kind="graph").encoded)
+        size = g["size"][g["address"].index(id(one.buf))]
+        print(taken, len(foreign), size == sys.getsizeof(one.buf))
+    """
+
+    def test_snapshots_of_cycles_holding_written_bytesio_never_collect_on_the_agents_thread(self):
+        result = run_python(self.CODE % {"snapshots": 10 if SANITIZED else 40}, timeout=120)
+        self.assertEqual(result.returncode, 0, "host died: %s" % result.stderr[-2000:])
+        taken, foreign, exact = result.stdout.split()
+        self.assertGreaterEqual(int(taken), 10)
+        self.assertEqual(foreign, "0", "collections ran on the agent's thread")
+        self.assertEqual(exact, "True", "BytesIO is still sized by its own __sizeof__")
+
+    def test_snapshot_calls_from_python_survive_collections_due_during_the_walk(self):
+        code = """
+            import gc, io, tidemark
+            class Node(object):
+                def __init__(self):
+                    self.me = self
+                    self.buf = io.BytesIO()
+                    self.buf.write(b"x" * 1000)
+            gc.set_threshold(1)
+            for kind in ("summary", "graph") * 5:
+                garbage = [Node() for _ in range(20000)]
+                del garbage
+                tidemark.snapshot(kind=kind)
+            print("survived")
+        """
+        result = run_python(code, timeout=300)
+        self.assertEqual(result.returncode, 0, "host died: %s" % result.stderr[-2000:])
+        self.assertEqual(result.stdout.strip(), "survived")
+
+
+class ForkedChildren(unittest.TestCase):
+    def test_children_that_close_every_descriptor_live_and_report_30_of_30(self):
+        # Daemonizing code closes every descriptor after fork: an agent already started in the
+        # child had its ZeroMQ descriptors closed under it and aborted the child.
+        with Collector() as collector:
+            code = """
+                import os, sys, time, tidemark
+                tidemark.start(sys.argv[1], service="closer", interval=0.02)
+                statuses = []
+                for i in range(30):
+                    pid = os.fork()
+                    if pid == 0:
+                        os.closerange(3, 4096)
+                        junk = [str(n) for n in range(5000)]
+                        time.sleep(0.15)  # Past its probation: it connects after closerange.
+                        sys.exit(0)
+                    statuses.append(os.waitpid(pid, 0)[1])
+                tidemark.stop()
+                print(" ".join(str(s) for s in statuses))
+            """
+            result = run_python(code, timeout=120, args=[collector.endpoint])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(result.stderr, "")
+            self.assertEqual(result.stdout.split(), ["0"] * 30)
+            pids = {line[1] for line in collector.received() if line[0] == "closer"}
+            self.assertGreater(len(pids), 1, "children past their probation report too")
+
+    def test_a_daemon_double_forked_with_descriptors_closed_reports(self):
+        # python-daemon's pattern: fork, setsid, fork, chdir, close every descriptor but the
+        # ones kept, stdio on /dev/null; then the service's work.
+        with Collector() as collector:
+            code = """
+                import os, sys, time, tidemark
+                tidemark.start(sys.argv[1], service="daemon", interval=0.05)
+                r, w = os.pipe()
+                if os.fork() == 0:
+                    os.setsid()
+                    if os.fork() != 0:
+                        os._exit(0)
+                    os.chdir("/")
+                    os.closerange(3, w)
+                    os.closerange(w + 1, 65536)
+                    null = os.open(os.devnull, os.O_RDWR)
+                    for fd in (0, 1, 2):
+                        os.dup2(null, fd)
+                    deadline = time.monotonic() + 30
+                    while tidemark.status()["delivered"] < 3 and time.monotonic() < deadline:
+                        junk = [object() for _ in range(1000)]
+                        time.sleep(0.01)
+                    os.write(w, b"%d %d" % (os.getpid(), tidemark.status()["delivered"]))
+                    sys.exit(0)
+                os.close(w)
+                print(os.read(r, 100).decode())
+            """
+            result = run_python(code, timeout=120, args=[collector.endpoint])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(len(result.stdout.split()), 2, "the daemon died: %r" % result.stdout)
+            pid, delivered = result.stdout.split()
+            self.assertGreaterEqual(int(delivered), 3)
+            wait_for(lambda: any(line[1] == pid for line in collector.received()),
+                     what="the daemon's snapshots")
+
+    def test_preexec_fn_children_run_their_program_unchanged(self):
+        code = """
+            import subprocess, sys, tidemark
+            tidemark.start("tcp://127.0.0.1:9", service="preexec", interval=0.01)
+            outputs = set()
+            for _ in range(20):
+                r = subprocess.run([sys.executable, "-c", "import sys; sys.stdout.write('apple')"],
+                                   preexec_fn=lambda: None, capture_output=True)
+                outputs.add((r.returncode, r.stdout, r.stderr))
+            tidemark.stop()
+            print(sorted(outputs))
+        """
+        result = run_python(code, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr, "")
+        self.assertEqual(result.stdout.strip(), "[(0, b'apple', b'')]")
+
+    def test_exit_after_a_fork_python_did_not_see_is_prompt(self):
+        # fork() through ctypes runs no fork hook: the child inherits a reporter whose threads
+        # are not there. stop() at exit must not join them nor terminate their context.
+        code = """
+            import ctypes, os, sys, time, tidemark
+            tidemark.start("tcp://127.0.0.1:9", service="ctypes", interval=0.01)
+            time.sleep(0.05)
+            pid = ctypes.CDLL(None).fork()
+            if pid == 0:
+                sys.exit(7)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    print(os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1)
+                    break
+                time.sleep(0.01)
+            else:
+                os.kill(pid, 9)
+                print("hung")
+            tidemark.stop()
+        """
+        result = run_python(code, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), "7")
+
+    def test_sequence_numbers_of_a_forking_parent_never_repeat(self):
+        with Collector() as collector:
+            code = """
+                import os, sys, time, tidemark
+                tidemark.start(sys.argv[1], service="forker", interval=0.02)
+                deadline = time.monotonic() + 30
+                forks = 0
+                while (tidemark.status()["delivered"] < 15 or forks < 30) and \\
+                        time.monotonic() < deadline:
+                    pid = os.fork()
+                    if pid == 0:
+                        os._exit(0)
+                    os.waitpid(pid, 0)
+                    forks += 1
+                    time.sleep(0.01)
+                tidemark.stop()
+                print(os.getpid(), forks)
+            """
+            result = run_python(code, timeout=120, args=[collector.endpoint])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            pid, forks = result.stdout.split()
+            self.assertGreaterEqual(int(forks), 30)
+            seqs = [int(line[2]) for line in collector.received() if line[1] == pid]
+            self.assertGreaterEqual(len(seqs), 15)
+            self.assertEqual(len(seqs), len(set(seqs)), "repeated sequence numbers: %s" % seqs)
+            self.assertEqual(seqs, sorted(seqs))
+
+    def test_fork_never_warns_and_the_parent_keeps_reporting(self):
+        # 3.12+ warns when os.fork() runs with other threads; it counts them after the
+        # after-fork hooks, so the agent's thread must not be back by then.
+        code = """
+            import os, time, warnings, tidemark
+            tidemark.start("tcp://127.0.0.1:9", service="nowarn", interval=0.01)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for _ in range(20):
+                    pid = os.fork()
+                    if pid == 0:
+                        os._exit(0)
+                    os.waitpid(pid, 0)
+                    time.sleep(0.005)
+            taken = tidemark.status()["taken"]
+            time.sleep(0.2)
+            status = tidemark.status()
+            tidemark.stop()
+            print(len(caught), status["state"], status["taken"] > taken)
+        """
+        result = run_python(code)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr, "")
+        self.assertEqual(result.stdout.split(), ["0", "connected", "True"])
+
+    def test_forked_children_wait_a_jittered_interval_before_their_first_snapshot(self):
+        with Collector() as collector:
+            code = """
+                import os, sys, time, tidemark
+                tidemark.start(sys.argv[1], service="brood", interval=0.4)
+                pids = []
+                for _ in range(12):
+                    forked = time.time_ns()
+                    pid = os.fork()
+                    if pid == 0:
+                        time.sleep(1.5)
+                        sys.exit(0)
+                    pids.append((pid, forked))
+                for pid, _ in pids:
+                    os.waitpid(pid, 0)
+                tidemark.stop()
+                print(" ".join("%d:%d" % p for p in pids))
+            """
+            result = run_python(code, timeout=60, args=[collector.endpoint])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            forked = dict(tuple(int(x) for x in item.split(":")) for item in result.stdout.split())
+            first = {}
+            for line in collector.received():
+                pid, ts = int(line[1]), int(line[5])
+                if pid in forked:
+                    first[pid] = min(first.get(pid, ts), ts)
+            self.assertEqual(set(first), set(forked), "every child reported")
+            delays = sorted((first[p] - forked[p]) / 1e9 for p in forked)
+            self.assertGreaterEqual(delays[0], 0.2, "no child walks before half an interval")
+            self.assertGreater(delays[-1] - delays[0], 0.05, "first snapshots are spread")
+
+
+class Signals(unittest.TestCase):
+    def test_trigger_signal_keeps_interrupting_blocking_calls_like_the_apps_handler(self):
+        code = """
+            import os, signal, threading, time, tidemark
+            class Interrupted(Exception):
+                pass
+            def handler(signum, frame):
+                raise Interrupted()
+            signal.signal(signal.SIGUSR1, handler)
+            tidemark.start("tcp://127.0.0.1:9", service="sig", interval=3600, signal="USR1")
+            r, w = os.pipe()
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+            fallback = threading.Timer(5.0, os.write, (w, b"x"))
+            fallback.start()
+            t0 = time.monotonic()
+            try:
+                os.read(r, 1)
+                print("restarted", round(time.monotonic() - t0, 2))
+            except Interrupted:
+                print("interrupted", round(time.monotonic() - t0, 2))
+            fallback.cancel()
+            tidemark.stop()
+        """
+        result = run_python(code, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        outcome, seconds = result.stdout.split()
+        self.assertEqual(outcome, "interrupted")
+        self.assertLess(float(seconds), 3.0)
+
+
+class Descriptors(unittest.TestCase):
+    # Lists the open descriptors without opening one (os.listdir would).
+    FD_STATUS = ("import os\n"
+                 "def is_open(fd):\n"
+                 "    try:\n"
+                 "        os.fstat(fd)\n"
+                 "        return True\n"
+                 "    except OSError:\n"
+                 "        return False\n"
+                 "print(','.join(str(fd) for fd in range(1024) if is_open(fd)))\n")
+
+    def test_a_subprocess_inherits_no_descriptor_of_the_agent(self):
+        with Collector() as collector:
+            code = """
+                import os, subprocess, sys, tidemark
+                def open_fds():
+                    return {fd for fd in range(1024) if os.path.exists("/proc/self/fd/%d" % fd)}
+                before = open_fds()
+                tidemark.start(sys.argv[1], service="fds", interval=0.02)
+                tidemark.trigger()
+                while tidemark.status()["delivered"] < 1:
+                    pass
+                mine = open_fds() - before
+                out = subprocess.run([sys.executable, "-c", sys.argv[2]], close_fds=False,
+                                     capture_output=True, text=True).stdout.strip()
+                tidemark.stop()
+                print(len(mine), out)
+            """
+            result = run_python(code, args=[collector.endpoint, self.FD_STATUS])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            opened, child_fds = result.stdout.split()
+            self.assertLessEqual(int(opened), 7, "descriptors the agent holds when connected")
+            self.assertEqual(child_fds, "0,1,2", "close_fds=False passes only inheritable ones")
+
+    def test_python_children_of_a_run_program_see_only_the_descriptors_passed(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "parent.py")
+            with open(script, "w") as f:
+                f.write(textwrap.dedent("""
+                    import os, subprocess, sys
+                    r, w = os.pipe()
+                    out = subprocess.run([sys.executable, "-c", sys.argv[1]], pass_fds=[w],
+                                         capture_output=True, text=True)
+                    print(out.stdout.strip(), w, out.returncode)
+                """))
+            # A long interval: the child lists its descriptors well within its probation.
+            env = dict(os.environ, TIDEMARK_ENDPOINT="tcp://127.0.0.1:9", TIDEMARK_INTERVAL="10")
+            result = subprocess.run([sys.executable, "-m", "tidemark", "run", script,
+                                     self.FD_STATUS], capture_output=True, text=True, env=env,
+                                    timeout=60)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            child_fds, passed, status = result.stdout.split()
+            self.assertEqual(status, "0")
+            self.assertEqual(child_fds, "0,1,2,%s" % passed)
+
+
+class RunIsInvisible(unittest.TestCase):
+    """`python -m tidemark run PROGRAM` must look like `python PROGRAM` from inside."""
+
+    PROGRAM = """
+        import json, os, subprocess, sys
+        print(json.dumps({"path": sys.path, "file": __file__, "argv": sys.argv,
+                          "tidemark_on_path": any(os.path.isdir(os.path.join(p, "tidemark"))
+                                                  for p in sys.path if p)}))
+        if len(sys.argv) > 2:
+            child = subprocess.run([sys.argv[2], "-c", "import json, sys; print(json.dumps("
+                                    "[sys.path, 'tidemark' in sys.modules]))"],
+                                   capture_output=True, text=True)
+            print(child.stdout.strip() or child.stderr)
+        sys.stdout.flush()
+        if sys.argv[1] == "raise":
+            raise ValueError("boom")
+        sys.exit(int(sys.argv[1]))
+    """
+
+    def run_both(self, cwd, script, *args):
+        plain_env = dict(os.environ)
+        plain_env.pop("TIDEMARK_ENDPOINT", None)
+        agent_env = dict(os.environ, TIDEMARK_ENDPOINT="tcp://127.0.0.1:9",
+                         TIDEMARK_INTERVAL="0.05")
+        # The agent's package stays importable in both (the test's PYTHONPATH): the point is
+        # that `run` adds nothing.
+        plain = subprocess.run([sys.executable, script] + list(args), cwd=cwd,
+                               capture_output=True, text=True, env=plain_env, timeout=60)
+        agent = subprocess.run([sys.executable, "-m", "tidemark", "run", script] + list(args),
+                               cwd=cwd, capture_output=True, text=True, env=agent_env,
+                               timeout=60)
+        return plain, agent
+
+    def test_sys_path_file_argv_traceback_and_exit_status_are_those_of_a_plain_run(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.mkdir(os.path.join(tmp, "app"))
+            with open(os.path.join(tmp, "app", "main.py"), "w") as f:
+                f.write(textwrap.dedent(self.PROGRAM))
+            for script, arg in (("app/main.py", "3"), (os.path.join(tmp, "app", "main.py"), "0"),
+                                ("app/main.py", "raise")):
+                with self.subTest(script=script, arg=arg):
+                    plain, agent = self.run_both(tmp, script, arg)
+                    self.assertEqual(agent.returncode, plain.returncode)
+                    self.assertEqual(agent.stdout, plain.stdout)
+                    self.assertEqual(agent.stderr, plain.stderr)
+
+    def test_children_get_nothing_but_the_agent_and_another_python_gets_nothing(self):
+        others = [sys.executable] + ([other_python()] if other_python() else [])
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "main.py")
+            with open(script, "w") as f:
+                f.write(textwrap.dedent(self.PROGRAM))
+            for interpreter in others:
+                with self.subTest(child=interpreter):
+                    plain, agent = self.run_both(tmp, script, "0", interpreter)
+                    self.assertEqual(agent.returncode, 0, agent.stderr)
+                    plain_child = json.loads(plain.stdout.splitlines()[1])
+                    agent_child = json.loads(agent.stdout.splitlines()[1])
+                    self.assertEqual(agent_child[0], plain_child[0], "the child's sys.path")
+                    same_version = interpreter == sys.executable
+                    self.assertEqual(agent_child[1], same_version,
+                                     "the agent runs in a child of the same version only")
+
+    def test_bad_settings_stop_run_before_the_program_with_status_2(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "main.py")
+            with open(script, "w") as f:
+                f.write("print('ran')\n")
+            for name, value in (("TIDEMARK_INTERVAL", "abc"),
+                                ("TIDEMARK_ENDPOINT", "localhost:7878"),
+                                ("TIDEMARK_WATCH", "everyone")):
+                with self.subTest(name=name):
+                    env = dict(os.environ, **{name: value})
+                    result = subprocess.run([sys.executable, "-m", "tidemark", "run", script],
+                                            capture_output=True, text=True, env=env, timeout=60)
+                    self.assertEqual(result.returncode, 2)
+                    self.assertEqual(result.stdout, "")
+                    self.assertIn(name, result.stderr)
+                    self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+
+    def test_run_help_prints_usage(self):
+        result = subprocess.run([sys.executable, "-m", "tidemark", "run", "--help"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0)
+        self.assertIn("usage: python -m tidemark run", result.stdout)
+
+
+class Goodbye(unittest.TestCase):
+    def test_stop_and_exit_say_goodbye_after_the_last_snapshot(self):
+        with Collector() as collector:
+            code = """
+                import os, sys, tidemark
+                tidemark.start(sys.argv[1], service="leaving", interval=0.02)
+                while tidemark.status()["delivered"] < 3:
+                    pass
+                print(os.getpid())
+            """  # Exits with the agent running: atexit stops it.
+            result = run_python(code, args=[collector.endpoint])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            pid = result.stdout.strip()
+            byes = wait_for(lambda: [b for b in collector.goodbyes() if b[1] == pid],
+                            what="the goodbye")
+            seqs = [int(line[2]) for line in collector.received() if line[1] == pid]
+            self.assertEqual(len(byes), 1)
+            self.assertEqual(int(byes[0][2]), max(seqs) + 1, "the goodbye's seq follows")
+            self.assertEqual(collector.bad(), [])
+
+    def test_a_pause_for_fork_says_no_goodbye(self):
+        with Collector() as collector:
+            code = """
+                import os, sys, tidemark
+                tidemark.start(sys.argv[1], service="staying", interval=0.02)
+                while tidemark.status()["delivered"] < 2:
+                    pass
+                for _ in range(5):
+                    pid = os.fork()
+                    if pid == 0:
+                        os._exit(0)
+                    os.waitpid(pid, 0)
+                delivered = tidemark.status()["delivered"]
+                while tidemark.status()["delivered"] < delivered + 2:
+                    pass
+                print(os.getpid(), len(sys.argv))
+                sys.stdout.flush()
+                os._exit(0)  # No atexit, no stop(): no goodbye.
+            """
+            result = run_python(code, args=[collector.endpoint])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            pid = result.stdout.split()[0]
+            self.assertEqual([b for b in collector.goodbyes() if b[1] == pid], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
