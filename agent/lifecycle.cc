@@ -7,8 +7,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <random>
+#include <thread>
 
 #include "agent/take.h"
 #include "agent/wake.h"
@@ -87,6 +91,16 @@ void RestoreSignal(int signum) { sigaction(signum, &g_previous_action, nullptr);
 
 // --- The reporter ------------------------------------------------------------------------
 
+// The end of a probation: the GIL, once. A child between fork() and exec() holds it until
+// exec, and an interpreter shutting down must not be entered.
+bool WaitForGil(const std::atomic<bool>& cancel) {
+  if (cancel.load() || tm_is_finalizing()) return false;
+  PyGILState_STATE gil = PyGILState_Ensure();
+  const bool ok = !tm_is_finalizing();
+  PyGILState_Release(gil);
+  return ok;
+}
+
 // Starts a reporter for `progress`. False with `error` set.
 bool StartReporter(State& st, ReporterProgress progress, std::string* error) {
   const WalkOptions walk = st.settings.walk;
@@ -98,7 +112,8 @@ bool StartReporter(State& st, ReporterProgress progress, std::string* error) {
         options.kind = kind;
         options.values = options.values || values;
         return TakeWithGil(std::move(options), sizers, cancel);
-      });
+      },
+      &WaitForGil);
   if (!started) {
     *error = started.error().message;
     return false;
@@ -123,6 +138,32 @@ void ForgetForeignReporter(State& st) {
   st.phase = Phase::kStopped;
 }
 
+// The process's thread count as the kernel reports it (/proc/self/stat), which is what
+// os.fork() counts on 3.12+; 0 if unknown.
+int ProcessThreads() {
+  FILE* f = std::fopen("/proc/self/stat", "re");
+  if (f == nullptr) return 0;
+  char line[1024];
+  const size_t n = std::fread(line, 1, sizeof line - 1, f);
+  std::fclose(f);
+  line[n] = '\0';
+  const char* p = std::strrchr(line, ')');  // The command name may hold spaces.
+  int field = 2;
+  for (; p != nullptr && *p != '\0'; ++p) {
+    if (*p == ' ' && ++field == 20) return std::atoi(p + 1);
+  }
+  return 0;
+}
+
+// A joined thread may still be counted by the kernel for a moment after pthread_join
+// returns: wait (briefly) until the count has dropped by `stopped`.
+void WaitUntilThreadsGone(int before, int stopped) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(20);
+  while (before > 0 && ProcessThreads() > before - stopped && Clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+}
+
 ReporterProgress FreshProgress(double interval_s, double probation_s) {
   ReporterProgress p;
   const auto now = Clock::now();
@@ -133,10 +174,12 @@ ReporterProgress FreshProgress(double interval_s, double probation_s) {
 }
 
 // A child's probation: between half and all of an interval, spread so that many children
-// forked at once do not walk at once.
+// forked at once do not walk at once, and never under kMinChildProbationS.
+constexpr double kMinChildProbationS = 0.25;
 double ChildProbation(double interval_s) {
   std::minstd_rand random(static_cast<unsigned>(getpid() ^ WallNowNs()));
-  return interval_s * (0.5 + 0.5 * std::uniform_real_distribution<double>(0, 1)(random));
+  const double jitter = std::uniform_real_distribution<double>(0.5, 1.0)(random);
+  return std::max(kMinChildProbationS, interval_s * jitter);
 }
 
 int RestartAfterFork(void* generation) {
@@ -238,9 +281,13 @@ void BeforeFork() {
     st.phase = Phase::kStoppedByFork;
     return;
   }
+  const bool counted = tm_fork_counts_threads();
   WithoutGil([&] {
+    const int before = counted ? ProcessThreads() : 0;
+    const int stopped = 1 + (reporter->figures().connected ? 2 : 0);  // ZeroMQ's I/O and reaper.
     st.paused = reporter->Pause();
     reporter.reset();
+    if (counted) WaitUntilThreadsGone(before, stopped);
   });
   st.phase = Phase::kPaused;
 }

@@ -421,6 +421,7 @@ extern "C" __attribute__((visibility("default"))) PyObject* PyInit__native(void)
     return nullptr;
   }
   PrepareWalks();
+  GuardForeignForks();
   InstanceStartNs();
   return PyModule_Create(&kModule);
 }

@@ -26,17 +26,21 @@ int64_t WallNowNs() {
 
 }  // namespace
 
-Reporter::Reporter(ReporterConfig config, ReporterProgress progress, TakeFn take)
-    : config_(std::move(config)), take_(std::move(take)), progress_(std::move(progress)) {
+Reporter::Reporter(ReporterConfig config, ReporterProgress progress, TakeFn take, ReadyFn ready)
+    : config_(std::move(config)),
+      take_(std::move(take)),
+      ready_(std::move(ready)),
+      progress_(std::move(progress)) {
   figures_ = progress_.figures;
   figures_.connected = false;
 }
 
 snapshot::Result<std::unique_ptr<Reporter>> Reporter::Start(ReporterConfig config,
                                                             ReporterProgress progress,
-                                                            TakeFn take) {
+                                                            TakeFn take, ReadyFn ready) {
   if (!(config.interval_s > 0)) return snapshot::Fail("interval must be positive");
-  std::unique_ptr<Reporter> r(new Reporter(std::move(config), std::move(progress), std::move(take)));
+  std::unique_ptr<Reporter> r(new Reporter(std::move(config), std::move(progress), std::move(take),
+                                           std::move(ready)));
   if (r->progress_.connect_at <= Clock::now()) {
     auto opened = Connection::Open(r->config_.connection);
     if (!opened) return std::unexpected(opened.error());
@@ -110,6 +114,7 @@ void Reporter::Run() {
   try {
     if (!WaitForProbation()) return;
     if (!connection_) {
+      if (!ready_(stop_) || stop_.load()) return;
       auto opened = Connection::Open(config_.connection);
       if (!opened) {
         RecordError(opened.error().message);

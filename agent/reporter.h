@@ -74,13 +74,19 @@ struct ReporterProgress {
 using TakeFn = std::function<std::optional<snapshot::Snapshot>(
     snapshot::Kind, bool values, const std::atomic<bool>& cancel)>;
 
+// Called on the reporter thread once a probation is over, before anything is opened; false
+// ends the run. The agent waits there for the GIL: a child between fork() and exec() (a
+// preexec_fn child) holds it until exec, so its reporter never opens a descriptor.
+using ReadyFn = std::function<bool(const std::atomic<bool>& cancel)>;
+
 class Reporter {
  public:
   // Starts the thread. When progress.connect_at is not in the future the connection is
   // opened here, so that a bad endpoint or key is an error value; otherwise the thread
   // opens it when the probation is over (an error then shows in figures().last_error).
   static snapshot::Result<std::unique_ptr<Reporter>> Start(ReporterConfig config,
-                                                           ReporterProgress progress, TakeFn take);
+                                                           ReporterProgress progress, TakeFn take,
+                                                           ReadyFn ready);
 
   Reporter(const Reporter&) = delete;
   Reporter& operator=(const Reporter&) = delete;
@@ -98,7 +104,7 @@ class Reporter {
   ReporterFigures figures() const;
 
  private:
-  Reporter(ReporterConfig config, ReporterProgress progress, TakeFn take);
+  Reporter(ReporterConfig config, ReporterProgress progress, TakeFn take, ReadyFn ready);
   void Run();
   bool WaitForProbation();  // False if stopped first.
   void Loop();
@@ -110,6 +116,7 @@ class Reporter {
 
   const ReporterConfig config_;
   TakeFn take_;
+  ReadyFn ready_;
   ReporterProgress progress_;  // Reporter thread only while it runs.
   std::unique_ptr<Connection> connection_;
   std::atomic<bool> stop_{false};

@@ -4,9 +4,12 @@
 // compat.h brings Python.h first, as CPython requires.
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <string>
 
 namespace tidemark::agent {
@@ -26,6 +29,15 @@ uint64_t ResidentBytes() {
   std::fclose(f);
   return got == 2 ? pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
 }
+
+// Held by the reporter thread while it holds the GIL, and by a forking thread from
+// pthread_atfork's prepare to its parent and child handlers. The reporter takes it only after
+// the GIL, and only if free (try_lock), releasing the GIL first when it gives it back: so it
+// never waits for it while holding the GIL, and a fork never happens while it holds the GIL.
+std::mutex g_fork_guard;
+
+void LockForFork() { g_fork_guard.lock(); }
+void UnlockAfterFork() { g_fork_guard.unlock(); }
 
 std::string PythonVersion() {
   const std::string s(Py_GetVersion());
@@ -82,10 +94,22 @@ void ApplySizers(PyObject* sizers, WalkOutcome& outcome, snapshot::Snapshot& s) 
   outcome.needs_sizer.clear();
 }
 
+void GuardForeignForks() {
+  static const bool installed = [] {
+    return pthread_atfork(&LockForFork, &UnlockAfterFork, &UnlockAfterFork) == 0;
+  }();
+  (void)installed;
+}
+
 std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, PyObject* const* sizers,
                                               const std::atomic<bool>& cancel) {
   if (tm_is_finalizing()) return std::nullopt;
   PyGILState_STATE gil = PyGILState_Ensure();
+  std::unique_lock guard(g_fork_guard, std::try_to_lock);
+  if (!guard.owns_lock()) {  // A fork is under way.
+    PyGILState_Release(gil);
+    return std::nullopt;
+  }
   std::optional<snapshot::Snapshot> result;
   UnresolvedReferences unresolved;
   // A pause or stop may have been asked while this thread waited for the GIL.
@@ -98,6 +122,7 @@ std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, PyObject* con
     }
   }
   PyGILState_Release(gil);
+  guard.unlock();
   if (result) FinishWithoutGil(std::move(unresolved), &*result);
   return result;
 }

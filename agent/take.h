@@ -32,6 +32,12 @@ void ApplySizers(PyObject* sizers, WalkOutcome& outcome, snapshot::Snapshot& s);
 // references as indices, and the process's resident size.
 void FinishWithoutGil(UnresolvedReferences&& unresolved, snapshot::Snapshot* s);
 
+// Registers (once) the pthread_atfork handlers that keep a fork() this module does not see
+// (ctypes, an extension) from happening while the reporter thread holds the GIL: the child
+// would wait forever for a GIL owned by a thread it does not have. The fork waits for a walk
+// in progress to end. REQUIRES: the GIL (called at import).
+void GuardForeignForks();
+
 // From a thread of ours: takes the GIL (never during interpreter finalization), walks,
 // applies `sizers` (read with the GIL held: a strong reference kept by the caller), releases
 // the GIL and finishes. Nullopt if nothing could be taken, or `cancel` was set by the time

@@ -47,6 +47,7 @@ def main():
             snap = tidemark.dump(path)
             print("tick %d: %d objects, %.1f MiB, pause %.1f ms -> %s" % (
                 tick, snap.objects, snap.bytes / 1048576.0, snap.pause_ms, path), flush=True)
+            del snap  # Its type table would show in the next tick's snapshot.
         time.sleep(args.tick_seconds)
 
 
