@@ -108,6 +108,7 @@ int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err
   };
   std::map<uint32_t, AgentSeries> by_agent;
   for (const store::SeriesPoint& p : *points) {
+    if (p.goodbye) continue;
     auto who = agents->find(p.agent);
     if (who == agents->end()) continue;
     const snapshot::Identity& id = who->second.identity;

@@ -177,8 +177,37 @@ void Ingest::Drop(DropReason reason, const std::string& detail) {
   log.suppressed = 0;
 }
 
+void Ingest::ProcessGoodbye(std::string_view message, const std::string& peer_address) {
+  auto goodbye = snapshot::DecodeGoodbye(message);
+  if (!goodbye) {
+    Drop(DropReason::kHeader, goodbye.error().message + " (from " + peer_address + ")");
+    return;
+  }
+  const snapshot::Identity& who = goodbye->identity;
+  if (who.host.empty() || who.pid <= 0 || who.start_time_ns <= 0) {
+    Drop(DropReason::kIdentity, "goodbye without host, pid or start time (from " + peer_address + ")");
+    return;
+  }
+  auto stored = store_.AppendGoodbye(who, goodbye->seq, goodbye->timestamp_ns, WallNowNs());
+  if (!stored) {
+    Drop(DropReason::kStore, stored.error().message);
+    return;
+  }
+  if (!*stored) return;  // Never heard of: nothing to forget.
+  const std::string key = AgentKey(who);
+  {
+    std::lock_guard lock(peers_mutex_);
+    peers_.erase(key);
+  }
+  if (pipeline_) pipeline_->OnGoodbye(key);
+}
+
 void Ingest::Process(std::string peer, const std::string& peer_address, std::string_view message,
                      const Limits& limits) {
+  if (snapshot::IsGoodbye(message)) {
+    ProcessGoodbye(message, peer_address);
+    return;
+  }
   auto valid = Validate(message, limits);
   if (!valid) {
     Drop(valid.error().reason, valid.error().detail + " (from " + peer_address + ")");

@@ -1,6 +1,7 @@
 // The receiving side of tidemarkd: a ZeroMQ ROUTER socket on its own thread.
 //
-// Agents connect with DEALER sockets. The socket's thread only moves bytes: each message is
+// Agents connect with DEALER sockets. The socket's thread only moves bytes: each message (a
+// snapshot, or an agent's goodbye when it stops) is
 // handed to a pool of validation threads, which validate it (collector/validate.h) and append
 // it to the store; the socket's thread acknowledges it on the same connection once the store
 // reports it durable. While the pool holds kMaxQueuedBytes or kMaxQueuedMessages, the socket
@@ -88,6 +89,8 @@ class Ingest {
   // On a validation thread: validate, store, queue the ack.
   void Process(std::string peer, const std::string& peer_address, std::string_view message,
                const Limits& limits);
+  // A goodbye (snapshot::Goodbye): recorded in the store, the agent forgotten by the pipeline.
+  void ProcessGoodbye(std::string_view message, const std::string& peer_address);
   void Drop(DropReason reason, const std::string& detail);
   void SendAcks();
 

@@ -249,6 +249,10 @@ snapshot::Result<void> Pipeline::Start(int64_t now) {
     for (const store::SeriesPoint& p : *points) {
       auto who = agents->find(p.agent);
       if (who == agents->end()) continue;
+      if (p.goodbye) {  // Stopped: neither silent nor part of any rule.
+        rolling_.Forget(AgentKey(who->second.identity));
+        continue;
+      }
       snapshot::Header h;
       h.identity = who->second.identity;
       h.timestamp_ns = p.timestamp_ns;
@@ -288,6 +292,12 @@ void Pipeline::OnSummary(const std::string& agent, const snapshot::Header& heade
   std::lock_guard lock(state_mutex_);
   rolling_.Fold(agent, header, types, received_ns);
   summaries_folded_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Pipeline::OnGoodbye(const std::string& agent) {
+  std::lock_guard lock(state_mutex_);
+  rolling_.Forget(agent);
+  goodbyes_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Pipeline::OnGraph(const std::string& agent, const snapshot::Header& header,
@@ -399,6 +409,7 @@ void Pipeline::Detect(int64_t now) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  detector_passes_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(view_mutex_);
   view_ +=
       "# HELP tidemark_detector_pass_seconds The last detector pass, wall time.\n"
@@ -796,6 +807,11 @@ std::string Pipeline::RenderMetrics() const {
   };
   counter("tidemark_growth_summaries_folded_total", "Summaries folded into the rolling state.",
           summaries_folded_.load());
+  counter("tidemark_detector_passes_total", "Detector passes over the rolling state.",
+          detector_passes_.load());
+  counter("tidemark_agent_goodbyes_total",
+          "Agents that said goodbye when they stopped (then forgotten, never silent).",
+          goodbyes_.load());
   counter("tidemark_graph_requests_total", "Graph snapshots requested from agents.",
           graph_requests_.load());
   counter("tidemark_graph_diffs_total", "Graph diffs run to find what holds a leak.",

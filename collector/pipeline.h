@@ -82,6 +82,8 @@ class Pipeline {
                  const std::vector<snapshot::TypeStat>& types, int64_t received_ns);
   void OnGraph(const std::string& agent, const snapshot::Header& header, std::string_view message,
                int64_t received_ns);
+  // The agent stopped (its goodbye): it is forgotten, so its silence is no alert.
+  void OnGoodbye(const std::string& agent);
 
   // Prometheus text: per-service per-type gauges, growth rates, alert states, own figures.
   std::string RenderMetrics() const;
@@ -140,7 +142,8 @@ class Pipeline {
   std::string view_;
 
   std::atomic<uint64_t> graph_requests_{0}, graph_diffs_{0}, investigations_failed_{0};
-  std::atomic<uint64_t> reports_made_{0}, summaries_folded_{0};
+  std::atomic<uint64_t> reports_made_{0}, summaries_folded_{0}, goodbyes_{0};
+  std::atomic<uint64_t> detector_passes_{0};
 
   std::thread thread_;
   std::thread analysis_thread_;

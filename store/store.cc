@@ -469,19 +469,42 @@ Result<Store::OpenFile*> Store::ActiveLocked(Kind kind, int64_t now_ns) {
   return active.get();
 }
 
+Result<void> Store::SeriesFileLocked(int64_t now_ns) {
+  if (series_file_ && series_file_->size() < options_.segment_bytes) return {};
+  const uint64_t id = next_file_id_++;
+  auto file = CreateFileLocked(dir_ + "/series/" + FileName(id, "log"), kSeriesMagic, now_ns);
+  if (!file) return std::unexpected(file.error());
+  series_file_ = *file;
+  series_id_ = id;
+  series_types_.clear();
+  series_files_[id] = now_ns;
+  series_bytes_ += kFileHeaderSize;
+  return {};
+}
+
+Result<bool> Store::AppendGoodbye(const snapshot::Identity& identity, uint64_t seq,
+                                  int64_t timestamp_ns, int64_t now_ns) {
+  std::lock_guard lock(mutex_);
+  auto known = agent_ids_.find(IdentityKey(identity));
+  if (known == agent_ids_.end()) return false;
+  if (auto opened = SeriesFileLocked(now_ns); !opened) return std::unexpected(opened.error());
+  PayloadWriter record;
+  record.U8('G').U32(known->second).U64(seq).I64(timestamp_ns);
+  const std::string out = Framed({record.bytes()});
+  const uint64_t before = series_file_->size();
+  if (auto r = series_file_->Append(out); !r) {
+    (void)series_file_->Truncate(before);
+    return std::unexpected(r.error());
+  }
+  series_bytes_ += out.size();
+  MarkDirtyLocked(series_file_);
+  return true;
+}
+
 Result<void> Store::AppendSeriesLocked(uint32_t agent, const snapshot::Header& header,
                                        const std::vector<snapshot::TypeStat>& types,
                                        int64_t now_ns) {
-  if (!series_file_ || series_file_->size() >= options_.segment_bytes) {
-    const uint64_t id = next_file_id_++;
-    auto file = CreateFileLocked(dir_ + "/series/" + FileName(id, "log"), kSeriesMagic, now_ns);
-    if (!file) return std::unexpected(file.error());
-    series_file_ = *file;
-    series_id_ = id;
-    series_types_.clear();
-    series_files_[id] = now_ns;
-    series_bytes_ += kFileHeaderSize;
-  }
+  if (auto opened = SeriesFileLocked(now_ns); !opened) return opened;
   std::string out;
   PayloadWriter point;
   point.U8('P').U32(agent).U64(header.seq).I64(header.timestamp_ns).U64(header.rss_bytes);
@@ -784,10 +807,17 @@ Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optiona
                     types[id] = r.Str();
                     return;
                   }
-                  if (tag != 'P') return;
+                  if (tag != 'P' && tag != 'G') return;  // Unknown tags: later additions.
                   SeriesPoint p;
                   p.agent = r.U32();
                   if (agent && p.agent != *agent) return;
+                  if (tag == 'G') {
+                    p.seq = r.U64();
+                    p.timestamp_ns = r.I64();
+                    p.goodbye = true;
+                    if (r.ok() && p.timestamp_ns >= since_ns) points.push_back(std::move(p));
+                    return;
+                  }
                   p.seq = r.U64();
                   p.timestamp_ns = r.I64();
                   p.rss_bytes = r.U64();

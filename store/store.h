@@ -15,6 +15,7 @@
 //       u64 types, u64 rss
 //   'T' u32 type id (local to its series file), str name
 //   'P' u32 agent, u64 seq, i64 taken_ns, u64 rss, u32 n, n x (var type id, var count, var bytes)
+//   'G' u32 agent, u64 seq, i64 said_ns: the agent said goodbye (it stopped; expect nothing more)
 // <id> is a 16-digit counter shared by all files: a larger id is a newer file.
 //
 // The writer appends to one segment and index per kind and one series file, rolls them at a
@@ -89,6 +90,7 @@ struct SeriesPoint {
   int64_t timestamp_ns = 0;
   uint64_t rss_bytes = 0;
   std::vector<TypePoint> types;
+  bool goodbye = false;  // The agent's goodbye at timestamp_ns: no figures, nothing after it.
 };
 
 struct RetentionPolicy {
@@ -143,6 +145,11 @@ class Store {
   Result<uint64_t> Append(std::string_view message, const snapshot::Header& header,
                           const std::vector<snapshot::TypeStat>& types, int64_t received_ns);
 
+  // Records an agent's goodbye in the series (synced with the next group commit, not
+  // acknowledged). False when no snapshot of that agent was ever stored: nothing to record.
+  Result<bool> AppendGoodbye(const snapshot::Identity& identity, uint64_t seq,
+                             int64_t timestamp_ns, int64_t now_ns);
+
   // Syncs everything appended so far and waits for it.
   void Flush();
 
@@ -164,6 +171,7 @@ class Store {
   Result<OpenFile*> ActiveLocked(snapshot::Kind kind, int64_t now_ns);
   Result<void> AppendSeriesLocked(uint32_t agent, const snapshot::Header& header,
                                   const std::vector<snapshot::TypeStat>& types, int64_t now_ns);
+  Result<void> SeriesFileLocked(int64_t now_ns);  // Opens or rolls series_file_.
   void NoteEntryLocked(const IndexEntry& entry, Segment& segment);
   Result<std::shared_ptr<WritableFile>> CreateFileLocked(const std::string& path,
                                                          std::string_view magic, int64_t now_ns);

@@ -382,6 +382,46 @@ class PipelineTest(unittest.TestCase):
         rows = json.loads(growth.stdout)[0]["types"]
         self.assertEqual(rows[0]["type"], "leakyapp.Order")
 
+    def test_an_agent_that_stops_says_goodbye_and_is_never_silent_even_after_a_restart(self):
+        receiver = Receiver()
+        self.cleanup.append(receiver.close)
+        config = """
+        [growth]
+        detect_interval = "200ms"
+        [silence]
+        intervals = 2
+        min_silence = "1s"
+        [[hooks]]
+        name = "web"
+        kind = "webhook"
+        url = "%s"
+        """ % receiver.url
+        daemon = self.daemon(config)
+        stopping = self.app("warm", daemon.endpoint, 2)  # Exits by itself: atexit says goodbye.
+        killed = self.app("saw", daemon.endpoint, 60)
+        wait_for(lambda: daemon.metric('tidemark_snapshots_received_total{kind="summary"}') >= 6,
+                 30, "summaries from both")
+        self.assertEqual(stopping.wait(timeout=30), 0)
+        wait_for(lambda: daemon.metric("tidemark_agent_goodbyes_total") == 1, 30, "the goodbye")
+        killed.kill()
+
+        def silent():
+            return [d["alert"]["service"] for d in alerts_in(receiver.documents())
+                    if d["event"] == "firing" and d["alert"]["kind"] == "silent"]
+        wait_for(lambda: silent(), 30, "the killed agent's silent alert")
+        # Long past the silence threshold of the agent that stopped.
+        wait_for(lambda: daemon.metric("tidemark_detector_passes_total") >= 15, 30, "passes")
+        self.assertEqual(silent(), ["saw"])
+
+        # Recorded in the store: the rebuilt state forgets it too.
+        daemon.stop()
+        daemon.start()
+        daemon.wait_for_log("growth: ")
+        passes = daemon.metric("tidemark_detector_passes_total")
+        wait_for(lambda: daemon.metric("tidemark_detector_passes_total") >= passes + 15, 30,
+                 "passes after the restart")
+        self.assertNotIn("warm", silent())
+
     @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command for a certificate")
     def test_https_webhook_verifies_the_server_certificate(self):
         cert = os.path.join(self.workdir, "cert.pem")

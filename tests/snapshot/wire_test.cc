@@ -384,6 +384,36 @@ TEST(Wire, WrongTypeInHeaderNamesTheKey) {
   EXPECT_NE(r.error().message.find("key 'service'"), std::string::npos) << r.error().message;
 }
 
+TEST(Wire, GoodbyeRoundTripsAndIsToldApartFromSnapshots) {
+  Goodbye g;
+  g.identity = MakeSummary().header.identity;
+  g.seq = 12;
+  g.timestamp_ns = 1234;
+  const std::string frame = EncodeGoodbye(g);
+  EXPECT_TRUE(IsGoodbye(frame));
+  EXPECT_FALSE(IsGoodbye(*Encode(MakeSummary())));
+  auto decoded = DecodeGoodbye(frame);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->identity.service, "checkout");
+  EXPECT_EQ(decoded->identity.pid, 4242);
+  EXPECT_EQ(decoded->identity.labels.at(0).second, "prod");
+  EXPECT_EQ(decoded->seq, 12u);
+  EXPECT_EQ(decoded->timestamp_ns, 1234);
+  EXPECT_FALSE(Decode(frame));  // Not a snapshot.
+}
+
+TEST(Wire, DamagedGoodbyesAreRejectedWithTheReason) {
+  Goodbye g;
+  g.identity = MakeSummary().header.identity;
+  const std::string frame = EncodeGoodbye(g);
+  for (size_t n = 0; n < frame.size(); ++n) EXPECT_FALSE(DecodeGoodbye(frame.substr(0, n)));
+  std::string version = frame;
+  version[4] = 9;
+  EXPECT_NE(DecodeGoodbye(version).error().message.find("version"), std::string::npos);
+  EXPECT_FALSE(DecodeGoodbye(frame + std::string(kMaxGoodbyeBytes, 'x')));
+  EXPECT_FALSE(DecodeGoodbye(frame + "x"));  // Bytes after the map.
+}
+
 TEST(Wire, RandomByteFlipsNeverCrash) {
   const std::string m = *Encode(MakeGraph());
   uint32_t state = 12345;

@@ -191,6 +191,30 @@ TEST_F(StoreTest, SeriesReadFromATimeSkipsOlderPoints) {
   EXPECT_EQ(agents->at(series->front().agent).identity.service, "api");
 }
 
+TEST_F(StoreTest, GoodbyeOfAKnownAgentIsReadBackInTheSeriesAndAnUnknownOneIsNotKept) {
+  auto store = Open();
+  const auto a = Make("api", 1, 1);
+  ASSERT_TRUE(Put(*store, a, 5 * kSecond));
+  auto kept = store->AppendGoodbye(a.snapshot.header.identity, 2, 6 * kSecond, 6 * kSecond);
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_TRUE(*kept);
+  snapshot::Identity stranger = a.snapshot.header.identity;
+  stranger.pid = 99;
+  auto ignored = store->AppendGoodbye(stranger, 1, 6 * kSecond, 6 * kSecond);
+  ASSERT_TRUE(ignored);
+  EXPECT_FALSE(*ignored);
+  store->Flush();
+  auto series = ReadSeries(dir_);
+  ASSERT_TRUE(series);
+  ASSERT_EQ(series->size(), 2u);
+  EXPECT_FALSE(series->at(0).goodbye);
+  EXPECT_TRUE(series->at(1).goodbye);
+  EXPECT_EQ(series->at(1).agent, series->at(0).agent);
+  EXPECT_EQ(series->at(1).seq, 2u);
+  EXPECT_EQ(series->at(1).timestamp_ns, 6 * kSecond);
+  EXPECT_TRUE(series->at(1).types.empty());
+}
+
 TEST_F(StoreTest, JournalKeepsRecordsAcrossReopenAndDropsATornTail) {
   fs::create_directories(dir_);
   const std::string path = dir_ / "alerts.jnl";
