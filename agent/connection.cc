@@ -18,6 +18,7 @@ snapshot::Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionO
   std::unique_ptr<Connection> c(new Connection(options));
   try {
     Zmq& z = *c->zmq_;
+    z.context.set(zmq::ctxopt::thread_name_prefix, kZmqThreadNamePrefix);
     z.socket = zmq::socket_t(z.context, zmq::socket_type::dealer);
     z.socket.set(zmq::sockopt::immediate, 1);
     z.socket.set(zmq::sockopt::sndhwm, options.send_hwm);

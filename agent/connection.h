@@ -26,6 +26,11 @@
 
 namespace tidemark::agent {
 
+// ZeroMQ's threads of a connection are named "7337/ZMQbg/IO/0" and "7337/ZMQbg/Reap", so
+// that the agent can tell them from a host's own ZeroMQ threads (ps -L shows them too).
+inline constexpr int kZmqThreadNamePrefix = 7337;
+inline constexpr char kZmqThreadNameStart[] = "7337/ZMQbg/";
+
 struct ConnectionOptions {
   std::string endpoint;  // e.g. "tcp://127.0.0.1:7878"
   int send_hwm = 4;

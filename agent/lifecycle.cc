@@ -2,13 +2,13 @@
 
 #include "agent/compat.h"
 // compat.h brings Python.h first, as CPython requires.
+#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -101,8 +101,13 @@ bool WaitForGil(const std::atomic<bool>& cancel) {
   return ok;
 }
 
+// How a reporter starts: the first run of start() opens its connection at once (errors are
+// raised); a run after a probation first waits for the GIL; a parent's run after fork opens
+// its connection on its own thread, so the fork pays only for starting a thread.
+enum class Run { kFirst, kAfterProbation, kAfterFork };
+
 // Starts a reporter for `progress`. False with `error` set.
-bool StartReporter(State& st, ReporterProgress progress, std::string* error) {
+bool StartReporter(State& st, ReporterProgress progress, Run run, std::string* error) {
   const WalkOptions walk = st.settings.walk;
   PyObject* const* sizers = &st.sizers;
   auto started = Reporter::Start(
@@ -113,7 +118,8 @@ bool StartReporter(State& st, ReporterProgress progress, std::string* error) {
         options.values = options.values || values;
         return TakeWithGil(std::move(options), sizers, cancel);
       },
-      &WaitForGil);
+      ReporterStart{.open_now = run == Run::kFirst,
+                    .ready = run == Run::kAfterProbation ? ReadyFn(&WaitForGil) : nullptr});
   if (!started) {
     *error = started.error().message;
     return false;
@@ -138,30 +144,36 @@ void ForgetForeignReporter(State& st) {
   st.phase = Phase::kStopped;
 }
 
-// The process's thread count as the kernel reports it (/proc/self/stat), which is what
-// os.fork() counts on 3.12+; 0 if unknown.
-int ProcessThreads() {
-  FILE* f = std::fopen("/proc/self/stat", "re");
-  if (f == nullptr) return 0;
-  char line[1024];
-  const size_t n = std::fread(line, 1, sizeof line - 1, f);
-  std::fclose(f);
-  line[n] = '\0';
-  const char* p = std::strrchr(line, ')');  // The command name may hold spaces.
-  int field = 2;
-  for (; p != nullptr && *p != '\0'; ++p) {
-    if (*p == ' ' && ++field == 20) return std::atoi(p + 1);
+// Whether a thread of ours (the reporter, ZeroMQ's) is still listed in /proc/self/task, which
+// is what os.fork() counts on 3.12+: a joined thread stays listed for a moment after
+// pthread_join returns.
+bool OurThreadsListed() {
+  DIR* tasks = opendir("/proc/self/task");
+  if (tasks == nullptr) return false;
+  bool found = false;
+  while (dirent* task = readdir(tasks)) {
+    if (task->d_name[0] == '.') continue;
+    char path[64], name[32] = {0};
+    std::snprintf(path, sizeof path, "/proc/self/task/%s/comm", task->d_name);
+    FILE* f = std::fopen(path, "re");
+    if (f == nullptr) continue;
+    const bool read = std::fgets(name, sizeof name, f) != nullptr;
+    std::fclose(f);
+    if (!read) continue;
+    name[std::strcspn(name, "\n")] = '\0';
+    if (std::strcmp(name, kReporterThreadName) == 0 ||
+        std::strncmp(name, kZmqThreadNameStart, std::strlen(kZmqThreadNameStart)) == 0) {
+      found = true;
+      break;
+    }
   }
-  return 0;
+  closedir(tasks);
+  return found;
 }
 
-// A joined thread may still be counted by the kernel for a moment after pthread_join
-// returns: wait (briefly) until the count has dropped by `stopped`.
-void WaitUntilThreadsGone(int before, int stopped) {
+void WaitUntilOurThreadsGone() {
   const auto deadline = Clock::now() + std::chrono::milliseconds(20);
-  while (before > 0 && ProcessThreads() > before - stopped && Clock::now() < deadline) {
-    std::this_thread::yield();
-  }
+  while (OurThreadsListed() && Clock::now() < deadline) std::this_thread::yield();
 }
 
 ReporterProgress FreshProgress(double interval_s, double probation_s) {
@@ -173,13 +185,13 @@ ReporterProgress FreshProgress(double interval_s, double probation_s) {
   return p;
 }
 
-// A child's probation: between half and all of an interval, spread so that many children
-// forked at once do not walk at once, and never under kMinChildProbationS.
-constexpr double kMinChildProbationS = 0.25;
+// A child's probation: between half and all of an interval (of at least kMinChildIntervalS),
+// spread so that many children forked at once do not connect and walk at once.
+constexpr double kMinChildIntervalS = 0.5;
 double ChildProbation(double interval_s) {
   std::minstd_rand random(static_cast<unsigned>(getpid() ^ WallNowNs()));
   const double jitter = std::uniform_real_distribution<double>(0.5, 1.0)(random);
-  return std::max(kMinChildProbationS, interval_s * jitter);
+  return std::max(kMinChildIntervalS, interval_s) * jitter;
 }
 
 int RestartAfterFork(void* generation) {
@@ -188,10 +200,14 @@ int RestartAfterFork(void* generation) {
       st.generation != reinterpret_cast<uintptr_t>(generation)) {
     return 0;
   }
+  // Reconnect shortly before the next snapshot is due, not at once: a parent forking many
+  // children in a row then pays for a sleeping thread per fork, not for a connection.
   ReporterProgress progress = st.paused;
-  progress.connect_at = Clock::now();
-  st.phase = StartReporter(st, std::move(progress), &st.last_error) ? Phase::kRunning
-                                                                     : Phase::kStopped;
+  const double warmup_s = std::min(st.settings.reporter.interval_s / 2, 1.0);
+  progress.connect_at = std::max(Clock::now(), progress.next_due - Seconds(warmup_s));
+  st.phase = StartReporter(st, std::move(progress), Run::kAfterFork, &st.last_error)
+                 ? Phase::kRunning
+                 : Phase::kStopped;
   return 0;
 }
 
@@ -214,7 +230,8 @@ bool StartAgent(AgentSettings settings) {
   const double interval = st.settings.reporter.interval_s;
   const double probation =
       st.settings.probation_s < 0 ? ChildProbation(interval) : st.settings.probation_s;
-  if (!StartReporter(st, FreshProgress(interval, probation), &error)) {
+  const Run run = probation > 0 ? Run::kAfterProbation : Run::kFirst;
+  if (!StartReporter(st, FreshProgress(interval, probation), run, &error)) {
     PyErr_SetString(PyExc_ValueError, error.c_str());
     return false;
   }
@@ -281,13 +298,10 @@ void BeforeFork() {
     st.phase = Phase::kStoppedByFork;
     return;
   }
-  const bool counted = tm_fork_counts_threads();
   WithoutGil([&] {
-    const int before = counted ? ProcessThreads() : 0;
-    const int stopped = 1 + (reporter->figures().connected ? 2 : 0);  // ZeroMQ's I/O and reaper.
     st.paused = reporter->Pause();
     reporter.reset();
-    if (counted) WaitUntilThreadsGone(before, stopped);
+    if (tm_fork_counts_threads()) WaitUntilOurThreadsGone();
   });
   st.phase = Phase::kPaused;
 }
@@ -323,7 +337,8 @@ void AfterForkInChild() {
   config.identity.pid = getpid();
   config.identity.start_time_ns = st.start_ns;
   const double probation = ChildProbation(config.interval_s);
-  if (StartReporter(st, FreshProgress(config.interval_s, probation), &st.last_error)) {
+  if (StartReporter(st, FreshProgress(config.interval_s, probation), Run::kAfterProbation,
+                    &st.last_error)) {
     st.phase = Phase::kRunning;
   }
 }

@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -37,11 +38,11 @@ Reporter::Reporter(ReporterConfig config, ReporterProgress progress, TakeFn take
 
 snapshot::Result<std::unique_ptr<Reporter>> Reporter::Start(ReporterConfig config,
                                                             ReporterProgress progress,
-                                                            TakeFn take, ReadyFn ready) {
+                                                            TakeFn take, ReporterStart how) {
   if (!(config.interval_s > 0)) return snapshot::Fail("interval must be positive");
   std::unique_ptr<Reporter> r(new Reporter(std::move(config), std::move(progress), std::move(take),
-                                           std::move(ready)));
-  if (r->progress_.connect_at <= Clock::now()) {
+                                           std::move(how.ready)));
+  if (how.open_now) {
     auto opened = Connection::Open(r->config_.connection);
     if (!opened) return std::unexpected(opened.error());
     r->connection_ = std::move(*opened);
@@ -111,10 +112,11 @@ bool Reporter::WaitForProbation() {
 }
 
 void Reporter::Run() {
+  pthread_setname_np(pthread_self(), kReporterThreadName);
   try {
     if (!WaitForProbation()) return;
     if (!connection_) {
-      if (!ready_(stop_) || stop_.load()) return;
+      if ((ready_ && !ready_(stop_)) || stop_.load()) return;
       auto opened = Connection::Open(config_.connection);
       if (!opened) {
         RecordError(opened.error().message);

@@ -35,6 +35,9 @@ namespace tidemark::agent {
 
 using Clock = std::chrono::steady_clock;
 
+// The reporter thread's name (ps -L, /proc/self/task/*/comm).
+inline constexpr char kReporterThreadName[] = "tidemark";
+
 struct ReporterConfig {
   ConnectionOptions connection;
   snapshot::Identity identity;          // pid and start time are the caller's.
@@ -79,14 +82,21 @@ using TakeFn = std::function<std::optional<snapshot::Snapshot>(
 // preexec_fn child) holds it until exec, so its reporter never opens a descriptor.
 using ReadyFn = std::function<bool(const std::atomic<bool>& cancel)>;
 
+// How a run begins.
+struct ReporterStart {
+  // Open the connection in Start(), so that a bad endpoint or key is an error value there;
+  // otherwise the thread opens it once progress.connect_at has come (an error then shows in
+  // figures().last_error), and the caller pays only for starting a thread.
+  bool open_now = true;
+  ReadyFn ready;  // Optional: asked on the thread before it opens the connection.
+};
+
 class Reporter {
  public:
-  // Starts the thread. When progress.connect_at is not in the future the connection is
-  // opened here, so that a bad endpoint or key is an error value; otherwise the thread
-  // opens it when the probation is over (an error then shows in figures().last_error).
+  // Starts the thread (see ReporterStart for when the connection is opened).
   static snapshot::Result<std::unique_ptr<Reporter>> Start(ReporterConfig config,
                                                            ReporterProgress progress, TakeFn take,
-                                                           ReadyFn ready);
+                                                           ReporterStart how);
 
   Reporter(const Reporter&) = delete;
   Reporter& operator=(const Reporter&) = delete;

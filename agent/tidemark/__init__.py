@@ -12,17 +12,14 @@ Nothing is printed unless asked: the agent's own troubles go to the stdlib loggi
 """
 
 import atexit
-import logging
 import os
-import signal as _signal
 import sys
-import sysconfig
 
 __all__ = ["Snapshot", "TypeRow", "snapshot", "dump", "load", "start", "stop", "status", "trigger",
            "start_from_env"]
 __version__ = "0.1.0"
 
-if sysconfig.get_config_var("Py_GIL_DISABLED"):
+if "t" in getattr(sys, "abiflags", ""):  # Free-threaded (3.13t): Py_GIL_DISABLED builds.
     raise ImportError("tidemark does not support free-threaded CPython builds "
                       "(python3.13t): its walk relies on the GIL to see a consistent heap")
 
@@ -31,8 +28,16 @@ from . import _native  # noqa: E402
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7878"
 WATCH_MODES = ("all", "children", "parent")
 
-log = logging.getLogger("tidemark")
-log.addHandler(logging.NullHandler())
+
+def _logger():
+    """The "tidemark" logger, with a NullHandler: quiet unless the program configures logging.
+    Imported on first use: logging costs a child ~40 ms to import."""
+    import logging
+
+    log = logging.getLogger("tidemark")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+    return log
 
 
 class TypeRow(tuple):
@@ -158,10 +163,12 @@ def _signal_number(sig):
         return 0
     if isinstance(sig, int):
         return sig
+    import signal as signals
+
     name = str(sig).upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    number = getattr(_signal, name, None)
+    number = getattr(signals, name, None)
     if not isinstance(number, int):
         raise ValueError("unknown signal %r" % sig)
     return int(number)
@@ -301,7 +308,7 @@ def start_from_env(child=False):
 
 
 def _report_trouble(message):
-    log.warning("%s", message)
+    _logger().warning("%s", message)
     if os.environ.get("TIDEMARK_DEBUG"):
         sys.stderr.write("tidemark: %s\n" % message)
 

@@ -14,19 +14,18 @@ def _tidemark_package():
     here = os.path.dirname(os.path.abspath(__file__))
     package = os.path.dirname(here)
     try:
-        import importlib.machinery
-        import importlib.util
-
+        # The import system's own modules, always loaded: importlib.util costs an import.
+        bootstrap = sys.modules["_frozen_importlib"]
+        external = sys.modules["_frozen_importlib_external"]
         names = os.listdir(package)
-        if not any(("_native" + suffix) in names
-                   for suffix in importlib.machinery.EXTENSION_SUFFIXES):
+        if not any(("_native" + suffix) in names for suffix in external.EXTENSION_SUFFIXES):
             return None
         if "tidemark" in sys.modules:
             return sys.modules["tidemark"]
-        spec = importlib.util.spec_from_file_location(
+        spec = external.spec_from_file_location(
             "tidemark", os.path.join(package, "__init__.py"),
             submodule_search_locations=[package])
-        module = importlib.util.module_from_spec(spec)
+        module = bootstrap.module_from_spec(spec)
         sys.modules["tidemark"] = module
         try:
             spec.loader.exec_module(module)
