@@ -135,6 +135,7 @@ void Ingest::Wake() {
 
 void Ingest::Stop() {
   if (!thread_.joinable()) return;
+  drain_until_ns_ = SteadyNowNs() + kStopDrainNs;
   stopping_ = true;
   Wake();
   thread_.join();
@@ -328,7 +329,11 @@ void Ingest::Run() {
       boost::asio::post(*s.pool, [this, &s, peer = peer.to_string(), from = PeerAddress(*body),
                                   body, size, limits = s.settings.limits]() mutable {
         try {
-          Process(std::move(peer), from, body->to_string_view(), limits);
+          // Stopping: what is queued is stored for a while, then left unacknowledged (its
+          // agents count it as not delivered), so that SIGTERM always ends the daemon.
+          if (!stopping_ || SteadyNowNs() < drain_until_ns_) {
+            Process(std::move(peer), from, body->to_string_view(), limits);
+          }
         } catch (const std::exception& e) {
           Drop(DropReason::kStore, std::string("unexpected: ") + e.what());
         }

@@ -1,14 +1,15 @@
 // The receiving side of tidemarkd: a ZeroMQ ROUTER socket on its own thread.
 //
 // Agents connect with DEALER sockets. The socket's thread only moves bytes: each message (a
-// snapshot, or an agent's goodbye when it stops) is
-// handed to a pool of validation threads, which validate it (collector/validate.h) and append
-// it to the store; the socket's thread acknowledges it on the same connection once the store
-// reports it durable. While the pool holds kMaxQueuedBytes or kMaxQueuedMessages, the socket
-// is not read: libzmq's high-water marks then push back on the agents, and the daemon's
-// memory stays bounded. Invalid messages are counted by reason and logged at most once per reason
-// per drop_log_interval, with the number suppressed in between, so a flood of garbage costs neither
-// log volume nor the good agents' throughput beyond its own validation.
+// snapshot, or an agent's goodbye when it stops) is handed to a pool of validation threads,
+// which validate it (collector/validate.h) and append it to the store; the socket's thread
+// acknowledges it on the same connection once the store reports it durable. While the pool
+// holds kMaxQueuedBytes or kMaxQueuedMessages, the socket is not read: libzmq's high-water
+// marks then push back on the agents, and the daemon's memory stays bounded. Invalid messages
+// are counted by reason and logged at most once per reason per drop_log_interval, with the
+// number suppressed in between, so a flood of garbage costs neither log volume nor the good
+// agents' throughput beyond its own validation. A message costs at most a bounded multiple of
+// its own size to decode (snapshot::DecodeLimits::max_expansion).
 //
 // libzmq buffers a whole message before any check of ours, so the socket carries
 // ZMQ_MAXMSGSIZE (twice limits.max_message_bytes: a message over the limit but under that is
@@ -62,6 +63,8 @@ class Ingest {
  public:
   static constexpr uint64_t kMaxQueuedBytes = uint64_t{256} << 20;
   static constexpr int kMaxQueuedMessages = 4096;
+  // On Stop(), messages still queued are stored for this long, then left unacknowledged.
+  static constexpr int64_t kStopDrainNs = int64_t{5} * 1'000'000'000;
 
   // `pipeline` (may be null) receives every stored summary and graph.
   Ingest(store::Store& store, Metrics& metrics, Pipeline* pipeline = nullptr);
@@ -106,6 +109,7 @@ class Ingest {
   std::thread thread_;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> drain_until_ns_{0};  // Steady clock; set before stopping_.
 
   std::mutex settings_mutex_;
   IngestSettings settings_;

@@ -759,6 +759,12 @@ Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& li
     return Fail("declared body of " + std::to_string(e.raw_body_bytes) +
                 " bytes exceeds the limit of " + std::to_string(limits.max_body_bytes));
   }
+  if (e.raw_body_bytes > kAlwaysExpandableBytes &&
+      e.raw_body_bytes / std::max<uint64_t>(e.body_bytes, 1) > limits.max_expansion) {
+    return Fail("declared body of " + std::to_string(e.raw_body_bytes) + " bytes from " +
+                std::to_string(e.body_bytes) + " compressed exceeds the limit of " +
+                std::to_string(limits.max_expansion) + " times the compressed size");
+  }
   return e;
 }
 
@@ -804,6 +810,41 @@ Result<Header> CheckFrame(std::string_view message, const DecodeLimits& limits) 
   return header;
 }
 
+namespace {
+
+// Decompresses one frame into `body`, exactly `size` bytes. The buffer grows with what the
+// frame produces (at most doubling), so a frame that declares more than it holds fails having
+// cost what it held, not what it declared.
+Result<bool> Decompress(std::string_view frame, uint64_t size, std::string* body) {
+  thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> dctx(ZSTD_createDCtx(),
+                                                                         &ZSTD_freeDCtx);
+  if (!dctx) return Fail("zstd: cannot create a decompression context");
+  ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_only);
+  constexpr uint64_t kFirst = uint64_t{1} << 20;
+  body->resize(static_cast<size_t>(std::min(size, kFirst)));
+  ZSTD_inBuffer in{frame.data(), frame.size(), 0};
+  size_t produced = 0;
+  size_t left = 1;
+  while (left != 0) {
+    if (produced == body->size()) {
+      if (produced >= size) return Fail("body: expands past the size the envelope declares");
+      body->resize(static_cast<size_t>(std::min<uint64_t>(size, uint64_t{produced} * 2)));
+    }
+    ZSTD_outBuffer out{body->data(), body->size(), produced};
+    left = ZSTD_decompressStream(dctx.get(), &out, &in);
+    if (ZSTD_isError(left)) return Fail(std::string("body: zstd: ") + ZSTD_getErrorName(left));
+    const bool progress = out.pos != produced;
+    produced = out.pos;
+    if (left != 0 && in.pos == in.size && !progress && produced < body->size())
+      return Fail("body: zstd frame is truncated");
+  }
+  if (in.pos != in.size) return Fail("body: bytes after the zstd frame");
+  if (produced != size) return Fail("body: decompressed size does not match the envelope");
+  return true;
+}
+
+}  // namespace
+
 Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits) {
   TM_TRY(e, DecodeEnvelope(message, limits));
   Snapshot s;
@@ -819,15 +860,9 @@ Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits) {
   }
   std::string body;
   try {
-    body.resize(e.raw_body_bytes);
-  } catch (const std::bad_alloc&) {
-    return Fail("body: cannot allocate " + std::to_string(e.raw_body_bytes) + " bytes");
-  }
-  const size_t got = ZSTD_decompress(body.data(), body.size(), frame.data(), frame.size());
-  if (ZSTD_isError(got)) return Fail(std::string("body: zstd: ") + ZSTD_getErrorName(got));
-  if (got != body.size()) return Fail("body: decompressed size does not match the envelope");
-  try {
-    if (auto ok = ReadBody(body, s, limits); !ok) return std::unexpected(ok.error());
+    TM_TRY(ok, Decompress(frame, e.raw_body_bytes, &body));
+    (void)ok;
+    if (auto read = ReadBody(body, s, limits); !read) return std::unexpected(read.error());
   } catch (const std::bad_alloc&) {
     return Fail("body: out of memory while decoding");
   }

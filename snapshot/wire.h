@@ -55,7 +55,12 @@ struct DecodeLimits {
   size_t max_body_bytes = size_t{4} << 30;     // Body after decompression.
   size_t max_objects = 200'000'000;
   size_t max_types = 1'000'000;
+  // A body over kAlwaysExpandableBytes may declare at most this many times its compressed
+  // size (real snapshots compress 3-30x): decompression work per message stays proportional
+  // to the bytes received.
+  size_t max_expansion = 1000;
 };
+inline constexpr size_t kAlwaysExpandableBytes = size_t{16} << 20;
 
 // The fixed-size envelope, parsed. REQUIRES: nothing; validates everything.
 struct Envelope {
@@ -84,7 +89,9 @@ Result<Header> DecodeHeader(std::string_view message, const DecodeLimits& limits
 // the encoder wrote valid msgpack (Decode proves that).
 Result<Header> CheckFrame(std::string_view message, const DecodeLimits& limits = {});
 
-// Full decode, with every check of DecodeHeader plus the body's.
+// Full decode, with every check of DecodeHeader plus the body's. The body is decompressed as a
+// stream into a buffer that grows with what the frame really produces (never sized from the
+// declared size alone), so a frame declaring more than it holds costs what it holds.
 Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits = {});
 
 // A goodbye: the agent instance is ending (stop(), interpreter exit) and its collector should

@@ -91,6 +91,25 @@ std::string Bomb(const snapshot::Header& header) {
   return message + frame;
 }
 
+// A ~260-byte message whose 17-byte zstd frame declares 1 GiB (one RLE block of 1 byte):
+// a decoder sizing its output from the declaration allocates and zeroes 1 GiB for it.
+std::string TinyBomb(const snapshot::Header& header) {
+  const uint64_t declared = uint64_t{1} << 30;
+  std::string frame = {'\x28', '\xb5', '\x2f', '\xfd', '\xe0'};  // Magic; 8-byte size, 1 segment.
+  for (int i = 0; i < 8; ++i) frame.push_back(static_cast<char>(declared >> (8 * i)));
+  const uint32_t block = 1 | (1 << 1) | (1u << 3);  // Last, RLE, 1 byte repeated once.
+  for (int i = 0; i < 3; ++i) frame.push_back(static_cast<char>(block >> (8 * i)));
+  frame.push_back('x');
+  snapshot::Snapshot tiny;
+  tiny.header = header;
+  std::string message = *snapshot::Encode(tiny);
+  const uint32_t header_bytes = snapshot::DecodeEnvelope(message)->header_bytes;
+  message.resize(snapshot::kEnvelopeSize + header_bytes);
+  for (int i = 0; i < 4; ++i) message[12 + i] = static_cast<char>(frame.size() >> (8 * i));
+  for (int i = 0; i < 8; ++i) message[16 + i] = static_cast<char>(declared >> (8 * i));
+  return message + frame;
+}
+
 // A malformed message of the given kind, derived from a good one.
 std::string Malformed(const std::string& mode, const std::string& good,
                       const snapshot::Header& header, const Options& o, std::mt19937_64& rng) {
@@ -114,6 +133,7 @@ std::string Malformed(const std::string& mode, const std::string& good,
     return *snapshot::ReplaceHeader(good, h);
   }
   if (mode == "bomb") return Bomb(header);
+  if (mode == "tinybomb") return TinyBomb(header);
   Die("unknown --mode " + mode);
 }
 

@@ -310,6 +310,31 @@ class CollectorTest(unittest.TestCase):
         self.assertEqual(services, {"good-0", "good-1", "good-2", "good-3"})
         self.assertEqual(d.stop(), 0)
 
+    def test_tiny_frames_declaring_a_gibibyte_cost_what_they_hold_and_sigterm_stays_prompt(self):
+        # A 17-byte zstd frame declaring 1 GiB: sized from the declaration, each made the
+        # daemon allocate and zero 1 GiB, starving good agents and SIGTERM.
+        d = self.daemon("[log]\ndrop_log_interval = \"1h\"\n").start()
+        good = {}
+
+        def run_good():
+            good.update(self.sender(d.endpoint, "--agents", "2", "--count", "200", "--window", "4",
+                                    "--service", "good"))
+        flowing = threading.Thread(target=run_good)
+        flowing.start()
+        bombs = self.sender(d.endpoint, "--mode", "tinybomb", "--count", "40",
+                            "--pid-base", "500")["sent"]
+        flowing.join(timeout=300)
+        self.assertEqual(good["acked"], 400, good)
+        key = 'tidemark_messages_dropped_total{reason="too_large"}'
+        wait_for(lambda: d.metric(key) >= bombs, what="the bombs to be counted")
+        self.assertEqual(d.metric(key), bombs)
+        with open("/proc/%d/status" % d.proc.pid) as f:
+            peak_kb = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+        self.assertLess(peak_kb, 300 * 1024, "peak RSS %d kB" % peak_kb)
+        started = time.monotonic()
+        self.assertEqual(d.stop(), 0)
+        self.assertLess(time.monotonic() - started, 10)
+
     def test_retention_removes_what_it_should_and_nothing_else(self):
         d = self.daemon('[store]\ndir = "%s"\nsegment_age = "1ms"\nretention_interval = "100ms"\n'
                         '[retention.graph]\nmax_age = "2s"\nkeep_last = 2\n'

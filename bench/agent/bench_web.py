@@ -1,0 +1,145 @@
+"""What the agent costs a real web service: Flask under gunicorn (2 sync workers, a preloaded
+heap of ~430,000 objects per worker, web_app.py), loaded by ApacheBench over loopback, with
+and without the agent, in one run.
+
+    scripts/bench-web                       # builds the agent for Debian's python3, runs this
+    python3 bench/agent/bench_web.py --pythonpath BUILD/python/py311 \\
+        --collector BUILD/tests/agent/ack_collector [--rounds 3] [--seconds 10] [--markdown]
+
+Cases (each run --rounds times, interleaved, medians reported):
+  off          gunicorn as it is
+  summary 1s   python -m tidemark run gunicorn ..., a summary snapshot every second
+  graph 5s     the same, every fifth snapshot a graph (so a graph every 5 s)
+  no collector summary every second to a port where nothing listens
+Columns: requests/s and its change against "off" in the same round, p50 and p99 latency
+(ab's percentiles, ms), and the workers' resident memory after the load (MB, mean of the two).
+Needs Debian's gunicorn, python3-flask and apache2-utils.
+"""
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until_serving(port, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("gunicorn exited: %s" % proc.stdout.read())
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not serve within %d s" % timeout)
+
+
+def worker_rss_mb(master_pid):
+    children = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
+                              text=True).stdout.split()
+    sizes = []
+    for pid in children:
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]) / 1024.0)
+        except OSError:
+            pass
+    return statistics.mean(sizes) if sizes else 0.0
+
+
+def run_case(case, args, endpoint):
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + args.pythonpath,
+               PYTHONDONTWRITEBYTECODE="1")
+    gunicorn = ["/usr/bin/gunicorn", "-w", "2", "-b", "127.0.0.1:%d" % port, "--preload",
+                "--log-level", "warning", "web_app:app"]
+    if case == "off":
+        argv = [PYTHON] + gunicorn
+    else:
+        argv = [PYTHON, "-m", "tidemark", "run"] + gunicorn
+        env["TIDEMARK_ENDPOINT"] = endpoint if case != "no collector" else "tcp://127.0.0.1:%d" % free_port()
+        env["TIDEMARK_INTERVAL"] = "1"
+        env["TIDEMARK_SERVICE"] = "bench-web"
+        if case == "graph 5s":
+            env["TIDEMARK_GRAPH_EVERY"] = "5"
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=HERE)
+    try:
+        wait_until_serving(port, proc)
+        time.sleep(1.5)  # The workers' agents are past their probation.
+        ab = subprocess.run(["ab", "-q", "-k", "-c", "4", "-t", str(args.seconds), "-n", "10000000",
+                             "http://127.0.0.1:%d/" % port], capture_output=True, text=True)
+        rss = worker_rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    rps = float(re.search(r"Requests per second:\s+([\d.]+)", ab.stdout).group(1))
+    pct = dict((int(p), float(ms)) for p, ms in re.findall(r"^\s+(\d+)%\s+(\d+)", ab.stdout, re.M))
+    return {"rps": rps, "p50": pct.get(50, 0), "p99": pct.get(99, 0), "rss": rss}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pythonpath", required=True,
+                        help="where the agent built for /usr/bin/python3 is (BUILD/python/py311)")
+    parser.add_argument("--collector", required=True, help="the ack_collector test binary")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    collector = subprocess.Popen([args.collector], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True)
+    endpoint = collector.stdout.readline().split()[1]
+    cases = ["off", "summary 1s", "graph 5s", "no collector"]
+    results = {c: [] for c in cases}
+    run_case("off", args, endpoint)  # Warm-up.
+    for _ in range(args.rounds):
+        for case in cases:
+            results[case].append(run_case(case, args, endpoint))
+    collector.stdin.close()
+    collector.wait(timeout=10)
+
+    def med(case, key):
+        return statistics.median(r[key] for r in results[case])
+
+    base = med("off", "rps")
+    version = subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout.strip()
+    lines = ["%s, gunicorn 2 sync workers, ab -k -c 4 for %d s, %d rounds (medians)" % (
+        version, args.seconds, args.rounds), "",
+        "| case | requests/s | vs off | p50 ms | p99 ms | worker RSS MB |",
+        "|---|---|---|---|---|---|"]
+    for case in cases:
+        rps = med(case, "rps")
+        lines.append("| %s | %.0f | %+.1f%% | %.0f | %.0f | %.0f |" % (
+            case, rps, (rps / base - 1) * 100, med(case, "p50"), med(case, "p99"),
+            med(case, "rss")))
+    print("\n".join(lines) if args.markdown else "\n".join(lines).replace("|", " "))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
