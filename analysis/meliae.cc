@@ -6,10 +6,22 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 
 namespace tidemark::analysis {
 namespace {
+
+// A field that must be a whole number from 0 to 2^64 - 1: a float (1e+300), a negative number
+// or a string is an error naming the field, never a value converted out of range.
+uint64_t Unsigned(const nlohmann::json& value, const char* field) {
+  if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
+    throw std::invalid_argument(std::string("'") + field + "' is " + value.dump() +
+                                ", not a whole number from 0 to 2^64-1");
+  }
+  return value.get<uint64_t>();
+}
 
 using snapshot::Fail;
 
@@ -71,7 +83,7 @@ snapshot::Result<snapshot::Snapshot> ReadMeliaeDump(const std::string& path,
     nlohmann::json object;
     try {
       object = nlohmann::json::parse(text);
-      const uint64_t address = object.at("address").get<uint64_t>();
+      const uint64_t address = Unsigned(object.at("address"), "address");
       if (!index_of.emplace(address, static_cast<uint32_t>(g.address.size())).second) {
         ++stats.duplicate_addresses;
         continue;
@@ -79,7 +91,7 @@ snapshot::Result<snapshot::Snapshot> ReadMeliaeDump(const std::string& path,
       const std::string type = object.at("type").get<std::string>();
       auto [it, added] = type_ids.emplace(type, static_cast<uint32_t>(s.types.size()));
       if (added) s.types.push_back({type, 0, 0, 0});
-      const uint64_t size = object.at("size").get<uint64_t>();
+      const uint64_t size = Unsigned(object.at("size"), "size");
       snapshot::TypeStat& row = s.types[it->second];
       row.count += 1;
       row.bytes += size;
@@ -89,7 +101,7 @@ snapshot::Result<snapshot::Snapshot> ReadMeliaeDump(const std::string& path,
       g.type.push_back(it->second);
       g.size.push_back(size);
       g.length.push_back(object.contains("len") ? static_cast<uint32_t>(std::min<uint64_t>(
-                                                      object["len"].get<uint64_t>(), UINT32_MAX))
+                                                      Unsigned(object["len"], "len"), UINT32_MAX))
                                                 : 0);
       if (object.contains("name") && object["name"].is_string()) {
         g.names.emplace_back(i, object["name"].get<std::string>());
@@ -99,7 +111,7 @@ snapshot::Result<snapshot::Snapshot> ReadMeliaeDump(const std::string& path,
         g.values.emplace_back(i, v.is_string() ? v.get<std::string>() : v.dump());
       }
       if (object.contains("refs")) {
-        for (const auto& r : object["refs"]) ref_addresses.push_back(r.get<uint64_t>());
+        for (const auto& r : object["refs"]) ref_addresses.push_back(Unsigned(r, "refs"));
       }
       ref_begin.push_back(ref_addresses.size());
     } catch (const std::exception& e) {

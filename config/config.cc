@@ -1,5 +1,9 @@
 #include "config/config.h"
 
+// toml++'s internal asserts abort a debug build on some malformed input that a release build
+// reports as a parse error (a lone "[=", a UTF-8 sequence cut by the end of the file): every
+// build type reports it.
+#define TOML_ASSERT(expr) static_cast<void>(0)
 #include <toml++/toml.h>
 #include <cstdio>
 #include <cstdlib>
@@ -45,13 +49,17 @@ Setter Integer(Field field, int64_t min, int64_t max) {
 // An integer is taken as `integer_scale` units (bytes for sizes, seconds for durations).
 template <typename Field, typename Parsed>
 Setter WithUnit(Field field, std::expected<Parsed, std::string> (*parse)(std::string_view),
-                int64_t integer_scale, const char* example) {
+                int64_t integer_scale, int64_t max, const char* example) {
   return [=](const toml::node& node, Config& c) -> std::string {
     std::expected<Parsed, std::string> v;
     if (node.is_integer()) {
       const int64_t raw = node.as_integer()->get();
       if (raw < 0) return "must not be negative";
-      v = static_cast<Parsed>(raw * integer_scale);
+      int64_t scaled;
+      if (__builtin_mul_overflow(raw, integer_scale, &scaled) || scaled > max) {
+        return std::to_string(raw) + " is too large (expected " + example + ")";
+      }
+      v = static_cast<Parsed>(scaled);
     } else if (node.is_string()) {
       v = parse(node.as_string()->get());
     } else {
@@ -66,11 +74,13 @@ Setter WithUnit(Field field, std::expected<Parsed, std::string> (*parse)(std::st
 
 template <typename Field>
 Setter Size(Field field) {
-  return WithUnit(field, &ParseSize, 1, "a size like \"64MiB\"");
+  return WithUnit(field, &ParseSize, 1, static_cast<int64_t>(kMaxSizeBytes),
+                  "a size like \"64MiB\"");
 }
 template <typename Field>
 Setter Duration(Field field) {
-  return WithUnit(field, &ParseDurationMs, 1000, "a duration like \"10s\" or \"30d\"");
+  return WithUnit(field, &ParseDurationMs, 1000, kMaxDurationMs,
+                  "a duration like \"10s\" or \"30d\"");
 }
 
 template <typename Field>
@@ -474,6 +484,11 @@ std::string Apply(const toml::table& table, const std::string& prefix, std::stri
       }
       continue;
     }
+    if (path == "rules" || path == "hooks" || path == "schedules") {
+      // A plain [rules] table would edit the default rule; [hooks] one that does not exist.
+      return Where(origin, node) + ": '" + path + "' must be an array of tables: write [[" +
+             path + "]] for each one";
+    }
     if (node.is_table() && IsKnownTable(path)) {
       if (std::string error = Apply(*node.as_table(), path, origin, config); !error.empty()) {
         return error;
@@ -568,7 +583,13 @@ std::expected<uint64_t, std::string> ParseSize(std::string_view text) {
   if (digits == 0 || digits > 15 || found == units.end()) {
     return Error("\"" + std::string(text) + "\" is not a size");
   }
-  return std::stoull(std::string(text.substr(0, digits))) * found->second;
+  uint64_t bytes;
+  if (__builtin_mul_overflow(std::stoull(std::string(text.substr(0, digits))), found->second,
+                             &bytes) ||
+      bytes > kMaxSizeBytes) {
+    return Error("\"" + std::string(text) + "\" is too large (at most 1 EiB)");
+  }
+  return bytes;
 }
 
 std::expected<int64_t, std::string> ParseDurationMs(std::string_view text) {
@@ -580,7 +601,12 @@ std::expected<int64_t, std::string> ParseDurationMs(std::string_view text) {
   if (digits == 0 || digits > 12 || found == units.end()) {
     return Error("\"" + std::string(text) + "\" is not a duration");
   }
-  return std::stoll(std::string(text.substr(0, digits))) * found->second;
+  int64_t ms;
+  if (__builtin_mul_overflow(std::stoll(std::string(text.substr(0, digits))), found->second, &ms) ||
+      ms > kMaxDurationMs) {
+    return Error("\"" + std::string(text) + "\" is too long (at most 100 years)");
+  }
+  return ms;
 }
 
 std::string ResolvedStoreDir(const Config& config) {

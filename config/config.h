@@ -182,7 +182,11 @@ std::vector<std::string> KnownKeys();
 std::vector<std::string> KeysNeedingRestart(const Config& running, const Config& loaded);
 
 // Parsers for the value syntaxes above; exposed for the CLI and tests.
+// "64MiB", "10GB", "512" (bytes), at most kMaxSizeBytes; an error naming the text otherwise.
+inline constexpr uint64_t kMaxSizeBytes = uint64_t{1} << 60;
 std::expected<uint64_t, std::string> ParseSize(std::string_view text);
+// "250ms", "10s", "30d", "2w", at most kMaxDurationMs (100 years); an error otherwise.
+inline constexpr int64_t kMaxDurationMs = int64_t{100} * 365 * 86400'000;
 std::expected<int64_t, std::string> ParseDurationMs(std::string_view text);
 
 }  // namespace tidemark::config

@@ -100,6 +100,29 @@ TEST(Meliae, ABadLineIsNamedWithItsNumber) {
       << snapshot.error().message;
 }
 
+TEST(Meliae, NumbersThatAreNotWholeOrOutOfRangeAreRefusedWithTheLineAndField) {
+  struct Case {
+    const char* line;
+    const char* field;
+  };
+  for (const Case& c : {Case{R"({"address": 1, "type": "str", "size": 1e+300, "refs": []})", "size"},
+                        Case{R"({"address": 2.5, "type": "str", "size": 5, "refs": []})", "address"},
+                        Case{R"({"address": 1, "type": "str", "size": -5, "refs": []})", "size"},
+                        Case{R"({"address": 1, "type": "str", "size": 5, "len": "7"})", "len"},
+                        Case{R"({"address": 1, "type": "str", "size": 5, "refs": [1e19]})", "refs"},
+                        Case{R"({"address": 18446744073709551616, "type": "x", "size": 5})",
+                             "address"}}) {
+    const std::string path = TempPath("numbers.json");
+    std::ofstream(path) << "[\n{\"address\": 9, \"type\": \"int\", \"size\": 28}\n" << c.line << "\n";
+    auto snapshot = ReadMeliaeDump(path);
+    ASSERT_FALSE(snapshot) << c.line;
+    EXPECT_NE(snapshot.error().message.find("numbers.json:3"), std::string::npos)
+        << snapshot.error().message;
+    EXPECT_NE(snapshot.error().message.find(std::string("'") + c.field + "'"), std::string::npos)
+        << snapshot.error().message;
+  }
+}
+
 GraphBuilder Cache(int sessions, int first_new_address) {
   GraphBuilder b;
   std::vector<std::string> items;

@@ -110,6 +110,41 @@ TEST(Config, BadElementsAreNamed) {
   EXPECT_NE(bad_kind.error().find("hooks.kind: expected \"webhook\""), std::string::npos);
 }
 
+TEST(Config, ArraysOfTablesWrittenAsTablesAreErrorsNotACrashOrAnEditedDefault) {
+  for (const char* name : {"hooks", "schedules", "rules"}) {
+    const std::string text = std::string("# comment\n[") + name + "]\nname = \"x\"\n";
+    auto parsed = Parse(text, "t.toml");
+    ASSERT_FALSE(parsed) << name;
+    EXPECT_NE(parsed.error().find(std::string("t.toml:2: '") + name +
+                                  "' must be an array of tables: write [[" + name + "]]"),
+              std::string::npos)
+        << parsed.error();
+  }
+}
+
+TEST(Config, SizesAndDurationsThatOverflowAreRefusedNamingTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[growth]\nspan = \"999999999999w\"\n", "growth.span: \"999999999999w\" is too long"},
+      {"[limits]\nmax_body_bytes = \"20000000TiB\"\n", "limits.max_body_bytes: \"20000000TiB\" is too large"},
+      {"[limits]\nmax_body_bytes = 9223372036854775807\n", "limits.max_body_bytes: 9223372036854775807 is too large"},
+      {"[growth]\nspan = 9223372036854775807\n", "growth.span: 9223372036854775807 is too large"}};
+  for (const auto& [text, expected] : cases) {
+    auto parsed = Parse(text, "t.toml");
+    ASSERT_FALSE(parsed) << text;
+    EXPECT_NE(parsed.error().find(std::string("t.toml:2: ") + expected), std::string::npos)
+        << parsed.error();
+  }
+}
+
+TEST(Config, InputThatReachesTheTomlParsersAssertsIsAnErrorInEveryBuild) {
+  for (const std::string text : {std::string("[="), std::string("a = \"x\"\n\xe2\x82"),
+                                 std::string("\xff"), std::string("[a]\n[=\n")}) {
+    auto parsed = Parse(text, "t.toml");
+    ASSERT_FALSE(parsed);
+    EXPECT_NE(parsed.error().find("t.toml:"), std::string::npos) << parsed.error();
+  }
+}
+
 TEST(Config, UnknownKeyIsNamedWithItsLine) {
   auto parsed = Parse("[store]\nsync = \"fsync\"\nsegmnet_bytes = 5\n", "t.toml");
   ASSERT_FALSE(parsed);
