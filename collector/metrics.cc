@@ -22,8 +22,16 @@ void Metrics::Received(const snapshot::Header& header, uint64_t message_bytes, i
   snapshots_[slot].fetch_add(1, std::memory_order_relaxed);
   bytes_[slot].fetch_add(message_bytes, std::memory_order_relaxed);
   std::lock_guard lock(mutex_);
-  const std::string key = store::IdentityKey(header.identity);
+  // Keyed as labelled: a process restarted with the same pid on the same host (PID 1 in a
+  // restarted container) replaces the older instance's series instead of duplicating them,
+  // which would make Prometheus reject the whole scrape.
+  const snapshot::Identity& who = header.identity;
+  const std::string key = who.service + '\0' + who.host + '\0' + std::to_string(who.pid);
   auto found = agents_.find(key);
+  if (found != agents_.end()) {
+    if (who.start_time_ns < found->second.identity.start_time_ns) return;  // The older one's.
+    found->second.identity = who;
+  }
   if (found == agents_.end()) {
     if (agents_.size() >= kMaxAgents) {
       std::erase_if(agents_, [&](const auto& a) {

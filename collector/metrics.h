@@ -56,7 +56,7 @@ class Metrics {
   std::atomic<uint64_t> retention_bytes_{0};
 
   std::mutex mutex_;
-  std::map<std::string, AgentSeen> agents_;  // By store::IdentityKey.
+  std::map<std::string, AgentSeen> agents_;  // By service, host and pid: its labels.
 };
 
 // Writes a Prometheus label value: backslash, double quote and newline escaped.

@@ -199,7 +199,8 @@ Pipeline::Pipeline(const config::Config& config, std::string store_dir, Notifier
       notifier_(notifier),
       config_(config),
       investigate_(config.investigate),
-      rolling_(config.growth_span_ms * kMsToNs, static_cast<size_t>(config.max_types_per_agent)),
+      rolling_(config.growth_span_ms * kMsToNs, static_cast<size_t>(config.max_types_per_agent),
+               static_cast<size_t>(config.growth_max_memory_bytes)),
       detector_(DetectorConfigOf(config)) {}
 
 Pipeline::~Pipeline() { Stop(); }
@@ -826,6 +827,13 @@ std::string Pipeline::RenderMetrics() const {
             rolling_.late());
     counter("tidemark_growth_untracked_types_total",
             "Types not followed: over growth.max_types_per_agent.", rolling_.untracked());
+    counter("tidemark_growth_agents_evicted_total",
+            "Agents forgotten, least recently heard first, to keep the growth state within "
+            "growth.max_memory.",
+            rolling_.evicted());
+    out << "# HELP tidemark_growth_memory_bytes The growth state's memory, as accounted.\n"
+           "# TYPE tidemark_growth_memory_bytes gauge\ntidemark_growth_memory_bytes "
+        << rolling_.memory_bytes() << '\n';
   }
   const std::vector<HookStats> hooks = notifier_.stats();
   const std::pair<const char*, uint64_t HookStats::*> fields[] = {

@@ -307,6 +307,7 @@ const std::map<std::string, Setter>& Keys() {
       {"growth.span", Duration(FIELD(growth_span_ms))},
       {"growth.detect_interval", Duration(FIELD(detect_interval_ms))},
       {"growth.max_types_per_agent", Integer(FIELD(max_types_per_agent), 1, 1'000'000)},
+      {"growth.max_memory", Size(FIELD(growth_max_memory_bytes))},
       {"growth.metrics_top_k", Integer(FIELD(metrics_top_k), 0, 1000)},
       {"growth.metrics_max_services", Integer(FIELD(metrics_max_services), 0, 100'000)},
       {"growth.alert_history", Integer(FIELD(alert_history), 0, 1'000'000)},
@@ -659,6 +660,9 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
   if (running.curve_enabled != loaded.curve_enabled) keys.push_back("curve.enabled");
   if (running.growth_span_ms != loaded.growth_span_ms) keys.push_back("growth.span");
   if (running.hooks != loaded.hooks) keys.push_back("hooks");
+  if (running.growth_max_memory_bytes != loaded.growth_max_memory_bytes) {
+    keys.push_back("growth.max_memory");
+  }
   if (running.max_types_per_agent != loaded.max_types_per_agent) {
     keys.push_back("growth.max_types_per_agent");
   }

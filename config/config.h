@@ -151,6 +151,7 @@ struct Config {
   int64_t growth_span_ms = 3600'000;  // History kept in memory; every rule window fits in it.
   int64_t detect_interval_ms = 30'000;
   int max_types_per_agent = 5000;
+  uint64_t growth_max_memory_bytes = uint64_t{1} << 30;  // The whole growth state.
   int metrics_top_k = 20;          // Types per service in /metrics.
   int metrics_max_services = 200;  // Services in the per-type gauges.
   int alert_history = 1000;        // Resolved alerts kept.

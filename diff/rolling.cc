@@ -19,22 +19,44 @@ constexpr int kB = RollingState::kBuckets;
 
 }  // namespace
 
-uint32_t TypeNames::Intern(std::string_view name) {
-  if (auto it = ids_.find(name); it != ids_.end()) return it->second;
-  const uint32_t id = static_cast<uint32_t>(names_.size());
-  names_.emplace_back(name);
+uint32_t TypeNames::Acquire(std::string_view name) {
+  if (auto it = ids_.find(name); it != ids_.end()) {
+    ++users_[it->second];
+    return it->second;
+  }
+  uint32_t id;
+  if (!free_.empty()) {
+    id = free_.back();
+    free_.pop_back();
+    names_[id] = std::string(name);
+    users_[id] = 1;
+  } else {
+    id = static_cast<uint32_t>(names_.size());
+    names_.emplace_back(name);
+    users_.push_back(1);
+  }
   ids_.emplace(std::string(name), id);
+  names_bytes_ += NameBytes(names_[id]);
   return id;
 }
 
+void TypeNames::Release(uint32_t id) {
+  if (--users_[id] > 0) return;
+  names_bytes_ -= NameBytes(names_[id]);
+  ids_.erase(names_[id]);
+  std::string().swap(names_[id]);
+  free_.push_back(id);
+}
+
+size_t TypeNames::NameBytes(const std::string& name) {
+  // The name twice (vector and map key) when past the small-string buffer, plus a map node.
+  const size_t heap = name.size() > 15 ? name.capacity() + 1 : 0;
+  return 2 * heap + sizeof(std::string) + sizeof(uint32_t) + 2 * sizeof(void*);
+}
+
 size_t TypeNames::memory_bytes() const {
-  size_t total = names_.capacity() * sizeof(std::string) + ids_.bucket_count() * sizeof(void*);
-  for (const std::string& n : names_) {
-    // The name twice (vector and map key) when past the small-string buffer, plus a map node.
-    const size_t heap = n.size() > 15 ? n.capacity() + 1 : 0;
-    total += 2 * heap + sizeof(std::string) + sizeof(uint32_t) + 2 * sizeof(void*);
-  }
-  return total;
+  return names_.capacity() * sizeof(std::string) + ids_.bucket_count() * sizeof(void*) +
+         (users_.capacity() + free_.capacity()) * sizeof(uint32_t) + names_bytes_;
 }
 
 int64_t RollingState::Agent::SlotOf(uint32_t type_id) const {
@@ -58,10 +80,11 @@ void RollingState::Agent::Rehash() {
   }
 }
 
-RollingState::RollingState(int64_t span_ns, size_t max_types_per_agent)
+RollingState::RollingState(int64_t span_ns, size_t max_types_per_agent, size_t max_memory_bytes)
     : span_ns_(span_ns),
       bucket_ns_(std::max<int64_t>(1, span_ns / kBucketsPerSpan)),
-      max_types_per_agent_(max_types_per_agent) {}
+      max_types_per_agent_(max_types_per_agent),
+      max_memory_bytes_(max_memory_bytes) {}
 
 void RollingState::Agent::Reserve(size_t slots) {
   if (slots <= capacity_) return;
@@ -98,6 +121,13 @@ void RollingState::Compact(Agent& a) {
     if (!empty) keep.push_back(static_cast<uint32_t>(slot));
   }
   if (keep.size() == slots) return;
+  for (size_t slot = 0, k = 0; slot < slots; ++slot) {
+    if (k < keep.size() && keep[k] == slot) {
+      ++k;
+    } else {
+      names_.Release(a.slot_type_[slot]);
+    }
+  }
   for (size_t pos = 0; pos < static_cast<size_t>(kB); ++pos) {
     float* row = a.Row(pos);
     for (size_t i = 0; i < keep.size(); ++i) {
@@ -125,8 +155,10 @@ bool RollingState::Fold(const std::string& agent_key, const snapshot::Header& he
     it->second->key = agent_key;
     it->second->identity = header.identity;
     it->second->first_ns = header.timestamp_ns;
+    it->second->recency_ = recency_.insert(recency_.end(), it->second.get());
   }
   Agent& a = *it->second;
+  recency_.splice(recency_.end(), recency_, a.recency_);
   const int64_t t = header.timestamp_ns;
   const int64_t bucket = FloorDiv(t, bucket_ns_);
   if (a.head_ == INT64_MIN) {
@@ -156,13 +188,14 @@ bool RollingState::Fold(const std::string& agent_key, const snapshot::Header& he
     if (cached < a.slot_type_.size() && names_.Name(a.slot_type_[cached]) == stat.name) {
       slot = cached;
     } else {
-      const uint32_t id = names_.Intern(stat.name);
-      slot = a.SlotOf(id);
+      const int64_t known = names_.Find(stat.name);
+      slot = known < 0 ? -1 : a.SlotOf(static_cast<uint32_t>(known));
       if (slot < 0) {
         if (a.slot_type_.size() >= max_types_per_agent_) {
           ++untracked_;
           continue;
         }
+        const uint32_t id = names_.Acquire(stat.name);
         slot = static_cast<int64_t>(a.slot_type_.size());
         if (a.slot_type_.size() == a.capacity_) {
           a.Reserve(std::min(max_types_per_agent_, a.capacity_ + a.capacity_ / 4 + 4));
@@ -224,10 +257,43 @@ bool RollingState::Fold(const std::string& agent_key, const snapshot::Header& he
   a.first_ns = std::min(a.first_ns, t);
   a.last_received_ns = std::max(a.last_received_ns, received_ns);
   ++a.summaries;
+  Account(a);
+  EvictOver(a);
   return true;
 }
 
-void RollingState::Forget(const std::string& agent_key) { agents_.erase(agent_key); }
+size_t RollingState::Agent::MemoryBytes() const {
+  size_t total = sizeof(Agent) + 4 * sizeof(void*) + 2 * (key.capacity() + 1);
+  total += slot_type_.capacity() * sizeof(uint32_t) + latest_.capacity() * sizeof(float) +
+           means_.capacity() * sizeof(float) + table_.capacity() * sizeof(uint32_t) +
+           order_.capacity() * sizeof(uint32_t);
+  for (const auto& [k, v] : identity.labels) total += k.capacity() + v.capacity() + 64;
+  return total;
+}
+
+void RollingState::Account(Agent& a) {
+  const size_t now = a.MemoryBytes();
+  agents_bytes_ = agents_bytes_ - a.accounted_ + now;
+  a.accounted_ = now;
+}
+
+void RollingState::EvictOver(const Agent& keep) {
+  if (max_memory_bytes_ == 0) return;
+  while (memory_bytes() > max_memory_bytes_ && recency_.front() != &keep) {
+    Forget(std::string(recency_.front()->key));
+    ++evicted_;
+  }
+}
+
+void RollingState::Forget(const std::string& agent_key) {
+  auto it = agents_.find(agent_key);
+  if (it == agents_.end()) return;
+  Agent& a = *it->second;
+  for (uint32_t id : a.slot_type_) names_.Release(id);
+  agents_bytes_ -= a.accounted_;
+  recency_.erase(a.recency_);
+  agents_.erase(it);
+}
 
 const RollingState::Agent* RollingState::Find(const std::string& agent_key) const {
   auto it = agents_.find(agent_key);
@@ -293,15 +359,8 @@ size_t RollingState::series() const {
 }
 
 size_t RollingState::memory_bytes() const {
-  size_t total = names_.memory_bytes() + agents_.bucket_count() * sizeof(void*) + seen_.capacity();
-  for (const auto& [key, a] : agents_) {
-    total += sizeof(Agent) + 2 * sizeof(void*) + sizeof(key) + 2 * (key.capacity() + 1);
-    total += a->slot_type_.capacity() * sizeof(uint32_t) + a->latest_.capacity() * sizeof(float) +
-             a->means_.capacity() * sizeof(float) + a->table_.capacity() * sizeof(uint32_t) +
-             a->order_.capacity() * sizeof(uint32_t);
-    for (const auto& [k, v] : a->identity.labels) total += k.capacity() + v.capacity() + 64;
-  }
-  return total;
+  return names_.memory_bytes() + agents_.bucket_count() * sizeof(void*) + seen_.capacity() +
+         agents_bytes_;
 }
 
 }  // namespace tidemark::diff

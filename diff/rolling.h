@@ -14,12 +14,14 @@
 // bench/diff measures it. Type names are interned once for all agents.
 //
 // Agents are keyed by store::IdentityKey; a restarted process is a new agent. An agent is
-// dropped with Forget() (the detector says when).
+// dropped with Forget() (the detector says when), or evicted, least recently heard first, when
+// the state would outgrow its memory bound.
 //
 // Thread-safety: none; the collector guards it with a mutex.
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <memory>
 #include <span>
 #include <string>
@@ -32,14 +34,19 @@
 
 namespace tidemark::diff {
 
-// Type names, interned: one string per name whatever the number of agents.
+// Type names, interned: one string per name whatever the number of agents. A name is counted
+// once per agent series that uses it and freed with the last one (its id is reused), so the
+// table holds only the names of tracked series.
 class TypeNames {
  public:
-  uint32_t Intern(std::string_view name);
+  // The id of `name`, interned if new, with one more user.
+  uint32_t Acquire(std::string_view name);
+  // One user less; the last one frees the name. REQUIRES: an id from Acquire, still held.
+  void Release(uint32_t id);
   // The id of a name already interned, or -1.
   int64_t Find(std::string_view name) const {
     auto it = ids_.find(name);
-    return it == ids_.end() ? -1 : it->second;
+    return it == ids_.end() ? int64_t{-1} : int64_t{it->second};
   }
   const std::string& Name(uint32_t id) const { return names_[id]; }
   size_t size() const { return names_.size(); }
@@ -51,7 +58,11 @@ class TypeNames {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> ids_;
-  std::vector<std::string> names_;
+  std::vector<std::string> names_;  // By id; "" for a freed id.
+  std::vector<uint32_t> users_;     // By id.
+  std::vector<uint32_t> free_;      // Freed ids, reused first.
+  size_t names_bytes_ = 0;          // What the live names take, kept as they come and go.
+  static size_t NameBytes(const std::string& name);
 };
 
 class RollingState {
@@ -61,7 +72,10 @@ class RollingState {
 
   // REQUIRES: span_ns >= kBucketsPerSpan. max_types_per_agent bounds the series of one agent:
   // types first seen once an agent has that many are not tracked (counted in untracked()).
-  explicit RollingState(int64_t span_ns, size_t max_types_per_agent = 5000);
+  // max_memory_bytes bounds the whole state: past it the least recently heard agents are
+  // forgotten (counted in evicted()), never the one just folded. 0: no bound.
+  explicit RollingState(int64_t span_ns, size_t max_types_per_agent = 5000,
+                        size_t max_memory_bytes = 0);
 
   struct Agent {
     std::string key;
@@ -97,6 +111,9 @@ class RollingState {
     // The slot of the i-th type of the previous summary: agents list types in a stable order,
     // so a name compare usually replaces a hash lookup.
     std::vector<uint32_t> order_;
+    size_t accounted_ = 0;                   // Its share of memory_bytes().
+    std::list<Agent*>::iterator recency_;  // Its place in RollingState::recency_.
+    size_t MemoryBytes() const;
     void Rehash();
     void Reserve(size_t slots);
     float* Row(size_t pos) { return means_.data() + pos * 2 * capacity_; }
@@ -127,23 +144,32 @@ class RollingState {
   int64_t bucket_ns() const { return bucket_ns_; }
   uint64_t late() const { return late_; }
   uint64_t untracked() const { return untracked_; }
+  uint64_t evicted() const { return evicted_; }
   size_t series() const;
+  // What the state holds, as accounted after each fold (agents, their series, type names).
   size_t memory_bytes() const;
+  size_t max_memory_bytes() const { return max_memory_bytes_; }
 
  private:
   void Advance(Agent& agent, int64_t bucket);
   void Compact(Agent& agent);
+  void Account(Agent& agent);
+  void EvictOver(const Agent& keep);
   template <typename Value>
   void AgentSeries(const Agent& agent, Value value, std::vector<Sample>& out) const;
 
   int64_t span_ns_;
   int64_t bucket_ns_;
   size_t max_types_per_agent_;
+  size_t max_memory_bytes_;
   TypeNames names_;
   std::unordered_map<std::string, std::unique_ptr<Agent>> agents_;
+  std::list<Agent*> recency_;  // Least recently folded first.
+  size_t agents_bytes_ = 0;    // Sum of the agents' accounted_.
   std::vector<uint8_t> seen_;  // Scratch for Fold: slots present in the summary.
   uint64_t late_ = 0;
   uint64_t untracked_ = 0;
+  uint64_t evicted_ = 0;
 };
 
 }  // namespace tidemark::diff

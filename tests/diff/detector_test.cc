@@ -383,6 +383,48 @@ TEST(RollingState, TypesGoneForTheWholeSpanAreDropped) {
   EXPECT_EQ(state.names().Name(state.Find("k")->type_id(0)), "stays");
 }
 
+TEST(RollingState, StateOverItsMemoryBoundForgetsTheLeastRecentlyHeardAgents) {
+  // Every agent with 100 types of its own (as a hostile or very varied fleet would send).
+  const size_t bound = 4 << 20;
+  RollingState state(kNsPerHour, 5000, bound);
+  size_t peak = 0;
+  for (int agent = 0; agent < 2000; ++agent) {
+    std::vector<snapshot::TypeStat> types;
+    for (int i = 0; i < 100; ++i) {
+      types.push_back({"a" + std::to_string(agent) + ".Type" + std::to_string(i), 1, 100, 0});
+    }
+    snapshot::Header h;
+    h.identity = Who("api", agent);
+    h.timestamp_ns = kT0 + agent * kS;
+    state.Fold("agent-" + std::to_string(agent), h, types, kT0 + agent * kS);
+    peak = std::max(peak, state.memory_bytes());
+  }
+  EXPECT_LE(peak, bound);
+  EXPECT_GT(state.evicted(), 0u);
+  EXPECT_EQ(state.agents().size() + state.evicted(), 2000u);
+  EXPECT_NE(state.Find("agent-1999"), nullptr);  // The newest are kept...
+  EXPECT_EQ(state.Find("agent-0"), nullptr);     // ...the oldest forgotten,
+  // ...and so are their type names.
+  EXPECT_LT(state.names().memory_bytes(), bound / 2);
+  EXPECT_EQ(state.names().Find("a0.Type0"), -1);
+  EXPECT_NE(state.names().Find("a1999.Type0"), -1);
+}
+
+TEST(RollingState, ForgettingAnAgentFreesTheNamesOnlyItUsed) {
+  RollingState state(kNsPerHour);
+  snapshot::Header h;
+  h.timestamp_ns = kT0;
+  h.identity = Who("api", 1);
+  state.Fold("one", h, std::vector<snapshot::TypeStat>{{"shared", 1, 1, 0}, {"mine", 1, 1, 0}}, kT0);
+  h.identity = Who("api", 2);
+  state.Fold("two", h, std::vector<snapshot::TypeStat>{{"shared", 1, 1, 0}}, kT0);
+  state.Forget("one");
+  EXPECT_EQ(state.names().Find("mine"), -1);
+  EXPECT_NE(state.names().Find("shared"), -1);
+  state.Fold("one", h, std::vector<snapshot::TypeStat>{{"again", 1, 1, 0}}, kT0);
+  EXPECT_EQ(state.names().Name(state.Find("one")->type_id(0)), "again");
+}
+
 TEST(RollingState, SummaryOlderThanTheRingIsIgnored) {
   RollingState state(kNsPerHour);
   snapshot::Header h;
