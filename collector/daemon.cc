@@ -44,6 +44,19 @@ void SetupLogging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
+std::string HttpMetrics(const HttpCounters& c) {
+  return "# HELP tidemark_http_connections_refused_total HTTP connections over "
+         "http.max_connections, answered 503.\n"
+         "# TYPE tidemark_http_connections_refused_total counter\n"
+         "tidemark_http_connections_refused_total " +
+         std::to_string(c.refused.load()) +
+         "\n# HELP tidemark_http_accept_errors_total Failed accepts (no descriptor left), "
+         "each followed by a pause.\n"
+         "# TYPE tidemark_http_accept_errors_total counter\n"
+         "tidemark_http_accept_errors_total " +
+         std::to_string(c.accept_errors.load()) + "\n";
+}
+
 class Daemon {
  public:
   explicit Daemon(const DaemonOptions& options)
@@ -51,7 +64,9 @@ class Daemon {
         config_(options.config),
         signals_(io_, SIGINT, SIGTERM, SIGHUP),
         retention_timer_(io_),
-        http_(io_, [this](const std::string& m, const std::string& t) { return Serve(m, t); }) {}
+        http_(
+            io_, [this](const std::string& m, const std::string& t) { return Serve(m, t); },
+            static_cast<size_t>(config_.http_max_connections)) {}
 
   int Run() {
     const std::string dir = config::ResolvedStoreDir(config_);
@@ -205,7 +220,8 @@ class Daemon {
     if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
     if (path == "/metrics") {
       return {200, "text/plain; version=0.0.4; charset=utf-8",
-              metrics_.Render(store_->stats(), WallNowNs()) + pipeline_->RenderMetrics()};
+              metrics_.Render(store_->stats(), WallNowNs()) + pipeline_->RenderMetrics() +
+                  HttpMetrics(http_.counters())};
     }
     if (path == "/alerts") return {200, "application/json", pipeline_->ActiveAlertsJson() + "\n"};
     return {404, "text/plain; charset=utf-8", "not found; try /healthz, /metrics or /alerts\n"};

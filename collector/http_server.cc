@@ -15,8 +15,12 @@ using boost::asio::ip::tcp;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const HttpServer::Handler& handler)
-      : stream_(std::move(socket)), handler_(handler) {}
+  // `open` counts the sessions alive: this one until it is destroyed.
+  Session(tcp::socket socket, const HttpServer::Handler& handler, std::shared_ptr<size_t> open)
+      : stream_(std::move(socket)), handler_(handler), open_(std::move(open)) {
+    ++*open_;
+  }
+  ~Session() { --*open_; }
 
   void Start() {
     stream_.expires_after(std::chrono::seconds(10));
@@ -49,6 +53,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   const HttpServer::Handler& handler_;
+  std::shared_ptr<size_t> open_;
   beast::flat_buffer buffer_;
   http::request<http::string_body> request_;
   http::response<http::string_body> response_;
@@ -56,8 +61,23 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-HttpServer::HttpServer(boost::asio::io_context& io, Handler handler)
-    : io_(io), handler_(std::move(handler)), acceptor_(io) {}
+// Answers a connection over the cap without reading it, and closes it.
+void Refuse(tcp::socket socket) {
+  static const std::string kBusy =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+      "Connection: close\r\nContent-Length: 36\r\n\r\ntoo many HTTP connections; try again\n";
+  boost::system::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.write_some(boost::asio::buffer(kBusy), ignored);
+  socket.close(ignored);
+}
+
+HttpServer::HttpServer(boost::asio::io_context& io, Handler handler, size_t max_connections)
+    : io_(io),
+      handler_(std::move(handler)),
+      max_connections_(max_connections),
+      acceptor_(io),
+      backoff_(io) {}
 
 snapshot::Result<std::string> HttpServer::Listen(const std::string& host_port) {
   const auto colon = host_port.rfind(':');
@@ -79,12 +99,31 @@ snapshot::Result<std::string> HttpServer::Listen(const std::string& host_port) {
 void HttpServer::Stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  backoff_.cancel();
 }
 
 void HttpServer::Accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) std::make_shared<Session>(std::move(socket), handler_)->Start();
+    if (ec) {
+      // Out of descriptors (or another accept error): wait, then try again, never spin.
+      counters_->accept_errors.fetch_add(1, std::memory_order_relaxed);
+      backoff_delay_ = std::min<std::chrono::milliseconds>(
+          std::chrono::milliseconds(2000),
+          std::max<std::chrono::milliseconds>(std::chrono::milliseconds(100), 2 * backoff_delay_));
+      backoff_.expires_after(backoff_delay_);
+      backoff_.async_wait([this](boost::system::error_code wait) {
+        if (!wait && acceptor_.is_open()) Accept();
+      });
+      return;
+    }
+    backoff_delay_ = std::chrono::milliseconds(0);
+    if (*open_ >= max_connections_) {
+      counters_->refused.fetch_add(1, std::memory_order_relaxed);
+      Refuse(std::move(socket));
+    } else {
+      std::make_shared<Session>(std::move(socket), handler_, open_)->Start();
+    }
     Accept();
   });
 }

@@ -237,6 +237,7 @@ const std::map<std::string, Setter>& Keys() {
       {"collector.endpoint", String(FIELD(endpoint), CheckEndpoint)},
       {"collector.receive_hwm", Integer(FIELD(receive_hwm), 1, 1'000'000)},
       {"http.listen", String(FIELD(http_listen), CheckHostPort)},
+      {"http.max_connections", Integer(FIELD(http_max_connections), 1, 100'000)},
       {"store.dir", String(FIELD(store_dir), nullptr)},
       {"store.sync",
        [](const toml::node& node, Config& c) -> std::string {
@@ -647,6 +648,9 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
   if (running.endpoint != loaded.endpoint) keys.push_back("collector.endpoint");
   if (running.receive_hwm != loaded.receive_hwm) keys.push_back("collector.receive_hwm");
   if (running.http_listen != loaded.http_listen) keys.push_back("http.listen");
+  if (running.http_max_connections != loaded.http_max_connections) {
+    keys.push_back("http.max_connections");
+  }
   if (ResolvedStoreDir(running) != ResolvedStoreDir(loaded)) keys.push_back("store.dir");
   if (running.sync != loaded.sync) keys.push_back("store.sync");
   if (running.segment_bytes != loaded.segment_bytes) keys.push_back("store.segment_bytes");

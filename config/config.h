@@ -114,6 +114,7 @@ struct Config {
 
   // [http]: "" disables the endpoint.
   std::string http_listen = "127.0.0.1:7879";
+  int http_max_connections = 64;  // At once; more are answered 503.
 
   // [store]: dir "" is $STATE_DIRECTORY (systemd) or ./tidemark-data.
   std::string store_dir;

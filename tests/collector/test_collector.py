@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -76,12 +77,16 @@ class Daemon(object):
         with open(self.config, "w") as f:
             f.write(text + textwrap.dedent(extra))
 
-    def start(self):
+    def start(self, max_descriptors=None):
         with self._lock:
             self.history.extend(self.lines)
             self.lines = []  # This run's lines only: waits must not match an earlier run's.
+
+        def limit():
+            if max_descriptors:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_descriptors, max_descriptors))
         self.proc = subprocess.Popen([TIDEMARKD, "--config", self.config], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         self.wait_for_log("listening for agents", what="tidemarkd to listen")
         return self
@@ -334,6 +339,41 @@ class CollectorTest(unittest.TestCase):
         started = time.monotonic()
         self.assertEqual(d.stop(), 0)
         self.assertLess(time.monotonic() - started, 10)
+
+    def test_http_clients_holding_connections_starve_no_agent_when_descriptors_run_short(self):
+        # With the descriptor limit at 300, 400 idle HTTP connections once took every
+        # descriptor (and the accept loop spun on EMFILE): agents got no acks.
+        d = self.daemon()
+        d.write_config('[http]\nlisten = "127.0.0.1:%d"\nmax_connections = 32\n' % d.http_port)
+        d.start(max_descriptors=300)
+        held = []
+        for _ in range(400):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", d.http_port))
+            except BlockingIOError:
+                pass
+            held.append(s)
+        try:
+            good = self.sender(d.endpoint, "--agents", "4", "--count", "50", "--window", "4",
+                               "--service", "good")
+            self.assertEqual(good["acked"], 200, good)
+            wait_for(lambda: any(b"503" in self._peek(s) for s in held), what="a 503 answer")
+        finally:
+            for s in held:
+                s.close()
+        # Served again once the clients are gone; the refusals are counted.
+        wait_for(lambda: d.metric("tidemark_http_connections_refused_total") > 0,
+                 what="the refusals in /metrics")
+        self.assertEqual(d.stop(), 0)
+
+    @staticmethod
+    def _peek(s):
+        try:
+            return s.recv(64, socket.MSG_PEEK)
+        except OSError:
+            return b""
 
     def test_retention_removes_what_it_should_and_nothing_else(self):
         d = self.daemon('[store]\ndir = "%s"\nsegment_age = "1ms"\nretention_interval = "100ms"\n'
