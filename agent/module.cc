@@ -200,6 +200,7 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
                                    "graph_request_interval",
                                    "watch",
                                    "probation",
+                                   "max_overhead",
                                    nullptr};
   const char* endpoint;
   const char* service;
@@ -209,14 +210,14 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   long long max_refs = -1, max_objects = 0, budget = 64ll << 20;
   const char *server_key = "", *public_key = "", *secret_key = "";
   PyObject* sizers = nullptr;
-  double graph_request_interval = 5, probation = 0;
+  double graph_request_interval = 5, probation = 0, max_overhead = 0.01;
   const char* watch = "all";
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisssOdsd",
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisssOdsdd",
                                    const_cast<char**>(keywords), &endpoint, &service, &labels,
                                    &interval, &graph_every, &values, &max_refs, &exclude,
                                    &max_objects, &max_pause_ms, &budget, &signum, &server_key,
                                    &public_key, &secret_key, &sizers, &graph_request_interval,
-                                   &watch, &probation)) {
+                                   &watch, &probation, &max_overhead)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
@@ -254,6 +255,11 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   config.interval_s = interval;
   config.graph_every = graph_every;
   config.graph_request_interval_s = graph_request_interval;
+  if (!(max_overhead >= 0 && max_overhead < 1)) {
+    PyErr_SetString(PyExc_ValueError, "max_overhead must be a fraction from 0 to below 1");
+    return nullptr;
+  }
+  config.max_overhead = max_overhead;
   settings.probation_s = probation;
   settings.signal_number = signum;
   settings.sizers = sizers;
@@ -275,14 +281,15 @@ PyObject* Status(PyObject*, PyObject*) {
   const AgentStatus status = GetAgentStatus();
   const ReporterFigures& f = status.figures;
   return Py_BuildValue(
-      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:s,s:K,s:K}", "running",
+      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:s,s:K,s:K,s:K}", "running",
       status.running ? Py_True : Py_False, "state", status.state, "taken",
       (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes, "last_pause_ms",
       f.last_pause_ms, "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str(),
       "graph_requests", (unsigned long long)f.graph_requests, "graph_requests_delayed",
-      (unsigned long long)f.graph_requests_delayed);
+      (unsigned long long)f.graph_requests_delayed, "intervals_stretched",
+      (unsigned long long)f.stretched);
 }
 
 PyObject* BeforeForkHook(PyObject*, PyObject*) {

@@ -185,11 +185,27 @@ void Reporter::Loop() {
       ++progress_.periodic;
       const bool graph =
           config_.graph_every > 0 && progress_.periodic % config_.graph_every == 0;
+      const auto started = Clock::now();
       TakeOne(graph ? snapshot::Kind::kGraph : snapshot::Kind::kSummary, false);
       progress_.next_due += interval;
       if (progress_.next_due < Clock::now()) progress_.next_due = Clock::now() + interval;
+      KeepWithinOverhead(started);
     }
   }
+}
+
+void Reporter::KeepWithinOverhead(Clock::time_point walk_started) {
+  if (!(config_.max_overhead > 0)) return;
+  double pause_s;
+  {
+    std::lock_guard lock(figures_mutex_);
+    pause_s = figures_.last_pause_ms / 1e3;
+  }
+  const auto earliest = walk_started + Seconds(pause_s / config_.max_overhead);
+  if (earliest <= progress_.next_due) return;
+  progress_.next_due = earliest;
+  std::lock_guard lock(figures_mutex_);
+  ++figures_.stretched;
 }
 
 void Reporter::TakeOne(snapshot::Kind kind, bool values) {

@@ -44,6 +44,10 @@ struct ReporterConfig {
   double interval_s = 60;               // Fractions allowed.
   int graph_every = 0;                  // Every Nth snapshot is a graph; 0 = summaries only.
   double graph_request_interval_s = 5;  // Least time between graphs a collector requests.
+  // The largest share of wall time periodic walks may hold the GIL: after a walk that held it
+  // p seconds, the next waits at least p / max_overhead (the interval is stretched, counted in
+  // ReporterFigures::stretched). 0: no bound.
+  double max_overhead = 0.01;
   int linger_ms = 250;                  // Bounded wait for the goodbye and queued bytes on Stop.
   int zstd_level = 1;
 };
@@ -55,6 +59,7 @@ struct ReporterFigures {
   uint64_t dropped = 0;
   uint64_t graph_requests = 0;          // Graph requests from a collector...
   uint64_t graph_requests_delayed = 0;  // ...of which came too soon and waited.
+  uint64_t stretched = 0;               // Intervals lengthened to keep within max_overhead.
   uint64_t last_encoded_bytes = 0;
   double last_pause_ms = 0;
   double last_encode_ms = 0;
@@ -119,6 +124,7 @@ class Reporter {
   bool WaitForProbation();  // False if stopped first.
   void Loop();
   void TakeOne(snapshot::Kind kind, bool values);
+  void KeepWithinOverhead(Clock::time_point walk_started);
   void OnControl(const snapshot::Control& control);
   void Join();
   void RecordError(std::string what);

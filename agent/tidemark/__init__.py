@@ -202,7 +202,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
           values=False, max_refs=None, exclude=(), signal=None, max_objects=0, max_pause_ms=0,
           budget_bytes=64 << 20, curve_server_key=None, curve_public_key=None,
           curve_secret_key=None, sizers=None, graph_request_interval=None, watch=None,
-          _probation=0.0):
+          max_overhead=None, _probation=0.0):
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
@@ -215,13 +215,15 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     a graph snapshot a collector asks for sooner than this after the last one waits),
     TIDEMARK_WATCH ("all", the default: every process reports; "children": a process that
     forks stops reporting at its first fork, for prefork masters that serve nothing;
-    "parent": children, forked or spawned, do not report).
+    "parent": children, forked or spawned, do not report), TIDEMARK_MAX_OVERHEAD (the largest
+    share of time periodic walks may hold the GIL, as "1%" (the default) or 0.01: after a walk
+    that held it p seconds, the next waits at least p / share; "0" turns the bound off).
 
     Raises ValueError naming the argument or variable that is wrong.
     """
     settings = _settings(endpoint=endpoint, interval=interval, graph_every=graph_every,
                          signal=signal, graph_request_interval=graph_request_interval,
-                         watch=watch, labels=labels)
+                         watch=watch, labels=labels, max_overhead=max_overhead)
     if not values:
         values = _env("TIDEMARK_VALUES").lower() in ("1", "true", "yes")
     _install_hooks()
@@ -235,7 +237,8 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                   curve_public_key=curve_public_key or _env("TIDEMARK_CURVE_PUBLIC_KEY"),
                   curve_secret_key=curve_secret_key or _env("TIDEMARK_CURVE_SECRET_KEY"),
                   sizers=sizers, graph_request_interval=settings["graph_request_interval"],
-                  watch=settings["watch"], probation=float(_probation))
+                  watch=settings["watch"], probation=float(_probation),
+                  max_overhead=settings["max_overhead"])
 
 
 def _check_endpoint(endpoint, name):
@@ -251,8 +254,21 @@ def _check_endpoint(endpoint, name):
     return endpoint
 
 
+def _overhead(value, name):
+    """"1%", "0.5%" or a fraction such as 0.01, as a fraction below 1."""
+    text = str(value).strip()
+    try:
+        share = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share < 1:
+        raise ValueError("%s=%r: expected a share of time such as \"1%%\" or 0.01 (0: no bound)"
+                         % (name, value))
+    return share
+
+
 def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
-              graph_request_interval=None, watch=None, labels=None):
+              graph_request_interval=None, watch=None, labels=None, max_overhead=None):
     """The agent's settings from the arguments, else the environment, checked. Raises
     ValueError naming the argument or TIDEMARK_* variable that is wrong."""
     name = "endpoint" if endpoint else "TIDEMARK_ENDPOINT"
@@ -276,7 +292,12 @@ def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
     if watch not in WATCH_MODES:
         raise ValueError("watch (TIDEMARK_WATCH) must be one of %s, not %r"
                          % (", ".join(WATCH_MODES), watch))
+    if max_overhead is None:
+        max_overhead = _overhead(_env("TIDEMARK_MAX_OVERHEAD") or "1%", "TIDEMARK_MAX_OVERHEAD")
+    else:
+        max_overhead = _overhead(max_overhead, "max_overhead")
     return {"endpoint": endpoint, "interval": float(interval), "graph_every": int(graph_every),
+            "max_overhead": max_overhead,
             "graph_request_interval": float(graph_request_interval),
             "signal": _signal_number(signal), "watch": watch, "labels": _labels(labels)}
 

@@ -81,6 +81,7 @@ def run_case(case, args, endpoint):
         env["TIDEMARK_ENDPOINT"] = endpoint if case != "no collector" else "tcp://127.0.0.1:%d" % free_port()
         env["TIDEMARK_INTERVAL"] = "1"
         env["TIDEMARK_SERVICE"] = "bench-web"
+        env["TIDEMARK_WATCH"] = args.watch
         if case == "graph 5s":
             env["TIDEMARK_GRAPH_EVERY"] = "5"
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -110,6 +111,9 @@ def main():
     parser.add_argument("--collector", required=True, help="the ack_collector test binary")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--watch", default="children",
+                        help="TIDEMARK_WATCH for the agent cases (default: %(default)s: the "
+                             "arbiter, which serves nothing, is not walked)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     collector = subprocess.Popen([args.collector], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -129,8 +133,8 @@ def main():
 
     base = med("off", "rps")
     version = subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout.strip()
-    lines = ["%s, gunicorn 2 sync workers, ab -k -c 4 for %d s, %d rounds (medians)" % (
-        version, args.seconds, args.rounds), "",
+    lines = ["%s, gunicorn 2 sync workers, ab -k -c 4 for %d s, %d rounds (medians), "
+             "TIDEMARK_WATCH=%s" % (version, args.seconds, args.rounds, args.watch), "",
         "| case | requests/s | vs off | p50 ms | p99 ms | worker RSS MB |",
         "|---|---|---|---|---|---|"]
     for case in cases:

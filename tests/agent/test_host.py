@@ -287,6 +287,37 @@ class ForkedChildren(unittest.TestCase):
             self.assertGreater(delays[-1] - delays[0], 0.05, "first snapshots are spread")
 
 
+class Overhead(unittest.TestCase):
+    def test_walks_hold_the_gil_at_most_the_configured_share_of_the_time(self):
+        code = """
+            import time, tidemark
+            ballast = [{"k%d" % i: [i, str(i)]} for i in range(150000)]  # Walks of some ms.
+            tidemark.start("tcp://127.0.0.1:9", service="budget", interval=0.01,
+                           max_overhead="5%")
+            t0 = time.monotonic()
+            while tidemark.status()["taken"] < 4 and time.monotonic() - t0 < 60:
+                sum(range(1000))
+            status = tidemark.status()
+            tidemark.stop()
+            print(status["taken"], status["last_pause_ms"], status["intervals_stretched"],
+                  time.monotonic() - t0)
+        """
+        result = run_python(code, timeout=120, env={"TIDEMARK_MAX_OVERHEAD": ""})
+        self.assertEqual(result.returncode, 0, result.stderr)
+        taken, pause_ms, stretched, elapsed = result.stdout.split()
+        self.assertGreater(int(stretched), 0)
+        share = int(taken) * float(pause_ms) / 1000.0 / float(elapsed)
+        # Asked for an interval of 10 ms; walks of several ms would hold the GIL most of the time.
+        self.assertLess(share, 0.08, "walks held the GIL %.1f%% of the time" % (share * 100))
+        self.assertGreaterEqual(int(taken), 4)
+
+    def test_a_bad_overhead_setting_is_named(self):
+        for value in ("lots", "150%", "-1"):
+            with self.assertRaises(ValueError) as raised:
+                tidemark.start("tcp://127.0.0.1:9", service="x", max_overhead=value)
+            self.assertIn("max_overhead", str(raised.exception))
+
+
 class Signals(unittest.TestCase):
     def test_trigger_signal_keeps_interrupting_blocking_calls_like_the_apps_handler(self):
         code = """
