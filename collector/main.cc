@@ -94,5 +94,14 @@ int main(int argc, char** argv) {
     }
     options.config = *loaded;
   }
-  return collector::RunDaemon(options);
+  // Nothing may end the daemon with an uncaught exception (exit 134 is a restart loop under
+  // systemd): what escapes everything else is reported and ends it with a failure status.
+  try {
+    return collector::RunDaemon(options);
+  } catch (const std::exception& e) {
+    std::cerr << "tidemarkd: stopped by an unexpected error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "tidemarkd: stopped by an unexpected error\n";
+  }
+  return collector::kExitFailure;
 }

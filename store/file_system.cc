@@ -128,6 +128,19 @@ class PosixFileSystem final : public FileSystem {
     return static_cast<uint64_t>(st.st_size);
   }
 
+  Result<uint64_t> NextData(const std::string& path, uint64_t offset) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return SysFail("open", path);
+    const off_t at = ::lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
+    const int error = errno;
+    struct stat st {};
+    const bool sized = ::fstat(fd, &st) == 0;
+    ::close(fd);
+    if (at >= 0) return static_cast<uint64_t>(at);
+    if (error == ENXIO && sized) return static_cast<uint64_t>(st.st_size);  // Only a hole left.
+    return offset;  // SEEK_DATA unsupported: no hole is known.
+  }
+
   Result<void> Truncate(const std::string& path, uint64_t size) override {
     if (::truncate(path.c_str(), static_cast<off_t>(size)) != 0) return SysFail("truncate", path);
     return {};

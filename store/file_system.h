@@ -50,6 +50,12 @@ class FileSystem {
   virtual Result<std::string> Read(const std::string& path, uint64_t offset = 0,
                                    uint64_t length = 0) = 0;
   virtual Result<uint64_t> Size(const std::string& path) = 0;
+  // The first offset at or after `offset` that is not in a hole of a sparse file (holes read
+  // as zeros), or the file's size if none is; `offset` where holes are not known.
+  virtual Result<uint64_t> NextData(const std::string& path, uint64_t offset) {
+    (void)path;
+    return offset;
+  }
   virtual Result<void> Truncate(const std::string& path, uint64_t size) = 0;
   virtual Result<std::vector<std::string>> List(const std::string& dir) = 0;  // Names only.
   virtual Result<void> CreateDirs(const std::string& dir) = 0;

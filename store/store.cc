@@ -7,6 +7,7 @@
 
 #include "snapshot/wire.h"
 #include "store/log_format.h"
+#include "store/record_scan.h"
 
 namespace tidemark::store {
 
@@ -116,6 +117,27 @@ std::string SegmentPrefix(int64_t received_ns) {
   return std::move(w.bytes());
 }
 
+// What may start each kind of file's records: checked before a CRC when resynchronizing.
+ScanOptions Tagged(std::string_view tags) {
+  ScanOptions options;
+  options.plausible = TagIs(tags);
+  return options;
+}
+
+// A segment record: 'S', the received time, then a snapshot message.
+ScanOptions SegmentRecords() {
+  ScanOptions options;
+  options.plausible = [](std::string_view head) {
+    return head.size() >= kSegmentPrefix + 4 && head[0] == 'S' &&
+           head.substr(kSegmentPrefix, 4) == std::string_view(snapshot::kMagic, 4);
+  };
+  return options;
+}
+
+std::string Describe(const Damage& d) {
+  return std::to_string(d.end - d.begin) + " damaged bytes at offset " + std::to_string(d.begin);
+}
+
 // Framed records of `file` after a header, in one buffer written by one Append.
 std::string Framed(std::initializer_list<std::string_view> payloads) {
   std::string out;
@@ -200,40 +222,8 @@ Result<void> Store::Recover(int64_t now_ns) {
   lock_ = std::move(*lock);
   std::lock_guard guard(mutex_);
 
-  // agents.log is small: it is read whole and rewritten at every start, so the writer never
-  // appends to a file a crash may have torn.
-  std::vector<AgentRecord> agents;
-  const std::string agents_path = dir_ + "/agents.log";
-  if (auto bytes = fs_.Read(agents_path); bytes && !bytes->empty()) {
-    if (auto header = ReadFileHeader(*bytes, kIndexMagic); !header) {
-      if (bytes->size() >= kFileHeaderSize)
-        return Fail(agents_path + ": " + header.error().message);
-    } else {
-      const uint64_t end = ScanRecords(std::string_view(*bytes).substr(kFileHeaderSize),
-                                       kFileHeaderSize, [&](uint64_t, std::string_view payload) {
-                                         if (auto a = DecodeAgent(payload)) agents.push_back(*a);
-                                       });
-      if (end < bytes->size()) {
-        Log(agents_path + ": dropped a torn tail of " + std::to_string(bytes->size() - end) +
-            " bytes left by a crash");
-      }
-    }
-  }
-  const std::string agents_tmp = agents_path + ".tmp";
-  (void)fs_.RemoveIfUnused(agents_tmp);
-  auto agents_file = CreateFileLocked(agents_tmp, kIndexMagic, now_ns);
-  if (!agents_file) return std::unexpected(agents_file.error());
-  agents_file_ = *agents_file;
-  std::string all;
-  for (const AgentRecord& a : agents) {
-    all += Framed({EncodeAgent(a.id, a.identity)});
-    agent_ids_[IdentityKey(a.identity)] = a.id;
-    agent_states_[a.id];
-    next_agent_id_ = std::max(next_agent_id_, a.id + 1);
-  }
-  if (auto r = agents_file_->Append(all); !r) return r;
-  if (auto r = agents_file_->Sync(); !r) return r;
-  if (auto r = fs_.Rename(agents_tmp, agents_path); !r) return r;
+  auto agents = RecoverAgentsLocked(now_ns);
+  if (!agents) return std::unexpected(agents.error());
 
   // Every file id ever used is below the next one, before recovery creates any file.
   for (const char* sub : {"/summary", "/graph", "/series"}) {
@@ -246,7 +236,9 @@ Result<void> Store::Recover(int64_t now_ns) {
     }
   }
 
-  // Segments, oldest first.
+  // Every index first: agent ids are never reused, so the next one is past every id any
+  // index names, whatever agents.log still holds.
+  std::vector<SegmentIndex> indexes;
   for (Kind kind : {Kind::kSummary, Kind::kGraph}) {
     const std::string sub = dir_ + "/" + KindDir(kind);
     auto names = fs_.List(sub);
@@ -268,13 +260,156 @@ Result<void> Store::Recover(int64_t now_ns) {
       }
     }
     for (uint64_t id : segment_ids) {
-      if (auto r = RecoverSegment(kind, id); !r) return r;
+      auto index = LoadIndexLocked(kind, id);
+      if (!index) return std::unexpected(index.error());
+      for (const IndexEntry& e : index->entries) {
+        next_agent_id_ = std::max(next_agent_id_, e.agent + 1);
+      }
+      indexes.push_back(std::move(*index));
     }
+  }
+  RecoverLostAgentsLocked(indexes);
+  for (SegmentIndex& index : indexes) {
+    if (auto r = RecoverSegment(std::move(index)); !r) return r;
   }
   return RecoverSeries();
 }
 
-Result<void> Store::RecoverSegment(Kind kind, uint64_t id) {
+Result<bool> Store::RecoverAgentsLocked(int64_t now_ns) {
+  // agents.log is small: it is read and rewritten at every start, so the writer never appends
+  // to a file a crash may have torn. A damaged record costs only its own agent, whose
+  // identity RecoverLostAgentsLocked reads back from its snapshots.
+  std::vector<AgentRecord> agents;
+  const std::string agents_path = dir_ + "/agents.log";
+  if (auto size = fs_.Size(agents_path); size && *size > 0) {
+    auto head = fs_.Read(agents_path, 0, kFileHeaderSize);
+    if (!head) return std::unexpected(head.error());
+    if (auto header = ReadFileHeader(*head, kIndexMagic); !header) {
+      if (head->size() >= kFileHeaderSize) return Fail(agents_path + ": " + header.error().message);
+    } else {
+      auto scanned = ScanFile(fs_, agents_path, kFileHeaderSize, *size, Tagged("A"),
+                              [&](uint64_t, std::string_view payload) {
+                                if (auto a = DecodeAgent(payload)) agents.push_back(*a);
+                              });
+      if (!scanned) return std::unexpected(scanned.error());
+      for (const Damage& d : scanned->damaged) {
+        Log(agents_path + ": skipped " + Describe(d) +
+            "; the identities there are read back from the snapshots");
+      }
+      if (scanned->end < *size) {
+        Log(agents_path + ": dropped a torn tail of " + std::to_string(*size - scanned->end) +
+            " bytes left by a crash");
+      }
+    }
+  }
+  const std::string agents_tmp = agents_path + ".tmp";
+  (void)fs_.RemoveIfUnused(agents_tmp);
+  auto agents_file = CreateFileLocked(agents_tmp, kIndexMagic, now_ns);
+  if (!agents_file) return std::unexpected(agents_file.error());
+  agents_file_ = *agents_file;
+  std::string all;
+  for (const AgentRecord& a : agents) {
+    all += Framed({EncodeAgent(a.id, a.identity)});
+    agent_ids_[IdentityKey(a.identity)] = a.id;
+    agent_names_.insert(a.id);
+    agent_states_[a.id];
+    next_agent_id_ = std::max(next_agent_id_, a.id + 1);
+  }
+  if (auto r = agents_file_->Append(all); !r) return std::unexpected(r.error());
+  if (auto r = agents_file_->Sync(); !r) return std::unexpected(r.error());
+  if (auto r = fs_.Rename(agents_tmp, agents_path); !r) return std::unexpected(r.error());
+  return true;
+}
+
+void Store::RecoverLostAgentsLocked(const std::vector<SegmentIndex>& indexes) {
+  // Agent ids the indexes name but agents.log lost: every record names its agent fully.
+  std::map<uint32_t, std::vector<const IndexEntry*>> lost;
+  for (const SegmentIndex& index : indexes) {
+    for (const IndexEntry& e : index.entries) {
+      auto& tries = lost[e.agent];
+      if (!agent_names_.count(e.agent) && tries.size() < 4) tries.push_back(&e);
+    }
+  }
+  for (const auto& [agent, entries] : lost) {
+    if (entries.empty()) continue;
+    std::optional<snapshot::Identity> identity;
+    for (const IndexEntry* e : entries) {
+      auto message = ReadMessage(dir_, *e, fs_);
+      auto header = message ? snapshot::DecodeHeader(*message) : Result<snapshot::Header>();
+      if (message && header) {
+        identity = header->identity;
+        break;
+      }
+    }
+    if (!identity) {
+      Log("agent " + std::to_string(agent) +
+          ": not in agents.log, and none of its snapshots could be read to name it");
+      continue;
+    }
+    if (auto r = agents_file_->Append(Framed({EncodeAgent(agent, *identity)})); !r) {
+      (void)agents_file_->Truncate(agents_file_->size());
+      Log("agent " + std::to_string(agent) + ": cannot record its identity: " +
+          r.error().message);
+      continue;
+    }
+    MarkDirtyLocked(agents_file_);
+    agent_ids_.try_emplace(IdentityKey(*identity), agent);
+    agent_names_.insert(agent);
+    agent_states_[agent];
+    Log("agent " + std::to_string(agent) + " (" + identity->service + "/" + identity->host + "/" +
+        std::to_string(identity->pid) + "): identity read back from its snapshots");
+  }
+}
+
+Result<Store::SegmentIndex> Store::LoadIndexLocked(Kind kind, uint64_t id) {
+  SegmentIndex index;
+  index.kind = kind;
+  index.id = id;
+  const std::string index_path = dir_ + "/" + KindDir(kind) + "/" + FileName(id, "idx");
+  auto size = fs_.Size(index_path);
+  auto head = size ? fs_.Read(index_path, 0, kFileHeaderSize) : Result<std::string>();
+  if (!size || !head || !ReadFileHeader(*head, kIndexMagic)) {
+    index.rescan = true;  // No usable index: every record of the segment is indexed again.
+    return index;
+  }
+  auto scanned = ScanFile(fs_, index_path, kFileHeaderSize, *size, Tagged("E"),
+                          [&](uint64_t, std::string_view payload) {
+                            if (auto e = DecodeEntry(payload)) index.entries.push_back(*e);
+                          });
+  if (!scanned) return std::unexpected(scanned.error());
+  if (!scanned->damaged.empty()) {
+    // Entries lost in the middle: the records they listed are found again by a full scan.
+    Log(index_path + ": " + Describe(scanned->damaged.front()) +
+        "; the segment's records are indexed again");
+    index.rescan = true;
+  }
+  index.rewrite = scanned->end < *size || index.rescan;
+  return index;
+}
+
+void Store::QuarantineLocked(const std::string& path, const Damage& damage) {
+  const std::string dir = dir_ + "/quarantine";
+  const std::string name = path.substr(dir_.size() + 1);
+  std::string flat = name;
+  std::replace(flat.begin(), flat.end(), '/', '-');
+  const std::string copy = dir + "/" + flat + "." + std::to_string(damage.begin) + "-" +
+                           std::to_string(damage.end);
+  const uint64_t keep = std::min<uint64_t>(damage.end - damage.begin, kMaxQuarantineBytes);
+  auto bytes = fs_.Read(path, damage.begin, keep);
+  std::string where = "not copied";
+  if (bytes && fs_.CreateDirs(dir) && !fs_.Size(copy)) {
+    if (auto file = fs_.Create(copy); file && (*file)->Append(*bytes) && (*file)->Sync()) {
+      where = "copied to " + copy.substr(dir_.size() + 1);
+    }
+  }
+  ++quarantined_;
+  Log(name + ": skipped " + Describe(damage) + " between intact records (" + where +
+      "); every intact record after it is kept");
+}
+
+Result<void> Store::RecoverSegment(SegmentIndex index) {
+  const Kind kind = index.kind;
+  const uint64_t id = index.id;
   const std::string sub = dir_ + "/" + KindDir(kind);
   const std::string segment_path = sub + "/" + FileName(id, "seg");
   const std::string index_path = sub + "/" + FileName(id, "idx");
@@ -292,18 +427,9 @@ Result<void> Store::RecoverSegment(Kind kind, uint64_t id) {
   auto segment_size = fs_.Size(segment_path);
   if (!segment_size) return std::unexpected(segment_size.error());
 
-  std::vector<IndexEntry> entries;
-  bool rewrite_index = false;
-  if (auto bytes = fs_.Read(index_path);
-      bytes && bytes->size() >= kFileHeaderSize && ReadFileHeader(*bytes, kIndexMagic)) {
-    const uint64_t end = ScanRecords(std::string_view(*bytes).substr(kFileHeaderSize),
-                                     kFileHeaderSize, [&](uint64_t, std::string_view payload) {
-                                       if (auto e = DecodeEntry(payload)) entries.push_back(*e);
-                                     });
-    rewrite_index = end < bytes->size();
-  } else {
-    rewrite_index = true;
-  }
+  std::vector<IndexEntry>& entries = index.entries;
+  bool rewrite_index = index.rewrite;
+  if (index.rescan) entries.clear();
   // An entry past the end of its segment was written while the segment's tail was lost.
   const size_t listed = entries.size();
   std::erase_if(entries, [&](const IndexEntry& e) {
@@ -320,46 +446,46 @@ Result<void> Store::RecoverSegment(Kind kind, uint64_t id) {
   }
 
   // Records written after the last index entry: index them from the messages themselves.
-  auto tail = fs_.Read(segment_path, indexed_end);
-  if (!tail) return std::unexpected(tail.error());
-  uint64_t valid_end = indexed_end;
-  bool stop = false;
   size_t added = 0;
-  ScanRecords(*tail, indexed_end, [&](uint64_t offset, std::string_view payload) {
-    if (stop) return;
-    PayloadReader r(payload.substr(0, kSegmentPrefix));
-    const bool tagged = r.U8() == 'S';
-    const int64_t received_ns = r.I64();
-    const std::string_view message = payload.substr(std::min(payload.size(), kSegmentPrefix));
-    auto decoded = snapshot::Decode(message);
-    if (!tagged || !r.ok() || !decoded || decoded->header.kind != kind) {
-      stop = true;
-      return;
-    }
-    auto agent = AgentIdLocked(decoded->header.identity);
-    if (!agent) {
-      stop = true;
-      return;
-    }
-    IndexEntry e = EntryFor(decoded->header, message.size(),
-                            snapshot::DecodeEnvelope(message)->raw_body_bytes);
-    e.agent = *agent;
-    e.received_ns = received_ns;
-    e.segment = id;
-    e.offset = offset;
-    e.record_bytes = static_cast<uint32_t>(payload.size());
-    entries.push_back(e);
-    if (kind == Kind::kSummary) {
-      (void)AppendSeriesLocked(*agent, decoded->header, decoded->types, received_ns);
-    }
-    valid_end = offset + kRecordHeaderSize + payload.size();
-    ++added;
-  });
+  std::vector<Damage> undecodable;
+  auto scanned = ScanFile(
+      fs_, segment_path, indexed_end, *segment_size, SegmentRecords(),
+      [&](uint64_t offset, std::string_view payload) {
+        PayloadReader r(payload.substr(0, kSegmentPrefix));
+        r.U8();
+        const int64_t received_ns = r.I64();
+        const std::string_view message = payload.substr(kSegmentPrefix);
+        auto envelope = snapshot::DecodeEnvelope(message);
+        auto header = snapshot::DecodeHeader(message);
+        auto agent = header ? AgentIdLocked(header->identity) : Result<uint32_t>();
+        if (!envelope || !header || header->kind != kind || !agent) {
+          // An intact frame whose message does not read: kept aside, not a torn tail.
+          undecodable.push_back({offset, offset + kRecordHeaderSize + payload.size()});
+          return;
+        }
+        IndexEntry e = EntryFor(*header, message.size(), envelope->raw_body_bytes);
+        e.agent = *agent;
+        e.received_ns = received_ns;
+        e.segment = id;
+        e.offset = offset;
+        e.record_bytes = static_cast<uint32_t>(payload.size());
+        entries.push_back(e);
+        if (kind == Kind::kSummary) {
+          if (auto decoded = snapshot::Decode(message)) {
+            (void)AppendSeriesLocked(*agent, decoded->header, decoded->types, received_ns);
+          }
+        }
+        ++added;
+      });
+  if (!scanned) return std::unexpected(scanned.error());
+  for (const Damage& d : scanned->damaged) QuarantineLocked(segment_path, d);
+  for (const Damage& d : undecodable) QuarantineLocked(segment_path, d);
   if (added > 0) {
     Log(segment_path + ": indexed " + std::to_string(added) +
         " snapshots written after their index entries");
     rewrite_index = true;
   }
+  const uint64_t valid_end = scanned->end;
   if (valid_end < *segment_size) {
     Log(segment_path + ": truncated a torn tail of " + std::to_string(*segment_size - valid_end) +
         " bytes left by a crash");
@@ -441,6 +567,7 @@ Result<uint32_t> Store::AgentIdLocked(const snapshot::Identity& identity) {
   }
   MarkDirtyLocked(agents_file_);
   agent_ids_[key] = id;
+  agent_names_.insert(id);
   agent_states_[id];
   ++next_agent_id_;
   return id;
@@ -722,20 +849,25 @@ StoreStats Store::stats() const {
   }
   stats.series_bytes = series_bytes_;
   stats.agents = agent_ids_.size();
+  stats.quarantined = quarantined_;
   return stats;
 }
 
 Result<std::map<uint32_t, AgentRecord>> ReadAgents(const std::string& dir, FileSystem& fs) {
   std::map<uint32_t, AgentRecord> out;
-  auto agents = fs.Read(dir + "/agents.log");
-  if (!agents) return Fail(dir + " is not a tidemark store: " + agents.error().message);
-  if (auto header = ReadFileHeader(*agents, kIndexMagic); !header) {
-    return Fail(dir + "/agents.log: " + header.error().message);
+  const std::string path = dir + "/agents.log";
+  auto size = fs.Size(path);
+  if (!size) return Fail(dir + " is not a tidemark store: " + size.error().message);
+  auto head = fs.Read(path, 0, kFileHeaderSize);
+  if (!head) return Fail(dir + " is not a tidemark store: " + head.error().message);
+  if (auto header = ReadFileHeader(*head, kIndexMagic); !header) {
+    return Fail(path + ": " + header.error().message);
   }
-  ScanRecords(std::string_view(*agents).substr(kFileHeaderSize), kFileHeaderSize,
-              [&](uint64_t, std::string_view payload) {
-                if (auto a = DecodeAgent(payload)) out[a->id] = *a;
-              });
+  auto scanned = ScanFile(fs, path, kFileHeaderSize, *size, Tagged("A"),
+                          [&](uint64_t, std::string_view payload) {
+                            if (auto a = DecodeAgent(payload)) out[a->id] = *a;
+                          });
+  if (!scanned) return std::unexpected(scanned.error());
   return out;
 }
 
@@ -751,12 +883,42 @@ Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs) {
     std::sort(names->begin(), names->end());
     for (const std::string& name : *names) {
       if (!FileId(name, "idx")) continue;
-      auto bytes = fs.Read(sub + "/" + name);
-      if (!bytes || !ReadFileHeader(*bytes, kIndexMagic)) continue;  // Removed or being made.
-      ScanRecords(std::string_view(*bytes).substr(kFileHeaderSize), kFileHeaderSize,
-                  [&](uint64_t, std::string_view payload) {
-                    if (auto e = DecodeEntry(payload)) catalog.entries.push_back(*e);
-                  });
+      const std::string path = sub + "/" + name;
+      auto size = fs.Size(path);
+      auto head = size ? fs.Read(path, 0, kFileHeaderSize) : Result<std::string>();
+      if (!size || !head || !ReadFileHeader(*head, kIndexMagic)) continue;  // Removed or new.
+      auto scanned = ScanFile(fs, path, kFileHeaderSize, *size, Tagged("E"),
+                              [&](uint64_t, std::string_view payload) {
+                                if (auto e = DecodeEntry(payload)) catalog.entries.push_back(*e);
+                              });
+      if (scanned && !scanned->damaged.empty()) {
+        catalog.problems.push_back(path.substr(dir.size() + 1) + ": " +
+                                   Describe(scanned->damaged.front()) +
+                                   " (the snapshots it listed there are listed again once "
+                                   "tidemarkd restarts)");
+      }
+    }
+  }
+  // Agents the indexes name and agents.log does not: each snapshot names its agent fully.
+  for (const IndexEntry& e : catalog.entries) {
+    if (catalog.agents.count(e.agent)) continue;
+    auto message = ReadMessage(dir, e, fs);
+    auto header = message ? snapshot::DecodeHeader(*message) : Result<snapshot::Header>();
+    if (!message || !header) continue;  // Another of its snapshots may do.
+    catalog.agents[e.agent] = AgentRecord{e.agent, header->identity};
+    catalog.problems.push_back("agent " + std::to_string(e.agent) +
+                               ": not in agents.log; named from its snapshots");
+  }
+  for (const IndexEntry& e : catalog.entries) {
+    if (!catalog.agents.count(e.agent)) {
+      catalog.problems.push_back("agent " + std::to_string(e.agent) +
+                                 ": not in agents.log and no snapshot of it reads");
+      catalog.agents[e.agent] = AgentRecord{e.agent, {"(unknown)", "", 0, 0, {}}};
+    }
+  }
+  if (auto quarantined = fs.List(dir + "/quarantine")) {
+    for (const std::string& name : *quarantined) {
+      catalog.problems.push_back("quarantine/" + name + ": damaged bytes skipped at start");
     }
   }
   return catalog;
@@ -795,10 +957,12 @@ Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optiona
       auto next_created = next ? ReadFileHeader(*next, kSeriesMagic) : Result<int64_t>(0);
       if (next_created && *next_created < since_ns) continue;
     }
-    auto bytes = fs.Read(dir + "/series/" + name);
-    if (!bytes || !ReadFileHeader(*bytes, kSeriesMagic)) continue;
+    const std::string path = dir + "/series/" + name;
+    auto size = fs.Size(path);
+    auto head = size ? fs.Read(path, 0, kFileHeaderSize) : Result<std::string>();
+    if (!size || !head || !ReadFileHeader(*head, kSeriesMagic)) continue;
     std::unordered_map<uint32_t, std::string> types;
-    ScanRecords(std::string_view(*bytes).substr(kFileHeaderSize), kFileHeaderSize,
+    (void)ScanFile(fs, path, kFileHeaderSize, *size, Tagged("TPG"),
                 [&](uint64_t, std::string_view payload) {
                   PayloadReader r(payload);
                   const uint8_t tag = r.U8();

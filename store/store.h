@@ -21,8 +21,14 @@
 // The writer appends to one segment and index per kind and one series file, rolls them at a
 // size or age, and never reopens a closed file for writing, so a crash can tear only the
 // tails of the files that were open. Recovery (Open) truncates those tails with a log line
-// and re-indexes segment records written after their index entries were. No file
-// descriptor is held per agent: an agent is a record in agents.log and an id in entries.
+// and re-indexes segment records written after their index entries were. Anything else that
+// fails its checks (a flipped byte, a zeroed block) is damage, not a tail: the records around
+// it are kept (store/record_scan.h), a damaged segment region is copied to quarantine/ and
+// logged, a damaged or missing index is rebuilt from its segment's records, and an agent whose
+// agents.log record is lost is named again from its own snapshots (every message carries its
+// full identity); agent ids are never reused. Every read is bounded (a window, or one record),
+// whatever size a file claims. No file descriptor is held per agent: an agent is a record in
+// agents.log and an id in entries.
 //
 // Retention works on whole files (a segment and its index): by age of the newest record, by
 // total bytes per kind, and always keeping each agent's newest keep_last snapshots.
@@ -51,6 +57,7 @@
 
 #include "snapshot/snapshot.h"
 #include "store/file_system.h"
+#include "store/record_scan.h"
 
 namespace tidemark::store {
 
@@ -117,7 +124,11 @@ struct StoreStats {
   KindStats graph;
   uint64_t series_bytes = 0;
   uint64_t agents = 0;
+  uint64_t quarantined = 0;  // Damaged regions found between intact records at start.
 };
+
+// At most this much of a damaged region is copied to <store>/quarantine/.
+inline constexpr uint64_t kMaxQuarantineBytes = uint64_t{16} << 20;
 
 struct StoreOptions {
   FileSystem* fs = &FileSystem::Default();
@@ -164,8 +175,20 @@ class Store {
   struct OpenFile;
   struct AgentState;
   Store(std::string dir, StoreOptions options);
+  // A segment's index as read at start, before the segment itself is recovered.
+  struct SegmentIndex {
+    snapshot::Kind kind = snapshot::Kind::kSummary;
+    uint64_t id = 0;
+    std::vector<IndexEntry> entries;
+    bool rewrite = false;  // The index file must be written anew.
+    bool rescan = false;   // Missing or damaged: every record of the segment is indexed again.
+  };
   Result<void> Recover(int64_t now_ns);
-  Result<void> RecoverSegment(snapshot::Kind kind, uint64_t id);
+  Result<bool> RecoverAgentsLocked(int64_t now_ns);
+  Result<SegmentIndex> LoadIndexLocked(snapshot::Kind kind, uint64_t id);
+  void RecoverLostAgentsLocked(const std::vector<SegmentIndex>& indexes);
+  Result<void> RecoverSegment(SegmentIndex index);
+  void QuarantineLocked(const std::string& path, const Damage& damage);
   Result<void> RecoverSeries();
   Result<uint32_t> AgentIdLocked(const snapshot::Identity& identity);
   Result<OpenFile*> ActiveLocked(snapshot::Kind kind, int64_t now_ns);
@@ -189,6 +212,8 @@ class Store {
   std::shared_ptr<WritableFile> agents_file_;
   uint32_t next_agent_id_ = 1;
   std::unordered_map<std::string, uint32_t> agent_ids_;  // Identity key -> id.
+  std::set<uint32_t> agent_names_;                       // Ids agents.log names.
+  uint64_t quarantined_ = 0;                             // Damaged regions skipped at start.
   std::map<uint32_t, AgentState> agent_states_;
   std::map<uint64_t, Segment> segments_;  // By id; both kinds.
   std::unique_ptr<OpenFile> active_[2];   // Per kind: the segment being written.
@@ -213,6 +238,9 @@ class Store {
 struct Catalog {
   std::map<uint32_t, AgentRecord> agents;
   std::vector<IndexEntry> entries;  // By kind, then segment and offset: arrival order per kind.
+  // What a listing alone would not show: agents named from their snapshots (agents.log lost
+  // them), damaged index regions, quarantined segment regions. `tidemark verify` reports them.
+  std::vector<std::string> problems;
 };
 Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs = FileSystem::Default());
 // The message of one entry, checked against its CRC. A segment removed by retention since the

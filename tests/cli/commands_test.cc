@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -29,6 +32,29 @@ int RunCli(std::vector<std::string> args, std::string& out, std::string& err) {
   out = o.str();
   err = e.str();
   return rc;
+}
+
+TEST(Cli, AHugeFileThatIsNoSnapshotIsRefusedWithoutReadingIt) {
+  const std::string path = std::string(TEST_TMPDIR) + "/zeros.tdmk";
+  { std::ofstream(path, std::ios::binary); }
+  std::filesystem::resize_file(path, uint64_t{1} << 30);  // 1 GiB of zeros (sparse).
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  std::string out, err;
+  EXPECT_EQ(RunCli({"summary", path}, out, err), 1);
+  EXPECT_NE(err.find("is not a tidemark snapshot"), std::string::npos) << err;
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "peak RSS grew, in KiB";
+  std::filesystem::remove(path);
+}
+
+TEST(Cli, ATruncatedSnapshotFileSaysSo) {
+  const std::string good = WriteSnapshot("whole.tdmk", 1, {{"int", 1, 28, 28}});
+  std::filesystem::resize_file(good, std::filesystem::file_size(good) - 5);
+  std::string out, err;
+  EXPECT_EQ(RunCli({"summary", good}, out, err), 1);
+  EXPECT_NE(err.find("truncated"), std::string::npos) << err;
 }
 
 TEST(Cli, SummaryPrintsMeliaeTableSortedBySize) {

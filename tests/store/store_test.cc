@@ -295,6 +295,120 @@ TEST_F(StoreTest, TornSegmentTailIsTruncatedAndEarlierRecordsSurvive) {
   EXPECT_EQ(ReadAll().entries.size(), 4u);
 }
 
+// Flips one byte of `path` at `offset`.
+void FlipByte(const std::string& path, uint64_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(&c, 1);
+}
+
+TEST_F(StoreTest, DamageInTheMiddleOfASegmentCostsOnlyTheRecordsItTouches) {
+  std::vector<uint64_t> offsets;
+  {
+    auto store = Open();
+    for (uint64_t seq = 1; seq <= 15; ++seq) ASSERT_TRUE(Put(*store, Make("api", 1, seq), seq));
+    store->Flush();
+    for (const IndexEntry& e : ReadAll().entries) offsets.push_back(e.offset);
+  }
+  const std::string segment = FileWith("summary", ".seg");
+  const auto size = fs::file_size(segment);
+  fs::remove(FileWith("summary", ".idx"));  // The index is gone: records are scanned again.
+  FlipByte(segment, offsets[4] + 40);       // Inside record 5 of 15.
+  auto store = Open();
+  const Catalog catalog = ReadAll();
+  ASSERT_EQ(catalog.entries.size(), 14u) << log_;
+  std::vector<uint64_t> seqs;
+  for (const IndexEntry& e : catalog.entries) seqs.push_back(e.seq);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));
+  EXPECT_EQ(fs::file_size(segment), size) << "nothing truncated";
+  EXPECT_EQ(store->stats().quarantined, 1u);
+  EXPECT_NE(log_.find("every intact record after it is kept"), std::string::npos) << log_;
+  EXPECT_EQ(log_.find("torn tail"), std::string::npos) << log_;
+  size_t copies = 0;
+  for (const auto& e : fs::directory_iterator(dir_ / "quarantine")) copies += e.is_regular_file();
+  EXPECT_EQ(copies, 1u);
+}
+
+TEST_F(StoreTest, AnIntactRecordWhoseMessageDoesNotDecodeIsNoTornTail) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(Put(*store, Make("api", 1, 1), 1));
+    // A summary whose header reads but whose body does not (stored as received).
+    Appended bad = Make("api", 1, 2);
+    std::string message = bad.message;
+    message[message.size() - 8] ^= 0x5a;
+    ASSERT_TRUE(store->Append(message, bad.snapshot.header, bad.snapshot.types, 2));
+    ASSERT_TRUE(Put(*store, Make("api", 1, 3), 3));
+  }
+  fs::remove(FileWith("summary", ".idx"));
+  auto store = Open();
+  EXPECT_EQ(log_.find("torn tail"), std::string::npos) << log_;
+  std::vector<uint64_t> seqs;
+  for (const IndexEntry& e : ReadAll().entries) seqs.push_back(e.seq);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2, 3})) << log_;  // Listed by its header.
+}
+
+TEST_F(StoreTest, ADamagedAgentsLogLosesNoAgentAndAMissingOneReusesNoId) {
+  {
+    auto store = Open();
+    for (int pid = 1; pid <= 6; ++pid) ASSERT_TRUE(Put(*store, Make("svc" + std::to_string(pid), pid, 1), 1));
+  }
+  FlipByte(dir_ / "agents.log", kFileHeaderSize + 12);  // Inside the first agent's record.
+  {
+    auto store = Open();
+    const Catalog catalog = ReadAll();
+    ASSERT_EQ(catalog.agents.size(), 6u) << log_;
+    for (const IndexEntry& e : catalog.entries) {
+      EXPECT_EQ(catalog.agents.at(e.agent).identity.pid, static_cast<int64_t>(e.agent)) << log_;
+    }
+    EXPECT_NE(log_.find("identity read back from its snapshots"), std::string::npos) << log_;
+  }
+  fs::remove(dir_ / "agents.log");
+  auto store = Open();
+  ASSERT_TRUE(Put(*store, Make("newcomer", 99, 1), 1));
+  store->Flush();
+  const Catalog catalog = ReadAll();
+  ASSERT_EQ(catalog.agents.size(), 7u) << log_;
+  for (const auto& [id, agent] : catalog.agents) {
+    if (agent.identity.service == "newcomer") EXPECT_GT(id, 6u) << "ids are never reused";
+  }
+  for (const IndexEntry& e : catalog.entries) {
+    if (e.agent <= 6) EXPECT_EQ(catalog.agents.at(e.agent).identity.pid, static_cast<int64_t>(e.agent));
+  }
+}
+
+TEST_F(StoreTest, ReadersListEveryAgentOfADamagedAgentsLogAndSayWhatTheyRepaired) {
+  {
+    auto store = Open();
+    for (int pid = 1; pid <= 6; ++pid) ASSERT_TRUE(Put(*store, Make("svc" + std::to_string(pid), pid, 1), 1));
+  }
+  FlipByte(dir_ / "agents.log", kFileHeaderSize + 12);  // Nobody has recovered it yet.
+  const Catalog catalog = ReadAll();
+  ASSERT_EQ(catalog.agents.size(), 6u);
+  EXPECT_EQ(catalog.agents.at(1).identity.service, "svc1");
+  ASSERT_EQ(catalog.problems.size(), 1u);
+  EXPECT_NE(catalog.problems[0].find("agent 1: not in agents.log; named from its snapshots"),
+            std::string::npos)
+      << catalog.problems[0];
+}
+
+TEST_F(StoreTest, AHugeSparseSegmentCostsAWindowOfMemoryNotItsSize) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(Put(*store, Make("api", 1, 1), 1));
+  }
+  const std::string segment = FileWith("summary", ".seg");
+  const auto intact = fs::file_size(segment);
+  fs::resize_file(segment, uint64_t{40} << 30);  // 40 GB of hole.
+  auto store = Open();
+  EXPECT_EQ(fs::file_size(segment), intact) << log_;
+  EXPECT_EQ(ReadAll().entries.size(), 1u);
+}
+
 TEST_F(StoreTest, RecordCutInTheMiddleIsDroppedWithItsIndexEntry) {
   {
     auto store = Open();
