@@ -140,7 +140,11 @@ Result<std::string> ReadSnapshotFile(const std::string& path) {
   if (ec) return Fail("cannot read '" + path + "': " + ec.message());
   std::string head(std::min<uint64_t>(size, snapshot::kEnvelopeSize), '\0');
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
-  if (size < snapshot::kEnvelopeSize || head.compare(0, 4, snapshot::kMagic, 4) != 0) {
+  if (size < snapshot::kEnvelopeSize) {
+    return Fail("'" + path + "' is " + std::to_string(size) +
+                " bytes: a truncated envelope (a snapshot starts with 24)");
+  }
+  if (head.compare(0, 4, snapshot::kMagic, 4) != 0) {
     return Fail("'" + path + "' is not a tidemark snapshot (no TDMK envelope)");
   }
   uint64_t header = 0, body = 0;
