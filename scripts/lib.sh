@@ -6,7 +6,7 @@ BUILD_DIR=${BUILD_DIR:-$TIDEMARK_ROOT/build}
 DEB_PACKAGES=(cmake g++ make pkg-config python3 python3-dev libzmq3-dev cppzmq-dev libzstd-dev
               libmsgpack-cxx-dev libgtest-dev nlohmann-json3-dev libtomlplusplus-dev libboost-dev
               libspdlog-dev libedit-dev zlib1g-dev curl valgrind libssl-dev prometheus
-              prometheus-alertmanager)
+              prometheus-alertmanager clang-16 libclang-rt-16-dev)
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -48,3 +48,25 @@ build_all() {
   log "building"
   cmake --build "$BUILD_DIR" -j "$(nproc)" -- --no-print-directory >/dev/null
 }
+
+FUZZ_HARNESSES=(fuzz_wire fuzz_control fuzz_config fuzz_meliae fuzz_store)
+
+# The libFuzzer harnesses (tests/fuzz), with clang-16, ASan and UBSan, in $BUILD_DIR-fuzz.
+build_fuzz() {
+  log "building the fuzz harnesses with clang-16 in $BUILD_DIR-fuzz"
+  CC=clang-16 CXX=clang++-16 cmake -S "$TIDEMARK_ROOT" -B "$BUILD_DIR-fuzz" -DTIDEMARK_FUZZ=ON \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$BUILD_DIR-fuzz" -j "$(nproc)" -- --no-print-directory >/dev/null
+}
+
+# run_fuzz HARNESS LIBFUZZER_ARGS...: runs one harness on its committed corpus, new inputs
+# going to $BUILD_DIR-fuzz/corpus/HARNESS, crashes to $BUILD_DIR-fuzz/artifacts/.
+run_fuzz() {
+  local harness=$1
+  shift
+  local work="$BUILD_DIR-fuzz/corpus/$harness" artifacts="$BUILD_DIR-fuzz/artifacts"
+  mkdir -p "$work" "$artifacts"
+  "$BUILD_DIR-fuzz/tests/fuzz/$harness" -artifact_prefix="$artifacts/$harness-" \
+    -print_final_stats=1 "$@" "$work" "$TIDEMARK_ROOT/tests/fuzz/corpus/$harness"
+}
+
