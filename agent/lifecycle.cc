@@ -25,7 +25,8 @@ enum class Phase {
   kRunning,
   kPaused,            // Around fork(); `paused` holds the progress.
   kRestartScheduled,  // Paused; a pending call restarts it in the parent.
-  kStoppedByFork,     // watch = children: the parent stopped at its fork; children start.
+  kStoppedByFork,     // watch = children: the parent stopping at its first fork...
+  kChildrenOnly,      // ...and then not reporting itself; its children start their own.
 };
 
 struct State {
@@ -274,6 +275,8 @@ AgentStatus GetAgentStatus() {
   } else if (st.phase == Phase::kPaused || st.phase == Phase::kRestartScheduled) {
     status.figures = st.paused.figures;
     status.state = "paused";
+  } else if (st.phase == Phase::kChildrenOnly) {
+    status.state = "children only";
   }
   if (status.figures.last_error.empty()) status.figures.last_error = st.last_error;
   return status;
@@ -309,8 +312,7 @@ void BeforeFork() {
 void AfterForkInParent() {
   State& st = S();
   if (st.phase == Phase::kStoppedByFork) {
-    st.phase = Phase::kStopped;
-    if (st.settings.signal_number > 0) RestoreSignal(st.settings.signal_number);
+    st.phase = Phase::kChildrenOnly;
     return;
   }
   if (st.phase != Phase::kPaused) return;

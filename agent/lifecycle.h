@@ -54,7 +54,9 @@ void TriggerAgent();
 // The figures for status(): running, state, and the reporter's figures.
 struct AgentStatus {
   bool running = false;
-  const char* state = "stopped";  // stopped, probation, connected, paused, starting
+  // stopped, probation, connected, paused, or "children only" (watch = children: a parent
+  // that forked stops reporting, its children report).
+  const char* state = "stopped";
   ReporterFigures figures;
 };
 AgentStatus GetAgentStatus();

@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -119,12 +120,17 @@ def main():
     collector = subprocess.Popen([args.collector], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  text=True)
     endpoint = collector.stdout.readline().split()[1]
+    received = []  # Every line the collector prints, read as it comes (a full pipe stalls it).
+    threading.Thread(target=lambda: received.extend(collector.stdout), daemon=True).start()
     cases = ["off", "summary 1s", "graph 5s", "no collector"]
     results = {c: [] for c in cases}
     run_case("off", args, endpoint)  # Warm-up.
     for _ in range(args.rounds):
         for case in cases:
-            results[case].append(run_case(case, args, endpoint))
+            before = len(received)
+            result = run_case(case, args, endpoint)
+            result["snapshots"] = sum(1 for line in received[before:] if line.startswith("ok "))
+            results[case].append(result)
     collector.stdin.close()
     collector.wait(timeout=10)
 
@@ -135,13 +141,13 @@ def main():
     version = subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout.strip()
     lines = ["%s, gunicorn 2 sync workers, ab -k -c 4 for %d s, %d rounds (medians), "
              "TIDEMARK_WATCH=%s" % (version, args.seconds, args.rounds, args.watch), "",
-        "| case | requests/s | vs off | p50 ms | p99 ms | worker RSS MB |",
-        "|---|---|---|---|---|---|"]
+        "| case | requests/s | vs off | p50 ms | p99 ms | worker RSS MB | snapshots received |",
+        "|---|---|---|---|---|---|---|"]
     for case in cases:
         rps = med(case, "rps")
-        lines.append("| %s | %.0f | %+.1f%% | %.0f | %.0f | %.0f |" % (
+        lines.append("| %s | %.0f | %+.1f%% | %.0f | %.0f | %.0f | %.0f |" % (
             case, rps, (rps / base - 1) * 100, med(case, "p50"), med(case, "p99"),
-            med(case, "rss")))
+            med(case, "rss"), med(case, "snapshots")))
     print("\n".join(lines) if args.markdown else "\n".join(lines).replace("|", " "))
 
 

@@ -255,6 +255,34 @@ class ForkedChildren(unittest.TestCase):
         self.assertEqual(result.stderr, "")
         self.assertEqual(result.stdout.split(), ["0", "connected", "True"])
 
+    def test_watch_children_stops_the_forking_parent_and_every_child_reports(self):
+        with Collector() as collector:
+            code = """
+                import os, sys, time, tidemark
+                tidemark.start(sys.argv[1], service="prefork", interval=0.1, watch="children")
+                while tidemark.status()["delivered"] < 1:
+                    time.sleep(0.01)
+                pids = []
+                for _ in range(3):  # A prefork master: it serves nothing once it forked.
+                    pid = os.fork()
+                    if pid == 0:
+                        deadline = time.monotonic() + 20
+                        while tidemark.status()["delivered"] < 1 and time.monotonic() < deadline:
+                            time.sleep(0.01)
+                        os._exit(0 if tidemark.status()["delivered"] >= 1 else 3)
+                    pids.append(pid)
+                codes = [os.waitpid(p, 0)[1] >> 8 for p in pids]
+                print(os.getpid(), tidemark.status()["state"].replace(" ", "-"),
+                      ",".join(map(str, codes)))
+            """
+            result = run_python(code, timeout=60, args=[collector.endpoint])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            parent, state, codes = result.stdout.split()
+            self.assertEqual(state, "children-only")
+            self.assertEqual(codes, "0,0,0", "every child reported")
+            self.assertTrue([b for b in collector.goodbyes() if b[1] == parent],
+                            "the parent said goodbye at its first fork")
+
     def test_forked_children_wait_a_jittered_interval_before_their_first_snapshot(self):
         with Collector() as collector:
             code = """
