@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "agent/clock.h"
 #include "agent/take.h"
 #include "agent/wake.h"
 
@@ -44,12 +45,6 @@ struct State {
 State& S() {
   static State* state = new State();  // Never destroyed: outlives atexit.
   return *state;
-}
-
-int64_t WallNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 Clock::duration Seconds(double s) {

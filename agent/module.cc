@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/clock.h"
 #include "agent/lifecycle.h"
 #include "agent/take.h"
 #include "agent/walker.h"
@@ -20,12 +21,6 @@
 
 namespace tidemark::agent {
 namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string HostName() {
   char host[256] = {0};
@@ -250,7 +245,7 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   config.identity.service = service;
   config.identity.host = HostName();
   config.identity.pid = getpid();
-  config.identity.start_time_ns = NowNs();
+  config.identity.start_time_ns = WallNowNs();
   if (!ParseLabels(labels, &config.identity.labels)) return nullptr;
   config.interval_s = interval;
   config.graph_every = graph_every;

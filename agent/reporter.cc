@@ -8,6 +8,7 @@
 #include <chrono>
 #include <zmq.h>
 
+#include "agent/clock.h"
 #include "agent/wake.h"
 #include "snapshot/control.h"
 #include "snapshot/wire.h"
@@ -17,12 +18,6 @@ namespace {
 
 Clock::duration Seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
-
-int64_t WallNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace

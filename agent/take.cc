@@ -2,9 +2,8 @@
 
 #include "agent/compat.h"
 // compat.h brings Python.h first, as CPython requires.
-#include <unistd.h>
-
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,14 +11,10 @@
 #include <mutex>
 #include <string>
 
+#include "agent/clock.h"
+
 namespace tidemark::agent {
 namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 uint64_t ResidentBytes() {
   FILE* f = std::fopen("/proc/self/statm", "re");
@@ -49,7 +44,7 @@ std::string PythonVersion() {
 snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outcome,
                                   UnresolvedReferences* unresolved) {
   snapshot::Snapshot s;
-  const int64_t started_ns = NowNs();
+  const int64_t started_ns = WallNowNs();
   *outcome = Walk(options, &s, unresolved);
   long long counts[3];
   tm_gc_counts(counts);

@@ -75,20 +75,27 @@ std::string BaseMessage(const Options& o) {
   return *encoded;
 }
 
-std::string Bomb(const snapshot::Header& header) {
-  // 256 MiB of zeros compress to a few KiB; the envelope states the size honestly.
-  const size_t raw = size_t{256} << 20;
-  std::string zeros(raw, '\0');
-  std::string frame(ZSTD_compressBound(raw), '\0');
-  frame.resize(ZSTD_compress(frame.data(), frame.size(), zeros.data(), raw, 1));
+// A message with `header`, whose body is `frame` and whose envelope declares `declared` bytes
+// once decompressed.
+std::string WithFrame(const snapshot::Header& header, const std::string& frame,
+                      uint64_t declared) {
   snapshot::Snapshot tiny;
   tiny.header = header;
   std::string message = *snapshot::Encode(tiny);
   const uint32_t header_bytes = snapshot::DecodeEnvelope(message)->header_bytes;
   message.resize(snapshot::kEnvelopeSize + header_bytes);
   for (int i = 0; i < 4; ++i) message[12 + i] = static_cast<char>(frame.size() >> (8 * i));
-  for (int i = 0; i < 8; ++i) message[16 + i] = static_cast<char>(uint64_t{raw} >> (8 * i));
+  for (int i = 0; i < 8; ++i) message[16 + i] = static_cast<char>(declared >> (8 * i));
   return message + frame;
+}
+
+std::string Bomb(const snapshot::Header& header) {
+  // 256 MiB of zeros compress to a few KiB; the envelope states the size honestly.
+  const size_t raw = size_t{256} << 20;
+  std::string zeros(raw, '\0');
+  std::string frame(ZSTD_compressBound(raw), '\0');
+  frame.resize(ZSTD_compress(frame.data(), frame.size(), zeros.data(), raw, 1));
+  return WithFrame(header, frame, raw);
 }
 
 // A ~260-byte message whose 17-byte zstd frame declares 1 GiB (one RLE block of 1 byte):
@@ -100,14 +107,7 @@ std::string TinyBomb(const snapshot::Header& header) {
   const uint32_t block = 1 | (1 << 1) | (1u << 3);  // Last, RLE, 1 byte repeated once.
   for (int i = 0; i < 3; ++i) frame.push_back(static_cast<char>(block >> (8 * i)));
   frame.push_back('x');
-  snapshot::Snapshot tiny;
-  tiny.header = header;
-  std::string message = *snapshot::Encode(tiny);
-  const uint32_t header_bytes = snapshot::DecodeEnvelope(message)->header_bytes;
-  message.resize(snapshot::kEnvelopeSize + header_bytes);
-  for (int i = 0; i < 4; ++i) message[12 + i] = static_cast<char>(frame.size() >> (8 * i));
-  for (int i = 0; i < 8; ++i) message[16 + i] = static_cast<char>(declared >> (8 * i));
-  return message + frame;
+  return WithFrame(header, frame, declared);
 }
 
 // A malformed message of the given kind, derived from a good one.
