@@ -18,8 +18,10 @@ of the case's requests/s against "off" in the same round, other columns medians)
 The agent cases run with TIDEMARK_WATCH=children (the arbiter, which serves nothing, is not
 walked; its two workers report). "snapshots received" counts what reached the collector
 during the case.
-Columns: requests/s and its change against "off" in the same round, p50 and p99 latency
-(ab's percentiles, ms), and the workers' resident memory after the load (MB, mean of the two).
+Columns: requests/s and its change against "off"; the workers' CPU time (user + system, from
+/proc) per request served and its change against "off" (less sensitive than throughput to the
+VM's own noise); p50 and p99 latency (ab's percentiles, ms); the workers' resident memory after
+the load (MB, mean of the two).
 Needs Debian's gunicorn, python3-flask and apache2-utils.
 """
 
@@ -61,6 +63,24 @@ def wait_until_serving(port, proc, timeout=60):
     raise RuntimeError("gunicorn did not serve within %d s" % timeout)
 
 
+def workers(master_pid):
+    return subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
+                          text=True).stdout.split()
+
+
+def cpu_seconds(pids):
+    """User plus system CPU of the processes, in seconds (clock ticks of /proc/PID/stat)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return ticks / float(os.sysconf("SC_CLK_TCK"))
+
+
 def worker_rss_mb(master_pid):
     children = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True,
                               text=True).stdout.split()
@@ -99,8 +119,11 @@ def run_case(case, args, endpoint):
     try:
         wait_until_serving(port, proc)
         time.sleep(1.5)  # The workers' agents are past their probation.
+        pids = workers(proc.pid)
+        cpu_before = cpu_seconds(pids)
         ab = subprocess.run(["ab", "-q", "-k", "-c", "4", "-t", str(args.seconds), "-n", "10000000",
                              "http://127.0.0.1:%d/" % port], capture_output=True, text=True)
+        cpu = cpu_seconds(pids) - cpu_before
         rss = worker_rss_mb(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -110,8 +133,10 @@ def run_case(case, args, endpoint):
             proc.kill()
             proc.wait()
     rps = float(re.search(r"Requests per second:\s+([\d.]+)", ab.stdout).group(1))
+    done = int(re.search(r"Complete requests:\s+(\d+)", ab.stdout).group(1))
     pct = dict((int(p), float(ms)) for p, ms in re.findall(r"^\s+(\d+)%\s+(\d+)", ab.stdout, re.M))
-    return {"rps": rps, "p50": pct.get(50, 0), "p99": pct.get(99, 0), "rss": rss}
+    return {"rps": rps, "p50": pct.get(50, 0), "p99": pct.get(99, 0), "rss": rss,
+            "cpu_us": cpu / max(done, 1) * 1e6}
 
 
 def main():
@@ -149,17 +174,19 @@ def main():
     def med(case, key):
         return statistics.median(r[key] for r in results[case])
 
-    def ratio(case):
-        return statistics.median(r["rps"] / o["rps"] for r, o in zip(results[case], results["off"]))
+    def ratio(case, key):
+        return statistics.median(r[key] / o[key] for r, o in zip(results[case], results["off"]))
 
     version = subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout.strip()
     lines = ["%s, gunicorn 2 sync workers, ab -k -c 4 for %d s, %d rounds, "
              "TIDEMARK_WATCH=%s" % (version, args.seconds, args.rounds, args.watch), "",
-        "| case | requests/s | vs off | p50 ms | p99 ms | worker RSS MB | snapshots received |",
-        "|---|---|---|---|---|---|---|"]
+        "| case | requests/s | vs off | worker CPU µs/request | vs off | p50 ms | p99 ms "
+        "| worker RSS MB | snapshots received |",
+        "|---|---|---|---|---|---|---|---|---|"]
     for case in cases:
-        lines.append("| %s | %.0f | %+.1f%% | %.0f | %.0f | %.0f | %.0f |" % (
-            case, med(case, "rps"), (ratio(case) - 1) * 100, med(case, "p50"), med(case, "p99"),
+        lines.append("| %s | %.0f | %+.1f%% | %.0f | %+.1f%% | %.0f | %.0f | %.0f | %.0f |" % (
+            case, med(case, "rps"), (ratio(case, "rps") - 1) * 100, med(case, "cpu_us"),
+            (ratio(case, "cpu_us") - 1) * 100, med(case, "p50"), med(case, "p99"),
             med(case, "rss"), med(case, "snapshots")))
     print("\n".join(lines) if args.markdown else "\n".join(lines).replace("|", " "))
 
