@@ -38,6 +38,7 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ALL_CASES = ["off", "summary 1s", "summary 1s, no budget", "graph 5s", "no collector"]
 PYTHON = "/usr/bin/python3"
 
 
@@ -149,6 +150,7 @@ def main():
     parser.add_argument("--watch", default="children",
                         help="TIDEMARK_WATCH for the agent cases (default: %(default)s: the "
                              "arbiter, which serves nothing, is not walked)")
+    parser.add_argument("--cases", help="comma-separated cases besides off (default: all)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     collector = subprocess.Popen([args.collector], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -156,7 +158,7 @@ def main():
     endpoint = collector.stdout.readline().split()[1]
     received = []  # Every line the collector prints, read as it comes (a full pipe stalls it).
     threading.Thread(target=lambda: received.extend(collector.stdout), daemon=True).start()
-    cases = ["off", "summary 1s", "summary 1s, no budget", "graph 5s", "no collector"]
+    cases = ["off"] + [c for c in ALL_CASES[1:] if not args.cases or c in args.cases.split(",")]
     results = {c: [] for c in cases}
     run_case("off", args, endpoint)  # Warm-up.
     for round_number in range(args.rounds):
