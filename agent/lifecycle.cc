@@ -149,7 +149,7 @@ bool OurThreadsListed() {
   bool found = false;
   while (dirent* task = readdir(tasks)) {
     if (task->d_name[0] == '.') continue;
-    char path[64], name[32] = {0};
+    char path[sizeof "/proc/self/task//comm" + sizeof task->d_name], name[32] = {0};
     std::snprintf(path, sizeof path, "/proc/self/task/%s/comm", task->d_name);
     FILE* f = std::fopen(path, "re");
     if (f == nullptr) continue;

@@ -227,6 +227,7 @@ void Reporter::TakeOne(snapshot::Kind kind, bool values) {
     std::lock_guard lock(figures_mutex_);
     ++figures_.taken;
     figures_.last_pause_ms = h.agent.pause_ms;
+    figures_.total_pause_ms += h.agent.pause_ms;
     figures_.last_encode_ms = encode_ms;
     if (encoded) figures_.last_encoded_bytes = encoded->size();
   }

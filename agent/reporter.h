@@ -62,6 +62,7 @@ struct ReporterFigures {
   uint64_t stretched = 0;               // Intervals lengthened to keep within max_overhead.
   uint64_t last_encoded_bytes = 0;
   double last_pause_ms = 0;
+  double total_pause_ms = 0;  // Every walk's pause, summed: the GIL time the agent took.
   double last_encode_ms = 0;
   bool connected = false;  // Past its probation, with a connection opened.
   std::string last_error;
