@@ -54,7 +54,7 @@ struct LoadOptions {
   int64_t max_refs = -1;      // Per object; -1: all.
   int64_t max_parents = 100;  // Per object, for BuildParents; -1: all; 0: none.
   // Called now and then during long steps: (what, done, total).
-  std::function<void(std::string_view, uint64_t, uint64_t)> progress;
+  std::function<void(std::string_view, uint64_t, uint64_t)> progress = {};
 };
 
 class HeapGraph {

@@ -177,44 +177,6 @@ analysis::PathOptions PathOptionsFrom(const Flags& flags, std::ostream& err, boo
   return options;
 }
 
-int Usage(std::ostream& err, const char* text) {
-  err << "usage: tidemark " << text << "\n";
-  return 2;
-}
-
-int Types(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.positional.size() != 1) return Usage(err, "types SNAP [--all] [--json]");
-  auto g = LoadGraph(flags.positional[0], flags, err, false);
-  if (!g) return 1;
-  const Dominators d = Dominators::Compute(*g);
-  auto rows = analysis::TypeTable(*g);
-  std::map<std::string, uint64_t> retained;
-  for (size_t t = 0; t < g->type_names().size(); ++t)
-    retained[g->type_names()[t]] = d.retained_by_type()[t];
-  const size_t shown = flags.all ? rows.size() : std::min<size_t>(rows.size(), 25);
-  if (flags.json) {
-    json j = {{"objects", g->size()}, {"bytes", g->total_bytes()}, {"rows", json::array()}};
-    for (size_t k = 0; k < shown; ++k) {
-      j["rows"].push_back({{"type", rows[k].name},
-                           {"count", rows[k].count},
-                           {"bytes", rows[k].bytes},
-                           {"max", rows[k].max_bytes},
-                           {"retained", retained[rows[k].name]}});
-    }
-    out << j.dump(2) << "\n";
-    return 0;
-  }
-  out << Format("%zu objects, %zu types, %.1f MiB (instance dicts folded into their owners)\n",
-                g->size(), rows.size(), g->total_bytes() / 1048576.0);
-  out << "       Count        Bytes      Max     Retained  Type\n";
-  for (size_t k = 0; k < shown; ++k) {
-    out << Format("%12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %12" PRIu64 "  %s\n", rows[k].count,
-                  rows[k].bytes, rows[k].max_bytes, retained[rows[k].name], rows[k].name.c_str());
-  }
-  if (shown < rows.size()) out << "... " << rows.size() - shown << " more types (--all)\n";
-  return 0;
-}
-
 int Show(const HeapGraph& g, const Dominators* d, uint32_t i, bool as_json, std::ostream& out) {
   json j = ObjectJson(g, i);
   j["references"] = g.true_ref_count(i);
@@ -250,10 +212,11 @@ std::vector<uint32_t> Neighbours(const HeapGraph& g, uint32_t i, bool parents) {
   return {span.begin(), span.end()};
 }
 
-void ListNeighbours(const HeapGraph& g, uint32_t i, bool parents, bool all, bool as_json,
+// Shows `limit` of them (SIZE_MAX: all).
+void ListNeighbours(const HeapGraph& g, uint32_t i, bool parents, size_t limit, bool as_json,
                     std::ostream& out) {
   const auto list = Neighbours(g, i, parents);
-  const size_t shown = all ? list.size() : std::min<size_t>(list.size(), 50);
+  const size_t shown = std::min(list.size(), limit);
   if (as_json) {
     json j = json::array();
     for (size_t k = 0; k < shown; ++k) {
@@ -262,11 +225,11 @@ void ListNeighbours(const HeapGraph& g, uint32_t i, bool parents, bool all, bool
                           : analysis::EdgeName(g, i, k);
       j.push_back(o);
     }
-    out << json{{"object", ObjectJson(g, i)},
-                {parents ? "parents" : "children", j},
-                {"total", parents ? g.true_parent_count(i) : g.true_ref_count(i)}}
-               .dump(2)
-        << "\n";
+    json result = {{"object", ObjectJson(g, i)}, {parents ? "parents" : "children", j}};
+    MarkTruncated(result, shown, list.size());
+    // The count the snapshot recorded, which a cap at load or in the agent may exceed.
+    result["total"] = parents ? g.true_parent_count(i) : g.true_ref_count(i);
+    out << result.dump(2) << "\n";
     return;
   }
   for (size_t k = 0; k < shown; ++k) {
@@ -285,21 +248,51 @@ void ListNeighbours(const HeapGraph& g, uint32_t i, bool parents, bool all, bool
 }
 
 int Neighbourhood(const Flags& flags, bool parents, std::ostream& out, std::ostream& err) {
-  if (flags.positional.size() != 2) {
-    return Usage(err, parents ? "parents SNAP ADDR [--all] [--json]"
-                              : "children SNAP ADDR [--all] [--json]");
-  }
   auto g = LoadGraph(flags.positional[0], flags, err, parents);
   if (!g) return 1;
   auto i = ResolveObject(*g, flags.positional[1], err);
   if (!i) return 1;
-  ListNeighbours(*g, *i, parents, flags.all, flags.json, out);
+  const size_t total = parents ? g->parents(*i).size() : g->refs(*i).size();
+  ListNeighbours(*g, *i, parents, RowsShown(flags, total, 50), flags.json, out);
   return 0;
 }
 
-int Why(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.positional.size() != 2)
-    return Usage(err, "why SNAP ADDR|TYPE [--paths N] [--depth N] [--json]");
+}  // namespace
+
+int TypesCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
+  auto g = LoadGraph(flags.positional[0], flags, err, false);
+  if (!g) return 1;
+  const Dominators d = Dominators::Compute(*g);
+  auto rows = analysis::TypeTable(*g);
+  std::map<std::string, uint64_t> retained;
+  for (size_t t = 0; t < g->type_names().size(); ++t)
+    retained[g->type_names()[t]] = d.retained_by_type()[t];
+  const size_t shown = RowsShown(flags, rows.size(), 25);
+  if (flags.json) {
+    json j = {{"objects", g->size()}, {"bytes", g->total_bytes()}, {"rows", json::array()}};
+    MarkTruncated(j, shown, rows.size());
+    for (size_t k = 0; k < shown; ++k) {
+      j["rows"].push_back({{"type", rows[k].name},
+                           {"count", rows[k].count},
+                           {"bytes", rows[k].bytes},
+                           {"max", rows[k].max_bytes},
+                           {"retained", retained[rows[k].name]}});
+    }
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  out << Format("%zu objects, %zu types, %.1f MiB (instance dicts folded into their owners)\n",
+                g->size(), rows.size(), g->total_bytes() / 1048576.0);
+  out << "       Count        Bytes      Max     Retained  Type\n";
+  for (size_t k = 0; k < shown; ++k) {
+    out << Format("%12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %12" PRIu64 "  %s\n", rows[k].count,
+                  rows[k].bytes, rows[k].max_bytes, retained[rows[k].name], rows[k].name.c_str());
+  }
+  if (shown < rows.size()) out << "... " << rows.size() - shown << " more types (--all)\n";
+  return 0;
+}
+
+int WhyCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   bool ok = true;
   const auto options = PathOptionsFrom(flags, err, ok);
   if (!ok) return 2;
@@ -361,8 +354,7 @@ int Why(const Flags& flags, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-int Retained(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.positional.size() != 1) return Usage(err, "retained SNAP [--top N] [--json]");
+int RetainedCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   auto top_n = IntOption(flags, "--top", 20, err);
   if (!top_n || *top_n <= 0) return 2;
   auto g = LoadGraph(flags.positional[0], flags, err, false);
@@ -378,7 +370,8 @@ int Retained(const Flags& flags, std::ostream& out, std::ostream& err) {
       types.emplace_back(d.retained_by_type()[t], g->type_names()[t]);
   }
   std::sort(types.rbegin(), types.rend());
-  if (types.size() > static_cast<size_t>(*top_n)) types.resize(*top_n);
+  // JSON lists every type (there are few); the objects are the top N of a whole heap.
+  if (!flags.json && types.size() > static_cast<size_t>(*top_n)) types.resize(*top_n);
   if (flags.json) {
     json j = {{"bytes", g->total_bytes()}, {"objects", json::array()}, {"types", json::array()}};
     for (uint32_t i : top) {
@@ -403,8 +396,7 @@ int Retained(const Flags& flags, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-int GraphDiff(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.positional.size() != 2) return Usage(err, "gdiff A B [--json]");
+int GraphDiffCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   auto a = LoadGraph(flags.positional[0], flags, err, false);
   if (!a) return 1;
   auto b = LoadGraph(flags.positional[1], flags, err, true);
@@ -421,7 +413,10 @@ int GraphDiff(const Flags& flags, std::ostream& out, std::ostream& err) {
               {"new_bytes", r.new_bytes},   {"gone_objects", r.gone_objects},
               {"gone_bytes", r.gone_bytes}, {"approximate", r.approximate},
               {"groups", json::array()}};
-    for (const auto& grp : r.groups) {
+    const size_t shown = RowsShown(flags, r.groups.size(), 10);
+    MarkTruncated(j, shown, r.groups.size());
+    for (size_t k = 0; k < shown; ++k) {
+      const auto& grp = r.groups[k];
       json holders = json::array();
       for (const auto& h : grp.holders) {
         holders.push_back(
@@ -440,7 +435,8 @@ int GraphDiff(const Flags& flags, std::ostream& out, std::ostream& err) {
   out << Format("%" PRIu64 " objects (%" PRIu64 " bytes) new and %" PRIu64 " (%" PRIu64
                 " bytes) gone over %.1f s\n",
                 r.new_objects, r.new_bytes, r.gone_objects, r.gone_bytes, r.seconds);
-  for (size_t k = 0; k < r.groups.size() && k < (flags.all ? r.groups.size() : 10); ++k) {
+  const size_t shown = RowsShown(flags, r.groups.size(), 10);
+  for (size_t k = 0; k < shown; ++k) {
     const auto& grp = r.groups[k];
     out << Format("%+10" PRIu64 " objects %+12" PRIu64 " bytes  %s\n", grp.count, grp.bytes,
                   grp.type.c_str());
@@ -450,15 +446,21 @@ int GraphDiff(const Flags& flags, std::ostream& out, std::ostream& err) {
       if (!h.path.empty()) out << "                 " << h.path << "\n";
     }
   }
+  if (shown < r.groups.size()) out << "... " << r.groups.size() - shown << " more types (--all)\n";
   if (r.approximate) out << "note: a graph was capped; holders and paths may be incomplete\n";
   return 0;
 }
 
-int Export(const Flags& flags, std::ostream& out, std::ostream& err) {
+int ExportCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   const auto format = flags.value("--format");
-  if (flags.positional.size() != 1 || !format ||
-      (*format != "callgrind" && *format != "folded" && *format != "heapsnapshot")) {
-    return Usage(err, "export SNAP --format callgrind|folded|heapsnapshot [-o FILE]");
+  if (!format || (*format != "callgrind" && *format != "folded" && *format != "heapsnapshot")) {
+    err << "tidemark export: --format must be callgrind, folded or heapsnapshot"
+        << (format ? ", not '" + *format + "'" : std::string()) << "\n";
+    return 2;
+  }
+  if (flags.json && !(flags.value("--output") && *flags.value("--output") != "-")) {
+    err << "tidemark export: --json describes the file written: it needs -o FILE\n";
+    return 2;
   }
   auto g = LoadGraph(flags.positional[0], flags, err, false);
   if (!g) return 1;
@@ -486,14 +488,20 @@ int Export(const Flags& flags, std::ostream& out, std::ostream& err) {
     err << "tidemark export: write failed\n";
     return 1;
   }
-  if (file.is_open()) {
+  if (flags.json) {
+    out << json{{"format", *format},
+                {"output", *path},
+                {"objects", g->size()},
+                {"bytes", static_cast<uint64_t>(file.tellp())}}
+               .dump(2)
+        << "\n";
+  } else if (file.is_open()) {
     err << "wrote " << *path << " (" << g->size() << " objects)\n";
   }
   return 0;
 }
 
-int ImportMeliae(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.positional.size() != 2) return Usage(err, "import-meliae DUMP OUT [--json]");
+int ImportMeliaeCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   Progress progress(err);
   analysis::MeliaeImportStats stats;
   auto s = analysis::ReadMeliaeDump(flags.positional[0], &stats, [&](uint64_t lines) {
@@ -540,19 +548,7 @@ int ImportMeliae(const Flags& flags, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-}  // namespace
-
-bool IsAnalysisVerb(const std::string& verb) {
-  static const std::vector<std::string> verbs = {"types",  "show",         "children", "parents",
-                                                 "why",    "retained",     "walk",     "gdiff",
-                                                 "export", "import-meliae"};
-  return std::find(verbs.begin(), verbs.end(), verb) != verbs.end();
-}
-
 int GraphSummary(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.positional.size() != 1) {
-    return Usage(err, "summary SNAP [--root ADDR [--exclude ADDR]...] [--all] [--json]");
-  }
   auto g = LoadGraph(flags.positional[0], flags, err, false);
   if (!g) return 1;
   std::optional<uint32_t> root;
@@ -572,7 +568,7 @@ int GraphSummary(const Flags& flags, std::ostream& out, std::ostream& err) {
   }
   const std::vector<snapshot::TypeStat> rows = analysis::TypeTable(*g, reachable);
   if (flags.json) {
-    json j = TypeTableJson(rows, flags.all);
+    json j = TypeTableJson(rows, RowsShown(flags, rows.size(), 20));
     j["service"] = g->header().identity.service;
     j["seq"] = g->header().seq;
     j["kind"] = "graph";
@@ -580,13 +576,11 @@ int GraphSummary(const Flags& flags, std::ostream& out, std::ostream& err) {
     out << j.dump(2) << "\n";
     return 0;
   }
-  PrintTypeTable(rows, flags.all, out);
+  PrintTypeTable(rows, RowsShown(flags, rows.size(), 20), out);
   return 0;
 }
 
 int Walk(const Flags& flags, std::istream& in, std::ostream& out, std::ostream& err) {
-  if (flags.positional.empty() || flags.positional.size() > 2)
-    return Usage(err, "walk SNAP [ADDR]");
   auto loaded = LoadGraph(flags.positional[0], flags, err, true);
   if (!loaded) return 1;
   const HeapGraph& g = *loaded;
@@ -652,9 +646,9 @@ int Walk(const Flags& flags, std::istream& in, std::ostream& out, std::ostream& 
              "  why                 shortest paths from roots to here\n"
              "  show                this object again      q            quit\n";
     } else if (command == "ls" || command == "children") {
-      ListNeighbours(g, at, false, true, false, out);
+      ListNeighbours(g, at, false, SIZE_MAX, false, out);
     } else if (command == "parents") {
-      ListNeighbours(g, at, true, true, false, out);
+      ListNeighbours(g, at, true, SIZE_MAX, false, out);
     } else if (command == "c" || command == "cd" || command == "p" || command == "up") {
       if (auto next = pick(command == "p" || command == "up")) {
         back.push_back(at);
@@ -687,27 +681,23 @@ int Walk(const Flags& flags, std::istream& in, std::ostream& out, std::ostream& 
   return 0;
 }
 
-int RunAnalysis(const std::string& verb, const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (verb == "types") return Types(flags, out, err);
-  if (verb == "children") return Neighbourhood(flags, false, out, err);
-  if (verb == "parents") return Neighbourhood(flags, true, out, err);
-  if (verb == "why") return Why(flags, out, err);
-  if (verb == "retained") return Retained(flags, out, err);
-  if (verb == "gdiff") return GraphDiff(flags, out, err);
-  if (verb == "export") return Export(flags, out, err);
-  if (verb == "import-meliae") return ImportMeliae(flags, out, err);
-  if (verb == "walk") return Walk(flags, std::cin, out, err);
-  if (verb == "show") {
-    if (flags.positional.size() != 2) return Usage(err, "show SNAP ADDR [--json]");
-    auto g = LoadGraph(flags.positional[0], flags, err, true);
-    if (!g) return 1;
-    auto i = ResolveObject(*g, flags.positional[1], err);
-    if (!i) return 1;
-    const Dominators d = Dominators::Compute(*g);
-    return Show(*g, &d, *i, flags.json, out);
-  }
-  err << "tidemark: unknown command '" << verb << "'\n";
-  return 2;
+int ChildrenCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
+  return Neighbourhood(flags, false, out, err);
+}
+int ParentsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
+  return Neighbourhood(flags, true, out, err);
+}
+int WalkCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
+  return Walk(flags, std::cin, out, err);
+}
+
+int ShowCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
+  auto g = LoadGraph(flags.positional[0], flags, err, true);
+  if (!g) return 1;
+  auto i = ResolveObject(*g, flags.positional[1], err);
+  if (!i) return 1;
+  const Dominators d = Dominators::Compute(*g);
+  return Show(*g, &d, *i, flags.json, out);
 }
 
 }  // namespace tidemark::cli

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/analysis_commands.h"
+#include "cli/command_line.h"
 #include "cli/flags.h"
 #include "cli/pipeline_commands.h"
 #include "cli/stored.h"
@@ -22,52 +23,6 @@ namespace {
 
 using snapshot::Snapshot;
 using snapshot::TypeStat;
-
-constexpr const char* kUsage =
-    "usage: tidemark <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  summary SNAP [--all] [--json]   per-type table of one snapshot (meliae's layout), top 20\n"
-    "                                  by size unless --all\n"
-    "  diff A B [--all] [--json]       per-type count and byte deltas from A to B, largest growth\n"
-    "                                  first (top 20 unless --all)\n"
-    "  ls [--all] [--json]             services, agents (with labels) and their stored snapshots\n"
-    "                                  (the newest 5 per agent unless --all)\n"
-    "  verify [--json]                 read and decode every stored snapshot; exit 1 if any fails\n"
-    "  keygen [--json]                 a new CURVE key pair (Z85) for tidemarkd or an agent\n"
-    "\n"
-    "growth and alerts (what tidemarkd's diff pipeline sees):\n"
-    "  growth [--service S] [--agent A] [--window 1h|30m|last] [--top N] [--all] [--json]\n"
-    "                                  growing types per service over the window: bytes now,\n"
-    "                                  delta, rate/h (least squares), rising steps, fit (R^2)\n"
-    "  alerts [--all] [--json]         firing alerts, with what holds the growth; --all adds\n"
-    "                                  the resolved ones\n"
-    "  reports [ID|last] [--json]      scheduled diff reports, or one of them\n"
-    "\n"
-    "graph snapshots (instance dicts folded into their owners unless --no-collapse):\n"
-    "  types SNAP                      per-type count, bytes and retained bytes\n"
-    "  show SNAP ADDR                  one object: size, references, referrers, what it retains\n"
-    "  children SNAP ADDR              what it refers to, with edge names ('.attr', '[3]')\n"
-    "  parents SNAP ADDR               what refers to it\n"
-    "  why SNAP ADDR|TYPE              who holds it (or the type's instances): shortest named\n"
-    "                                  paths from roots [--paths N] [--depth N]\n"
-    "  retained SNAP [--top N]         the largest retainers (dominator tree), and by type\n"
-    "  walk SNAP [ADDR]                an interactive walker: to a child, a parent, back, why\n"
-    "  gdiff A B                       objects new in B by type, and the old objects holding them\n"
-    "  summary SNAP --root ADDR        meliae's table over what ADDR reaches [--exclude ADDR]...\n"
-    "  export SNAP --format F [-o OUT] F: callgrind (KCachegrind), folded (flame graphs,\n"
-    "                                  speedscope) or heapsnapshot (Chrome DevTools Memory tab)\n"
-    "  import-meliae DUMP OUT          a meliae dump (JSON lines, plain or gzip) to a snapshot\n"
-    "  load options: --max-refs N, --max-parents N (default 100), --no-values, --no-collapse\n"
-    "  help                            this text\n"
-    "\n"
-    "options:\n"
-    "  --store DIR   the store tidemarkd writes (default $TIDEMARK_STORE, else ./tidemark-data)\n"
-    "\n"
-    "SNAP is a snapshot file written by tidemark.dump(), or a stored snapshot:\n"
-    "  AGENT:SEQ     3:17, api:last, api/4121:first\n"
-    "  AGENT@TIME    the newest taken at or before TIME: 2026-11-26T03:00:00Z, or -1h (ago)\n"
-    "AGENT is an agent id from `tidemark ls`, a service (its newest instance) or SERVICE/PID.\n";
 
 bool Load(const std::string& arg, const Flags& flags, Snapshot& out, std::ostream& err) {
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -96,10 +51,6 @@ std::string Format(const char* fmt, auto... args) {
 
 int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
   if (flags.has("--root")) return GraphSummary(flags, out, err);
-  if (flags.positional.size() != 1) {
-    err << "usage: tidemark summary FILE [--all] [--json]\n";
-    return 2;
-  }
   Snapshot s;
   if (!Load(flags.positional[0], flags, s, err)) return 1;
   // A graph is summarized from its objects, instance dicts collapsed: the numbers meliae's
@@ -110,7 +61,7 @@ int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
     return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
   });
   if (flags.json) {
-    nlohmann::json j = TypeTableJson(rows, flags.all);
+    nlohmann::json j = TypeTableJson(rows, RowsShown(flags, rows.size(), 20));
     const auto& h = s.header;
     j["service"] = h.identity.service;
     j["pid"] = h.identity.pid;
@@ -120,15 +71,11 @@ int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
     out << j.dump(2) << "\n";
     return 0;
   }
-  PrintTypeTable(rows, flags.all, out);
+  PrintTypeTable(rows, RowsShown(flags, rows.size(), 20), out);
   return 0;
 }
 
 int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.positional.size() != 2) {
-    err << "usage: tidemark diff A B [--all] [--json]\n";
-    return 2;
-  }
   Snapshot a, b;
   if (!Load(flags.positional[0], flags, a, err) || !Load(flags.positional[1], flags, b, err)) {
     return 1;
@@ -136,8 +83,12 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
   auto rows = diff::DiffTypes(a.types, b.types);
   std::erase_if(
       rows, [](const diff::TypeDelta& d) { return d.count_delta() == 0 && d.bytes_delta() == 0; });
-  const size_t shown = flags.all ? rows.size() : std::min<size_t>(rows.size(), 20);
+  const size_t shown = RowsShown(flags, rows.size(), 20);
   const double seconds = (b.header.timestamp_ns - a.header.timestamp_ns) / 1e9;
+  if (seconds < 0) {
+    err << "tidemark diff: note: B was taken " << Format("%.1f", -seconds)
+        << " s before A: the deltas go back in time (tidemark diff OLDER NEWER)\n";
+  }
   if (flags.json) {
     nlohmann::json j;
     j["from"] = {{"seq", a.header.seq}, {"timestamp_ns", a.header.timestamp_ns}};
@@ -154,6 +105,7 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
                            {"bytes_after", d.bytes_after},
                            {"bytes_delta", d.bytes_delta()}});
     }
+    MarkTruncated(j, shown, rows.size());
     out << j.dump(2) << "\n";
     return 0;
   }
@@ -168,85 +120,234 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+const OptionSpec kAll = {"--all", OptionKind::kSwitch, "", "every row, not the first ones"};
+OptionSpec Top(std::string_view help) { return {"--top", OptionKind::kCount, "N", help}; }
+
+std::vector<OptionSpec> With(std::vector<OptionSpec> own, const std::vector<OptionSpec>& more) {
+  own.insert(own.end(), more.begin(), more.end());
+  return own;
+}
+
 }  // namespace
 
-bool ParseFlags(const std::vector<std::string>& args, Flags& flags, std::ostream& err) {
-  // Options that take a value; a repeated one keeps every value (--exclude A --exclude B).
-  static const std::vector<std::string> with_value = {
-      "--store",  "--depth", "--paths", "--top",     "--max-parents", "--max-refs", "--format",
-      "--output", "-o",      "--root",  "--exclude", "--window",      "--service",  "--agent"};
-  flags.store_dir = DefaultStoreDir();
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--json") {
-      flags.json = true;
-    } else if (a == "--all") {
-      flags.all = true;
-    } else if (a == "--no-collapse" || a == "--no-values") {
-      flags.values[a];
-    } else if (std::find(with_value.begin(), with_value.end(), a) != with_value.end()) {
-      if (i + 1 == args.size()) {
-        err << "tidemark " << args[0] << ": " << a << " needs a value\n";
-        return false;
-      }
-      const std::string& v = args[++i];
-      if (a == "--store") flags.store_dir = v;
-      flags.values[a == "-o" ? "--output" : a].push_back(v);
-    } else if (a.size() > 1 && a[0] == '-') {
-      err << "tidemark " << args[0] << ": unknown option '" << a << "'\n";
-      return false;
-    } else {
-      flags.positional.push_back(a);
-    }
+const std::vector<VerbSpec>& Verbs() {
+  static const std::vector<VerbSpec> verbs = {
+      {"summary", "snapshots", "SNAP", 1, 1, "per-type table of one snapshot (meliae's layout)",
+       "meliae's per-type table of one snapshot: count, bytes and their shares, largest first.\n"
+       "Of a graph snapshot, instance __dict__s are folded into their owners as meliae's loader\n"
+       "shows them; --root ADDR restricts the table to what ADDR reaches.",
+       With({kAll,
+             Top("the N largest types (default 20)"),
+             kJsonOption,
+             {"--root", OptionKind::kText, "ADDR", "only what the object at ADDR reaches (graph)"},
+             {"--exclude", OptionKind::kList, "ADDR", "with --root: do not enter ADDR"}},
+            kGraphLoadOptions),
+       Summary},
+      {"diff",
+       "snapshots",
+       "A B",
+       2,
+       2,
+       "per-type count and byte deltas from A to B",
+       "Per-type count and byte deltas from snapshot A to snapshot B, largest growth first.",
+       {kAll, Top("the N largest changes (default 20)"), kJsonOption, kStoreOption},
+       Diff},
+      {"ls",
+       "the store",
+       "",
+       0,
+       0,
+       "services, agents and their stored snapshots",
+       "The store's services, their agents (with labels) and stored snapshots, the newest 5 per\n"
+       "agent unless --all.",
+       {kAll, kJsonOption, kStoreOption},
+       [](const Flags& f, std::ostream& o, std::ostream& e) {
+         return ListStore(f.store_dir, f.all, f.json, o, e);
+       },
+       true},
+      {"verify",
+       "the store",
+       "",
+       0,
+       0,
+       "read and decode every stored snapshot",
+       "Reads and decodes every stored snapshot and reports what recovery found damaged or\n"
+       "quarantined. Exit status 1 if anything is.",
+       {kJsonOption, kStoreOption},
+       [](const Flags& f, std::ostream& o, std::ostream& e) {
+         return VerifyStore(f.store_dir, f.json, o, e);
+       },
+       true},
+      {"keygen",
+       "the store",
+       "",
+       0,
+       0,
+       "a new CURVE key pair for tidemarkd or an agent",
+       "Prints a new CURVE key pair (Z85) for tidemarkd's [security] or an agent's\n"
+       "TIDEMARK_CURVE_* settings.",
+       {kJsonOption},
+       [](const Flags& f, std::ostream& o, std::ostream& e) {
+         return MakeCurveKeys(f.json, o, e);
+       }},
+      {"growth",
+       "growth and alerts",
+       "",
+       0,
+       0,
+       "growing types per service over a window",
+       "Growing types per service over the window, as tidemarkd's diff pipeline sees them:\n"
+       "bytes now, delta, rate per hour (least squares), share of rising steps, fit (R^2).",
+       {{"--service", OptionKind::kText, "S", "only service S"},
+        {"--agent", OptionKind::kText, "A",
+         "only agent A: an id from ls, SERVICE/HOST/PID or SERVICE/HOST/PID@START"},
+        {"--window", OptionKind::kText, "DURATION",
+         "1h (default), 30m, 1d..., or 'last' for the newest two snapshots"},
+        Top("the N fastest-growing types per service (default 20)"),
+        {"--all", OptionKind::kSwitch, "", "every type, shrinking ones too"},
+        kJsonOption,
+        kStoreOption},
+       GrowthCommand,
+       true},
+      {"alerts",
+       "growth and alerts",
+       "",
+       0,
+       0,
+       "firing alerts, with what holds the growth",
+       "Firing leak alerts, each with the type, its rate and what holds the new objects.",
+       {{"--all", OptionKind::kSwitch, "", "the resolved alerts too"}, kJsonOption, kStoreOption},
+       AlertsCommand,
+       true},
+      {"reports",
+       "growth and alerts",
+       "[ID|last]",
+       0,
+       1,
+       "scheduled diff reports, or one",
+       "The diff reports [[schedules]] in tidemarkd's configuration made, or one of them.",
+       {kJsonOption, kStoreOption},
+       ReportsCommand,
+       true},
+      {"types", "graph snapshots", "SNAP", 1, 1, "per-type count, bytes and retained bytes",
+       "Per-type count, bytes, largest object and retained bytes (dominator tree) of a graph\n"
+       "snapshot, instance __dict__s folded into their owners unless --no-collapse.",
+       With({kAll, Top("the N largest types (default 25)"), kJsonOption}, kGraphLoadOptions),
+       TypesCommand},
+      {"show", "graph snapshots", "SNAP ADDR", 2, 2, "one object: size, references, retained",
+       "One object: type, size, references, referrers, the bytes it retains and its dominator.",
+       With({kJsonOption}, kGraphLoadOptions), ShowCommand},
+      {"children", "graph snapshots", "SNAP ADDR", 2, 2, "what an object refers to, by edge",
+       "What the object at ADDR refers to, with edge names ('.attr', '[3]', \"['key']\").",
+       With({kAll, Top("the first N (default 50)"), kJsonOption}, kGraphLoadOptions),
+       ChildrenCommand},
+      {"parents", "graph snapshots", "SNAP ADDR", 2, 2, "what refers to an object",
+       "What refers to the object at ADDR, with the edge it is held by.",
+       With({kAll, Top("the first N (default 50)"), kJsonOption}, kGraphLoadOptions),
+       ParentsCommand},
+      {"why", "graph snapshots", "SNAP ADDR|TYPE", 2, 2,
+       "who holds an object or a type's instances",
+       "Who holds the object at ADDR, or every instance of TYPE (module-qualified, as `types`\n"
+       "names it): the referrers holding most of them, and the shortest named paths from roots.",
+       With({{"--paths", OptionKind::kCount, "N", "at most N paths (default 5)"},
+             {"--depth", OptionKind::kCount, "N", "paths of at most N steps (default 32)"},
+             kJsonOption},
+            kGraphLoadOptions),
+       WhyCommand},
+      {"retained", "graph snapshots", "SNAP", 1, 1, "the largest retainers, and by type",
+       "The objects retaining the most bytes (dominator tree), and retained bytes by type.",
+       With({Top("the N largest retainers and types (default 20)"), kJsonOption},
+            kGraphLoadOptions),
+       RetainedCommand},
+      {"walk", "graph snapshots", "SNAP [ADDR]", 1, 2, "an interactive walker through the heap",
+       "An interactive walker from ADDR (default: the largest retainer): to a child, a parent,\n"
+       "back, why. `help` inside lists its commands; it reads them from standard input.",
+       kGraphLoadOptions, WalkCommand},
+      {"gdiff", "graph snapshots", "A B", 2, 2,
+       "objects new in B, and the old objects holding them",
+       "Objects in graph snapshot B that A did not have, by type, and the old objects holding\n"
+       "them. A and B must come from the same process (addresses are compared).",
+       With({kAll, Top("the N largest types (default 10)"), kJsonOption}, kGraphLoadOptions),
+       GraphDiffCommand},
+      {"export", "graph snapshots", "SNAP", 1, 1, "to callgrind, folded stacks or heapsnapshot",
+       "Writes a graph snapshot for other tools: callgrind (KCachegrind), folded (flame graphs,\n"
+       "speedscope) or heapsnapshot (Chrome DevTools' Memory tab).",
+       With({{"--format", OptionKind::kText, "F", "callgrind, folded or heapsnapshot (required)"},
+             {"--output", OptionKind::kText, "FILE", "write FILE (also -o; default: stdout)"},
+             {"--json", OptionKind::kSwitch, "", "describe the file written (needs -o)"}},
+            kGraphLoadOptions),
+       ExportCommand},
+      {"import-meliae",
+       "graph snapshots",
+       "DUMP OUT",
+       2,
+       2,
+       "a meliae dump to a snapshot file",
+       "Converts a meliae dump (JSON lines, plain or gzip) to a tidemark graph snapshot file.",
+       {kJsonOption},
+       ImportMeliaeCommand},
+  };
+  return verbs;
+}
+
+namespace {
+
+const VerbSpec* FindVerb(std::string_view name) {
+  for (const VerbSpec& v : Verbs()) {
+    if (v.name == name) return &v;
   }
+  return nullptr;
+}
+
+// A verb about to read the store, or a snapshot in it, when there is none where it looked.
+bool StoreMissing(const VerbSpec& verb, const Flags& flags, std::ostream& err) {
+  const bool needed =
+      verb.reads_store || std::any_of(flags.positional.begin(), flags.positional.end(),
+                                      [](const std::string& a) { return IsStoredReference(a); });
+  if (!needed || IsStore(flags.store_dir)) return false;
+  err << "tidemark " << verb.name << ": no tidemark store at " << flags.store_dir << " ("
+      << flags.store_source << "); name one with --store DIR or TIDEMARK_STORE\n";
   return true;
 }
 
-std::optional<int64_t> IntOption(const Flags& flags, const std::string& option, int64_t fallback,
-                                 std::ostream& err) {
-  auto v = flags.value(option);
-  if (!v) return fallback;
-  try {
-    size_t used = 0;
-    const int64_t n = std::stoll(*v, &used);
-    if (used == v->size()) return n;
-  } catch (const std::exception&) {
-  }
-  err << "tidemark: " << option << " takes an integer, not '" << *v << "'\n";
-  return std::nullopt;
-}
+}  // namespace
 
 int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-    (args.empty() ? err : out) << kUsage;
-    return args.empty() ? 2 : 0;
+  if (args.empty()) {
+    err << Usage(Verbs());
+    return 2;
   }
-  Flags flags;
-  if (std::find(args.begin(), args.end(), "--help") != args.end()) {
-    out << kUsage;
+  const std::string& first = args[0];
+  if (first == "--version" || first == "version") {
+    out << "tidemark " << TIDEMARK_VERSION << "\n";
     return 0;
   }
-  if (!ParseFlags(args, flags, err)) return 2;
-  if (args[0] == "summary") return Summary(flags, out, err);
-  if (args[0] == "diff") return Diff(flags, out, err);
-  if (args[0] == "ls" || args[0] == "verify" || args[0] == "keygen") {
-    if (!flags.positional.empty()) {
-      err << "tidemark " << args[0] << ": unexpected argument '" << flags.positional[0] << "'\n";
+  if (first == "help" || first == "--help" || first == "-h") {
+    if (args.size() > 1) {
+      if (const VerbSpec* verb = FindVerb(args[1])) {
+        out << VerbHelp(*verb);
+        return 0;
+      }
+      err << "tidemark help: unknown command '" << args[1] << "'\n";
       return 2;
     }
-    if (args[0] == "ls") return ListStore(flags.store_dir, flags.all, flags.json, out, err);
-    if (args[0] == "verify") return VerifyStore(flags.store_dir, flags.json, out, err);
-    return MakeCurveKeys(flags.json, out, err);
+    out << Usage(Verbs());
+    return 0;
   }
-  if (IsAnalysisVerb(args[0])) return RunAnalysis(args[0], flags, out, err);
-  if (IsPipelineVerb(args[0])) {
-    const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
-    return RunPipelineVerb(args[0], flags, now_ns, out, err);
+  const VerbSpec* verb = FindVerb(first);
+  if (verb == nullptr) {
+    err << "tidemark: unknown command '" << first << "'\n" << Usage(Verbs());
+    return 2;
   }
-  err << "tidemark: unknown command '" << args[0] << "'\n" << kUsage;
-  return 2;
+  if (std::find(args.begin() + 1, args.end(), "--help") != args.end() ||
+      std::find(args.begin() + 1, args.end(), "-h") != args.end()) {
+    out << VerbHelp(*verb);
+    return 0;
+  }
+  Flags flags;
+  if (int status = ParseCommandLine(*verb, args, flags, err); status != 0) return status;
+  if (StoreMissing(*verb, flags, err)) return 1;
+  return verb->run(flags, out, err);
 }
 
 }  // namespace tidemark::cli

@@ -10,6 +10,11 @@
 
 namespace tidemark::cli {
 
+struct VerbSpec;
+
 int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// Every verb's definition (cli/command_line.h), in the order the usage lists them.
+const std::vector<VerbSpec>& Verbs();
 
 }  // namespace tidemark::cli

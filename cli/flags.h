@@ -2,8 +2,11 @@
 // arguments. Thread-safety: plain values.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <iosfwd>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,7 +16,8 @@ namespace tidemark::cli {
 struct Flags {
   bool json = false;
   bool all = false;
-  std::string store_dir;
+  std::string store_dir;     // Where the store was found, or the first place looked.
+  std::string store_source;  // How store_dir was chosen: "--store", "TIDEMARK_STORE", ...
   std::map<std::string, std::vector<std::string>> values;  // "--depth" -> {"12"}; repeatable.
   std::vector<std::string> positional;
 
@@ -25,12 +29,14 @@ struct Flags {
   bool has(const std::string& option) const { return values.count(option) > 0; }
 };
 
-// Parses args[1..] (args[0] is the verb). Returns false, after printing why, on an unknown
-// option or an option missing its value.
-bool ParseFlags(const std::vector<std::string>& args, Flags& flags, std::ostream& err);
-
 // An integer option, or `fallback`; a malformed one is reported and yields nullopt.
 std::optional<int64_t> IntOption(const Flags& flags, const std::string& option, int64_t fallback,
                                  std::ostream& err);
+
+// How many of `total` rows to show: all with --all, at most --top N, else all in --json (which
+// is complete unless asked otherwise) and at most `default_rows` in a table.
+size_t RowsShown(const Flags& flags, size_t total, size_t default_rows);
+// Marks JSON output that holds `shown` of `total` rows: "truncated": true, "total": total.
+void MarkTruncated(nlohmann::json& j, size_t shown, size_t total);
 
 }  // namespace tidemark::cli

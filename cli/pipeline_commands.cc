@@ -1,6 +1,7 @@
 #include "cli/pipeline_commands.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <map>
@@ -92,6 +93,22 @@ int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err
     err << "tidemark growth: " << agents.error().message << "\n";
     return 1;
   }
+  // A service or an agent nobody reported as is a mistake, not an empty result.
+  const auto matches = [&](uint32_t id, const snapshot::Identity& who) {
+    const std::string full = snapshot::AgentName(who);
+    const std::string key = full.substr(0, full.rfind('@'));
+    return (service.empty() || who.service == service) &&
+           (agent_filter.empty() || agent_filter == key || agent_filter == full ||
+            agent_filter == std::to_string(id));
+  };
+  if (std::none_of(agents->begin(), agents->end(),
+                   [&](const auto& a) { return matches(a.first, a.second.identity); })) {
+    err << "tidemark growth: no agent" << (agent_filter.empty() ? "" : " '" + agent_filter + "'")
+        << (service.empty() ? "" : " of service '" + service + "'") << " in the store "
+        << flags.store_dir << " (tidemark ls lists them; --agent takes an id, SERVICE/HOST/PID "
+        << "or SERVICE/HOST/PID@START)\n";
+    return 1;
+  }
   // The window, plus a little so its first point is in; "last" needs the newest two only.
   const int64_t since = window_ns == 0 ? INT64_MIN : now - window_ns - window_ns / 10;
   auto points = store::ReadSeries(flags.store_dir, std::nullopt, since);
@@ -111,15 +128,8 @@ int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err
     if (p.goodbye) continue;
     auto who = agents->find(p.agent);
     if (who == agents->end()) continue;
-    const snapshot::Identity& id = who->second.identity;
-    if (!service.empty() && id.service != service) continue;
     // An agent as alerts name it (service/host/pid@start), without @start, or its store id.
-    const std::string key = id.service + "/" + id.host + "/" + std::to_string(id.pid);
-    const std::string full = key + "@" + std::to_string(id.start_time_ns / 1'000'000'000);
-    if (!agent_filter.empty() && agent_filter != key && agent_filter != full &&
-        agent_filter != std::to_string(p.agent)) {
-      continue;
-    }
+    if (!matches(p.agent, who->second.identity)) continue;
     AgentSeries& s = by_agent[p.agent];
     s.agent = &who->second;
     if (!s.times.empty() && p.timestamp_ns <= s.times.back()) continue;
@@ -228,7 +238,9 @@ void PrintAlert(const diff::Alert& a, std::ostream& out) {
 }
 
 // tidemark alerts [--all] [--json]
-int Alerts(const Flags& flags, std::ostream& out, std::ostream& err) {
+}  // namespace
+
+int AlertsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   auto records = store::ReadJournal(flags.store_dir + "/alerts.jnl", "TDMA");
   if (!records) {
     err << "tidemark alerts: " << records.error().message << "\n";
@@ -258,7 +270,7 @@ int Alerts(const Flags& flags, std::ostream& out, std::ostream& err) {
 }
 
 // tidemark reports [ID|last] [--json]
-int Reports(const Flags& flags, std::ostream& out, std::ostream& err) {
+int ReportsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   auto records = store::ReadJournal(flags.store_dir + "/reports.jnl", "TDMR");
   if (!records) {
     err << "tidemark reports: " << records.error().message << "\n";
@@ -327,23 +339,11 @@ int Reports(const Flags& flags, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-}  // namespace
-
-bool IsPipelineVerb(const std::string& verb) {
-  return verb == "growth" || verb == "alerts" || verb == "reports";
-}
-
-int RunPipelineVerb(const std::string& verb, const Flags& flags, int64_t now_ns, std::ostream& out,
-                    std::ostream& err) {
-  if (verb == "growth") {
-    if (!flags.positional.empty()) {
-      err << "tidemark growth: unexpected argument '" << flags.positional[0] << "'\n";
-      return 2;
-    }
-    return Growth(flags, now_ns, out, err);
-  }
-  if (verb == "alerts") return Alerts(flags, out, err);
-  return Reports(flags, out, err);
+int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return Growth(flags, now_ns, out, err);
 }
 
 }  // namespace tidemark::cli

@@ -12,8 +12,8 @@
 
 namespace tidemark::cli {
 
-bool IsPipelineVerb(const std::string& verb);
-int RunPipelineVerb(const std::string& verb, const Flags& flags, int64_t now_ns, std::ostream& out,
-                    std::ostream& err);
+int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err);
+int AlertsCommand(const Flags& flags, std::ostream& out, std::ostream& err);
+int ReportsCommand(const Flags& flags, std::ostream& out, std::ostream& err);
 
 }  // namespace tidemark::cli

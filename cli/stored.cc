@@ -23,6 +23,8 @@ namespace {
 using snapshot::Fail;
 using snapshot::Result;
 
+constexpr const char* kSystemdStore = "/var/lib/tidemark";  // StateDirectory=tidemark
+
 std::string IsoTime(int64_t ns) {
   const std::time_t seconds = static_cast<std::time_t>(ns / 1'000'000'000);
   std::tm tm{};
@@ -56,8 +58,12 @@ Result<std::vector<uint32_t>> ResolveAgent(const store::Catalog& catalog, const 
   const auto slash = name.find('/');
   for (const auto& [id, agent] : catalog.agents) {
     const auto& identity = agent.identity;
+    const std::string full = snapshot::AgentName(identity);
     if (name.find_first_not_of("0123456789") == std::string::npos && !name.empty()) {
       if (std::to_string(id) == name) matches.push_back(&agent);
+    } else if (std::count(name.begin(), name.end(), '/') == 2) {
+      // SERVICE/HOST/PID@START as alerts name it, or SERVICE/HOST/PID.
+      if (name == full || name == full.substr(0, full.rfind('@'))) matches.push_back(&agent);
     } else if (slash != std::string::npos) {
       if (identity.service == name.substr(0, slash) &&
           std::to_string(identity.pid) == name.substr(slash + 1)) {
@@ -77,6 +83,11 @@ Result<std::vector<uint32_t>> ResolveAgent(const store::Catalog& catalog, const 
 
 Result<store::IndexEntry> ResolveRef(const store::Catalog& catalog, const std::string& ref,
                                      int64_t now_ns) {
+  // An agent as alerts name it (SERVICE/HOST/PID@START) stands for its newest snapshot.
+  if (std::count(ref.begin(), ref.end(), '/') == 2 && ref.find(':') == std::string::npos &&
+      ResolveAgent(catalog, ref)) {
+    return ResolveRef(catalog, ref + ":last", now_ns);
+  }
   const auto at = ref.find_last_of(":@");
   if (at == std::string::npos || at == 0) {
     return Fail("'" + ref + "' is neither a file nor a stored snapshot (AGENT:SEQ or AGENT@TIME)");
@@ -164,15 +175,33 @@ Result<std::string> ReadSnapshotFile(const std::string& path) {
 
 }  // namespace
 
-std::string DefaultStoreDir() {
-  if (const char* env = std::getenv("TIDEMARK_STORE"); env && *env) return env;
-  return "./tidemark-data";
+StoreChoice ChooseStore(const std::optional<std::string>& option) {
+  if (option) return {*option, "--store"};
+  if (const char* env = std::getenv("TIDEMARK_STORE"); env && *env) return {env, "TIDEMARK_STORE"};
+  if (IsStore("./tidemark-data")) return {"./tidemark-data", "the working directory"};
+  if (IsStore(kSystemdStore)) return {kSystemdStore, "tidemarkd's systemd state directory"};
+  return {"./tidemark-data", std::string("the default; no store there nor in ") + kSystemdStore};
+}
+
+bool IsStore(const std::string& dir) {
+  std::error_code ec;
+  for (const char* file : {"/agents.log", "/alerts.jnl", "/reports.jnl"}) {
+    if (std::filesystem::is_regular_file(dir + file, ec)) return true;
+  }
+  return false;
+}
+
+bool IsStoredReference(const std::string& arg) {
+  std::error_code ec;
+  return arg.find_first_of(":@") != std::string::npos && !std::filesystem::is_regular_file(arg, ec);
 }
 
 Result<std::string> ReadSnapshotArgument(const std::string& arg, const std::string& store_dir,
                                          int64_t now_ns) {
-  if (std::filesystem::is_regular_file(arg)) return ReadSnapshotFile(arg);
-  if (arg.find_first_of(":@") == std::string::npos) return Fail("cannot open '" + arg + "'");
+  if (!IsStoredReference(arg)) {
+    if (std::filesystem::is_regular_file(arg)) return ReadSnapshotFile(arg);
+    return Fail("cannot open '" + arg + "'");
+  }
   auto catalog = OpenCatalog(store_dir);
   if (!catalog) return std::unexpected(catalog.error());
   auto entry = ResolveRef(*catalog, arg, now_ns);
@@ -204,6 +233,7 @@ int ListStore(const std::string& dir, bool all, bool json, std::ostream& out, st
         nlohmann::json labels = nlohmann::json::object();
         for (const auto& [k, v] : a->identity.labels) labels[k] = v;
         nlohmann::json agent = {{"id", a->id},
+                                {"name", snapshot::AgentName(a->identity)},
                                 {"host", a->identity.host},
                                 {"pid", a->identity.pid},
                                 {"start_time_ns", a->identity.start_time_ns},
@@ -234,8 +264,9 @@ int ListStore(const std::string& dir, bool all, bool json, std::ostream& out, st
       const auto& entries = by_agent[a->id];
       std::string labels;
       for (const auto& [k, v] : a->identity.labels) labels += " " + k + "=" + v;
-      out << "  agent " << a->id << "  " << a->identity.host << " pid " << a->identity.pid
-          << "  started " << IsoTime(a->identity.start_time_ns) << labels << "  (" << entries.size()
+      out << "  agent " << a->id << "  " << snapshot::AgentName(a->identity) << "  host "
+          << a->identity.host << " pid " << a->identity.pid << "  started "
+          << IsoTime(a->identity.start_time_ns) << labels << "  (" << entries.size()
           << " snapshots)\n";
       const size_t first = entries.size() - std::min(entries.size(), shown_per_agent);
       if (first > 0) out << "      ... " << first << " older (--all lists them)\n";

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
 
 #include "snapshot/result.h"
@@ -17,7 +18,17 @@
 
 namespace tidemark::cli {
 
-std::string DefaultStoreDir();
+// Where the store is: --store DIR, else $TIDEMARK_STORE, else ./tidemark-data if it is a store,
+// else /var/lib/tidemark (tidemarkd's systemd state directory) if it is one.
+struct StoreChoice {
+  std::string dir;     // The store; ./tidemark-data when none was found.
+  std::string source;  // "--store", "TIDEMARK_STORE", "the working directory", ...
+};
+StoreChoice ChooseStore(const std::optional<std::string>& option);
+// A directory tidemarkd has written: agents, or the alert or report journal.
+bool IsStore(const std::string& dir);
+// Whether `arg` names a stored snapshot rather than a file.
+bool IsStoredReference(const std::string& arg);
 
 // The encoded message `arg` names: a file's bytes, or a stored snapshot's.
 snapshot::Result<std::string> ReadSnapshotArgument(const std::string& arg,

@@ -1,19 +1,13 @@
 #include "cli/type_table.h"
 
+#include "cli/flags.h"
+
 #include <cinttypes>
 #include <cstdio>
 #include <ostream>
 
 namespace tidemark::cli {
-namespace {
-
-size_t Shown(const std::vector<snapshot::TypeStat>& rows, bool all) {
-  return all ? rows.size() : std::min<size_t>(rows.size(), 20);
-}
-
-}  // namespace
-
-void PrintTypeTable(const std::vector<snapshot::TypeStat>& rows, bool all, std::ostream& out) {
+void PrintTypeTable(const std::vector<snapshot::TypeStat>& rows, size_t shown, std::ostream& out) {
   uint64_t count = 0, bytes = 0;
   for (const auto& t : rows) count += t.count, bytes += t.bytes;
   char line[512];
@@ -22,7 +16,7 @@ void PrintTypeTable(const std::vector<snapshot::TypeStat>& rows, bool all, std::
                 count, rows.size(), bytes / 1024.0 / 1024.0, bytes);
   out << line << " Index   Count   %      Size   % Cum     Max Kind\n";
   uint64_t cumulative = 0;
-  for (size_t i = 0; i < Shown(rows, all); ++i) {
+  for (size_t i = 0; i < shown; ++i) {
     const snapshot::TypeStat& t = rows[i];
     cumulative += t.bytes;
     // meliae truncates percentages.
@@ -33,21 +27,23 @@ void PrintTypeTable(const std::vector<snapshot::TypeStat>& rows, bool all, std::
                   t.count, count_pct, t.bytes, size_pct, cum_pct, t.max_bytes, t.name.c_str());
     out << line;
   }
+  if (shown < rows.size()) out << "... " << rows.size() - shown << " more types (--all)\n";
 }
 
-nlohmann::json TypeTableJson(const std::vector<snapshot::TypeStat>& rows, bool all) {
+nlohmann::json TypeTableJson(const std::vector<snapshot::TypeStat>& rows, size_t shown) {
   uint64_t count = 0, bytes = 0;
   for (const auto& t : rows) count += t.count, bytes += t.bytes;
   nlohmann::json j = {{"objects", count},
                       {"bytes", bytes},
                       {"types", rows.size()},
                       {"rows", nlohmann::json::array()}};
-  for (size_t i = 0; i < Shown(rows, all); ++i) {
+  for (size_t i = 0; i < shown; ++i) {
     j["rows"].push_back({{"type", rows[i].name},
                          {"count", rows[i].count},
                          {"bytes", rows[i].bytes},
                          {"max", rows[i].max_bytes}});
   }
+  MarkTruncated(j, shown, rows.size());
   return j;
 }
 

@@ -10,9 +10,10 @@
 
 namespace tidemark::cli {
 
-// REQUIRES: rows sorted by (bytes, count), largest first. Shows 20 rows unless `all`.
-void PrintTypeTable(const std::vector<snapshot::TypeStat>& rows, bool all, std::ostream& out);
-// {"objects", "bytes", "types", "rows": [{"type", "count", "bytes", "max"}...]}.
-nlohmann::json TypeTableJson(const std::vector<snapshot::TypeStat>& rows, bool all);
+// REQUIRES: rows sorted by (bytes, count), largest first; shown <= rows.size().
+void PrintTypeTable(const std::vector<snapshot::TypeStat>& rows, size_t shown, std::ostream& out);
+// {"objects", "bytes", "types", "rows": [{"type", "count", "bytes", "max"}...]}, with
+// "truncated" and "total" when fewer than all rows are shown.
+nlohmann::json TypeTableJson(const std::vector<snapshot::TypeStat>& rows, size_t shown);
 
 }  // namespace tidemark::cli

@@ -195,7 +195,7 @@ void Ingest::ProcessGoodbye(std::string_view message, const std::string& peer_ad
     return;
   }
   if (!*stored) return;  // Never heard of: nothing to forget.
-  const std::string key = AgentKey(who);
+  const std::string key = snapshot::AgentName(who);
   {
     std::lock_guard lock(peers_mutex_);
     peers_.erase(key);
@@ -226,7 +226,7 @@ void Ingest::Process(std::string peer, const std::string& peer_address, std::str
     state_->pending.emplace(*ticket, State::PendingAck{peer, valid->header.seq});
   }
   if (!pipeline_) return;
-  const std::string key = AgentKey(valid->header.identity);
+  const std::string key = snapshot::AgentName(valid->header.identity);
   {
     std::lock_guard lock(peers_mutex_);
     // Bounded: forgetting every connection costs only until each agent's next snapshot.

@@ -78,7 +78,7 @@ class Ingest {
   void Stop();
   void UpdateSettings(const IngestSettings& settings);
 
-  // Queues a graph request to an agent (by collector::AgentKey) on the connection its last
+  // Queues a graph request to an agent (by snapshot::AgentName) on the connection its last
   // snapshot came in on. False if no snapshot came from it yet. Thread-safe.
   bool RequestGraph(const std::string& agent_key, bool values);
 

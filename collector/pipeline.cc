@@ -32,15 +32,6 @@ std::string Seconds(int64_t ns) {
   return out.str();
 }
 
-}  // namespace
-
-std::string AgentKey(const snapshot::Identity& id) {
-  return id.service + "/" + id.host + "/" + std::to_string(id.pid) + "@" +
-         std::to_string(id.start_time_ns / kSecondNs);
-}
-
-namespace {
-
 // A rule's tests and timing, from the configuration's units to the detector's.
 template <typename Rule>
 void CopyGrowthRule(const config::GrowthRule& from, Rule& to) {
@@ -129,7 +120,7 @@ snapshot::Result<diff::Report> BuildReport(const std::string& store_dir,
     const snapshot::Identity& who = found->second.identity;
     diff::ReportSection section;
     section.scope = "agent";
-    section.name = AgentKey(who);
+    section.name = snapshot::AgentName(who);
     section.service = who.service;
     section.from_ns = nearest->timestamp_ns;
     section.to_ns = newest.timestamp_ns;
@@ -198,10 +189,10 @@ Pipeline::Pipeline(const config::Config& config, std::string store_dir, Notifier
     : store_dir_(std::move(store_dir)),
       notifier_(notifier),
       config_(config),
-      investigate_(config.investigate),
       rolling_(config.growth_span_ms * kMsToNs, static_cast<size_t>(config.max_types_per_agent),
                static_cast<size_t>(config.growth_max_memory_bytes)),
-      detector_(DetectorConfigOf(config)) {}
+      detector_(DetectorConfigOf(config)),
+      investigate_(config.investigate) {}
 
 Pipeline::~Pipeline() { Stop(); }
 
@@ -251,7 +242,7 @@ snapshot::Result<void> Pipeline::Start(int64_t now) {
       auto who = agents->find(p.agent);
       if (who == agents->end()) continue;
       if (p.goodbye) {  // Stopped: neither silent nor part of any rule.
-        rolling_.Forget(AgentKey(who->second.identity));
+        rolling_.Forget(snapshot::AgentName(who->second.identity));
         continue;
       }
       snapshot::Header h;
@@ -265,7 +256,8 @@ snapshot::Result<void> Pipeline::Start(int64_t now) {
         h.objects += t.count;
       }
       // Silence counts from this start, not from before the daemon was down.
-      folded += rolling_.Fold(AgentKey(h.identity), h, types, std::max(p.timestamp_ns, now));
+      folded +=
+          rolling_.Fold(snapshot::AgentName(h.identity), h, types, std::max(p.timestamp_ns, now));
     }
   }
   spdlog::info(

@@ -42,10 +42,6 @@
 
 namespace tidemark::collector {
 
-// How alerts and reports name an agent: "service/host/pid@start" (start in Unix seconds), so
-// that restarts with the same pid (pid 1 in containers) stay apart.
-std::string AgentKey(const snapshot::Identity& identity);
-
 // When a schedule runs next after `after_ns`: `every` after it, or the next `at` local time
 // strictly after it (mktime: daylight-saving changes are the C library's).
 int64_t NextScheduledRun(const config::ScheduleConfig& schedule, int64_t after_ns);
@@ -77,7 +73,7 @@ class Pipeline {
   void Reconfigure(const config::Config& config);
   void SetGraphRequester(GraphRequester requester);
 
-  // `agent` is AgentKey(header.identity), which the caller has at hand.
+  // `agent` is snapshot::AgentName(header.identity), which the caller has at hand.
   void OnSummary(const std::string& agent, const snapshot::Header& header,
                  const std::vector<snapshot::TypeStat>& types, int64_t received_ns);
   void OnGraph(const std::string& agent, const snapshot::Header& header, std::string_view message,

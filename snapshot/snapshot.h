@@ -29,6 +29,13 @@ struct Identity {
   std::vector<std::pair<std::string, std::string>> labels;
 };
 
+// How every tool names an agent: "service/host/pid@start" (start in Unix seconds, so that
+// restarts with the same pid, pid 1 in containers, stay apart). Alerts, reports, the CLI.
+inline std::string AgentName(const Identity& id) {
+  return id.service + "/" + id.host + "/" + std::to_string(id.pid) + "@" +
+         std::to_string(id.start_time_ns / 1'000'000'000);
+}
+
 // The agent's own figures, so its cost is visible next to what it measures.
 struct AgentFigures {
   double pause_ms = 0;         // GIL held for this snapshot's walk.

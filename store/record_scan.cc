@@ -102,19 +102,20 @@ Result<ScanOutcome> Scan(Source& source, uint64_t from, uint64_t size, const Sca
   ScanOutcome outcome;
   outcome.end = from;
   uint64_t at = from;
-  std::optional<uint64_t> damaged_from;
+  constexpr uint64_t kIntact = UINT64_MAX;
+  uint64_t damaged_from = kIntact;  // Where the damage being skipped began.
   while (size > at && size - at >= kRecordHeaderSize) {
     auto record = RecordAt(source, at, size, options);
     if (!record) return std::unexpected(record.error());
     if (*record) {
-      if (damaged_from) outcome.damaged.push_back({*damaged_from, at});
-      damaged_from.reset();
+      if (damaged_from != kIntact) outcome.damaged.push_back({damaged_from, at});
+      damaged_from = kIntact;
       visit(at, **record);
       at += kRecordHeaderSize + (*record)->size();
       outcome.end = at;
       continue;
     }
-    if (!damaged_from) damaged_from = at;
+    if (damaged_from == kIntact) damaged_from = at;
     auto next = NextCandidate(source, at, size);
     if (!next) return std::unexpected(next.error());
     at = *next;
@@ -124,8 +125,8 @@ Result<ScanOutcome> Scan(Source& source, uint64_t from, uint64_t size, const Sca
 
 }  // namespace
 
-Result<ScanOutcome> ScanFile(FileSystem& fs, const std::string& path, uint64_t from,
-                             uint64_t size, const ScanOptions& options,
+Result<ScanOutcome> ScanFile(FileSystem& fs, const std::string& path, uint64_t from, uint64_t size,
+                             const ScanOptions& options,
                              const std::function<void(uint64_t, std::string_view)>& visit) {
   Source source(fs, path);
   return Scan(source, from, size, options, visit);

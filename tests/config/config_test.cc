@@ -137,7 +137,7 @@ TEST(Config, SizesAndDurationsThatOverflowAreRefusedNamingTheKey) {
 }
 
 TEST(Config, InputThatReachesTheTomlParsersAssertsIsAnErrorInEveryBuild) {
-  for (const std::string text : {std::string("[="), std::string("a = \"x\"\n\xe2\x82"),
+  for (const std::string& text : {std::string("[="), std::string("a = \"x\"\n\xe2\x82"),
                                  std::string("\xff"), std::string("[a]\n[=\n")}) {
     auto parsed = Parse(text, "t.toml");
     ASSERT_FALSE(parsed);

@@ -374,10 +374,14 @@ TEST_F(StoreTest, ADamagedAgentsLogLosesNoAgentAndAMissingOneReusesNoId) {
   const Catalog catalog = ReadAll();
   ASSERT_EQ(catalog.agents.size(), 7u) << log_;
   for (const auto& [id, agent] : catalog.agents) {
-    if (agent.identity.service == "newcomer") EXPECT_GT(id, 6u) << "ids are never reused";
+    if (agent.identity.service == "newcomer") {
+      EXPECT_GT(id, 6u) << "ids are never reused";
+    }
   }
   for (const IndexEntry& e : catalog.entries) {
-    if (e.agent <= 6) EXPECT_EQ(catalog.agents.at(e.agent).identity.pid, static_cast<int64_t>(e.agent));
+    if (e.agent <= 6) {
+      EXPECT_EQ(catalog.agents.at(e.agent).identity.pid, static_cast<int64_t>(e.agent));
+    }
   }
 }
 

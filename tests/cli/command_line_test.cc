@@ -1,0 +1,233 @@
+// The command model: each verb's own help, refused options, complete JSON, one agent name,
+// where the store is. Through cli::Main, as the tidemark binary runs it.
+#include "cli/command_line.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "snapshot/wire.h"
+#include "store/store.h"
+#include "tests/analysis/graph_builder.h"
+
+namespace tidemark::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using analysis::testing::GraphBuilder;
+
+int RunCli(std::vector<std::string> args, std::string& out, std::string& err) {
+  std::ostringstream o, e;
+  const int rc = Main(args, o, e);
+  out = o.str();
+  err = e.str();
+  return rc;
+}
+
+std::string Path(const std::string& name) { return std::string(TEST_TMPDIR) + "/cl_" + name; }
+
+// A summary snapshot of `types` types, type i having i+1 objects of 100 bytes.
+snapshot::Snapshot ManyTypes(int types, uint64_t seq = 1) {
+  snapshot::Snapshot s;
+  s.header.identity = {"svc", "h", 7, 1'700'000'000'000'000'000, {}};
+  s.header.seq = seq;
+  s.header.timestamp_ns = 1'700'000'000'000'000'000 + static_cast<int64_t>(seq) * 1'000'000'000;
+  for (int i = 0; i < types; ++i) {
+    s.types.push_back({"mod.T" + std::to_string(i), static_cast<uint64_t>(i + 1),
+                       static_cast<uint64_t>(i + 1) * 100, 100});
+  }
+  return s;
+}
+
+std::string Write(const std::string& name, const snapshot::Snapshot& s) {
+  const std::string path = Path(name);
+  std::ofstream(path, std::ios::binary) << *snapshot::Encode(s);
+  return path;
+}
+
+// One object holding `n` children.
+std::string WriteFanOut(const std::string& name, int n) {
+  GraphBuilder b;
+  std::vector<std::string> refs;
+  for (int i = 0; i < n; ++i) refs.push_back("c" + std::to_string(i));
+  b.Add("holder", "list", 1000, refs).Root("holder");
+  for (int i = 0; i < n; ++i) b.Add("c" + std::to_string(i), "str", 50);
+  const std::string path = Path(name);
+  std::ofstream(path, std::ios::binary) << *snapshot::Encode(b.Build());
+  return path;
+}
+
+size_t Lines(const std::string& text, const std::string& containing) {
+  size_t n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) n += line.find(containing) != std::string::npos;
+  return n;
+}
+
+TEST(CommandLine, EveryVerbHasItsOwnHelpListingItsOptions) {
+  std::set<std::string> helps;
+  for (const VerbSpec& verb : Verbs()) {
+    std::string out, err;
+    const std::string name(verb.name);
+    ASSERT_EQ(RunCli({name, "--help"}, out, err), 0) << name << ": " << err;
+    EXPECT_EQ(out.rfind("usage: tidemark " + name, 0), 0u) << out;
+    for (const OptionSpec& o : verb.options) {
+      EXPECT_NE(out.find("  " + std::string(o.name)), std::string::npos) << name << ": " << out;
+    }
+    std::string via_help;
+    ASSERT_EQ(RunCli({"help", name}, via_help, err), 0);
+    EXPECT_EQ(via_help, out);
+    helps.insert(out);
+  }
+  EXPECT_EQ(helps.size(), Verbs().size()) << "no two verbs share a help text";
+}
+
+TEST(CommandLine, EveryVerbRefusesAnOptionItDoesNotTake) {
+  for (const VerbSpec& verb : Verbs()) {
+    std::string out, err;
+    const std::string name(verb.name);
+    EXPECT_EQ(RunCli({name, "--frobnicate"}, out, err), 2) << name;
+    EXPECT_NE(err.find("no option '--frobnicate' for this command"), std::string::npos) << err;
+    EXPECT_NE(err.find("tidemark " + name + " --help"), std::string::npos) << err;
+  }
+  std::string out, err;
+  EXPECT_EQ(RunCli({"summary", "a.tdmk", "--paths", "3"}, out, err), 2) << "why's option";
+  EXPECT_EQ(RunCli({"walk", "a.tdmk", "--json"}, out, err), 2);
+  EXPECT_NE(err.find("'--json'"), std::string::npos) << err;
+  EXPECT_EQ(RunCli({"summary", "a.tdmk", "--top", "many"}, out, err), 2);
+  EXPECT_NE(err.find("--top takes a positive integer, not 'many'"), std::string::npos) << err;
+  EXPECT_EQ(RunCli({"why", "a.tdmk"}, out, err), 2);
+  EXPECT_NE(err.find("usage: tidemark why SNAP ADDR|TYPE"), std::string::npos) << err;
+  EXPECT_EQ(RunCli({"ls", "extra"}, out, err), 2);
+  EXPECT_NE(err.find("unexpected argument 'extra'"), std::string::npos) << err;
+}
+
+TEST(CommandLine, VersionAndUsageListEveryVerb) {
+  std::string out, err;
+  ASSERT_EQ(RunCli({"--version"}, out, err), 0);
+  EXPECT_EQ(out.rfind("tidemark ", 0), 0u);
+  EXPECT_NE(out.find('.'), std::string::npos) << out;
+  ASSERT_EQ(RunCli({"--help"}, out, err), 0);
+  for (const VerbSpec& verb : Verbs())
+    EXPECT_NE(out.find("\n  " + std::string(verb.name) + " "), std::string::npos) << verb.name;
+  EXPECT_EQ(RunCli({}, out, err), 2);
+  EXPECT_NE(err.find("usage: tidemark"), std::string::npos);
+}
+
+TEST(CommandLine, TopLimitsTheRowsOfSummaryDiffAndChildren) {
+  const std::string a = Write("a.tdmk", ManyTypes(150, 1));
+  std::string out, err;
+  ASSERT_EQ(RunCli({"summary", a, "--top", "5"}, out, err), 0) << err;
+  EXPECT_EQ(Lines(out, " mod.T"), 5u) << out;
+  EXPECT_NE(out.find("145 more types"), std::string::npos) << out;
+  ASSERT_EQ(RunCli({"summary", a}, out, err), 0) << err;
+  EXPECT_EQ(Lines(out, " mod.T"), 20u) << "the default";
+  const std::string fan = WriteFanOut("fan.tdmk", 80);
+  ASSERT_EQ(RunCli({"children", fan, "0x10000", "--top", "3"}, out, err), 0) << err;
+  EXPECT_EQ(Lines(out, " str"), 3u) << out;
+  EXPECT_NE(out.find("77 more"), std::string::npos) << out;
+}
+
+TEST(CommandLine, JsonIsCompleteOrSaysItIsTruncated) {
+  const std::string a = Write("a.tdmk", ManyTypes(150, 1));
+  const std::string b = Write("b.tdmk", ManyTypes(160, 2));
+  std::string out, err;
+  ASSERT_EQ(RunCli({"summary", a, "--json"}, out, err), 0) << err;
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["rows"].size(), 150u);
+  EXPECT_FALSE(j.contains("truncated"));
+  ASSERT_EQ(RunCli({"summary", a, "--json", "--top", "7"}, out, err), 0) << err;
+  j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["rows"].size(), 7u);
+  EXPECT_EQ(j["truncated"], true);
+  EXPECT_EQ(j["total"], 150);
+  ASSERT_EQ(RunCli({"diff", a, b, "--json"}, out, err), 0) << err;
+  EXPECT_EQ(nlohmann::json::parse(out)["rows"].size(), 10u) << "the ten new types";
+  const std::string fan = WriteFanOut("fan.tdmk", 80);
+  ASSERT_EQ(RunCli({"types", fan, "--json"}, out, err), 0) << err;
+  EXPECT_EQ(nlohmann::json::parse(out)["rows"].size(), 2u);
+  ASSERT_EQ(RunCli({"children", fan, "0x10000", "--json"}, out, err), 0) << err;
+  j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["children"].size(), 80u);
+  EXPECT_FALSE(j.contains("truncated"));
+  const std::string target = Path("fan.folded");
+  ASSERT_EQ(RunCli({"export", fan, "--format", "folded", "-o", target, "--json"}, out, err), 0)
+      << err;
+  j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["objects"], 81);
+  EXPECT_EQ(j["bytes"], fs::file_size(target));
+}
+
+TEST(CommandLine, DiffOfReversedSnapshotsSaysSo) {
+  const std::string a = Write("a.tdmk", ManyTypes(3, 1));
+  const std::string b = Write("b.tdmk", ManyTypes(4, 5));
+  std::string out, err;
+  ASSERT_EQ(RunCli({"diff", b, a}, out, err), 0) << err;
+  EXPECT_NE(err.find("B was taken 4.0 s before A"), std::string::npos) << err;
+  ASSERT_EQ(RunCli({"diff", a, b}, out, err), 0) << err;
+  EXPECT_EQ(err, "");
+}
+
+class StoreCommandLine : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = Path(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    auto store = store::Store::Open(dir_, {}, 1);
+    ASSERT_TRUE(store) << store.error().message;
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+      const snapshot::Snapshot s = ManyTypes(static_cast<int>(seq), seq);
+      ASSERT_TRUE((*store)->Append(*snapshot::Encode(s), s.header, s.types, s.header.timestamp_ns));
+    }
+    (*store)->Flush();
+  }
+  std::string dir_;
+};
+
+TEST_F(StoreCommandLine, AnAgentIsNamedAlikeByLsAndAlertsAndStandsForItsNewestSnapshot) {
+  std::string out, err;
+  ASSERT_EQ(RunCli({"ls", "--store", dir_, "--json"}, out, err), 0) << err;
+  const std::string name = nlohmann::json::parse(out)["services"][0]["agents"][0]["name"];
+  EXPECT_EQ(name, "svc/h/7@1700000000");
+  ASSERT_EQ(RunCli({"ls", "--store", dir_}, out, err), 0) << err;
+  EXPECT_NE(out.find(name), std::string::npos) << out;
+  for (const std::string& ref : {name, name + ":last", std::string("svc/h/7:3"), name + ":3"}) {
+    ASSERT_EQ(RunCli({"summary", ref, "--store", dir_, "--json"}, out, err), 0) << ref << err;
+    EXPECT_EQ(nlohmann::json::parse(out)["seq"], 3) << ref;
+  }
+  ASSERT_EQ(RunCli({"growth", "--store", dir_, "--agent", name, "--window", "last"}, out, err), 0)
+      << err;
+}
+
+TEST_F(StoreCommandLine, AnUnknownAgentOrServiceIsAnError) {
+  std::string out, err;
+  EXPECT_EQ(RunCli({"growth", "--store", dir_, "--agent", "nonexistent"}, out, err), 1);
+  EXPECT_NE(err.find("no agent 'nonexistent'"), std::string::npos) << err;
+  EXPECT_EQ(RunCli({"growth", "--store", dir_, "--service", "nope"}, out, err), 1);
+  EXPECT_NE(err.find("of service 'nope'"), std::string::npos) << err;
+  EXPECT_EQ(RunCli({"summary", "ghost:last", "--store", dir_}, out, err), 1);
+  EXPECT_NE(err.find("no agent 'ghost'"), std::string::npos) << err;
+}
+
+TEST_F(StoreCommandLine, NoStoreWhereItLookedIsAnErrorSayingWhereAndHowToNameOne) {
+  const std::string nowhere = Path("no-store-here");
+  for (const char* verb : {"ls", "alerts", "growth", "reports", "verify"}) {
+    std::string out, err;
+    EXPECT_EQ(RunCli({verb, "--store", nowhere}, out, err), 1) << verb << out;
+    EXPECT_NE(err.find("no tidemark store at " + nowhere + " (--store)"), std::string::npos) << err;
+    EXPECT_NE(err.find("TIDEMARK_STORE"), std::string::npos) << err;
+    EXPECT_EQ(out, "") << verb << ": nothing reassuring on stdout";
+  }
+  std::string out, err;
+  EXPECT_EQ(RunCli({"summary", "svc:last", "--store", nowhere}, out, err), 1);
+  EXPECT_NE(err.find("no tidemark store at"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace tidemark::cli
