@@ -15,6 +15,7 @@
 
 #include "agent/clock.h"
 #include "agent/lifecycle.h"
+#include "agent/notice.h"
 #include "agent/take.h"
 #include "agent/walker.h"
 #include "snapshot/wire.h"
@@ -196,6 +197,7 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
                                    "watch",
                                    "probation",
                                    "max_overhead",
+                                   "warn_after",
                                    nullptr};
   const char* endpoint;
   const char* service;
@@ -205,14 +207,13 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   long long max_refs = -1, max_objects = 0, budget = 64ll << 20;
   const char *server_key = "", *public_key = "", *secret_key = "";
   PyObject* sizers = nullptr;
-  double graph_request_interval = 5, probation = 0, max_overhead = 0.01;
+  double graph_request_interval = 5, probation = 0, max_overhead = 0.01, warn_after = 300;
   const char* watch = "all";
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OdipLOLdLisssOdsdd",
-                                   const_cast<char**>(keywords), &endpoint, &service, &labels,
-                                   &interval, &graph_every, &values, &max_refs, &exclude,
-                                   &max_objects, &max_pause_ms, &budget, &signum, &server_key,
-                                   &public_key, &secret_key, &sizers, &graph_request_interval,
-                                   &watch, &probation, &max_overhead)) {
+  if (!PyArg_ParseTupleAndKeywords(
+          args, kwargs, "ss|OdipLOLdLisssOdsddd", const_cast<char**>(keywords), &endpoint, &service,
+          &labels, &interval, &graph_every, &values, &max_refs, &exclude, &max_objects,
+          &max_pause_ms, &budget, &signum, &server_key, &public_key, &secret_key, &sizers,
+          &graph_request_interval, &watch, &probation, &max_overhead, &warn_after)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
@@ -255,6 +256,12 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
     return nullptr;
   }
   config.max_overhead = max_overhead;
+  if (!(warn_after > 0)) {
+    PyErr_SetString(PyExc_ValueError, "warn_after must be a positive number of seconds");
+    return nullptr;
+  }
+  config.warn_after_s = warn_after;
+  config.notice = LogNotice;
   settings.probation_s = probation;
   settings.signal_number = signum;
   settings.sizers = sizers;
@@ -275,16 +282,16 @@ PyObject* Trigger(PyObject*, PyObject*) {
 PyObject* Status(PyObject*, PyObject*) {
   const AgentStatus status = GetAgentStatus();
   const ReporterFigures& f = status.figures;
-  return Py_BuildValue(
-      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K}", "running",
-      status.running ? Py_True : Py_False, "state", status.state, "taken",
-      (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
-      (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
-      "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes, "last_pause_ms",
-      f.last_pause_ms, "total_pause_ms", f.total_pause_ms, "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str(),
-      "graph_requests", (unsigned long long)f.graph_requests, "graph_requests_delayed",
-      (unsigned long long)f.graph_requests_delayed, "intervals_stretched",
-      (unsigned long long)f.stretched);
+  return Py_BuildValue("{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K}", "running",
+                       status.running ? Py_True : Py_False, "state", status.state, "taken",
+                       (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
+                       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
+                       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes,
+                       "last_pause_ms", f.last_pause_ms, "total_pause_ms", f.total_pause_ms,
+                       "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str(),
+                       "graph_requests", (unsigned long long)f.graph_requests,
+                       "graph_requests_delayed", (unsigned long long)f.graph_requests_delayed,
+                       "intervals_stretched", (unsigned long long)f.stretched);
 }
 
 PyObject* BeforeForkHook(PyObject*, PyObject*) {

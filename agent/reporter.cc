@@ -5,8 +5,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <zmq.h>
+#include <chrono>
 
 #include "agent/clock.h"
 #include "agent/wake.h"
@@ -32,11 +32,11 @@ Reporter::Reporter(ReporterConfig config, ReporterProgress progress, TakeFn take
 }
 
 snapshot::Result<std::unique_ptr<Reporter>> Reporter::Start(ReporterConfig config,
-                                                            ReporterProgress progress,
-                                                            TakeFn take, ReporterStart how) {
+                                                            ReporterProgress progress, TakeFn take,
+                                                            ReporterStart how) {
   if (!(config.interval_s > 0)) return snapshot::Fail("interval must be positive");
-  std::unique_ptr<Reporter> r(new Reporter(std::move(config), std::move(progress), std::move(take),
-                                           std::move(how.ready)));
+  std::unique_ptr<Reporter> r(
+      new Reporter(std::move(config), std::move(progress), std::move(take), std::move(how.ready)));
   if (how.open_now) {
     auto opened = Connection::Open(r->config_.connection);
     if (!opened) return std::unexpected(opened.error());
@@ -93,10 +93,40 @@ void Reporter::RecordError(std::string what) {
   figures_.last_error = std::move(what);
 }
 
-void Reporter::Drop(std::string why) {
+void Reporter::Drop(std::string why, bool collector_trouble) {
+  const bool first = !collector_trouble && !drop_noticed_;
+  if (first) {
+    drop_noticed_ = true;
+    Notice("a snapshot was dropped: " + why + " (later drops are counted in status()['dropped'])");
+  }
   std::lock_guard lock(figures_mutex_);
   ++figures_.dropped;
   figures_.last_error = std::move(why);
+}
+
+void Reporter::Notice(const std::string& what) {
+  if (config_.notice) config_.notice(what);
+}
+
+void Reporter::CheckDelivery() {
+  const auto now = Clock::now();
+  const uint64_t acked = connection_->acked();
+  if (acked != acked_seen_) {
+    acked_seen_ = acked;
+    last_delivery_ = now;
+    if (silence_noticed_) {
+      silence_noticed_ = false;
+      Notice("snapshots are acknowledged by " + config_.connection.endpoint + " again");
+    }
+    return;
+  }
+  if (silence_noticed_ || now - last_delivery_ < Seconds(config_.warn_after_s)) return;
+  silence_noticed_ = true;
+  const ReporterFigures f = figures();
+  const auto silent_s = std::chrono::duration_cast<std::chrono::seconds>(now - last_delivery_);
+  Notice("no snapshot acknowledged by a collector at " + config_.connection.endpoint + " for " +
+         std::to_string(silent_s.count()) + " s; " + std::to_string(f.dropped) + " dropped so far" +
+         (f.last_error.empty() ? "" : " (last: " + f.last_error + ")"));
 }
 
 bool Reporter::WaitForProbation() {
@@ -154,8 +184,10 @@ void Reporter::Loop() {
   zmq_pollitem_t items[2] = {{connection_->socket_handle(), 0, ZMQ_POLLIN, 0},
                              {nullptr, wake_fd, ZMQ_POLLIN, 0}};
   const int nitems = wake_fd >= 0 ? 2 : 1;
+  last_delivery_ = Clock::now();
   while (!stop_.load()) {
-    const auto wake_at = graph_due_ ? std::min(progress_.next_due, *graph_due_) : progress_.next_due;
+    const auto wake_at =
+        graph_due_ ? std::min(progress_.next_due, *graph_due_) : progress_.next_due;
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now());
     if (nitems == 1) wait = std::min(wait, std::chrono::milliseconds(100));  // No eventfd.
     if (zmq_poll(items, nitems, std::max<long>(0, wait.count())) < 0 && zmq_errno() == ETERM) break;
@@ -167,6 +199,7 @@ void Reporter::Loop() {
       std::lock_guard lock(figures_mutex_);
       figures_.delivered = progress_.figures.delivered + connection_->acked();
     }
+    CheckDelivery();
     if (graph_due_ && Clock::now() >= *graph_due_) {
       graph_due_.reset();
       TakeOne(snapshot::Kind::kGraph, values_requested_);
@@ -178,8 +211,7 @@ void Reporter::Loop() {
     }
     if (Clock::now() >= progress_.next_due) {
       ++progress_.periodic;
-      const bool graph =
-          config_.graph_every > 0 && progress_.periodic % config_.graph_every == 0;
+      const bool graph = config_.graph_every > 0 && progress_.periodic % config_.graph_every == 0;
       const auto started = Clock::now();
       TakeOne(graph ? snapshot::Kind::kGraph : snapshot::Kind::kSummary, false);
       progress_.next_due += interval;
@@ -239,10 +271,10 @@ void Reporter::TakeOne(snapshot::Kind kind, bool values) {
   }
   switch (connection_->Send(*encoded, seq)) {
     case Connection::Sent::kOverBudget:
-      Drop("unacknowledged bytes over budget");
+      Drop("unacknowledged bytes over budget", true);
       return;
     case Connection::Sent::kNotConnected:
-      Drop("no collector connected (or its queue is full)");
+      Drop("no collector connected (or its queue is full)", true);
       return;
     case Connection::Sent::kOk:
       break;

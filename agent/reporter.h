@@ -48,8 +48,14 @@ struct ReporterConfig {
   // p seconds, the next waits at least p / max_overhead (the interval is stretched, counted in
   // ReporterFigures::stretched). 0: no bound.
   double max_overhead = 0.01;
-  int linger_ms = 250;                  // Bounded wait for the goodbye and queued bytes on Stop.
+  int linger_ms = 250;  // Bounded wait for the goodbye and queued bytes on Stop.
   int zstd_level = 1;
+  // Trouble worth a person's attention, said once per episode rather than per snapshot: no
+  // snapshot acknowledged for warn_after_s (and again once delivery resumes), the first
+  // snapshot dropped for another reason than a missing collector. Called on the reporter
+  // thread; optional (the agent hands it to the "tidemark" logger, agent/notice.h).
+  double warn_after_s = 300;
+  std::function<void(const std::string&)> notice;
 };
 
 struct ReporterFigures {
@@ -80,8 +86,8 @@ struct ReporterProgress {
 // Called on the reporter thread. Returns the snapshot, or nullopt if none could be taken
 // (interpreter finalizing, a collection running, a walk abandoned, `cancel` set).
 // `values`: a collector asked for a graph with short values, whatever the agent's setting.
-using TakeFn = std::function<std::optional<snapshot::Snapshot>(
-    snapshot::Kind, bool values, const std::atomic<bool>& cancel)>;
+using TakeFn = std::function<std::optional<snapshot::Snapshot>(snapshot::Kind, bool values,
+                                                               const std::atomic<bool>& cancel)>;
 
 // Called on the reporter thread once a probation is over, before anything is opened; false
 // ends the run. The agent waits there for the GIL: a child between fork() and exec() (a
@@ -129,7 +135,10 @@ class Reporter {
   void OnControl(const snapshot::Control& control);
   void Join();
   void RecordError(std::string what);
-  void Drop(std::string why);
+  // `collector_trouble`: dropped because no collector took it; the silence notice covers it.
+  void Drop(std::string why, bool collector_trouble = false);
+  void CheckDelivery();  // The silence notice, and the one when delivery resumes.
+  void Notice(const std::string& what);
 
   const ReporterConfig config_;
   TakeFn take_;
@@ -144,6 +153,10 @@ class Reporter {
   std::optional<Clock::time_point> graph_due_;
   std::optional<Clock::time_point> last_requested_graph_;
   bool values_requested_ = false;
+  uint64_t acked_seen_ = 0;          // Connection::acked() when last checked.
+  Clock::time_point last_delivery_;  // The last acknowledgement, or the connection's start.
+  bool silence_noticed_ = false;
+  bool drop_noticed_ = false;
   mutable std::mutex figures_mutex_;
   ReporterFigures figures_;
   std::thread thread_;

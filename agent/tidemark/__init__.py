@@ -202,7 +202,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
           values=False, max_refs=None, exclude=(), signal=None, max_objects=0, max_pause_ms=0,
           budget_bytes=64 << 20, curve_server_key=None, curve_public_key=None,
           curve_secret_key=None, sizers=None, graph_request_interval=None, watch=None,
-          max_overhead=None, _probation=0.0):
+          max_overhead=None, warn_after=None, _probation=0.0):
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
@@ -217,13 +217,16 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     forks stops reporting at its first fork, for prefork masters that serve nothing;
     "parent": children, forked or spawned, do not report), TIDEMARK_MAX_OVERHEAD (the largest
     share of time periodic walks may hold the GIL, as "1%" (the default) or 0.01: after a walk
-    that held it p seconds, the next waits at least p / share; "0" turns the bound off).
+    that held it p seconds, the next waits at least p / share; "0" turns the bound off),
+    TIDEMARK_WARN_AFTER (seconds, default 300: no snapshot acknowledged that long is one warning
+    to the "tidemark" logger, and delivery resuming another).
 
     Raises ValueError naming the argument or variable that is wrong.
     """
     settings = _settings(endpoint=endpoint, interval=interval, graph_every=graph_every,
                          signal=signal, graph_request_interval=graph_request_interval,
-                         watch=watch, labels=labels, max_overhead=max_overhead)
+                         watch=watch, labels=labels, max_overhead=max_overhead,
+                         warn_after=warn_after)
     if not values:
         values = _env("TIDEMARK_VALUES").lower() in ("1", "true", "yes")
     _install_hooks()
@@ -238,7 +241,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                   curve_secret_key=curve_secret_key or _env("TIDEMARK_CURVE_SECRET_KEY"),
                   sizers=sizers, graph_request_interval=settings["graph_request_interval"],
                   watch=settings["watch"], probation=float(_probation),
-                  max_overhead=settings["max_overhead"])
+                  max_overhead=settings["max_overhead"], warn_after=settings["warn_after"])
 
 
 def _check_endpoint(endpoint, name):
@@ -268,7 +271,8 @@ def _overhead(value, name):
 
 
 def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
-              graph_request_interval=None, watch=None, labels=None, max_overhead=None):
+              graph_request_interval=None, watch=None, labels=None, max_overhead=None,
+              warn_after=None):
     """The agent's settings from the arguments, else the environment, checked. Raises
     ValueError naming the argument or TIDEMARK_* variable that is wrong."""
     name = "endpoint" if endpoint else "TIDEMARK_ENDPOINT"
@@ -296,8 +300,13 @@ def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
         max_overhead = _overhead(_env("TIDEMARK_MAX_OVERHEAD") or "1%", "TIDEMARK_MAX_OVERHEAD")
     else:
         max_overhead = _overhead(max_overhead, "max_overhead")
+    if warn_after is None:
+        warn_after = _env_float("TIDEMARK_WARN_AFTER", 300.0)
+    if not float(warn_after) > 0:
+        raise ValueError("warn_after (TIDEMARK_WARN_AFTER) must be a positive number of seconds, "
+                         "not %r" % (warn_after,))
     return {"endpoint": endpoint, "interval": float(interval), "graph_every": int(graph_every),
-            "max_overhead": max_overhead,
+            "max_overhead": max_overhead, "warn_after": float(warn_after),
             "graph_request_interval": float(graph_request_interval),
             "signal": _signal_number(signal), "watch": watch, "labels": _labels(labels)}
 

@@ -5,7 +5,8 @@
 // "ok SERVICE PID SEQ KIND OBJECTS TIMESTAMP_NS", "bye SERVICE PID SEQ START_NS" for a goodbye,
 // or "bad REASON". Exits when stdin closes.
 // With --graph-requests it asks for graphs as tidemarkd does: three requests at once after the
-// first summary, one more right after the first graph.
+// first summary, one more right after the first graph. An argument tcp://HOST:PORT binds there
+// instead of an ephemeral port.
 #include <poll.h>
 #include <unistd.h>
 
@@ -17,12 +18,18 @@
 #include "snapshot/wire.h"
 
 int main(int argc, char** argv) {
-  const bool ask_for_graphs = argc > 1 && std::string(argv[1]) == "--graph-requests";
+  bool ask_for_graphs = false;
+  std::string bind_to = "tcp://127.0.0.1:0";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--graph-requests") ask_for_graphs = true;
+    if (arg.rfind("tcp://", 0) == 0) bind_to = arg;
+  }
   bool asked_after_summary = false, asked_after_graph = false;
   zmq::context_t context(1);
   zmq::socket_t router(context, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
-  router.bind("tcp://127.0.0.1:0");
+  router.bind(bind_to);
   std::cout << "endpoint " << router.get(zmq::sockopt::last_endpoint) << std::endl;
   zmq::pollitem_t items[2] = {{static_cast<void*>(router), 0, ZMQ_POLLIN, 0},
                               {nullptr, STDIN_FILENO, ZMQ_POLLIN, 0}};

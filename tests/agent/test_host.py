@@ -350,6 +350,67 @@ class Overhead(unittest.TestCase):
             self.assertIn("max_overhead", str(raised.exception))
 
 
+class Notices(unittest.TestCase):
+    CODE = """
+        import logging, sys, time, tidemark
+        records = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record.getMessage())
+        logging.getLogger("tidemark").addHandler(Keep())
+        logging.getLogger("tidemark").setLevel(logging.INFO)
+        tidemark.start(sys.argv[1], service="quiet", interval=0.1, warn_after=0.5)
+        def wait(what, seconds):
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                if any(what in r for r in records):
+                    return
+                time.sleep(0.02)  # Python runs: pending calls are handled.
+        wait("no snapshot acknowledged", 30)
+        time.sleep(2)  # Ten more intervals of silence.
+        print("READY", flush=True)
+        sys.stdin.readline()  # The test starts a collector on that endpoint.
+        wait("again", 30)
+        print(tidemark.status()["dropped"])
+        tidemark.stop()
+        for r in records:
+            print("LOG", r)
+    """
+
+    def test_silence_is_one_warning_and_delivery_resuming_another(self):
+        with Collector() as probe:
+            endpoint = probe.endpoint  # A free port, released when the probe exits.
+        agent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(self.CODE), endpoint],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(agent.stdout.readline().strip(), "READY")
+            with Collector(endpoint) as collector:
+                agent.stdin.write("go\n")
+                agent.stdin.flush()
+                out, err = agent.communicate(timeout=60)
+                self.assertEqual(agent.returncode, 0, err)
+                self.assertTrue(collector.received())
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+        lines = out.splitlines()
+        logged = [line[4:] for line in lines if line.startswith("LOG ")]
+        silent = [m for m in logged if "no snapshot acknowledged" in m]
+        self.assertEqual(len(silent), 1, logged)
+        self.assertIn(endpoint, silent[0])
+        self.assertIn("dropped so far", silent[0])
+        self.assertEqual(len([m for m in logged if "acknowledged by %s again" % endpoint in m]), 1,
+                         logged)
+        self.assertGreater(int(lines[0]), 10, "the drops went on, unlogged")
+        self.assertEqual(err, "", "nothing printed without TIDEMARK_DEBUG")
+
+    def test_a_bad_warn_after_is_named(self):
+        with self.assertRaises(ValueError) as raised:
+            tidemark.start("tcp://127.0.0.1:9", service="x", warn_after=0)
+        self.assertIn("warn_after", str(raised.exception))
+
+
 class Signals(unittest.TestCase):
     def test_trigger_signal_keeps_interrupting_blocking_calls_like_the_apps_handler(self):
         code = """
