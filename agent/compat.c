@@ -204,6 +204,19 @@ size_t tm_int_sizeof(PyObject* o) {
 #endif
 }
 
+size_t tm_dict_sizeof(PyObject* dict) { return (size_t)_PyDict_SizeOf((PyDictObject*)dict); }
+
+int tm_str_readable(PyObject* str) {
+#if PY_VERSION_HEX < 0x030C0000
+  return PyUnicode_IS_READY(str);
+#else
+  (void)str;
+  return 1;
+#endif
+}
+
+PyObject* tm_type_lookup(PyTypeObject* type, PyObject* name) { return _PyType_Lookup(type, name); }
+
 size_t tm_str_sizeof(PyObject* o) {
   size_t size;
 #if PY_VERSION_HEX < 0x030C0000

@@ -56,6 +56,17 @@ void tm_for_each_frame_object(tm_object_fn fn, void* arg);
 /* int.__sizeof__ and str.__sizeof__, computed natively. */
 size_t tm_int_sizeof(PyObject* object);
 size_t tm_str_sizeof(PyObject* object);
+/* dict.__sizeof__, natively (_PyDict_SizeOf: exported by every 3.8-3.13 libpython, not in
+ * every version's public headers). */
+size_t tm_dict_sizeof(PyObject* dict);
+
+/* A str whose characters can be read in place (PyUnicode_DATA): always on 3.12+; before, a
+ * legacy str made by the deprecated Py_UNICODE API may not be "ready". */
+int tm_str_readable(PyObject* str);
+
+/* The attribute `name` found on `type` or its bases, without calling anything (no descriptor
+ * runs, no error set); borrowed, or NULL. */
+PyObject* tm_type_lookup(PyTypeObject* type, PyObject* name);
 
 /* Code objects are not GC, so tp_traverse never shows their constants and names. */
 void tm_code_referents(PyObject* code, tm_object_fn fn, void* arg);

@@ -10,9 +10,6 @@
 
 #include "agent/address_tables.h"
 
-// Not in the public headers of every version, but exported by every 3.8-3.13 libpython.
-extern "C" Py_ssize_t _PyDict_SizeOf(PyDictObject*);
-
 namespace tidemark::agent {
 namespace {
 
@@ -21,9 +18,7 @@ using Clock = std::chrono::steady_clock;
 // Appends at most `max_chars` characters of a str as UTF-8, read from its canonical data:
 // PyUnicode_AsUTF8 would fill (allocate) the str's UTF-8 cache. Lone surrogates become U+FFFD.
 void AppendUtf8(PyObject* str, size_t max_chars, std::string* out) {
-#if PY_VERSION_HEX < 0x030C0000
-  if (!PyUnicode_IS_READY(str)) return;
-#endif
+  if (!tm_str_readable(str)) return;
   const Py_ssize_t length = PyUnicode_GET_LENGTH(str);
   const size_t n = std::min<size_t>(static_cast<size_t>(length), max_chars);
   const int kind = PyUnicode_KIND(str);
@@ -89,11 +84,11 @@ Interned& GetInterned() {
     i.sizeof_name = PyUnicode_InternFromString("__sizeof__");
     i.module_key = PyUnicode_InternFromString("__module__");
     i.name_key = PyUnicode_InternFromString("__name__");
-    i.object_sizeof = _PyType_Lookup(&PyBaseObject_Type, i.sizeof_name);
-    i.dict_sizeof = _PyType_Lookup(&PyDict_Type, i.sizeof_name);
-    i.list_sizeof = _PyType_Lookup(&PyList_Type, i.sizeof_name);
-    i.set_sizeof = _PyType_Lookup(&PySet_Type, i.sizeof_name);
-    i.str_sizeof = _PyType_Lookup(&PyUnicode_Type, i.sizeof_name);
+    i.object_sizeof = tm_type_lookup(&PyBaseObject_Type, i.sizeof_name);
+    i.dict_sizeof = tm_type_lookup(&PyDict_Type, i.sizeof_name);
+    i.list_sizeof = tm_type_lookup(&PyList_Type, i.sizeof_name);
+    i.set_sizeof = tm_type_lookup(&PySet_Type, i.sizeof_name);
+    i.str_sizeof = tm_type_lookup(&PyUnicode_Type, i.sizeof_name);
     return i;
   }();
   return interned;
@@ -263,7 +258,7 @@ class Walker {
       info.sizer = Sizer::kInt;
       return;
     }
-    PyObject* method = _PyType_Lookup(type, interned_.sizeof_name);
+    PyObject* method = tm_type_lookup(type, interned_.sizeof_name);
     if (method == nullptr || method == interned_.object_sizeof) return;  // kDefault
     if (method == interned_.str_sizeof)
       info.sizer = Sizer::kStr;
@@ -326,7 +321,7 @@ class Walker {
                static_cast<size_t>(reinterpret_cast<PyListObject*>(o)->allocated) * sizeof(void*);
         break;
       case Sizer::kDict:
-        size = static_cast<size_t>(_PyDict_SizeOf(reinterpret_cast<PyDictObject*>(o)));
+        size = tm_dict_sizeof(o);
         break;
       case Sizer::kSet: {
         auto* set = reinterpret_cast<PySetObject*>(o);
@@ -353,9 +348,7 @@ class Walker {
   uint64_t LengthOf(PyObject* o, const TypeInfo& info) const {
     switch (info.length) {
       case Length::kStr:
-#if PY_VERSION_HEX < 0x030C0000
-        if (!PyUnicode_IS_READY(o)) return 0;
-#endif
+        if (!tm_str_readable(o)) return 0;
         return static_cast<uint64_t>(PyUnicode_GET_LENGTH(o));
       case Length::kVar:
         return static_cast<uint64_t>(Py_SIZE(o));
