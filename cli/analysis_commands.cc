@@ -19,6 +19,7 @@
 #include "analysis/heap_graph.h"
 #include "analysis/meliae.h"
 #include "analysis/queries.h"
+#include "cli/output.h"
 #include "cli/stored.h"
 #include "cli/type_table.h"
 #include "snapshot/wire.h"
@@ -131,7 +132,15 @@ std::optional<uint32_t> ResolveObject(const HeapGraph& g, const std::string& tex
   return found;
 }
 
-std::string Caveats(const HeapGraph& g) {
+// What a cap at load may have hidden from a `why` answer: only when it may have mattered, that
+// is when a target's own referrers were cut or fewer paths were found than asked for (a cap
+// somewhere in a large heap, on a type object's referrers say, changes nothing otherwise).
+std::string Caveats(const HeapGraph& g, const std::vector<uint32_t>& targets, size_t paths_found,
+                    size_t paths_asked) {
+  const bool targets_cut = std::any_of(targets.begin(), targets.end(), [&](uint32_t t) {
+    return g.parents(t).size() < g.true_parent_count(t);
+  });
+  if (!targets_cut && paths_found >= paths_asked) return "";
   std::string out;
   if (g.refs_capped()) out += "references were capped: reachability and sizes may be low. ";
   if (g.parents_capped()) out += "parents were capped (--max-parents): paths may be missing. ";
@@ -281,12 +290,15 @@ int TypesCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
     out << j.dump(2) << "\n";
     return 0;
   }
-  out << Format("%zu objects, %zu types, %.1f MiB (instance dicts folded into their owners)\n",
-                g->size(), rows.size(), g->total_bytes() / 1048576.0);
-  out << "       Count        Bytes      Max     Retained  Type\n";
+  out << Format("%zu objects, %zu types, %s (instance dicts folded into their owners)\n", g->size(),
+                rows.size(), Size(flags, static_cast<double>(g->total_bytes())).c_str());
+  out << "       Count        Bytes        Max     Retained  Type\n";
   for (size_t k = 0; k < shown; ++k) {
-    out << Format("%12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %12" PRIu64 "  %s\n", rows[k].count,
-                  rows[k].bytes, rows[k].max_bytes, retained[rows[k].name], rows[k].name.c_str());
+    out << Format("%12" PRIu64 " %12s %10s %12s  %s\n", rows[k].count,
+                  Size(flags, static_cast<double>(rows[k].bytes)).c_str(),
+                  Size(flags, static_cast<double>(rows[k].max_bytes)).c_str(),
+                  Size(flags, static_cast<double>(retained[rows[k].name])).c_str(),
+                  rows[k].name.c_str());
   }
   if (shown < rows.size()) out << "... " << rows.size() - shown << " more types (--all)\n";
   return 0;
@@ -325,6 +337,7 @@ int WhyCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   if (top.size() > 5) top.resize(5);
   analysis::PathFinder finder(*g);
   const auto paths = finder.Find(targets, options);
+  const std::string caveats = Caveats(*g, targets, paths.size(), options.max_paths);
   if (flags.json) {
     json j = {
         {"targets", targets.size()}, {"paths", PathsJson(*g, paths)}, {"holders", json::array()}};
@@ -333,7 +346,7 @@ int WhyCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
       o["holds"] = n;
       j["holders"].push_back(o);
     }
-    if (!Caveats(*g).empty()) j["caveats"] = Caveats(*g);
+    if (!caveats.empty()) j["caveats"] = caveats;
     out << j.dump(2) << "\n";
     return 0;
   }
@@ -350,7 +363,7 @@ int WhyCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   }
   out << "shortest paths from roots:\n";
   PrintPaths(paths, out);
-  if (!Caveats(*g).empty()) out << "note: " << Caveats(*g) << "\n";
+  if (!caveats.empty()) out << "note: " << caveats << "\n";
   return 0;
 }
 
@@ -384,15 +397,16 @@ int RetainedCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
     out << j.dump(2) << "\n";
     return 0;
   }
-  out << "largest retainers (of " << g->total_bytes() << " bytes):\n";
+  out << "largest retainers (of " << Size(flags, static_cast<double>(g->total_bytes())) << "):\n";
   for (uint32_t i : top) {
-    out << Format("  %12" PRIu64 " %5.1f%%  %-16s %s\n", d.retained(i),
+    out << Format("  %12s %5.1f%%  %-16s %s\n",
+                  Size(flags, static_cast<double>(d.retained(i))).c_str(),
                   100.0 * d.retained(i) / std::max<uint64_t>(1, g->total_bytes()),
                   Hex(g->address(i)).c_str(), analysis::Describe(*g, i).c_str());
   }
   out << "retained by type (each byte once):\n";
   for (const auto& [bytes, name] : types)
-    out << Format("  %12" PRIu64 "  %s\n", bytes, name.c_str());
+    out << Format("  %12s  %s\n", Size(flags, static_cast<double>(bytes)).c_str(), name.c_str());
   return 0;
 }
 
@@ -576,7 +590,7 @@ int GraphSummary(const Flags& flags, std::ostream& out, std::ostream& err) {
     out << j.dump(2) << "\n";
     return 0;
   }
-  PrintTypeTable(rows, RowsShown(flags, rows.size(), 20), out);
+  PrintTypeTable(rows, RowsShown(flags, rows.size(), 20), flags, out);
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "cli/analysis_commands.h"
 #include "cli/command_line.h"
 #include "cli/flags.h"
+#include "cli/output.h"
 #include "cli/pipeline_commands.h"
 #include "cli/stored.h"
 #include "cli/type_table.h"
@@ -71,7 +72,7 @@ int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
     out << j.dump(2) << "\n";
     return 0;
   }
-  PrintTypeTable(rows, RowsShown(flags, rows.size(), 20), out);
+  PrintTypeTable(rows, RowsShown(flags, rows.size(), 20), flags, out);
   return 0;
 }
 
@@ -114,13 +115,17 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
   out << "  Count delta   Bytes delta        Count        Bytes Kind\n";
   for (size_t i = 0; i < shown; ++i) {
     const auto& d = rows[i];
-    out << Format("%+13" PRId64 " %+13" PRId64 " %12" PRId64 " %12" PRId64 " %s\n", d.count_delta(),
-                  d.bytes_delta(), d.count_after, d.bytes_after, d.name.c_str());
+    out << Format("%+13" PRId64 " %13s %12" PRId64 " %12s %s\n", d.count_delta(),
+                  SignedSize(flags, static_cast<double>(d.bytes_delta())).c_str(), d.count_after,
+                  Size(flags, static_cast<double>(d.bytes_after)).c_str(), d.name.c_str());
   }
+  if (shown < rows.size()) out << "... " << rows.size() - shown << " more types (--all)\n";
   return 0;
 }
 
 const OptionSpec kAll = {"--all", OptionKind::kSwitch, "", "every row, not the first ones"};
+const OptionSpec kBytes = {"--bytes", OptionKind::kSwitch, "",
+                           "sizes in exact bytes (default: KiB, MiB, GiB; JSON is always exact)"};
 OptionSpec Top(std::string_view help) { return {"--top", OptionKind::kCount, "N", help}; }
 
 std::vector<OptionSpec> With(std::vector<OptionSpec> own, const std::vector<OptionSpec>& more) {
@@ -138,6 +143,7 @@ const std::vector<VerbSpec>& Verbs() {
        "shows them; --root ADDR restricts the table to what ADDR reaches.",
        With({kAll,
              Top("the N largest types (default 20)"),
+             kBytes,
              kJsonOption,
              {"--root", OptionKind::kText, "ADDR", "only what the object at ADDR reaches (graph)"},
              {"--exclude", OptionKind::kList, "ADDR", "with --root: do not enter ADDR"}},
@@ -150,7 +156,7 @@ const std::vector<VerbSpec>& Verbs() {
        2,
        "per-type count and byte deltas from A to B",
        "Per-type count and byte deltas from snapshot A to snapshot B, largest growth first.",
-       {kAll, Top("the N largest changes (default 20)"), kJsonOption, kStoreOption},
+       {kAll, Top("the N largest changes (default 20)"), kBytes, kJsonOption, kStoreOption},
        Diff},
       {"ls",
        "the store",
@@ -205,6 +211,7 @@ const std::vector<VerbSpec>& Verbs() {
          "1h (default), 30m, 1d..., or 'last' for the newest two snapshots"},
         Top("the N fastest-growing types per service (default 20)"),
         {"--all", OptionKind::kSwitch, "", "every type, shrinking ones too"},
+        kBytes,
         kJsonOption,
         kStoreOption},
        GrowthCommand,
@@ -232,7 +239,8 @@ const std::vector<VerbSpec>& Verbs() {
       {"types", "graph snapshots", "SNAP", 1, 1, "per-type count, bytes and retained bytes",
        "Per-type count, bytes, largest object and retained bytes (dominator tree) of a graph\n"
        "snapshot, instance __dict__s folded into their owners unless --no-collapse.",
-       With({kAll, Top("the N largest types (default 25)"), kJsonOption}, kGraphLoadOptions),
+       With({kAll, Top("the N largest types (default 25)"), kBytes, kJsonOption},
+            kGraphLoadOptions),
        TypesCommand},
       {"show", "graph snapshots", "SNAP ADDR", 2, 2, "one object: size, references, retained",
        "One object: type, size, references, referrers, the bytes it retains and its dominator.",
@@ -256,7 +264,7 @@ const std::vector<VerbSpec>& Verbs() {
        WhyCommand},
       {"retained", "graph snapshots", "SNAP", 1, 1, "the largest retainers, and by type",
        "The objects retaining the most bytes (dominator tree), and retained bytes by type.",
-       With({Top("the N largest retainers and types (default 20)"), kJsonOption},
+       With({Top("the N largest retainers and types (default 20)"), kBytes, kJsonOption},
             kGraphLoadOptions),
        RetainedCommand},
       {"walk", "graph snapshots", "SNAP [ADDR]", 1, 2, "an interactive walker through the heap",

@@ -1,7 +1,5 @@
 #include "cli/flags.h"
 
-#include <algorithm>
-#include <nlohmann/json.hpp>
 #include <ostream>
 
 namespace tidemark::cli {
@@ -18,18 +16,6 @@ std::optional<int64_t> IntOption(const Flags& flags, const std::string& option, 
   }
   err << "tidemark: " << option << " takes an integer, not '" << *v << "'\n";
   return std::nullopt;
-}
-
-size_t RowsShown(const Flags& flags, size_t total, size_t default_rows) {
-  if (flags.all) return total;
-  if (auto top = flags.value("--top")) return std::min<size_t>(total, std::stoull(*top));
-  return flags.json ? total : std::min(total, default_rows);
-}
-
-void MarkTruncated(nlohmann::json& j, size_t shown, size_t total) {
-  if (shown >= total) return;
-  j["truncated"] = true;
-  j["total"] = total;
 }
 
 }  // namespace tidemark::cli

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <iosfwd>
 #include <map>
-#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,11 +31,5 @@ struct Flags {
 // An integer option, or `fallback`; a malformed one is reported and yields nullopt.
 std::optional<int64_t> IntOption(const Flags& flags, const std::string& option, int64_t fallback,
                                  std::ostream& err);
-
-// How many of `total` rows to show: all with --all, at most --top N, else all in --json (which
-// is complete unless asked otherwise) and at most `default_rows` in a table.
-size_t RowsShown(const Flags& flags, size_t total, size_t default_rows);
-// Marks JSON output that holds `shown` of `total` rows: "truncated": true, "total": total.
-void MarkTruncated(nlohmann::json& j, size_t shown, size_t total);
 
 }  // namespace tidemark::cli

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "cli/output.h"
 #include "config/config.h"
 #include "diff/detector.h"
 #include "diff/growth.h"
@@ -84,8 +85,6 @@ int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err
       window_ns = *ms * 1'000'000;
     }
   }
-  const auto top = IntOption(flags, "--top", 20, err);
-  if (!top) return 2;
   const std::string service = flags.value("--service").value_or("");
   const std::string agent_filter = flags.value("--agent").value_or("");
   auto agents = store::ReadAgents(flags.store_dir);
@@ -177,8 +176,8 @@ int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err
     }
     std::sort(rows.begin(), rows.end(),
               [](const Row& a, const Row& b) { return a.g.bytes_per_hour > b.g.bytes_per_hour; });
-    if (!flags.all && rows.size() > static_cast<size_t>(*top))
-      rows.resize(static_cast<size_t>(*top));
+    const size_t growing = rows.size();
+    rows.resize(RowsShown(flags, rows.size(), 20));
     const auto& [rss_growth, agent_count] = rss[svc];
     if (flags.json) {
       json s = {{"service", svc},
@@ -188,27 +187,29 @@ int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err
                 {"rss_bytes_per_hour", rss_growth.bytes_per_hour},
                 {"types", json::array()}};
       for (const Row& r : rows) s["types"].push_back(GrowthJson(r));
+      MarkTruncated(s, rows.size(), growing);
       j.push_back(s);
       continue;
     }
     out << svc << ": " << agent_count << (agent_count == 1 ? " agent" : " agents") << ", RSS "
-        << diff::HumanBytes(rss_growth.bytes_now) << " (" << Signed(rss_growth.bytes_per_hour, true)
+        << Size(flags, rss_growth.bytes_now) << " (" << SignedSize(flags, rss_growth.bytes_per_hour)
         << "/h), "
         << (window_ns == 0 ? std::string("since the previous snapshot")
                            : "over the last " + Duration(window_ns) + " (" +
                                  Duration(rss_growth.covered_ns) + " of data)")
         << (flags.all ? "" : ", growing types") << "\n";
     char line[512];
-    std::snprintf(line, sizeof line, "  %-40s %12s %12s %10s %14s %7s %5s\n", "TYPE", "NOW",
-                  "DELTA", "OBJECTS", "RATE", "RISING", "FIT");
+    std::snprintf(line, sizeof line, "  %12s %12s %10s %14s %7s %5s  %s\n", "NOW", "DELTA",
+                  "OBJECTS", "RATE", "RISING", "FIT", "TYPE");
     out << line;
     for (const Row& r : rows) {
-      std::snprintf(line, sizeof line, "  %-40s %12s %12s %10s %12s/h %6.0f%% %5.2f\n",
-                    r.type.substr(0, 40).c_str(), diff::HumanBytes(r.g.bytes_now).c_str(),
-                    Signed(r.g.bytes_delta, true).c_str(), Signed(r.g.count_delta, false).c_str(),
-                    Signed(r.g.bytes_per_hour, true).c_str(), 100 * r.g.increasing, r.g.fit);
-      out << line;
+      std::snprintf(line, sizeof line, "  %12s %12s %10s %12s/h %6.0f%% %5.2f  ",
+                    Size(flags, r.g.bytes_now).c_str(), SignedSize(flags, r.g.bytes_delta).c_str(),
+                    Signed(r.g.count_delta, false).c_str(),
+                    SignedSize(flags, r.g.bytes_per_hour).c_str(), 100 * r.g.increasing, r.g.fit);
+      out << line << r.type << "\n";  // Whole: a name cut short names nothing.
     }
+    if (growing > rows.size()) out << "  ... " << growing - rows.size() << " more (--all)\n";
     if (rows.empty()) out << "  (no type grew)\n";
   }
   if (flags.json) out << j.dump(2) << "\n";

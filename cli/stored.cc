@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "diff/detector.h"
 #include "snapshot/wire.h"
 #include "store/store.h"
 
@@ -128,17 +129,6 @@ Result<store::Catalog> OpenCatalog(const std::string& dir) {
   auto catalog = store::ReadCatalog(dir);
   if (!catalog) return Fail("cannot read the store: " + catalog.error().message);
   return catalog;
-}
-
-std::string Bytes(uint64_t n) {
-  char out[32];
-  if (n >= (1u << 20))
-    std::snprintf(out, sizeof out, "%.1f MiB", n / 1048576.0);
-  else if (n >= 1024)
-    std::snprintf(out, sizeof out, "%.1f KiB", n / 1024.0);
-  else
-    std::snprintf(out, sizeof out, "%" PRIu64 " B", n);
-  return out;
 }
 
 // A snapshot file, read only once its envelope says it is one and how long it is: a 3 GB file
@@ -276,7 +266,8 @@ int ListStore(const std::string& dir, bool all, bool json, std::ostream& out, st
         std::snprintf(line, sizeof line,
                       "    %3u:%-6" PRIu64 " %-7s %s %10" PRIu64 " objects %10s heap %10s stored\n",
                       a->id, e->seq, snapshot::KindName(e->kind), IsoTime(e->timestamp_ns).c_str(),
-                      e->objects, Bytes(e->bytes).c_str(), Bytes(e->message_bytes).c_str());
+                      e->objects, diff::HumanBytes(static_cast<double>(e->bytes)).c_str(),
+                      diff::HumanBytes(static_cast<double>(e->message_bytes)).c_str());
         out << line;
       }
     }

@@ -6,12 +6,15 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "cli/flags.h"
 #include "snapshot/snapshot.h"
 
 namespace tidemark::cli {
 
 // REQUIRES: rows sorted by (bytes, count), largest first; shown <= rows.size().
-void PrintTypeTable(const std::vector<snapshot::TypeStat>& rows, size_t shown, std::ostream& out);
+// Sizes as Size() writes them (--bytes: exact).
+void PrintTypeTable(const std::vector<snapshot::TypeStat>& rows, size_t shown, const Flags& flags,
+                    std::ostream& out);
 // {"objects", "bytes", "types", "rows": [{"type", "count", "bytes", "max"}...]}, with
 // "truncated" and "total" when fewer than all rows are shown.
 nlohmann::json TypeTableJson(const std::vector<snapshot::TypeStat>& rows, size_t shown);

@@ -174,6 +174,24 @@ TEST(CommandLine, DiffOfReversedSnapshotsSaysSo) {
   EXPECT_EQ(err, "");
 }
 
+TEST(CommandLine, WhyNotesACapOnlyWhereItMayHaveHiddenAPath) {
+  GraphBuilder b;
+  b.Add("root", "dict", 100, {"a", "b", "c", "target"}).Root("root");
+  for (const char* id : {"a", "b", "c"}) b.Add(id, "list", 64, {"shared"});
+  b.Add("shared", "str", 50).Add("target", "str", 50);
+  const std::string path = Path("capped.tdmk");
+  std::ofstream(path, std::ios::binary) << *snapshot::Encode(b.Build());
+  char target[32], shared[32];
+  std::snprintf(target, sizeof target, "0x%llx", (unsigned long long)b.AddressOf("target"));
+  std::snprintf(shared, sizeof shared, "0x%llx", (unsigned long long)b.AddressOf("shared"));
+  std::string out, err;
+  ASSERT_EQ(RunCli({"why", path, target, "--max-parents", "2", "--paths", "1"}, out, err), 0)
+      << err;
+  EXPECT_EQ(out.find("note:"), std::string::npos) << "the cap elsewhere hid nothing: " << out;
+  ASSERT_EQ(RunCli({"why", path, shared, "--max-parents", "2"}, out, err), 0) << err;
+  EXPECT_NE(out.find("parents were capped"), std::string::npos) << out;
+}
+
 class StoreCommandLine : public ::testing::Test {
  protected:
   void SetUp() override {

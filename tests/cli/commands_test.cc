@@ -61,13 +61,26 @@ TEST(Cli, SummaryPrintsMeliaeTableSortedBySize) {
   auto path = WriteSnapshot("a.tdmk", 1, {{"int", 100, 2800, 28}, {"dict", 10, 6400, 640}});
   std::string out, err;
   ASSERT_EQ(RunCli({"summary", path}, out, err), 0) << err;
-  EXPECT_NE(out.find("Total 110 objects, 2 types, Total size = 0.0MiB (9200 bytes)"),
+  EXPECT_NE(out.find("Total 110 objects, 2 types, Total size = 9.0 KiB (9200 bytes)"),
             std::string::npos)
       << out;
-  EXPECT_NE(out.find(" Index   Count   %      Size   % Cum     Max Kind"), std::string::npos);
-  EXPECT_NE(out.find("     0      10   9      6400  69  69     640 dict"), std::string::npos)
+  EXPECT_NE(out.find(" Index   Count   %       Size   % Cum       Max Kind"), std::string::npos);
+  EXPECT_NE(out.find("     0      10   9    6.2 KiB  69  69     640 B dict"), std::string::npos)
       << out;
-  EXPECT_NE(out.find("     1     100  90      2800  30 100      28 int"), std::string::npos) << out;
+  EXPECT_NE(out.find("     1     100  90    2.7 KiB  30 100      28 B int"), std::string::npos)
+      << out;
+}
+
+TEST(Cli, SummaryWithBytesPrintsExactSizes) {
+  auto path = WriteSnapshot("a.tdmk", 1, {{"int", 100, 2800, 28}, {"dict", 10, 6400, 640}});
+  std::string out, err;
+  ASSERT_EQ(RunCli({"summary", path, "--bytes"}, out, err), 0) << err;
+  EXPECT_NE(out.find("Total 110 objects, 2 types, Total size = 9200 bytes\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("     0      10   9       6400  69  69       640 dict"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("     1     100  90       2800  30 100        28 int"), std::string::npos)
+      << out;
 }
 
 TEST(Cli, DiffPutsTheGrowingTypeFirst) {
