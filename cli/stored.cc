@@ -74,7 +74,10 @@ Result<std::vector<uint32_t>> ResolveAgent(const store::Catalog& catalog, const 
       matches.push_back(&agent);
     }
   }
-  if (matches.empty()) return Fail("no agent '" + name + "' in the store (see tidemark ls)");
+  if (matches.empty()) {
+    return Fail(snapshot::Code::kNotFound,
+                "no agent '" + name + "' in the store (see tidemark ls)");
+  }
   std::sort(matches.begin(), matches.end(),
             [](auto* a, auto* b) { return a->identity.start_time_ns > b->identity.start_time_ns; });
   std::vector<uint32_t> ids;
@@ -102,7 +105,10 @@ Result<store::IndexEntry> ResolveRef(const store::Catalog& catalog, const std::s
   }
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return a.seq < b.seq; });
-  if (entries.empty()) return Fail("agent " + std::to_string(agent) + " has no stored snapshots");
+  if (entries.empty()) {
+    return Fail(snapshot::Code::kNotFound,
+                "agent " + std::to_string(agent) + " has no stored snapshots");
+  }
   const std::string what = ref.substr(at + 1);
   if (ref[at] == ':') {
     if (what == "last") return entries.back();
@@ -110,9 +116,11 @@ Result<store::IndexEntry> ResolveRef(const store::Catalog& catalog, const std::s
     for (const auto& e : entries) {
       if (std::to_string(e.seq) == what) return e;
     }
-    return Fail("agent " + std::to_string(agent) + " has no stored snapshot with seq " + what +
-                " (stored: " + std::to_string(entries.front().seq) + " to " +
-                std::to_string(entries.back().seq) + ", some may have been removed by retention)");
+    return Fail(snapshot::Code::kNotFound, "agent " + std::to_string(agent) +
+                                               " has no stored snapshot with seq " + what +
+                                               " (stored: " + std::to_string(entries.front().seq) +
+                                               " to " + std::to_string(entries.back().seq) +
+                                               ", some may have been removed by retention)");
   }
   auto time = ParseTime(what, now_ns);
   if (!time) return std::unexpected(time.error());
@@ -190,7 +198,7 @@ Result<std::string> ReadSnapshotArgument(const std::string& arg, const std::stri
                                          int64_t now_ns) {
   if (!IsStoredReference(arg)) {
     if (std::filesystem::is_regular_file(arg)) return ReadSnapshotFile(arg);
-    return Fail("cannot open '" + arg + "'");
+    return Fail(snapshot::Code::kNotFound, "cannot open '" + arg + "'");
   }
   auto catalog = OpenCatalog(store_dir);
   if (!catalog) return std::unexpected(catalog.error());

@@ -62,7 +62,7 @@ std::expected<snapshot::Snapshot, Rejection> Validate(std::string_view message,
   }
   auto envelope = snapshot::DecodeEnvelope(message, decode_limits);
   if (!envelope) {
-    const bool too_large = envelope.error().message.find("exceeds the limit") != std::string::npos;
+    const bool too_large = envelope.error().code == snapshot::Code::kLimit;
     return Reject(too_large ? DropReason::kTooLarge : DropReason::kEnvelope,
                   envelope.error().message);
   }

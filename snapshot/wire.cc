@@ -389,8 +389,8 @@ Result<Header> ReadHeader(std::string_view bytes, Kind kind) {
 Result<void> ReadTypes(MsgpackReader& r, Snapshot& s, const DecodeLimits& limits) {
   TM_TRY(n, r.ReadArrayHeader());
   if (n > limits.max_types) {
-    return Fail("body: " + std::to_string(n) + " types exceed the limit of " +
-                std::to_string(limits.max_types));
+    return Fail(Code::kLimit, "body: " + std::to_string(n) + " types exceed the limit of " +
+                                  std::to_string(limits.max_types));
   }
   s.types.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
@@ -480,8 +480,8 @@ Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, Code
     MsgpackReader peek = r;
     TM_TRY(count, peek.ReadArrayHeader());
     if (count > limits.max_objects) {
-      return Fail("body: " + std::to_string(count) + " objects exceed the limit of " +
-                  std::to_string(limits.max_objects));
+      return Fail(Code::kLimit, "body: " + std::to_string(count) + " objects exceed the limit of " +
+                                    std::to_string(limits.max_objects));
     }
   }
   if (key == "addr") return ReadColumn(r, "addr", objects, coded.address_deltas, read_i);
@@ -723,8 +723,9 @@ Result<std::string> ReplaceHeader(std::string_view message, const Header& header
 
 Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& limits) {
   if (message.size() > limits.max_message_bytes) {
-    return Fail("message of " + std::to_string(message.size()) + " bytes exceeds the limit of " +
-                std::to_string(limits.max_message_bytes));
+    return Fail(Code::kLimit, "message of " + std::to_string(message.size()) +
+                                  " bytes exceeds the limit of " +
+                                  std::to_string(limits.max_message_bytes));
   }
   if (message.size() < kEnvelopeSize) {
     return Fail("truncated envelope: " + std::to_string(message.size()) + " of " +
@@ -756,14 +757,16 @@ Result<Envelope> DecodeEnvelope(std::string_view message, const DecodeLimits& li
     return Fail(std::to_string(message.size() - declared) + " unexpected bytes after the body");
   }
   if (e.raw_body_bytes > limits.max_body_bytes) {
-    return Fail("declared body of " + std::to_string(e.raw_body_bytes) +
-                " bytes exceeds the limit of " + std::to_string(limits.max_body_bytes));
+    return Fail(Code::kLimit, "declared body of " + std::to_string(e.raw_body_bytes) +
+                                  " bytes exceeds the limit of " +
+                                  std::to_string(limits.max_body_bytes));
   }
   if (e.raw_body_bytes > kAlwaysExpandableBytes &&
       e.raw_body_bytes / std::max<uint64_t>(e.body_bytes, 1) > limits.max_expansion) {
-    return Fail("declared body of " + std::to_string(e.raw_body_bytes) + " bytes from " +
-                std::to_string(e.body_bytes) + " compressed exceeds the limit of " +
-                std::to_string(limits.max_expansion) + " times the compressed size");
+    return Fail(Code::kLimit,
+                "declared body of " + std::to_string(e.raw_body_bytes) + " bytes from " +
+                    std::to_string(e.body_bytes) + " compressed exceeds the limit of " +
+                    std::to_string(limits.max_expansion) + " times the compressed size");
   }
   return e;
 }
@@ -903,7 +906,8 @@ Result<Goodbye> DecodeGoodbye(std::string_view message) {
     return Fail("goodbye: " + std::to_string(message.size()) + " bytes, over the limit of " +
                 std::to_string(kMaxGoodbyeBytes));
   }
-  if (message.size() < 8) return Fail("goodbye: truncated (" + std::to_string(message.size()) + " bytes)");
+  if (message.size() < 8)
+    return Fail("goodbye: truncated (" + std::to_string(message.size()) + " bytes)");
   const uint16_t version = static_cast<uint16_t>(static_cast<uint8_t>(message[4]) |
                                                  (static_cast<uint8_t>(message[5]) << 8));
   if (version < kOldestReadableFormatVersion || version > kFormatVersion) {
@@ -917,6 +921,5 @@ Result<Goodbye> DecodeGoodbye(std::string_view message) {
   g.timestamp_ns = header.timestamp_ns;
   return g;
 }
-
 
 }  // namespace tidemark::snapshot

@@ -15,7 +15,8 @@ namespace tidemark::store {
 namespace {
 
 std::unexpected<Error> SysFail(const std::string& what, const std::string& path, int err = errno) {
-  return Fail(what + " " + path + ": " + std::strerror(err));
+  return Fail(err == ENOENT ? snapshot::Code::kNotFound : snapshot::Code::kIo,
+              what + " " + path + ": " + std::strerror(err));
 }
 
 class Fd {

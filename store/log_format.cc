@@ -66,9 +66,11 @@ std::string FileHeader(std::string_view magic, int64_t created_ns) {
 }
 
 snapshot::Result<int64_t> ReadFileHeader(std::string_view bytes, std::string_view magic) {
-  if (bytes.size() < kFileHeaderSize) return snapshot::Fail("file header truncated");
+  if (bytes.size() < kFileHeaderSize)
+    return snapshot::Fail(snapshot::Code::kCorrupt, "file header truncated");
   if (bytes.substr(0, 4) != magic) {
-    return snapshot::Fail("not a tidemark store file (magic is not " + std::string(magic) + ")");
+    return snapshot::Fail(snapshot::Code::kCorrupt,
+                          "not a tidemark store file (magic is not " + std::string(magic) + ")");
   }
   const uint64_t version = LoadLE(bytes, 4, 4);
   if (version != kStoreFormatVersion) {

@@ -285,7 +285,7 @@ Result<bool> Store::RecoverAgentsLocked(int64_t now_ns) {
     auto head = fs_.Read(agents_path, 0, kFileHeaderSize);
     if (!head) return std::unexpected(head.error());
     if (auto header = ReadFileHeader(*head, kIndexMagic); !header) {
-      if (head->size() >= kFileHeaderSize) return Fail(agents_path + ": " + header.error().message);
+      if (head->size() >= kFileHeaderSize) return Fail(agents_path + ": ", header.error());
     } else {
       auto scanned = ScanFile(fs_, agents_path, kFileHeaderSize, *size, Tagged("A"),
                               [&](uint64_t, std::string_view payload) {
@@ -348,8 +348,7 @@ void Store::RecoverLostAgentsLocked(const std::vector<SegmentIndex>& indexes) {
     }
     if (auto r = agents_file_->Append(Framed({EncodeAgent(agent, *identity)})); !r) {
       (void)agents_file_->Truncate(agents_file_->size());
-      Log("agent " + std::to_string(agent) + ": cannot record its identity: " +
-          r.error().message);
+      Log("agent " + std::to_string(agent) + ": cannot record its identity: " + r.error().message);
       continue;
     }
     MarkDirtyLocked(agents_file_);
@@ -392,8 +391,8 @@ void Store::QuarantineLocked(const std::string& path, const Damage& damage) {
   const std::string name = path.substr(dir_.size() + 1);
   std::string flat = name;
   std::replace(flat.begin(), flat.end(), '/', '-');
-  const std::string copy = dir + "/" + flat + "." + std::to_string(damage.begin) + "-" +
-                           std::to_string(damage.end);
+  const std::string copy =
+      dir + "/" + flat + "." + std::to_string(damage.begin) + "-" + std::to_string(damage.end);
   const uint64_t keep = std::min<uint64_t>(damage.end - damage.begin, kMaxQuarantineBytes);
   auto bytes = fs_.Read(path, damage.begin, keep);
   std::string where = "not copied";
@@ -422,7 +421,7 @@ Result<void> Store::RecoverSegment(SegmentIndex index) {
     return {};
   }
   if (auto header = ReadFileHeader(*head, kSegmentMagic); !header) {
-    return Fail(segment_path + ": " + header.error().message);
+    return Fail(segment_path + ": ", header.error());
   }
   auto segment_size = fs_.Size(segment_path);
   if (!segment_size) return std::unexpected(segment_size.error());
@@ -448,35 +447,35 @@ Result<void> Store::RecoverSegment(SegmentIndex index) {
   // Records written after the last index entry: index them from the messages themselves.
   size_t added = 0;
   std::vector<Damage> undecodable;
-  auto scanned = ScanFile(
-      fs_, segment_path, indexed_end, *segment_size, SegmentRecords(),
-      [&](uint64_t offset, std::string_view payload) {
-        PayloadReader r(payload.substr(0, kSegmentPrefix));
-        r.U8();
-        const int64_t received_ns = r.I64();
-        const std::string_view message = payload.substr(kSegmentPrefix);
-        auto envelope = snapshot::DecodeEnvelope(message);
-        auto header = snapshot::DecodeHeader(message);
-        auto agent = header ? AgentIdLocked(header->identity) : Result<uint32_t>();
-        if (!envelope || !header || header->kind != kind || !agent) {
-          // An intact frame whose message does not read: kept aside, not a torn tail.
-          undecodable.push_back({offset, offset + kRecordHeaderSize + payload.size()});
-          return;
-        }
-        IndexEntry e = EntryFor(*header, message.size(), envelope->raw_body_bytes);
-        e.agent = *agent;
-        e.received_ns = received_ns;
-        e.segment = id;
-        e.offset = offset;
-        e.record_bytes = static_cast<uint32_t>(payload.size());
-        entries.push_back(e);
-        if (kind == Kind::kSummary) {
-          if (auto decoded = snapshot::Decode(message)) {
-            (void)AppendSeriesLocked(*agent, decoded->header, decoded->types, received_ns);
-          }
-        }
-        ++added;
-      });
+  auto scanned =
+      ScanFile(fs_, segment_path, indexed_end, *segment_size, SegmentRecords(),
+               [&](uint64_t offset, std::string_view payload) {
+                 PayloadReader r(payload.substr(0, kSegmentPrefix));
+                 r.U8();
+                 const int64_t received_ns = r.I64();
+                 const std::string_view message = payload.substr(kSegmentPrefix);
+                 auto envelope = snapshot::DecodeEnvelope(message);
+                 auto header = snapshot::DecodeHeader(message);
+                 auto agent = header ? AgentIdLocked(header->identity) : Result<uint32_t>();
+                 if (!envelope || !header || header->kind != kind || !agent) {
+                   // An intact frame whose message does not read: kept aside, not a torn tail.
+                   undecodable.push_back({offset, offset + kRecordHeaderSize + payload.size()});
+                   return;
+                 }
+                 IndexEntry e = EntryFor(*header, message.size(), envelope->raw_body_bytes);
+                 e.agent = *agent;
+                 e.received_ns = received_ns;
+                 e.segment = id;
+                 e.offset = offset;
+                 e.record_bytes = static_cast<uint32_t>(payload.size());
+                 entries.push_back(e);
+                 if (kind == Kind::kSummary) {
+                   if (auto decoded = snapshot::Decode(message)) {
+                     (void)AppendSeriesLocked(*agent, decoded->header, decoded->types, received_ns);
+                   }
+                 }
+                 ++added;
+               });
   if (!scanned) return std::unexpected(scanned.error());
   for (const Damage& d : scanned->damaged) QuarantineLocked(segment_path, d);
   for (const Damage& d : undecodable) QuarantineLocked(segment_path, d);
@@ -527,7 +526,7 @@ Result<void> Store::RecoverSeries() {
     if (!bytes) return std::unexpected(bytes.error());
     auto created = ReadFileHeader(*bytes, kSeriesMagic);
     if (!created) {
-      if (bytes->size() >= kFileHeaderSize) return Fail(path + ": " + created.error().message);
+      if (bytes->size() >= kFileHeaderSize) return Fail(path + ": ", created.error());
       Log(path + ": removed, a crash cut it off inside its file header");
       (void)fs_.RemoveIfUnused(path);
       continue;
@@ -668,7 +667,8 @@ Result<uint64_t> Store::Append(std::string_view message, const snapshot::Header&
   auto envelope = snapshot::DecodeEnvelope(message);
   if (!envelope) return std::unexpected(envelope.error());
   if (message.size() > kMaxRecordBytes - kSegmentPrefix) {
-    return Fail("a message of " + std::to_string(message.size()) + " bytes is too large to store");
+    return Fail(snapshot::Code::kLimit,
+                "a message of " + std::to_string(message.size()) + " bytes is too large to store");
   }
   std::lock_guard lock(mutex_);
   auto agent = AgentIdLocked(header.identity);
@@ -857,11 +857,11 @@ Result<std::map<uint32_t, AgentRecord>> ReadAgents(const std::string& dir, FileS
   std::map<uint32_t, AgentRecord> out;
   const std::string path = dir + "/agents.log";
   auto size = fs.Size(path);
-  if (!size) return Fail(dir + " is not a tidemark store: " + size.error().message);
+  if (!size) return Fail(dir + " is not a tidemark store: ", size.error());
   auto head = fs.Read(path, 0, kFileHeaderSize);
-  if (!head) return Fail(dir + " is not a tidemark store: " + head.error().message);
+  if (!head) return Fail(dir + " is not a tidemark store: ", head.error());
   if (auto header = ReadFileHeader(*head, kIndexMagic); !header) {
-    return Fail(path + ": " + header.error().message);
+    return Fail(path + ": ", header.error());
   }
   auto scanned = ScanFile(fs, path, kFileHeaderSize, *size, Tagged("A"),
                           [&](uint64_t, std::string_view payload) {
@@ -929,15 +929,17 @@ Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry,
   auto bytes = fs.Read(path, entry.offset, kRecordHeaderSize + entry.record_bytes);
   if (!bytes) {
     return Fail("snapshot seq " + std::to_string(entry.seq) +
-                " is no longer stored (removed by retention?): " + bytes.error().message);
+                    " is no longer stored (removed by retention?): ",
+                bytes.error());
   }
   std::optional<std::string_view> payload;
   ScanRecords(*bytes, entry.offset, [&](uint64_t, std::string_view p) {
     if (!payload) payload = p;
   });
   if (!payload || payload->size() != entry.record_bytes || payload->size() < kSegmentPrefix) {
-    return Fail(path + ": record at offset " + std::to_string(entry.offset) +
-                " is damaged (length or CRC mismatch)");
+    return Fail(snapshot::Code::kCorrupt, path + ": record at offset " +
+                                              std::to_string(entry.offset) +
+                                              " is damaged (length or CRC mismatch)");
   }
   return std::string(payload->substr(kSegmentPrefix));
 }
@@ -963,37 +965,37 @@ Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optiona
     if (!size || !head || !ReadFileHeader(*head, kSeriesMagic)) continue;
     std::unordered_map<uint32_t, std::string> types;
     (void)ScanFile(fs, path, kFileHeaderSize, *size, Tagged("TPG"),
-                [&](uint64_t, std::string_view payload) {
-                  PayloadReader r(payload);
-                  const uint8_t tag = r.U8();
-                  if (tag == 'T') {
-                    const uint32_t id = r.U32();
-                    types[id] = r.Str();
-                    return;
-                  }
-                  if (tag != 'P' && tag != 'G') return;  // Unknown tags: later additions.
-                  SeriesPoint p;
-                  p.agent = r.U32();
-                  if (agent && p.agent != *agent) return;
-                  if (tag == 'G') {
-                    p.seq = r.U64();
-                    p.timestamp_ns = r.I64();
-                    p.goodbye = true;
-                    if (r.ok() && p.timestamp_ns >= since_ns) points.push_back(std::move(p));
-                    return;
-                  }
-                  p.seq = r.U64();
-                  p.timestamp_ns = r.I64();
-                  p.rss_bytes = r.U64();
-                  if (p.timestamp_ns < since_ns) return;
-                  const uint32_t n = r.U32();
-                  for (uint32_t i = 0; i < n && r.ok(); ++i) {
-                    const uint32_t id = static_cast<uint32_t>(r.Var());
-                    const uint64_t count = r.Var();
-                    p.types.push_back(TypePoint{types[id], count, r.Var()});
-                  }
-                  if (r.ok()) points.push_back(std::move(p));
-                });
+                   [&](uint64_t, std::string_view payload) {
+                     PayloadReader r(payload);
+                     const uint8_t tag = r.U8();
+                     if (tag == 'T') {
+                       const uint32_t id = r.U32();
+                       types[id] = r.Str();
+                       return;
+                     }
+                     if (tag != 'P' && tag != 'G') return;  // Unknown tags: later additions.
+                     SeriesPoint p;
+                     p.agent = r.U32();
+                     if (agent && p.agent != *agent) return;
+                     if (tag == 'G') {
+                       p.seq = r.U64();
+                       p.timestamp_ns = r.I64();
+                       p.goodbye = true;
+                       if (r.ok() && p.timestamp_ns >= since_ns) points.push_back(std::move(p));
+                       return;
+                     }
+                     p.seq = r.U64();
+                     p.timestamp_ns = r.I64();
+                     p.rss_bytes = r.U64();
+                     if (p.timestamp_ns < since_ns) return;
+                     const uint32_t n = r.U32();
+                     for (uint32_t i = 0; i < n && r.ok(); ++i) {
+                       const uint32_t id = static_cast<uint32_t>(r.Var());
+                       const uint64_t count = r.Var();
+                       p.types.push_back(TypePoint{types[id], count, r.Var()});
+                     }
+                     if (r.ok()) points.push_back(std::move(p));
+                   });
   }
   return points;
 }

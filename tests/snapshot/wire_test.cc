@@ -240,6 +240,7 @@ TEST(Wire, OversizedMessageIsRejectedBeforeParsing) {
   auto r = Decode(*Encode(MakeGraph()), limits);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("exceeds the limit"), std::string::npos);
+  EXPECT_EQ(r.error().code, Code::kLimit) << "callers tell a limit by its code";
 }
 
 TEST(Wire, DecompressionBombIsRejectedBeforeDecompressing) {
@@ -250,6 +251,7 @@ TEST(Wire, DecompressionBombIsRejectedBeforeDecompressing) {
   auto r = Decode(Wrap(ValidHeader(), body), limits);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("declared body"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().code, Code::kLimit);
 }
 
 TEST(Wire, EnvelopeBodySizeThatDisagreesWithTheFrameIsRejected) {
@@ -263,7 +265,9 @@ TEST(Wire, EnvelopeBodySizeThatDisagreesWithTheFrameIsRejected) {
 TEST(Wire, CorruptedCompressedBodyIsRejected) {
   std::string m = *Encode(MakeGraph());
   m[m.size() - 6] ^= 0x5a;  // Inside the zstd frame (its checksum catches it).
-  EXPECT_FALSE(Decode(m));
+  auto r = Decode(m);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kInvalid) << "malformed, not over a limit";
 }
 
 TEST(Wire, HugeDeclaredArrayCountIsRejectedWithoutAllocating) {
@@ -281,6 +285,7 @@ TEST(Wire, ObjectCountOverTheLimitIsRejected) {
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("objects exceed the limit"), std::string::npos)
       << r.error().message;
+  EXPECT_EQ(r.error().code, Code::kLimit);
 }
 
 TEST(Wire, TypeCountOverTheLimitIsRejected) {

@@ -355,7 +355,8 @@ TEST_F(StoreTest, AnIntactRecordWhoseMessageDoesNotDecodeIsNoTornTail) {
 TEST_F(StoreTest, ADamagedAgentsLogLosesNoAgentAndAMissingOneReusesNoId) {
   {
     auto store = Open();
-    for (int pid = 1; pid <= 6; ++pid) ASSERT_TRUE(Put(*store, Make("svc" + std::to_string(pid), pid, 1), 1));
+    for (int pid = 1; pid <= 6; ++pid)
+      ASSERT_TRUE(Put(*store, Make("svc" + std::to_string(pid), pid, 1), 1));
   }
   FlipByte(dir_ / "agents.log", kFileHeaderSize + 12);  // Inside the first agent's record.
   {
@@ -388,7 +389,8 @@ TEST_F(StoreTest, ADamagedAgentsLogLosesNoAgentAndAMissingOneReusesNoId) {
 TEST_F(StoreTest, ReadersListEveryAgentOfADamagedAgentsLogAndSayWhatTheyRepaired) {
   {
     auto store = Open();
-    for (int pid = 1; pid <= 6; ++pid) ASSERT_TRUE(Put(*store, Make("svc" + std::to_string(pid), pid, 1), 1));
+    for (int pid = 1; pid <= 6; ++pid)
+      ASSERT_TRUE(Put(*store, Make("svc" + std::to_string(pid), pid, 1), 1));
   }
   FlipByte(dir_ / "agents.log", kFileHeaderSize + 12);  // Nobody has recovered it yet.
   const Catalog catalog = ReadAll();
@@ -411,6 +413,25 @@ TEST_F(StoreTest, AHugeSparseSegmentCostsAWindowOfMemoryNotItsSize) {
   auto store = Open();
   EXPECT_EQ(fs::file_size(segment), intact) << log_;
   EXPECT_EQ(ReadAll().entries.size(), 1u);
+}
+
+TEST_F(StoreTest, AReadSaysByItsCodeWhetherTheRecordIsDamagedOrGone) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(Put(*store, Make("api", 1, 1), 1));
+    store->Flush();
+  }
+  const IndexEntry entry = ReadAll().entries.at(0);
+  ASSERT_TRUE(ReadMessage(dir_, entry));
+  const std::string segment = FileWith("summary", ".seg");
+  FlipByte(segment, entry.offset + 40);
+  auto damaged = ReadMessage(dir_, entry);
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().code, snapshot::Code::kCorrupt) << damaged.error().message;
+  fs::remove(segment);
+  auto gone = ReadMessage(dir_, entry);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, snapshot::Code::kNotFound) << gone.error().message;
 }
 
 TEST_F(StoreTest, RecordCutInTheMiddleIsDroppedWithItsIndexEntry) {
