@@ -321,27 +321,28 @@ class Overhead(unittest.TestCase):
             import time, tidemark
             ballast = [{"k%d" % i: [i, str(i)]} for i in range(150000)]  # Walks of some ms.
             tidemark.start("tcp://127.0.0.1:9", service="budget", interval=0.01,
-                           max_overhead="5%")
+                           max_overhead="20%")
             t0 = time.monotonic()
-            while time.monotonic() - t0 < 60:
+            while time.monotonic() - t0 < 150:
                 status = tidemark.status()
-                # Long enough for several walks, and for the last one's share to be small.
-                if status["taken"] >= 4 and time.monotonic() - t0 > 80 * status["last_pause_ms"] / 1e3:
+                # Several walks, and a window long enough for the last one's share to be small.
+                if status["taken"] >= 4 and time.monotonic() - t0 > 20 * status["last_pause_ms"] / 1e3:
                     break
                 sum(range(1000))
             elapsed = time.monotonic() - t0
             tidemark.stop()
             print(status["taken"], status["total_pause_ms"], status["intervals_stretched"], elapsed)
         """
-        result = run_python(code, timeout=120, env={"TIDEMARK_MAX_OVERHEAD": ""})
+        result = run_python(code, timeout=200, env={"TIDEMARK_MAX_OVERHEAD": ""})
         self.assertEqual(result.returncode, 0, result.stderr)
         taken, total_pause_ms, stretched, elapsed = result.stdout.split()
         self.assertGreater(int(stretched), 0)
         self.assertGreaterEqual(int(taken), 4)
         share = float(total_pause_ms) / 1000.0 / float(elapsed)
-        # Asked for an interval of 10 ms; walks of several ms would hold the GIL most of the time.
-        # At 5%, the walks in the window hold it 5% plus at most one walk's share of the window.
-        self.assertLess(share, 0.08, "walks held the GIL %.1f%% of the time" % (share * 100))
+        # Asked for an interval of 10 ms; walks of several ms would hold the GIL nearly all the
+        # time. At 20%, the walks in the window hold it 20% plus at most one walk's share of
+        # the window (5%).
+        self.assertLess(share, 0.3, "walks held the GIL %.1f%% of the time" % (share * 100))
 
     def test_a_bad_overhead_setting_is_named(self):
         for value in ("lots", "150%", "-1"):
