@@ -42,12 +42,6 @@ std::string Format(const char* fmt, auto... args) {
 
 std::string Hex(uint64_t address) { return Format("0x%" PRIx64, address); }
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Progress on stderr, only for a person watching: a terminal, and only past a second.
 class Progress {
  public:
@@ -77,7 +71,7 @@ std::optional<HeapGraph> LoadGraph(const std::string& arg, const Flags& flags, s
                                    bool parents) {
   Progress progress(err);
   progress.Step("reading " + arg);
-  auto message = ReadSnapshotArgument(arg, flags.store_dir, NowNs());
+  auto message = ReadSnapshotArgument(arg, flags.store_dir, flags.now_ns);
   if (!message) {
     err << "tidemark: " << message.error().message << "\n";
     return std::nullopt;

@@ -26,10 +26,7 @@ using snapshot::Snapshot;
 using snapshot::TypeStat;
 
 bool Load(const std::string& arg, const Flags& flags, Snapshot& out, std::ostream& err) {
-  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  auto message = ReadSnapshotArgument(arg, flags.store_dir, now_ns);
+  auto message = ReadSnapshotArgument(arg, flags.store_dir, flags.now_ns);
   if (!message) {
     err << "tidemark: " << message.error().message << "\n";
     return false;
@@ -355,6 +352,9 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   Flags flags;
   if (int status = ParseCommandLine(*verb, args, flags, err); status != 0) return status;
   if (StoreMissing(*verb, flags, err)) return 1;
+  flags.now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
   return verb->run(flags, out, err);
 }
 

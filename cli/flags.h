@@ -17,6 +17,7 @@ struct Flags {
   bool all = false;
   std::string store_dir;     // Where the store was found, or the first place looked.
   std::string store_source;  // How store_dir was chosen: "--store", "TIDEMARK_STORE", ...
+  int64_t now_ns = 0;        // The wall clock, read once by Main: "-1h" and windows count from it.
   std::map<std::string, std::vector<std::string>> values;  // "--depth" -> {"12"}; repeatable.
   std::vector<std::string> positional;
 

@@ -1,7 +1,6 @@
 #include "cli/pipeline_commands.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <map>
@@ -70,7 +69,10 @@ json GrowthJson(const Row& r) {
 }
 
 // tidemark growth [--service S] [--agent KEY] [--window 1h|last] [--top N] [--all] [--json]
-int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err) {
+}  // namespace
+
+int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
+  const int64_t now = flags.now_ns;
   int64_t window_ns = diff::kNsPerHour;
   if (auto w = flags.value("--window")) {
     if (*w == "last") {
@@ -216,6 +218,8 @@ int Growth(const Flags& flags, int64_t now, std::ostream& out, std::ostream& err
   return 0;
 }
 
+namespace {
+
 void PrintAlert(const diff::Alert& a, std::ostream& out) {
   out << (a.state == diff::AlertState::kResolved ? "RESOLVED" : "FIRING") << "  " << a.id
       << "  since " << diff::Rfc3339(a.since_ns);
@@ -338,13 +342,6 @@ int ReportsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
     }
   }
   return 0;
-}
-
-int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
-  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  return Growth(flags, now_ns, out, err);
 }
 
 }  // namespace tidemark::cli
