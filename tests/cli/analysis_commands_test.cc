@@ -9,11 +9,13 @@
 #include "cli/commands.h"
 #include "snapshot/wire.h"
 #include "tests/analysis/graph_builder.h"
+#include "tests/cli/run_cli.h"
 
 namespace tidemark::cli {
 namespace {
 
 using analysis::testing::GraphBuilder;
+using testing::RunCli;
 
 std::string Path(const std::string& name) { return std::string(TEST_TMPDIR) + "/" + name; }
 
@@ -25,18 +27,10 @@ std::string WriteGraph(const std::string& name, const GraphBuilder& b) {
   return path;
 }
 
-int Tidemark(std::vector<std::string> args, std::string& out, std::string& err) {
-  std::ostringstream o, e;
-  const int rc = Main(args, o, e);
-  out = o.str();
-  err = e.str();
-  return rc;
-}
-
 TEST(AnalysisCli, TypesShowsCountsBytesAndRetained) {
   const std::string file = WriteGraph("app.tdmk", App());
   std::string out, err;
-  ASSERT_EQ(Tidemark({"types", file, "--json"}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"types", file, "--json"}, out, err), 0) << err;
   const auto j = nlohmann::json::parse(out);
   bool found = false;
   for (const auto& row : j["rows"]) {
@@ -54,28 +48,28 @@ TEST(AnalysisCli, TypesShowsCountsBytesAndRetained) {
 TEST(AnalysisCli, WhyNamesThePathFromTheModule) {
   const std::string file = WriteGraph("app.tdmk", App());
   std::string out, err;
-  ASSERT_EQ(Tidemark({"why", file, "app.Session"}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"why", file, "app.Session"}, out, err), 0) << err;
   EXPECT_NE(out.find("app.cache['users'][1]"), std::string::npos) << out;
-  ASSERT_EQ(Tidemark({"why", file, "0xabc000", "--json"}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"why", file, "0xabc000", "--json"}, out, err), 0) << err;
   EXPECT_EQ(nlohmann::json::parse(out)["paths"][0]["text"], "app.cache['users'][1]");
 }
 
 TEST(AnalysisCli, AnAddressWithNoObjectIsNamed) {
   const std::string file = WriteGraph("app.tdmk", App());
   std::string out, err;
-  EXPECT_EQ(Tidemark({"show", file, "0x999"}, out, err), 1);
+  EXPECT_EQ(RunCli({"show", file, "0x999"}, out, err), 1);
   EXPECT_NE(err.find("no object at 0x999"), std::string::npos) << err;
-  EXPECT_EQ(Tidemark({"show", file, "zebra"}, out, err), 1);
+  EXPECT_EQ(RunCli({"show", file, "zebra"}, out, err), 1);
   EXPECT_NE(err.find("'zebra' is not an address"), std::string::npos) << err;
 }
 
 TEST(AnalysisCli, ChildrenAndParentsCarryEdgeNames) {
   const std::string file = WriteGraph("app.tdmk", App());
   std::string out, err;
-  ASSERT_EQ(Tidemark({"children", file, "0xabc000"}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"children", file, "0xabc000"}, out, err), 0) << err;
   EXPECT_NE(out.find(".user"), std::string::npos) << out;
   EXPECT_NE(out.find("str 'alice'"), std::string::npos) << out;
-  ASSERT_EQ(Tidemark({"parents", file, "0xabc000"}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"parents", file, "0xabc000"}, out, err), 0) << err;
   EXPECT_NE(out.find("[1]"), std::string::npos) << out;
 }
 
@@ -104,8 +98,7 @@ TEST(AnalysisCli, RootedSummaryStopsAtExclusions) {
                 static_cast<unsigned long long>(b.AddressOf("users")));
   std::snprintf(session, sizeof session, "0x%llx",
                 static_cast<unsigned long long>(b.AddressOf("session")));
-  ASSERT_EQ(Tidemark({"summary", file, "--root", users, "--exclude", session, "--json"}, out, err),
-            0)
+  ASSERT_EQ(RunCli({"summary", file, "--root", users, "--exclude", session, "--json"}, out, err), 0)
       << err;
   const auto j = nlohmann::json::parse(out);
   EXPECT_EQ(j["objects"], 2);  // The list and the int.
@@ -118,7 +111,7 @@ TEST(AnalysisCli, GraphVerbsRefuseASummarySnapshot) {
   const std::string file = Path("summary.tdmk");
   std::ofstream(file, std::ios::binary) << *snapshot::Encode(s);
   std::string out, err;
-  EXPECT_EQ(Tidemark({"types", file}, out, err), 1);
+  EXPECT_EQ(RunCli({"types", file}, out, err), 1);
   EXPECT_NE(err.find("take a graph snapshot"), std::string::npos) << err;
 }
 
@@ -132,9 +125,9 @@ TEST(AnalysisCli, ImportMeliaeThenQueryIt) {
          "]\n";
   const std::string out_file = Path("small.tdmk");
   std::string out, err;
-  ASSERT_EQ(Tidemark({"import-meliae", dump, out_file}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"import-meliae", dump, out_file}, out, err), 0) << err;
   EXPECT_NE(out.find("imported 3 objects and 2 references"), std::string::npos) << out;
-  ASSERT_EQ(Tidemark({"summary", out_file, "--root", "10"}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"summary", out_file, "--root", "10"}, out, err), 0) << err;
   EXPECT_NE(out.find("Total 3 objects, 2 types, Total size = 173 B (173 bytes)"), std::string::npos)
       << out;
 }
@@ -150,14 +143,14 @@ TEST(AnalysisCli, SummaryOfAnImportedDumpCollapsesInstanceDictsAsMeliaeDoes) {
          "{\"address\": 6, \"type\": \"type\", \"size\": 900, \"name\": \"Item\", \"refs\": []}\n";
   const std::string file = Path("items.tdmk");
   std::string out, err;
-  ASSERT_EQ(Tidemark({"import-meliae", dump, file}, out, err), 0) << err;
-  ASSERT_EQ(Tidemark({"summary", file, "--bytes"}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"import-meliae", dump, file}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"summary", file, "--bytes"}, out, err), 0) << err;
   EXPECT_NE(out.find("Total 4 objects, 3 types, Total size = 1244 bytes"), std::string::npos)
       << out;
   EXPECT_NE(out.find("     1       2  50        272  21  94       136 Item"), std::string::npos)
       << out;
   EXPECT_EQ(out.find(" dict"), std::string::npos) << out;
-  ASSERT_EQ(Tidemark({"summary", file, "--json"}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"summary", file, "--json"}, out, err), 0) << err;
   EXPECT_EQ(nlohmann::json::parse(out)["bytes"], 1244);
 }
 
@@ -166,7 +159,7 @@ TEST(AnalysisCli, ExportWritesEachFormat) {
   std::string out, err;
   for (const std::string format : {"callgrind", "folded", "heapsnapshot"}) {
     const std::string target = Path("app." + format);
-    ASSERT_EQ(Tidemark({"export", file, "--format", format, "-o", target}, out, err), 0) << err;
+    ASSERT_EQ(RunCli({"export", file, "--format", format, "-o", target}, out, err), 0) << err;
     std::ifstream in(target);
     std::stringstream text;
     text << in.rdbuf();
@@ -175,7 +168,7 @@ TEST(AnalysisCli, ExportWritesEachFormat) {
       EXPECT_NO_THROW(nlohmann::json::parse(text.str()));
     }
   }
-  EXPECT_EQ(Tidemark({"export", file, "--format", "pdf"}, out, err), 2);
+  EXPECT_EQ(RunCli({"export", file, "--format", "pdf"}, out, err), 2);
 }
 
 TEST(AnalysisCli, GdiffNamesTheContainerOfNewObjects) {
@@ -183,7 +176,7 @@ TEST(AnalysisCli, GdiffNamesTheContainerOfNewObjects) {
   const std::string b =
       WriteGraph("after.tdmk", analysis::testing::AppHeap(/*second_session=*/true));
   std::string out, err;
-  ASSERT_EQ(Tidemark({"gdiff", a, b, "--json"}, out, err), 0) << err;
+  ASSERT_EQ(RunCli({"gdiff", a, b, "--json"}, out, err), 0) << err;
   const auto j = nlohmann::json::parse(out);
   ASSERT_EQ(j["groups"].size(), 1u);
   EXPECT_EQ(j["groups"][0]["type"], "app.Session");

@@ -15,6 +15,7 @@
 #include "snapshot/wire.h"
 #include "store/store.h"
 #include "tests/analysis/graph_builder.h"
+#include "tests/cli/run_cli.h"
 
 namespace tidemark::cli {
 namespace {
@@ -22,13 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using analysis::testing::GraphBuilder;
 
-int RunCli(std::vector<std::string> args, std::string& out, std::string& err) {
-  std::ostringstream o, e;
-  const int rc = Main(args, o, e);
-  out = o.str();
-  err = e.str();
-  return rc;
-}
+using testing::RunCli;
 
 std::string Path(const std::string& name) { return std::string(TEST_TMPDIR) + "/cl_" + name; }
 

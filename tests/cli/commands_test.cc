@@ -1,4 +1,5 @@
 #include "cli/commands.h"
+#include "tests/cli/run_cli.h"
 
 #include <gtest/gtest.h>
 
@@ -26,13 +27,7 @@ std::string WriteSnapshot(const std::string& name, uint64_t seq,
   return path;
 }
 
-int RunCli(std::vector<std::string> args, std::string& out, std::string& err) {
-  std::ostringstream o, e;
-  int rc = Main(args, o, e);
-  out = o.str();
-  err = e.str();
-  return rc;
-}
+using testing::RunCli;
 
 TEST(Cli, AHugeFileThatIsNoSnapshotIsRefusedWithoutReadingIt) {
   const std::string path = std::string(TEST_TMPDIR) + "/zeros.tdmk";

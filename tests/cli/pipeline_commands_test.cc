@@ -11,6 +11,7 @@
 #include "snapshot/wire.h"
 #include "store/journal.h"
 #include "store/store.h"
+#include "tests/cli/run_cli.h"
 
 namespace tidemark::cli {
 namespace {
@@ -24,13 +25,7 @@ int64_t Now() {
       .count();
 }
 
-int RunCli(std::vector<std::string> args, std::string& out, std::string& err) {
-  std::ostringstream o, e;
-  const int rc = Main(args, o, e);
-  out = o.str();
-  err = e.str();
-  return rc;
-}
+using testing::RunCli;
 
 class PipelineCommands : public ::testing::Test {
  protected:
