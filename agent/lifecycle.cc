@@ -73,12 +73,12 @@ void OnSignal(int signum, siginfo_t* info, void* context) {
 bool InstallSignal(int signum) {
   if (sigaction(signum, nullptr, &g_previous_action) != 0) return false;
   const struct sigaction& prev = g_previous_action;
-  const bool chained = (prev.sa_flags & SA_SIGINFO) ||
-                       (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN);
+  const bool chained =
+      (prev.sa_flags & SA_SIGINFO) || (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN);
   struct sigaction action {};
   action.sa_sigaction = &OnSignal;
-  action.sa_flags =
-      SA_SIGINFO | (chained ? (prev.sa_flags & (SA_RESTART | SA_ONSTACK | SA_NODEFER)) : SA_RESTART);
+  action.sa_flags = SA_SIGINFO | (chained ? (prev.sa_flags & (SA_RESTART | SA_ONSTACK | SA_NODEFER))
+                                          : SA_RESTART);
   action.sa_mask = prev.sa_mask;
   return sigaction(signum, &action, nullptr) == 0;
 }

@@ -186,7 +186,8 @@ void Ingest::ProcessGoodbye(std::string_view message, const std::string& peer_ad
   }
   const snapshot::Identity& who = goodbye->identity;
   if (who.host.empty() || who.pid <= 0 || who.start_time_ns <= 0) {
-    Drop(DropReason::kIdentity, "goodbye without host, pid or start time (from " + peer_address + ")");
+    Drop(DropReason::kIdentity,
+         "goodbye without host, pid or start time (from " + peer_address + ")");
     return;
   }
   auto stored = store_.AppendGoodbye(who, goodbye->seq, goodbye->timestamp_ns, WallNowNs());

@@ -77,8 +77,7 @@ std::string BaseMessage(const Options& o) {
 
 // A message with `header`, whose body is `frame` and whose envelope declares `declared` bytes
 // once decompressed.
-std::string WithFrame(const snapshot::Header& header, const std::string& frame,
-                      uint64_t declared) {
+std::string WithFrame(const snapshot::Header& header, const std::string& frame, uint64_t declared) {
   snapshot::Snapshot tiny;
   tiny.header = header;
   std::string message = *snapshot::Encode(tiny);

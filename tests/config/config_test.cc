@@ -125,8 +125,10 @@ TEST(Config, ArraysOfTablesWrittenAsTablesAreErrorsNotACrashOrAnEditedDefault) {
 TEST(Config, SizesAndDurationsThatOverflowAreRefusedNamingTheKey) {
   const std::pair<const char*, const char*> cases[] = {
       {"[growth]\nspan = \"999999999999w\"\n", "growth.span: \"999999999999w\" is too long"},
-      {"[limits]\nmax_body_bytes = \"20000000TiB\"\n", "limits.max_body_bytes: \"20000000TiB\" is too large"},
-      {"[limits]\nmax_body_bytes = 9223372036854775807\n", "limits.max_body_bytes: 9223372036854775807 is too large"},
+      {"[limits]\nmax_body_bytes = \"20000000TiB\"\n",
+       "limits.max_body_bytes: \"20000000TiB\" is too large"},
+      {"[limits]\nmax_body_bytes = 9223372036854775807\n",
+       "limits.max_body_bytes: 9223372036854775807 is too large"},
       {"[growth]\nspan = 9223372036854775807\n", "growth.span: 9223372036854775807 is too large"}};
   for (const auto& [text, expected] : cases) {
     auto parsed = Parse(text, "t.toml");
@@ -138,7 +140,7 @@ TEST(Config, SizesAndDurationsThatOverflowAreRefusedNamingTheKey) {
 
 TEST(Config, InputThatReachesTheTomlParsersAssertsIsAnErrorInEveryBuild) {
   for (const std::string& text : {std::string("[="), std::string("a = \"x\"\n\xe2\x82"),
-                                 std::string("\xff"), std::string("[a]\n[=\n")}) {
+                                  std::string("\xff"), std::string("[a]\n[=\n")}) {
     auto parsed = Parse(text, "t.toml");
     ASSERT_FALSE(parsed);
     EXPECT_NE(parsed.error().find("t.toml:"), std::string::npos) << parsed.error();

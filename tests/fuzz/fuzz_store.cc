@@ -42,14 +42,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(reinterpret_cast<const char*>(data), size);
   // The scanner alone, on the bytes as they are.
   uint64_t last = store::kFileHeaderSize;
-  const auto outcome = store::ScanBytes(body, store::kFileHeaderSize, {},
-                                        [&](uint64_t offset, std::string_view payload) {
-                                          Check(offset >= last, "records out of order");
-                                          Check(offset + store::kRecordHeaderSize + payload.size() <=
-                                                    store::kFileHeaderSize + body.size(),
-                                                "record past the end");
-                                          last = offset + store::kRecordHeaderSize + payload.size();
-                                        });
+  const auto outcome = store::ScanBytes(
+      body, store::kFileHeaderSize, {}, [&](uint64_t offset, std::string_view payload) {
+        Check(offset >= last, "records out of order");
+        Check(offset + store::kRecordHeaderSize + payload.size() <=
+                  store::kFileHeaderSize + body.size(),
+              "record past the end");
+        last = offset + store::kRecordHeaderSize + payload.size();
+      });
   Check(outcome.end <= store::kFileHeaderSize + body.size(), "end past the data");
 
   static const fs::path dir = "/dev/shm/tidemark-fuzz-store-" + std::to_string(getpid());

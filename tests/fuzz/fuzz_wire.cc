@@ -25,8 +25,7 @@ void SameSnapshot(const Snapshot& a, const Snapshot& b) {
   Check(ha.identity.service == hb.identity.service && ha.identity.pid == hb.identity.pid &&
             ha.identity.labels == hb.identity.labels,
         "identity");
-  Check(ha.objects == hb.objects && ha.bytes == hb.bytes && ha.rss_bytes == hb.rss_bytes,
-        "totals");
+  Check(ha.objects == hb.objects && ha.bytes == hb.bytes && ha.rss_bytes == hb.rss_bytes, "totals");
   Check(a.types.size() == b.types.size(), "type count");
   for (size_t i = 0; i < a.types.size(); ++i) {
     Check(a.types[i].name == b.types[i].name && a.types[i].count == b.types[i].count &&
@@ -55,8 +54,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)tidemark::snapshot::CheckFrame(bytes, limits);
   if (auto goodbye = tidemark::snapshot::DecodeGoodbye(bytes)) {
     auto again = tidemark::snapshot::DecodeGoodbye(tidemark::snapshot::EncodeGoodbye(*goodbye));
-    Check(again && again->seq == goodbye->seq && again->identity.service == goodbye->identity.service,
-          "goodbye");
+    Check(
+        again && again->seq == goodbye->seq && again->identity.service == goodbye->identity.service,
+        "goodbye");
   }
   auto decoded = tidemark::snapshot::Decode(bytes, limits);
   if (!decoded) return 0;

@@ -79,10 +79,13 @@ int main(int argc, char** argv) {
   c.graph_requested = c.values_requested = true;
   Put(root / "fuzz_control", "graph", snapshot::EncodeControl(c));
   Put(root / "fuzz_meliae", "dump.json",
-      "[\n{\"address\": 1000, \"type\": \"dict\", \"size\": 232, \"len\": 1, \"refs\": [2000, 3000]},\n"
-      "{\"address\": 2000, \"type\": \"str\", \"size\": 52, \"len\": 3, \"value\": \"key\", \"refs\": []},\n"
+      "[\n{\"address\": 1000, \"type\": \"dict\", \"size\": 232, \"len\": 1, \"refs\": [2000, "
+      "3000]},\n"
+      "{\"address\": 2000, \"type\": \"str\", \"size\": 52, \"len\": 3, \"value\": \"key\", "
+      "\"refs\": []},\n"
       "{\"address\": 3000, \"type\": \"int\", \"size\": 28, \"value\": 7, \"refs\": []},\n"
-      "{\"address\": 4000, \"type\": \"module\", \"size\": 72, \"name\": \"app\", \"refs\": [1000]}\n]\n");
+      "{\"address\": 4000, \"type\": \"module\", \"size\": 72, \"name\": \"app\", \"refs\": "
+      "[1000]}\n]\n");
   Put(root / "fuzz_config", "hooks.toml",
       "[collector]\nendpoint = \"tcp://127.0.0.1:7878\"\n[growth]\nspan = \"1h\"\n"
       "[[rules]]\nname = \"r\"\nwindow = \"30m\"\nmin_rate = \"1MiB/h\"\n"
@@ -90,9 +93,11 @@ int main(int argc, char** argv) {
       "headers = { Authorization = \"Bearer x\" }\n"
       "[[schedules]]\nname = \"daily\"\nat = \"03:00\"\nhooks = [\"w\"]\n");
   Put(root / "fuzz_config", "limits.toml",
-      "[limits]\nmax_message_bytes = \"64MiB\"\nmax_objects = 1000\n[store]\nsegment_bytes = 65536\n");
-  Put(root / "fuzz_store", "three", Segment(summary) + Segment(*snapshot::Encode(Summary(2))) +
-                                        Segment(*snapshot::Encode(Summary(3))));
+      "[limits]\nmax_message_bytes = \"64MiB\"\nmax_objects = 1000\n[store]\nsegment_bytes = "
+      "65536\n");
+  Put(root / "fuzz_store", "three",
+      Segment(summary) + Segment(*snapshot::Encode(Summary(2))) +
+          Segment(*snapshot::Encode(Summary(3))));
   std::string damaged = Segment(summary) + Segment(*snapshot::Encode(Summary(2)));
   damaged[40] ^= 0x5a;
   Put(root / "fuzz_store", "damaged", damaged + Segment(*snapshot::Encode(Summary(3))));
