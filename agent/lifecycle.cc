@@ -14,9 +14,9 @@
 #include <random>
 #include <thread>
 
-#include "agent/clock.h"
 #include "agent/take.h"
 #include "agent/wake.h"
+#include "snapshot/clock.h"
 
 namespace tidemark::agent {
 namespace {
@@ -185,7 +185,7 @@ ReporterProgress FreshProgress(double interval_s, double probation_s) {
 // spread so that many children forked at once do not connect and walk at once.
 constexpr double kMinChildIntervalS = 0.5;
 double ChildProbation(double interval_s) {
-  std::minstd_rand random(static_cast<unsigned>(getpid() ^ WallNowNs()));
+  std::minstd_rand random(static_cast<unsigned>(getpid() ^ snapshot::WallNowNs()));
   const double jitter = std::uniform_real_distribution<double>(0.5, 1.0)(random);
   return std::max(kMinChildIntervalS, interval_s) * jitter;
 }
@@ -279,7 +279,7 @@ AgentStatus GetAgentStatus() {
 
 int64_t InstanceStartNs() {
   State& st = S();
-  if (st.start_ns == 0) st.start_ns = WallNowNs();
+  if (st.start_ns == 0) st.start_ns = snapshot::WallNowNs();
   return st.start_ns;
 }
 
@@ -325,7 +325,7 @@ void AfterForkInChild() {
   wake::CloseInherited();  // The parent's: nothing has run here yet.
   st.owner_pid = getpid();
   ++st.generation;  // A restart the parent scheduled is not this process's.
-  st.start_ns = WallNowNs();
+  st.start_ns = snapshot::WallNowNs();
   const bool was_reporting = st.phase != Phase::kStopped;
   st.phase = Phase::kStopped;
   if (!was_reporting || st.settings.watch == Watch::kParent) return;

@@ -13,11 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "agent/clock.h"
 #include "agent/lifecycle.h"
 #include "agent/notice.h"
+#include "agent/result.h"
 #include "agent/take.h"
 #include "agent/walker.h"
+#include "snapshot/clock.h"
 #include "snapshot/wire.h"
 
 namespace tidemark::agent {
@@ -71,10 +72,9 @@ bool RefuseUnsupportedInterpreter() {
 }
 
 // Rows emptied by folding instance dicts are left out unless `keep_all` (graph type indices).
-PyObject* TypesToList(const std::vector<snapshot::TypeStat>& types, bool keep_all = false) {
+PyObject* TypesToList(const std::vector<snapshot::TypeStat>& types) {
   PyObject* list = PyList_New(0);
   for (const auto& t : types) {
-    if (!keep_all && t.count == 0 && t.bytes == 0) continue;
     PyObject* row = Py_BuildValue("(sKKK)", t.name.c_str(), (unsigned long long)t.count,
                                   (unsigned long long)t.bytes, (unsigned long long)t.max_bytes);
     if (row == nullptr || PyList_Append(list, row) != 0) {
@@ -165,15 +165,15 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
     PyErr_SetString(PyExc_RuntimeError, encoded.error().message.c_str());
     return nullptr;
   }
-  PyObject* types = TypesToList(s.types);
-  if (types == nullptr) return nullptr;
-  return Py_BuildValue(
-      "{s:y#,s:K,s:K,s:N,s:d,s:d,s:O,s:s,s:K,s:[LLL]}", "encoded", encoded->data(),
-      (Py_ssize_t)encoded->size(), "objects", (unsigned long long)s.header.objects, "bytes",
-      (unsigned long long)s.header.bytes, "types", types, "pause_ms", outcome.pause_ms, "encode_ms",
-      encode_ms, "abandoned", outcome.abandoned ? Py_True : Py_False, "reason",
-      outcome.abandon_reason.c_str(), "references", (unsigned long long)outcome.references,
-      "gc_before", gc_before[0], gc_before[1], gc_before[2]);
+  PyObject* result = NewResult(std::move(*encoded), s.types);
+  if (result == nullptr) return nullptr;
+  return Py_BuildValue("{s:N,s:K,s:K,s:d,s:d,s:O,s:s,s:K,s:[LLL]}", "result", result, "objects",
+                       (unsigned long long)s.header.objects, "bytes",
+                       (unsigned long long)s.header.bytes, "pause_ms", outcome.pause_ms,
+                       "encode_ms", encode_ms, "abandoned", outcome.abandoned ? Py_True : Py_False,
+                       "reason", outcome.abandon_reason.c_str(), "references",
+                       (unsigned long long)outcome.references, "gc_before", gc_before[0],
+                       gc_before[1], gc_before[2]);
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
@@ -246,7 +246,7 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   config.identity.service = service;
   config.identity.host = HostName();
   config.identity.pid = getpid();
-  config.identity.start_time_ns = WallNowNs();
+  config.identity.start_time_ns = snapshot::WallNowNs();
   if (!ParseLabels(labels, &config.identity.labels)) return nullptr;
   config.interval_s = interval;
   config.graph_every = graph_every;
@@ -390,15 +390,16 @@ PyObject* Decode(PyObject*, PyObject* arg) {
       (unsigned long long)h.bytes, "rss", (unsigned long long)h.rss_bytes, "labels", labels,
       "gc_counts", gc, "python", h.python_version.c_str(), "pause_ms", h.agent.pause_ms, "dropped",
       (unsigned long long)h.agent.dropped, "delivered", (unsigned long long)h.agent.delivered,
-      "abandoned", h.agent.abandoned ? Py_True : Py_False, "types", TypesToList(s.types, true),
-      "address", address, "type", type, "size", sizes, "length", length, "refs", refs, "roots",
-      roots, "names", sparse(g.names), "values", sparse(g.values), "true_ref_counts", true_refs);
+      "abandoned", h.agent.abandoned ? Py_True : Py_False, "types", TypesToList(s.types), "address",
+      address, "type", type, "size", sizes, "length", length, "refs", refs, "roots", roots, "names",
+      sparse(g.names), "values", sparse(g.values), "true_ref_counts", true_refs);
 }
 
 PyMethodDef kMethods[] = {
     {"decode", Decode, METH_O, "Decode an encoded snapshot into a dict (header, types, graph)."},
     {"take", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Take)),
-     METH_VARARGS | METH_KEYWORDS, "Take one snapshot now; returns a dict."},
+     METH_VARARGS | METH_KEYWORDS,
+     "Take one snapshot now; returns a dict (its \"result\": a Result)."},
     {"start", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Start)),
      METH_VARARGS | METH_KEYWORDS, "Start the background reporter."},
     {"stop", Stop, METH_NOARGS, "Stop the background reporter and join its thread."},

@@ -8,8 +8,8 @@
 #include <zmq.h>
 #include <chrono>
 
-#include "agent/clock.h"
 #include "agent/wake.h"
+#include "snapshot/clock.h"
 #include "snapshot/control.h"
 #include "snapshot/wire.h"
 
@@ -76,7 +76,7 @@ void Reporter::Stop() {
     snapshot::Goodbye goodbye;
     goodbye.identity = config_.identity;
     goodbye.seq = ++progress_.last_seq;
-    goodbye.timestamp_ns = WallNowNs();
+    goodbye.timestamp_ns = snapshot::WallNowNs();
     connection_->SendGoodbye(goodbye);
   }
   connection_->Close(config_.linger_ms);

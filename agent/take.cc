@@ -11,7 +11,7 @@
 #include <mutex>
 #include <string>
 
-#include "agent/clock.h"
+#include "snapshot/clock.h"
 
 namespace tidemark::agent {
 namespace {
@@ -44,7 +44,7 @@ std::string PythonVersion() {
 snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outcome,
                                   UnresolvedReferences* unresolved) {
   snapshot::Snapshot s;
-  const int64_t started_ns = WallNowNs();
+  const int64_t started_ns = snapshot::WallNowNs();
   *outcome = Walk(options, &s, unresolved);
   long long counts[3];
   tm_gc_counts(counts);

@@ -1,7 +1,6 @@
 #include "cli/commands.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -17,6 +16,7 @@
 #include "cli/stored.h"
 #include "cli/type_table.h"
 #include "diff/type_diff.h"
+#include "snapshot/clock.h"
 #include "snapshot/wire.h"
 
 namespace tidemark::cli {
@@ -352,9 +352,7 @@ int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   Flags flags;
   if (int status = ParseCommandLine(*verb, args, flags, err); status != 0) return status;
   if (StoreMissing(*verb, flags, err)) return 1;
-  flags.now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
+  flags.now_ns = snapshot::WallNowNs();
   return verb->run(flags, out, err);
 }
 

@@ -81,7 +81,7 @@ int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
       auto ms = config::ParseDurationMs(*w);
       if (!ms || *ms <= 0) {
         err << "tidemark growth: --window takes a duration like 1h, 30m, 1d, or 'last': "
-            << (ms ? "must be positive" : ms.error()) << "\n";
+            << (ms ? "must be positive" : ms.error().message) << "\n";
         return 2;
       }
       window_ns = *ms * 1'000'000;

@@ -10,12 +10,12 @@
 #include <chrono>
 #include <csignal>
 
-#include "collector/clock.h"
 #include "collector/http_server.h"
 #include "collector/ingest.h"
 #include "collector/metrics.h"
 #include "collector/notifier.h"
 #include "collector/pipeline.h"
+#include "snapshot/clock.h"
 #include "store/store.h"
 
 namespace tidemark::collector {
@@ -78,7 +78,7 @@ class Daemon {
     store_options.on_durable = [this](uint64_t from, uint64_t to, bool ok) {
       if (Ingest* ingest = ingest_ptr_.load()) ingest->OnDurable(from, to, ok);
     };
-    auto store = store::Store::Open(dir, store_options, WallNowNs());
+    auto store = store::Store::Open(dir, store_options, snapshot::WallNowNs());
     if (!store) {
       spdlog::error("cannot open the store: {}", store.error().message);
       return kExitFailure;
@@ -90,7 +90,7 @@ class Daemon {
 
     notifier_ = std::make_unique<Notifier>(config_.hooks);
     pipeline_ = std::make_unique<Pipeline>(config_, dir, *notifier_);
-    if (auto started = pipeline_->Start(WallNowNs()); !started) {
+    if (auto started = pipeline_->Start(snapshot::WallNowNs()); !started) {
       spdlog::error("cannot start the growth pipeline: {}", started.error().message);
       return Shutdown(kExitFailure);
     }
@@ -164,7 +164,7 @@ class Daemon {
     }
     auto loaded = config::Load(options_.config_path);
     if (!loaded) {
-      spdlog::error("SIGHUP: keeping the running configuration: {}", loaded.error());
+      spdlog::error("SIGHUP: keeping the running configuration: {}", loaded.error().message);
       return;
     }
     for (const std::string& key : config::KeysNeedingRestart(config_, *loaded)) {
@@ -203,8 +203,9 @@ class Daemon {
     retention_timer_.expires_after(std::chrono::milliseconds(config_.retention_interval_ms));
     retention_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      const store::RetentionResult r = store_->ApplyRetention(
-          PolicyOf(config_.summary_retention), PolicyOf(config_.graph_retention), WallNowNs());
+      const store::RetentionResult r =
+          store_->ApplyRetention(PolicyOf(config_.summary_retention),
+                                 PolicyOf(config_.graph_retention), snapshot::WallNowNs());
       metrics_.RetentionRemoved(r);
       if (r.snapshots_removed > 0 || r.files_in_use > 0) {
         spdlog::info("retention: removed {} snapshots ({} bytes, {} files); {} files in use kept",
@@ -220,7 +221,7 @@ class Daemon {
     if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
     if (path == "/metrics") {
       return {200, "text/plain; version=0.0.4; charset=utf-8",
-              metrics_.Render(store_->stats(), WallNowNs()) + pipeline_->RenderMetrics() +
+              metrics_.Render(store_->stats(), snapshot::WallNowNs()) + pipeline_->RenderMetrics() +
                   HttpMetrics(http_.counters())};
     }
     if (path == "/alerts") return {200, "application/json", pipeline_->ActiveAlertsJson() + "\n"};

@@ -14,7 +14,7 @@
 #include <map>
 #include <zmq.hpp>
 
-#include "collector/clock.h"
+#include "snapshot/clock.h"
 #include "snapshot/control.h"
 
 namespace tidemark::collector {
@@ -190,7 +190,8 @@ void Ingest::ProcessGoodbye(std::string_view message, const std::string& peer_ad
          "goodbye without host, pid or start time (from " + peer_address + ")");
     return;
   }
-  auto stored = store_.AppendGoodbye(who, goodbye->seq, goodbye->timestamp_ns, WallNowNs());
+  auto stored =
+      store_.AppendGoodbye(who, goodbye->seq, goodbye->timestamp_ns, snapshot::WallNowNs());
   if (!stored) {
     Drop(DropReason::kStore, stored.error().message);
     return;
@@ -215,7 +216,7 @@ void Ingest::Process(std::string peer, const std::string& peer_address, std::str
     Drop(valid.error().reason, valid.error().detail + " (from " + peer_address + ")");
     return;
   }
-  const int64_t now = WallNowNs();
+  const int64_t now = snapshot::WallNowNs();
   metrics_.Received(valid->header, message.size(), now);
   {
     std::lock_guard lock(ack_mutex_);

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   if (check) {
     auto loaded = config::Load(*check);
     if (!loaded) {
-      std::cerr << "tidemarkd: " << loaded.error() << "\n";
+      std::cerr << "tidemarkd: " << loaded.error().message << "\n";
       return collector::kExitConfig;
     }
     std::cout << *check << ": valid\n";
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   if (!options.config_path.empty()) {
     auto loaded = config::Load(options.config_path);
     if (!loaded) {
-      std::cerr << "tidemarkd: " << loaded.error() << "\n";
+      std::cerr << "tidemarkd: " << loaded.error().message << "\n";
       return collector::kExitConfig;
     }
     options.config = *loaded;

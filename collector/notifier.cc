@@ -256,23 +256,28 @@ json AlertmanagerAlert(const json& alert, const std::string& event) {
   return out;
 }
 
-std::string Deliver(const config::HookConfig& hook, const Notification& n) {
+snapshot::Result<void> Deliver(const config::HookConfig& hook, const Notification& n) {
+  std::string error;
   switch (hook.kind) {
     case config::HookKind::kWebhook:
-      return HttpPost(hook, hook.url, n.Document().dump());
+      error = HttpPost(hook, hook.url, n.Document().dump());
+      break;
     case config::HookKind::kAlertmanager: {
       std::string base = hook.url;
       while (!base.empty() && base.back() == '/') base.pop_back();
       const json body = json::array({AlertmanagerAlert(n.payload, n.event)});
-      return HttpPost(hook, base + "/api/v2/alerts", body.dump());
+      error = HttpPost(hook, base + "/api/v2/alerts", body.dump());
+      break;
     }
     case config::HookKind::kCommand:
-      return RunCommand(hook, n.Document().dump() + "\n");
+      error = RunCommand(hook, n.Document().dump() + "\n");
+      break;
     case config::HookKind::kLog:
       spdlog::info("hook {}: {}", hook.name, n.Document().dump());
-      return "";
+      break;
   }
-  return "unknown hook kind";
+  if (error.empty()) return {};
+  return snapshot::Fail(snapshot::Code::kIo, std::move(error));
 }
 
 struct Notifier::Hook {
@@ -360,7 +365,9 @@ void Notifier::Run(Hook& hook) {
     lock.unlock();
     std::string error;
     try {
-      error = Deliver(hook.config, item.notification);
+      if (auto delivered = Deliver(hook.config, item.notification); !delivered) {
+        error = delivered.error().message;
+      }
     } catch (const std::exception& e) {
       error = e.what();  // Nothing may leave this thread.
     }

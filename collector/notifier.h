@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "snapshot/result.h"
 
 namespace tidemark::collector {
 
@@ -66,9 +67,10 @@ class Notifier {
   std::vector<std::unique_ptr<Hook>> hooks_;
 };
 
-// One attempt at delivering to one hook: "" on success, else what went wrong. Blocks for at
-// most the hook's timeout (plus name resolution).
-std::string Deliver(const config::HookConfig& hook, const Notification& notification);
+// One attempt at delivering to one hook; a failure (kIo) says what went wrong: the HTTP
+// status, the connection, the command's exit. Blocks for at most the hook's timeout (plus
+// name resolution).
+snapshot::Result<void> Deliver(const config::HookConfig& hook, const Notification& notification);
 
 // The Alertmanager v2 form of an alert (diff::ToJson's form in, one element of the array out).
 nlohmann::json AlertmanagerAlert(const nlohmann::json& alert, const std::string& event);

@@ -5,20 +5,57 @@
 // build type reports it.
 #define TOML_ASSERT(expr) static_cast<void>(0)
 #include <toml++/toml.h>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
 namespace tidemark::config {
 namespace {
 
-using Error = std::unexpected<std::string>;
+using snapshot::Fail;
 // A setter returns "" when the value was taken, else what was wrong with it.
 using Setter = std::function<std::string(const toml::node&, Config&)>;
+// The value a key holds in a configuration, in one canonical form (sizes in bytes, durations
+// in ms); nullopt where the key holds nothing of its own (a key file, an unset `every`).
+using Show = std::function<std::optional<std::string>(const Config&)>;
+
+// A key of the one table of settings: how a file sets it, and how its value is shown.
+struct Key {
+  Setter set;
+  Show show;
+};
+
+template <typename Field>
+Show ShowNumber(Field field) {
+  return [=](const Config& c) -> std::optional<std::string> {
+    std::ostringstream out;
+    out << field(c);
+    return out.str();
+  };
+}
+
+std::string Quoted(const std::string& v) { return "\"" + v + "\""; }
+
+template <typename Field>
+Show ShowString(Field field) {
+  return [=](const Config& c) -> std::optional<std::string> { return Quoted(field(c)); };
+}
+
+template <typename Field>
+Show ShowList(Field field) {
+  return [=](const Config& c) -> std::optional<std::string> {
+    std::string out = "[";
+    for (const std::string& v : field(c)) out += (out.size() > 1 ? ", " : "") + Quoted(v);
+    return out + "]";
+  };
+}
 
 std::string Describe(const toml::node& node) {
   std::ostringstream out;
@@ -30,28 +67,29 @@ std::string Describe(const toml::node& node) {
 
 // FIELD(x) reaches Config::x, nested members included.
 #define FIELD(member) \
-  [](Config & c) -> auto& { return c.member; }
+  [](auto& c) -> auto& { return c.member; }
 
 template <typename Field>
-Setter Integer(Field field, int64_t min, int64_t max) {
-  return [=](const toml::node& node, Config& c) -> std::string {
-    auto v = node.value<int64_t>();
-    if (!node.is_integer() || !v) return "expected an integer, got " + Describe(node);
-    if (*v < min || *v > max) {
-      return "must be between " + std::to_string(min) + " and " + std::to_string(max);
-    }
-    auto& out = field(c);
-    out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
-    return "";
-  };
+Key Integer(Field field, int64_t min, int64_t max) {
+  return {[=](const toml::node& node, Config& c) -> std::string {
+            auto v = node.value<int64_t>();
+            if (!node.is_integer() || !v) return "expected an integer, got " + Describe(node);
+            if (*v < min || *v > max) {
+              return "must be between " + std::to_string(min) + " and " + std::to_string(max);
+            }
+            auto& out = field(c);
+            out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+            return "";
+          },
+          ShowNumber(field)};
 }
 
 // An integer is taken as `integer_scale` units (bytes for sizes, seconds for durations).
 template <typename Field, typename Parsed>
-Setter WithUnit(Field field, std::expected<Parsed, std::string> (*parse)(std::string_view),
+Setter WithUnit(Field field, snapshot::Result<Parsed> (*parse)(std::string_view),
                 int64_t integer_scale, int64_t max, const char* example) {
   return [=](const toml::node& node, Config& c) -> std::string {
-    std::expected<Parsed, std::string> v;
+    snapshot::Result<Parsed> v;
     if (node.is_integer()) {
       const int64_t raw = node.as_integer()->get();
       if (raw < 0) return "must not be negative";
@@ -65,7 +103,7 @@ Setter WithUnit(Field field, std::expected<Parsed, std::string> (*parse)(std::st
     } else {
       return std::string("expected ") + example + ", got " + Describe(node);
     }
-    if (!v) return v.error() + " (expected " + example + ")";
+    if (!v) return v.error().message + " (expected " + example + ")";
     auto& out = field(c);
     out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
     return "";
@@ -73,79 +111,90 @@ Setter WithUnit(Field field, std::expected<Parsed, std::string> (*parse)(std::st
 }
 
 template <typename Field>
-Setter Size(Field field) {
-  return WithUnit(field, &ParseSize, 1, static_cast<int64_t>(kMaxSizeBytes),
-                  "a size like \"64MiB\"");
+Key Size(Field field) {
+  return {
+      WithUnit(field, &ParseSize, 1, static_cast<int64_t>(kMaxSizeBytes), "a size like \"64MiB\""),
+      ShowNumber(field)};
 }
 template <typename Field>
-Setter Duration(Field field) {
-  return WithUnit(field, &ParseDurationMs, 1000, kMaxDurationMs,
-                  "a duration like \"10s\" or \"30d\"");
+Key Duration(Field field) {
+  return {
+      WithUnit(field, &ParseDurationMs, 1000, kMaxDurationMs, "a duration like \"10s\" or \"30d\""),
+      ShowNumber(field)};
 }
 
 template <typename Field>
-Setter String(Field field, std::function<std::string(const std::string&)> check) {
-  return [=](const toml::node& node, Config& c) -> std::string {
-    if (!node.is_string()) return "expected a string, got " + Describe(node);
-    const std::string value = node.as_string()->get();
-    if (check) {
-      if (std::string error = check(value); !error.empty()) return error;
-    }
-    field(c) = value;
-    return "";
-  };
+Key String(Field field, std::function<std::string(const std::string&)> check) {
+  return {[=](const toml::node& node, Config& c) -> std::string {
+            if (!node.is_string()) return "expected a string, got " + Describe(node);
+            const std::string value = node.as_string()->get();
+            if (check) {
+              if (std::string error = check(value); !error.empty()) return error;
+            }
+            field(c) = value;
+            return "";
+          },
+          ShowString(field)};
 }
 
-Setter Bool(std::function<bool&(Config&)> field) {
-  return [=](const toml::node& node, Config& c) -> std::string {
-    if (!node.is_boolean()) return "expected true or false, got " + Describe(node);
-    field(c) = node.as_boolean()->get();
-    return "";
-  };
+template <typename Field>
+Key Bool(Field field) {
+  return {
+      [=](const toml::node& node, Config& c) -> std::string {
+        if (!node.is_boolean()) return "expected true or false, got " + Describe(node);
+        field(c) = node.as_boolean()->get();
+        return "";
+      },
+      [=](const Config& c) -> std::optional<std::string> { return field(c) ? "true" : "false"; }};
 }
 
-Setter Float(std::function<double&(Config&)> field, double min, double max) {
-  return [=](const toml::node& node, Config& c) -> std::string {
-    if (!node.is_number()) return "expected a number, got " + Describe(node);
-    const double v = node.value<double>().value_or(0);
-    if (v < min || v > max) {
-      return "must be between " + std::to_string(min) + " and " + std::to_string(max);
-    }
-    field(c) = v;
-    return "";
-  };
+template <typename Field>
+Key Float(Field field, double min, double max) {
+  return {[=](const toml::node& node, Config& c) -> std::string {
+            if (!node.is_number()) return "expected a number, got " + Describe(node);
+            const double v = node.value<double>().value_or(0);
+            if (v < min || v > max) {
+              return "must be between " + std::to_string(min) + " and " + std::to_string(max);
+            }
+            field(c) = v;
+            return "";
+          },
+          ShowNumber(field)};
 }
 
-Setter StringList(std::function<std::vector<std::string>&(Config&)> field, bool allow_empty) {
-  return [=](const toml::node& node, Config& c) -> std::string {
-    const toml::array* items = node.as_array();
-    if (!items) return "expected an array of strings, got " + Describe(node);
-    std::vector<std::string> out;
-    for (const toml::node& item : *items) {
-      const auto v = item.value<std::string>();
-      if (!item.is_string() || !v) return "every entry must be a string";
-      out.push_back(*v);
-    }
-    if (out.empty() && !allow_empty) return "must not be empty";
-    field(c) = std::move(out);
-    return "";
-  };
+template <typename Field>
+Key StringList(Field field, bool allow_empty) {
+  return {[=](const toml::node& node, Config& c) -> std::string {
+            const toml::array* items = node.as_array();
+            if (!items) return "expected an array of strings, got " + Describe(node);
+            std::vector<std::string> out;
+            for (const toml::node& item : *items) {
+              const auto v = item.value<std::string>();
+              if (!item.is_string() || !v) return "every entry must be a string";
+              out.push_back(*v);
+            }
+            if (out.empty() && !allow_empty) return "must not be empty";
+            field(c) = std::move(out);
+            return "";
+          },
+          ShowList(field)};
 }
 
 // A rate: a size per hour, "4MiB" or "4MiB/h".
 template <typename Field>
-Setter Rate(Field field) {
-  return [=](const toml::node& node, Config& c) -> std::string {
-    if (node.is_string()) {
-      std::string text = node.as_string()->get();
-      if (text.size() > 2 && text.ends_with("/h")) text.resize(text.size() - 2);
-      auto v = ParseSize(text);
-      if (!v) return v.error() + " (expected a size per hour like \"1MiB/h\")";
-      field(c) = *v;
-      return "";
-    }
-    return Size(field)(node, c);
-  };
+Key Rate(Field field) {
+  return {[=](const toml::node& node, Config& c) -> std::string {
+            if (node.is_string()) {
+              std::string text = node.as_string()->get();
+              if (text.size() > 2 && text.ends_with("/h")) text.resize(text.size() - 2);
+              auto v = ParseSize(text);
+              if (!v) return v.error().message + " (expected a size per hour like \"1MiB/h\")";
+              field(c) = *v;
+              return "";
+            }
+            return Size(field).set(node, c);
+          },
+          ShowNumber(field)};
 }
 
 // "HH:MM", local time.
@@ -198,7 +247,8 @@ std::string CheckName(const std::string& v) {
 }
 
 std::string CheckUrl(const std::string& v) {
-  if (v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) return "";
+  // "" is the default: none (a webhook or alertmanager hook without one is refused whole).
+  if (v.empty() || v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) return "";
   return "expected an http:// or https:// URL";
 }
 
@@ -206,18 +256,22 @@ std::string CheckKey(const std::string& v) {
   return v.empty() || IsZ85Key(v) ? "" : "expected a Z85 CURVE key (40 characters)";
 }
 
-std::expected<std::string, std::string> ReadWholeFile(const std::string& path) {
+snapshot::Result<std::string> ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Error("cannot read " + path);
+  if (!in) {
+    const int error = errno;
+    return Fail(error == ENOENT ? snapshot::Code::kNotFound : snapshot::Code::kIo,
+                "cannot read " + path + ": " + std::strerror(error));
+  }
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
 }
 
 // Key files hold one key per line; '#' starts a comment.
-std::expected<std::vector<std::string>, std::string> ReadKeyFile(const std::string& path) {
+snapshot::Result<std::vector<std::string>> ReadKeyFile(const std::string& path) {
   auto text = ReadWholeFile(path);
-  if (!text) return Error(text.error());
+  if (!text) return std::unexpected(text.error());
   std::vector<std::string> keys;
   std::istringstream lines(*text);
   std::string line;
@@ -226,30 +280,124 @@ std::expected<std::vector<std::string>, std::string> ReadKeyFile(const std::stri
     line.erase(0, line.find_first_not_of(" \t\r"));
     line.erase(line.find_last_not_of(" \t\r") + 1);
     if (line.empty()) continue;
-    if (!IsZ85Key(line)) return Error(path + ":" + std::to_string(number) + ": not a Z85 key");
+    if (!IsZ85Key(line)) return Fail(path + ":" + std::to_string(number) + ": not a Z85 key");
     keys.push_back(line);
   }
   return keys;
 }
 
-const std::map<std::string, Setter>& Keys() {
-  static const std::map<std::string, Setter> keys = {
+// A key whose value is one of a few names.
+template <typename Field, typename Value>
+Key OneOf(Field field, std::vector<std::pair<std::string, Value>> names) {
+  return {[=](const toml::node& node, Config& c) -> std::string {
+            const auto v = node.value<std::string>();
+            std::string expected;
+            for (const auto& [name, value] : names) {
+              if (v == name) {
+                field(c) = value;
+                return "";
+              }
+              expected += (expected.empty() ? "" : ", ") + Quoted(name);
+            }
+            return "expected one of " + expected + ", got " + Describe(node);
+          },
+          [=](const Config& c) -> std::optional<std::string> {
+            for (const auto& [name, value] : names) {
+              if (field(c) == value) return Quoted(name);
+            }
+            return std::nullopt;
+          }};
+}
+
+const std::vector<std::pair<std::string, HookKind>>& HookKinds() {
+  static const std::vector<std::pair<std::string, HookKind>> kinds = {
+      {"webhook", HookKind::kWebhook},
+      {"alertmanager", HookKind::kAlertmanager},
+      {"command", HookKind::kCommand},
+      {"log", HookKind::kLog}};
+  return kinds;
+}
+
+// A key that only adds to another (a key file): it holds nothing of its own.
+Key Adding(Setter set) {
+  return {std::move(set), [](const Config&) -> std::optional<std::string> { return std::nullopt; }};
+}
+
+std::string SetClientKeys(const toml::node& node, Config& c) {
+  const toml::array* items = node.as_array();
+  if (!items) return "expected an array of Z85 public keys, got " + Describe(node);
+  for (const toml::node& item : *items) {
+    const auto key = item.value<std::string>();
+    if (!key || !IsZ85Key(*key)) return "every entry must be a Z85 key (40 characters)";
+    c.curve_allowed_clients.push_back(*key);
+  }
+  return "";
+}
+
+std::string SetSecretKeyFile(const toml::node& node, Config& c) {
+  if (!node.is_string()) return "expected a path, got " + Describe(node);
+  auto keys = ReadKeyFile(node.as_string()->get());
+  if (!keys) return keys.error().message;
+  if (keys->size() != 1) return "expected exactly one key in the file";
+  c.curve_secret_key = keys->front();
+  return "";
+}
+
+std::string SetClientKeysFile(const toml::node& node, Config& c) {
+  if (!node.is_string()) return "expected a path, got " + Describe(node);
+  auto keys = ReadKeyFile(node.as_string()->get());
+  if (!keys) return keys.error().message;
+  c.curve_allowed_clients.insert(c.curve_allowed_clients.end(), keys->begin(), keys->end());
+  return "";
+}
+
+std::string SetHeaders(const toml::node& node, Config& c) {
+  const toml::table* table = node.as_table();
+  if (!table) return "expected a table like { Authorization = \"Bearer ...\" }";
+  for (const auto& [name, value] : *table) {
+    const auto text = value.value<std::string>();
+    const std::string key(name.str());
+    if (!value.is_string() || !text) return "header " + key + ": expected a string";
+    if (key.empty() || key.find_first_of(" :\r\n") != std::string::npos ||
+        text->find_first_of("\r\n") != std::string::npos) {
+      return "header " + key + ": not a valid HTTP header name or value";
+    }
+    c.hooks.back().headers.emplace_back(key, *text);
+  }
+  return "";
+}
+
+std::optional<std::string> ShowHeaders(const Config& c) {
+  std::string out = "{";
+  for (const auto& [name, value] : c.hooks.back().headers) {
+    out += (out.size() > 1 ? ", " : " ") + name + " = " + Quoted(value);
+  }
+  return out + (out.size() > 1 ? " }" : "}");
+}
+
+// `every` and `at`: nothing when unset (a schedule sets exactly one).
+std::optional<std::string> ShowEvery(const Config& c) {
+  if (c.schedules.back().every_ms == 0) return std::nullopt;
+  return std::to_string(c.schedules.back().every_ms);
+}
+std::optional<std::string> ShowAt(const Config& c) {
+  if (c.schedules.back().at_minute < 0) return std::nullopt;
+  return std::to_string(c.schedules.back().at_minute);
+}
+
+// The one table of settings: every key a file may set, its checks, and through Show its
+// default in Config{} (docs/configuration.md and config/tidemarkd.example.toml are checked
+// against it by tests/config).
+const std::map<std::string, Key>& Keys() {
+  static const std::map<std::string, Key> keys = {
       {"collector.endpoint", String(FIELD(endpoint), CheckEndpoint)},
       {"collector.receive_hwm", Integer(FIELD(receive_hwm), 1, 1'000'000)},
       {"http.listen", String(FIELD(http_listen), CheckHostPort)},
       {"http.max_connections", Integer(FIELD(http_max_connections), 1, 100'000)},
       {"store.dir", String(FIELD(store_dir), nullptr)},
-      {"store.sync",
-       [](const toml::node& node, Config& c) -> std::string {
-         const auto v = node.value<std::string>();
-         if (v == "fsync")
-           c.sync = SyncPolicy::kFsync;
-         else if (v == "none")
-           c.sync = SyncPolicy::kNone;
-         else
-           return "expected \"fsync\" or \"none\", got " + Describe(node);
-         return "";
-       }},
+      {"store.sync", OneOf(FIELD(sync),
+                           std::vector<std::pair<std::string, SyncPolicy>>{
+                               {"fsync", SyncPolicy::kFsync}, {"none", SyncPolicy::kNone}})},
       {"store.segment_bytes", Size(FIELD(segment_bytes))},
       {"store.segment_age", Duration(FIELD(segment_age_ms))},
       {"store.retention_interval", Duration(FIELD(retention_interval_ms))},
@@ -264,46 +412,16 @@ const std::map<std::string, Setter>& Keys() {
       {"limits.max_objects", Integer(FIELD(max_objects), 1, int64_t{1} << 40)},
       {"limits.max_types", Integer(FIELD(max_types), 1, int64_t{1} << 32)},
       {"limits.graph_validation",
-       [](const toml::node& node, Config& c) -> std::string {
-         const auto v = node.value<std::string>();
-         if (v == "decode")
-           c.decode_graphs = true;
-         else if (v == "frame")
-           c.decode_graphs = false;
-         else
-           return "expected \"decode\" or \"frame\", got " + Describe(node);
-         return "";
-       }},
+       OneOf(FIELD(decode_graphs),
+             std::vector<std::pair<std::string, bool>>{{"decode", true}, {"frame", false}})},
       {"limits.validation_threads", Integer(FIELD(validation_threads), 0, 256)},
       {"log.level", String(FIELD(log_level), CheckLevel)},
       {"log.drop_log_interval", Duration(FIELD(drop_log_interval_ms))},
-      {"curve.enabled",
-       [](const toml::node& node, Config& c) -> std::string {
-         if (!node.is_boolean()) return "expected true or false, got " + Describe(node);
-         c.curve_enabled = node.as_boolean()->get();
-         return "";
-       }},
+      {"curve.enabled", Bool(FIELD(curve_enabled))},
       {"curve.secret_key", String(FIELD(curve_secret_key), CheckKey)},
-      {"curve.secret_key_file",
-       [](const toml::node& node, Config& c) -> std::string {
-         if (!node.is_string()) return "expected a path, got " + Describe(node);
-         auto keys = ReadKeyFile(node.as_string()->get());
-         if (!keys) return keys.error();
-         if (keys->size() != 1) return "expected exactly one key in the file";
-         c.curve_secret_key = keys->front();
-         return "";
-       }},
-      {"curve.allowed_clients",
-       [](const toml::node& node, Config& c) -> std::string {
-         const toml::array* items = node.as_array();
-         if (!items) return "expected an array of Z85 public keys, got " + Describe(node);
-         for (const toml::node& item : *items) {
-           const auto key = item.value<std::string>();
-           if (!key || !IsZ85Key(*key)) return "every entry must be a Z85 key (40 characters)";
-           c.curve_allowed_clients.push_back(*key);
-         }
-         return "";
-       }},
+      {"curve.secret_key_file", Adding(SetSecretKeyFile)},
+      {"curve.allowed_clients", {SetClientKeys, ShowList(FIELD(curve_allowed_clients))}},
+      {"curve.allowed_clients_file", Adding(SetClientKeysFile)},
       // [growth]
       {"growth.span", Duration(FIELD(growth_span_ms))},
       {"growth.detect_interval", Duration(FIELD(detect_interval_ms))},
@@ -347,70 +465,28 @@ const std::map<std::string, Setter>& Keys() {
       {"investigate.values", Bool(FIELD(investigate.values))},
       // [[hooks]]
       {"hooks.name", String(FIELD(hooks.back().name), CheckName)},
-      {"hooks.kind",
-       [](const toml::node& node,
-          Config& c) -> std::
-                         string {
-                           const auto v = node.value<std::string>();
-                           for (HookKind kind : {HookKind::kWebhook, HookKind::kAlertmanager,
-                                                 HookKind::kCommand, HookKind::kLog}) {
-                             if (v == HookKindName(kind)) {
-                               c.hooks.back().kind = kind;
-                               return "";
-                             }
-                           }
-                           return "expected \"webhook\", \"alertmanager\", \"command\" or \"log\", "
-                                  "got " +
-                                  Describe(node);
-                         }},
+      {"hooks.kind", OneOf(FIELD(hooks.back().kind), HookKinds())},
       {"hooks.url", String(FIELD(hooks.back().url), CheckUrl)},
-      {"hooks.command", StringList(FIELD(hooks.back().command), false)},
+      {"hooks.command", StringList(FIELD(hooks.back().command), true)},  // Checked whole.
       {"hooks.timeout", Duration(FIELD(hooks.back().timeout_ms))},
       {"hooks.max_attempts", Integer(FIELD(hooks.back().max_attempts), 1, 100)},
       {"hooks.backoff", Duration(FIELD(hooks.back().backoff_ms))},
       {"hooks.alerts", Bool(FIELD(hooks.back().alerts))},
       {"hooks.send_resolved", Bool(FIELD(hooks.back().send_resolved))},
-      {"hooks.headers",
-       [](const toml::node& node,
-          Config& c) -> std::
-                         string {
-                           const toml::table* table = node.as_table();
-                           if (!table)
-                             return "expected a table like { Authorization = \"Bearer ...\" }";
-                           for (const auto& [name, value] : *table) {
-                             const auto text = value.value<std::string>();
-                             const std::string key(name.str());
-                             if (!value.is_string() || !text)
-                               return "header " + key + ": expected a string";
-                             if (key.empty() || key.find_first_of(" :\r\n") != std::string::npos ||
-                                 text->find_first_of("\r\n") != std::string::npos) {
-                               return "header " + key + ": not a valid HTTP header name or value";
-                             }
-                             c.hooks.back().headers.emplace_back(key, *text);
-                           }
-                           return "";
-                         }},
+      {"hooks.headers", {SetHeaders, ShowHeaders}},
       {"hooks.ca_file", String(FIELD(hooks.back().ca_file), nullptr)},
       {"hooks.tls_verify", Bool(FIELD(hooks.back().tls_verify))},
       // [[schedules]]
       {"schedules.name", String(FIELD(schedules.back().name), CheckName)},
-      {"schedules.every", Duration(FIELD(schedules.back().every_ms))},
-      {"schedules.at", [](const toml::node& node,
-                          Config& c) { return SetTimeOfDay(node, c.schedules.back().at_minute); }},
+      {"schedules.every", {Duration(FIELD(schedules.back().every_ms)).set, ShowEvery}},
+      {"schedules.at",
+       {[](const toml::node& node, Config& c) {
+          return SetTimeOfDay(node, c.schedules.back().at_minute);
+        },
+        ShowAt}},
       {"schedules.compare_with", Duration(FIELD(schedules.back().compare_age_ms))},
       {"schedules.hooks", StringList(FIELD(schedules.back().hooks), true)},
       {"schedules.rows", Integer(FIELD(schedules.back().rows), 1, 10'000)},
-      {"curve.allowed_clients_file",
-       [](const toml::node& node,
-          Config& c) -> std::
-                         string {
-                           if (!node.is_string()) return "expected a path, got " + Describe(node);
-                           auto keys = ReadKeyFile(node.as_string()->get());
-                           if (!keys) return keys.error();
-                           c.curve_allowed_clients.insert(c.curve_allowed_clients.end(),
-                                                          keys->begin(), keys->end());
-                           return "";
-                         }},
   };
   return keys;
 }
@@ -488,8 +564,8 @@ std::string Apply(const toml::table& table, const std::string& prefix, std::stri
     }
     if (path == "rules" || path == "hooks" || path == "schedules") {
       // A plain [rules] table would edit the default rule; [hooks] one that does not exist.
-      return Where(origin, node) + ": '" + path + "' must be an array of tables: write [[" +
-             path + "]] for each one";
+      return Where(origin, node) + ": '" + path + "' must be an array of tables: write [[" + path +
+             "]] for each one";
     }
     if (node.is_table() && IsKnownTable(path)) {
       if (std::string error = Apply(*node.as_table(), path, origin, config); !error.empty()) {
@@ -502,7 +578,7 @@ std::string Apply(const toml::table& table, const std::string& prefix, std::stri
       return Where(origin, node) + ": unknown key '" + path +
              "' (docs/configuration.md lists every key)";
     }
-    if (std::string error = setter->second(node, config); !error.empty()) {
+    if (std::string error = setter->second.set(node, config); !error.empty()) {
       return Where(origin, node) + ": " + path + ": " + error;
     }
   }
@@ -547,15 +623,8 @@ std::string CheckWhole(const Config& c) {
 }  // namespace
 
 const char* HookKindName(HookKind kind) {
-  switch (kind) {
-    case HookKind::kWebhook:
-      return "webhook";
-    case HookKind::kAlertmanager:
-      return "alertmanager";
-    case HookKind::kCommand:
-      return "command";
-    case HookKind::kLog:
-      return "log";
+  for (const auto& [name, value] : HookKinds()) {
+    if (value == kind) return name.c_str();
   }
   return "?";
 }
@@ -566,7 +635,18 @@ std::vector<std::string> KnownKeys() {
   return keys;
 }
 
-std::expected<uint64_t, std::string> ParseSize(std::string_view text) {
+std::optional<std::string> ShowSetting(const Config& config, const std::string& key) {
+  const auto found = Keys().find(key);
+  if (found == Keys().end()) return std::nullopt;
+  const std::string table = key.substr(0, key.find('.'));
+  if ((table == "rules" && config.rules.empty()) || (table == "hooks" && config.hooks.empty()) ||
+      (table == "schedules" && config.schedules.empty())) {
+    return std::nullopt;  // No element to show.
+  }
+  return found->second.show(config);
+}
+
+snapshot::Result<uint64_t> ParseSize(std::string_view text) {
   static const std::map<std::string, uint64_t, std::less<>> units = {{"", 1},
                                                                      {"B", 1},
                                                                      {"KiB", 1ull << 10},
@@ -583,30 +663,30 @@ std::expected<uint64_t, std::string> ParseSize(std::string_view text) {
   while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
   const auto found = units.find(unit);
   if (digits == 0 || digits > 15 || found == units.end()) {
-    return Error("\"" + std::string(text) + "\" is not a size");
+    return Fail("\"" + std::string(text) + "\" is not a size");
   }
   uint64_t bytes;
   if (__builtin_mul_overflow(std::stoull(std::string(text.substr(0, digits))), found->second,
                              &bytes) ||
       bytes > kMaxSizeBytes) {
-    return Error("\"" + std::string(text) + "\" is too large (at most 1 EiB)");
+    return Fail("\"" + std::string(text) + "\" is too large (at most 1 EiB)");
   }
   return bytes;
 }
 
-std::expected<int64_t, std::string> ParseDurationMs(std::string_view text) {
+snapshot::Result<int64_t> ParseDurationMs(std::string_view text) {
   static const std::map<std::string, int64_t, std::less<>> units = {
       {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3600'000}, {"d", 86400'000}, {"w", 604800'000}};
   size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
   const auto found = units.find(text.substr(digits));
   if (digits == 0 || digits > 12 || found == units.end()) {
-    return Error("\"" + std::string(text) + "\" is not a duration");
+    return Fail("\"" + std::string(text) + "\" is not a duration");
   }
   int64_t ms;
   if (__builtin_mul_overflow(std::stoll(std::string(text.substr(0, digits))), found->second, &ms) ||
       ms > kMaxDurationMs) {
-    return Error("\"" + std::string(text) + "\" is too long (at most 100 years)");
+    return Fail("\"" + std::string(text) + "\" is too long (at most 100 years)");
   }
   return ms;
 }
@@ -620,26 +700,26 @@ std::string ResolvedStoreDir(const Config& config) {
   return "./tidemark-data";
 }
 
-std::expected<Config, std::string> Parse(std::string_view text, std::string_view origin) {
+snapshot::Result<Config> Parse(std::string_view text, std::string_view origin) {
   Config config;
   config.source = std::string(origin);
   toml::table table;
   try {
     table = toml::parse(text, origin);
   } catch (const toml::parse_error& e) {
-    return Error(std::string(origin) + ":" + std::to_string(e.source().begin.line) + ": " +
-                 std::string(e.description()));
+    return Fail(std::string(origin) + ":" + std::to_string(e.source().begin.line) + ": " +
+                std::string(e.description()));
   }
-  if (std::string error = Apply(table, "", origin, config); !error.empty()) return Error(error);
+  if (std::string error = Apply(table, "", origin, config); !error.empty()) return Fail(error);
   if (std::string error = CheckWhole(config); !error.empty()) {
-    return Error(std::string(origin) + ": " + error);
+    return Fail(std::string(origin) + ": " + error);
   }
   return config;
 }
 
-std::expected<Config, std::string> Load(const std::string& path) {
+snapshot::Result<Config> Load(const std::string& path) {
   auto text = ReadWholeFile(path);
-  if (!text) return Error(text.error());
+  if (!text) return std::unexpected(text.error());
   return Parse(*text, path);
 }
 

@@ -11,10 +11,13 @@
 
 #include <cstdint>
 #include <expected>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "snapshot/result.h"
 
 namespace tidemark::config {
 
@@ -153,10 +156,10 @@ struct Config {
   int64_t detect_interval_ms = 30'000;
   int max_types_per_agent = 5000;
   uint64_t growth_max_memory_bytes = uint64_t{1} << 30;  // The whole growth state.
-  int metrics_top_k = 20;          // Types per service in /metrics.
-  int metrics_max_services = 200;  // Services in the per-type gauges.
-  int alert_history = 1000;        // Resolved alerts kept.
-  int report_history = 200;        // Reports kept.
+  int metrics_top_k = 20;                                // Types per service in /metrics.
+  int metrics_max_services = 200;                        // Services in the per-type gauges.
+  int alert_history = 1000;                              // Resolved alerts kept.
+  int report_history = 200;                              // Reports kept.
 
   std::vector<LeakRuleConfig> rules = {LeakRuleConfig{}};
   NativeConfig native;
@@ -171,14 +174,21 @@ const char* HookKindName(HookKind kind);  // "webhook", "alertmanager", "command
 // The store directory the configuration resolves to (see Config::store_dir).
 std::string ResolvedStoreDir(const Config& config);
 
-// Parses TOML text; `origin` names it in errors (a path, or "<string>").
-std::expected<Config, std::string> Parse(std::string_view text, std::string_view origin);
+// Parses TOML text; `origin` names it in errors (a path, or "<string>"). Errors are kInvalid.
+snapshot::Result<Config> Parse(std::string_view text, std::string_view origin);
 
-// Reads and parses a file; key files named in it are read too.
-std::expected<Config, std::string> Load(const std::string& path);
+// Reads and parses a file; key files named in it are read too. A file that cannot be read
+// is kNotFound or kIo.
+snapshot::Result<Config> Load(const std::string& path);
 
 // Every key a file may set, as "table.key" (docs/configuration.md documents each).
 std::vector<std::string> KnownKeys();
+
+// The value `key` holds in `config`, in one canonical form: sizes in bytes, durations in ms,
+// strings quoted, lists as ["a", "b"]. nullopt for an unknown key, a key holding nothing of
+// its own (a key file, an unset schedule `every`/`at`), or an element key ("hooks.url") when
+// there is no element. Of [[rules]], [[hooks]], [[schedules]]: the last element.
+std::optional<std::string> ShowSetting(const Config& config, const std::string& key);
 
 // The settings a SIGHUP reload cannot apply to a running daemon, by key.
 std::vector<std::string> KeysNeedingRestart(const Config& running, const Config& loaded);
@@ -186,9 +196,9 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
 // Parsers for the value syntaxes above; exposed for the CLI and tests.
 // "64MiB", "10GB", "512" (bytes), at most kMaxSizeBytes; an error naming the text otherwise.
 inline constexpr uint64_t kMaxSizeBytes = uint64_t{1} << 60;
-std::expected<uint64_t, std::string> ParseSize(std::string_view text);
+snapshot::Result<uint64_t> ParseSize(std::string_view text);
 // "250ms", "10s", "30d", "2w", at most kMaxDurationMs (100 years); an error otherwise.
 inline constexpr int64_t kMaxDurationMs = int64_t{100} * 365 * 86400'000;
-std::expected<int64_t, std::string> ParseDurationMs(std::string_view text);
+snapshot::Result<int64_t> ParseDurationMs(std::string_view text);
 
 }  // namespace tidemark::config

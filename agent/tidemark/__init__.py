@@ -51,20 +51,36 @@ class TypeRow(tuple):
 
 
 class Snapshot(object):
-    """One heap snapshot: totals, the per-type table (largest first) and the encoded bytes."""
+    """One heap snapshot: totals, the per-type table (largest first) and the encoded bytes.
+
+    Its rows and bytes are held natively and built on each read of `types` and `encoded`: a
+    Snapshot the program keeps is not its memory in later snapshots (it counts as two small
+    objects, not the rows and the encoded message)."""
+
+    __slots__ = ("kind", "objects", "bytes", "pause_ms", "encode_ms", "references", "abandoned",
+                 "abandon_reason", "_result")
 
     def __init__(self, kind, result):
         self.kind = kind
         self.objects = result["objects"]
         self.bytes = result["bytes"]
-        self.types = sorted((TypeRow(r) for r in result["types"]),
-                            key=lambda r: (-r[2], -r[1], r[0]))
-        self.encoded = result["encoded"]
         self.pause_ms = result["pause_ms"]
         self.encode_ms = result["encode_ms"]
         self.references = result["references"]
         self.abandoned = result["abandoned"]
         self.abandon_reason = result["reason"]
+        self._result = result["result"]
+
+    @property
+    def types(self):
+        """The type rows, largest first: a new list of TypeRow on each read."""
+        return sorted((TypeRow(r) for r in self._result.types()),
+                      key=lambda r: (-r[2], -r[1], r[0]))
+
+    @property
+    def encoded(self):
+        """The encoded snapshot (what dump() writes): new bytes on each read."""
+        return self._result.encoded()
 
     def top(self, n=20):
         return self.types[:n]

@@ -19,6 +19,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "snapshot/clock.h"
 #include "snapshot/control.h"
 #include "snapshot/wire.h"
 
@@ -193,9 +194,7 @@ int main(int argc, char** argv) {
   const std::string base = BaseMessage(o);
   auto base_header = snapshot::DecodeHeader(base);
   if (!base_header) Die("base snapshot: " + base_header.error().message);
-  const int64_t start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+  const int64_t start_ns = snapshot::WallNowNs();
   std::mt19937_64 rng(42);
 
   zmq::context_t context(1);

@@ -182,6 +182,26 @@ class Stripping(unittest.TestCase):
         g = graph(exclude=["float"])
         self.assertFalse(any(g["types"][t][0] == "float" for t in g["type"]))
 
+    def test_snapshots_the_program_holds_are_not_its_memory(self):
+        gc.collect()
+        before = tidemark.snapshot()
+        held = [tidemark.snapshot(kind="graph", values=True) for _ in range(3)]
+        encoded = sum(len(s.encoded) for s in held)
+        self.assertGreater(encoded, 1 << 20)  # Large enough to see if it were counted.
+        after = tidemark.snapshot()
+        self.assertIsNone(after.type("tidemark.TypeRow"))
+        self.assertLess(after.type("bytes").bytes - before.type("bytes").bytes, encoded // 20)
+        # Each kept snapshot is a few small objects (the Snapshot, its native Result, figures).
+        def results(snap):
+            row = snap.type("tidemark._native.Result")
+            return row.count if row else 0
+
+        self.assertEqual(results(after), results(before) + 3 + 1)
+        self.assertLess(after.objects - before.objects, 200)
+        self.assertEqual(before.top(1)[0], before.types[0])  # The rows read as before.
+        self.assertEqual(before.type("dict").name, "dict")
+        self.assertGreater(sys.getsizeof(held[0]._result), len(held[0].encoded))
+
     def test_configured_sizers_add_what_objects_own_after_the_walk(self):
         buffers = [Buffer(1000 * (i + 1)) for i in range(3)]
         name = __name__ + ".Buffer"
@@ -225,7 +245,8 @@ class HeapUnchanged(unittest.TestCase):
         gc.disable()
         try:
             result = _native.take(kind="graph", values=True)
-            self.assertEqual(tidemark.load(result["encoded"])["gc_counts"], result["gc_before"])
+            self.assertEqual(tidemark.load(result["result"].encoded())["gc_counts"],
+                             result["gc_before"])
         finally:
             gc.enable()
 

@@ -76,7 +76,8 @@ class NotifierTest : public ::testing::Test {
 TEST_F(NotifierTest, CommandHookGetsTheDocumentOnStdin) {
   const fs::path out = dir_ / "stdin.json";
   const Notification n = AlertNotification();
-  EXPECT_EQ(Deliver(Command({"sh", "-c", "cat > " + out.string()}), n), "");
+  const auto delivered = Deliver(Command({"sh", "-c", "cat > " + out.string()}), n);
+  EXPECT_TRUE(delivered) << delivered.error().message;
   const nlohmann::json got = nlohmann::json::parse(ReadFile(out));
   EXPECT_EQ(got, n.Document());
   EXPECT_EQ(got["version"], 1);
@@ -84,16 +85,23 @@ TEST_F(NotifierTest, CommandHookGetsTheDocumentOnStdin) {
 }
 
 TEST_F(NotifierTest, CommandExitingNonZeroIsAFailedAttempt) {
-  const std::string error =
+  const auto failed =
       Deliver(Command({"sh", "-c", "cat > /dev/null; exit 3"}), AlertNotification());
-  EXPECT_NE(error.find("exited with status 3"), std::string::npos) << error;
-  EXPECT_NE(Deliver(Command({"/nonexistent/tool"}), AlertNotification()).find("cannot run"),
-            std::string::npos);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, snapshot::Code::kIo);
+  EXPECT_NE(failed.error().message.find("exited with status 3"), std::string::npos)
+      << failed.error().message;
+  const auto missing = Deliver(Command({"/nonexistent/tool"}), AlertNotification());
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("cannot run"), std::string::npos);
 }
 
 TEST_F(NotifierTest, CommandOverItsTimeoutIsKilled) {
-  const std::string error = Deliver(Command({"sleep", "30"}, 200), AlertNotification());
-  EXPECT_NE(error.find("did not finish within 200 ms and was killed"), std::string::npos) << error;
+  const auto killed = Deliver(Command({"sleep", "30"}, 200), AlertNotification());
+  ASSERT_FALSE(killed);
+  EXPECT_NE(killed.error().message.find("did not finish within 200 ms and was killed"),
+            std::string::npos)
+      << killed.error().message;
 }
 
 TEST_F(NotifierTest, UnreachableWebhookIsRetriedThenGivenUp) {

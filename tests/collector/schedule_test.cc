@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <ctime>
 
-#include "collector/pipeline.h"
+#include "collector/schedules.h"
 
 namespace tidemark::collector {
 namespace {
@@ -45,6 +45,31 @@ TEST_F(LocalTime, PeriodicScheduleRunsEveryPeriod) {
   config::ScheduleConfig often;
   often.every_ms = 6 * 3600 * 1000;
   EXPECT_EQ(NextScheduledRun(often, 1000 * kS), 1000 * kS + 6 * 3600 * kS);
+}
+
+TEST_F(LocalTime, ASchedulerRunsEachScheduleOnceWhenDueAndNotBeforeTheStart) {
+  config::ScheduleConfig often;
+  often.name = "often";
+  often.every_ms = 3600 * 1000;
+  Scheduler scheduler;
+  const int64_t start = 1000 * kS;
+  EXPECT_TRUE(scheduler.Due({often}, start, start).empty()) << "first due a period after start";
+  EXPECT_TRUE(scheduler.Due({often}, start + 3599 * kS, start).empty());
+  ASSERT_EQ(scheduler.Due({often}, start + 3600 * kS, start).size(), 1u);
+  EXPECT_TRUE(scheduler.Due({often}, start + 3601 * kS, start).empty()) << "once";
+  EXPECT_EQ(scheduler.Due({often}, start + 7200 * kS, start).size(), 1u);
+}
+
+TEST_F(LocalTime, ASchedulerResetComputesTheNextRunsFromNow) {
+  config::ScheduleConfig often;
+  often.name = "often";
+  often.every_ms = 3600 * 1000;
+  Scheduler scheduler;
+  scheduler.Due({often}, 0, 0);
+  scheduler.Reset();
+  EXPECT_TRUE(scheduler.Due({often}, 3600 * kS, 0).empty())
+      << "a reconfigured schedule runs a period after the reconfiguration";
+  EXPECT_EQ(scheduler.Due({often}, 7200 * kS, 0).size(), 1u);
 }
 
 }  // namespace

@@ -2,26 +2,111 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace tidemark::config {
 namespace {
 
-TEST(Config, ShippedExampleEqualsEmbeddedDefaults) {
+std::string ReadSource(const std::string& path) {
+  std::ifstream in(std::string(SOURCE_ROOT) + "/" + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string TableOf(const std::string& key) { return key.substr(0, key.rfind('.')); }
+bool InArrayOfTables(const std::string& key) {
+  const std::string table = TableOf(key);
+  return table == "rules" || table == "hooks" || table == "schedules";
+}
+
+TEST(Config, ShippedExampleSetsEveryKeyToItsDefault) {
   auto loaded = Load(std::string(SOURCE_ROOT) + "/config/tidemarkd.example.toml");
-  ASSERT_TRUE(loaded) << loaded.error();
+  ASSERT_TRUE(loaded) << loaded.error().message;
   const Config defaults;
-  EXPECT_EQ(loaded->endpoint, defaults.endpoint);
-  EXPECT_EQ(loaded->http_listen, defaults.http_listen);
-  EXPECT_EQ(loaded->segment_bytes, defaults.segment_bytes);
-  EXPECT_EQ(loaded->segment_age_ms, defaults.segment_age_ms);
-  EXPECT_EQ(loaded->summary_retention.max_age_ms, defaults.summary_retention.max_age_ms);
-  EXPECT_EQ(loaded->graph_retention.max_bytes, defaults.graph_retention.max_bytes);
-  EXPECT_EQ(loaded->max_message_bytes, defaults.max_message_bytes);
-  EXPECT_EQ(loaded->max_objects, defaults.max_objects);
-  EXPECT_EQ(loaded->drop_log_interval_ms, defaults.drop_log_interval_ms);
+  const std::string example = ReadSource("config/tidemarkd.example.toml");
+  for (const std::string& key : KnownKeys()) {
+    EXPECT_EQ(ShowSetting(*loaded, key), ShowSetting(defaults, key)) << key;
+    if (InArrayOfTables(key) || !ShowSetting(defaults, key)) continue;
+    // Written out under its table, not left to the default.
+    const size_t table = example.find("\n[" + TableOf(key) + "]\n");
+    ASSERT_NE(table, std::string::npos) << key;
+    const size_t next = example.find("\n[", table + 1);
+    const size_t at = example.find("\n" + key.substr(key.rfind('.') + 1) + " = ", table);
+    EXPECT_TRUE(at != std::string::npos && at < next) << key << " is not in the example file";
+  }
   EXPECT_TRUE(KeysNeedingRestart(defaults, *loaded).empty());
+}
+
+// docs/configuration.md: under each "## [table]" heading, rows "| `key` | `default` | ...".
+struct DocumentedDefault {
+  std::string key, value;  // value: the TOML text, or "—" for none.
+};
+std::vector<DocumentedDefault> DocumentedDefaults() {
+  std::vector<DocumentedDefault> rows;
+  std::istringstream lines(ReadSource("docs/configuration.md"));
+  std::vector<std::string> tables;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("## [", 0) == 0) {
+      tables.clear();  // "## [retention.summary] and [retention.graph]", "## [[rules]]".
+      for (size_t at = line.find('['); at != std::string::npos; at = line.find(" [", at + 1)) {
+        const size_t open = line.find_first_not_of("[ ", at);
+        tables.push_back(line.substr(open, line.find(']', open) - open));
+      }
+      continue;
+    }
+    if (line.rfind("| `", 0) != 0 || tables.empty()) continue;
+    const size_t key_end = line.find('`', 3);
+    const std::string name = line.substr(3, key_end - 3);
+    const size_t cell = line.find("| ", key_end) + 2;
+    std::string values = line.substr(cell, line.find(" |", cell) - cell);
+    for (size_t i = 0; i < tables.size(); ++i) {  // "`"30d"` / `"7d"`": one per table.
+      const size_t slash = values.find(" / ");
+      std::string value = values.substr(0, slash);
+      if (slash != std::string::npos) values = values.substr(slash + 3);
+      if (value.size() >= 2 && value.front() == '`') value = value.substr(1, value.size() - 2);
+      rows.push_back({tables[i] + "." + name, value});
+    }
+  }
+  return rows;
+}
+
+TEST(Config, TheDocumentedDefaultsAreTheEmbeddedOnes) {
+  const std::vector<DocumentedDefault> rows = DocumentedDefaults();
+  std::set<std::string> documented;
+  for (const DocumentedDefault& row : rows) {
+    SCOPED_TRACE(row.key + " = " + row.value);
+    documented.insert(row.key);
+    const std::vector<std::string> known = KnownKeys();
+    ASSERT_NE(std::find(known.begin(), known.end(), row.key), known.end())
+        << "documented but not a key";
+    const std::string table = TableOf(row.key);
+    // An element of [[hooks]] or [[schedules]] starts from its own defaults.
+    std::string element = InArrayOfTables(row.key) ? "[[" + table + "]]\n" : "";
+    if (table == "schedules") {  // One of every and at is required.
+      element += row.key == "schedules.every" ? "at = \"03:00\"\n" : "every = \"1h\"\n";
+    }
+    auto base = Parse(element, "base.toml");
+    ASSERT_TRUE(base) << base.error().message;
+    const Config defaults = table == "rules" ? Config{} : *base;
+    if (row.value == "—") {
+      EXPECT_FALSE(ShowSetting(defaults, row.key)) << "has a default, documented as none";
+      continue;
+    }
+    std::string value = row.value;
+    if (const size_t n = value.find("-N\""); n != std::string::npos) value.replace(n, 2, "-1");
+    const std::string text = (element.empty() ? "[" + table + "]\n" : element) +
+                             row.key.substr(row.key.rfind('.') + 1) + " = " + value + "\n";
+    auto parsed = Parse(text, "doc.toml");
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_EQ(ShowSetting(*parsed, row.key), ShowSetting(defaults, row.key));
+  }
+  for (const std::string& key : KnownKeys()) {
+    EXPECT_TRUE(documented.count(key)) << key << " has no row in docs/configuration.md";
+  }
 }
 
 TEST(Config, EveryKeyIsDocumentedUnderItsTable) {
@@ -66,7 +151,7 @@ at = "03:30"
 hooks = ["am"]
 )",
                       "t.toml");
-  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_TRUE(parsed) << parsed.error().message;
   ASSERT_EQ(parsed->rules.size(), 1u) << "a file's rules replace the default rule";
   EXPECT_EQ(parsed->rules[0].name, "fast");
   EXPECT_EQ(parsed->rules[0].types, std::vector<std::string>{"app.*"});
@@ -87,27 +172,30 @@ hooks = ["am"]
 TEST(Config, BadElementsAreNamed) {
   auto no_url = Parse("[[hooks]]\nname = \"x\"\nkind = \"webhook\"\n", "t.toml");
   ASSERT_FALSE(no_url);
-  EXPECT_NE(no_url.error().find("hook 'x': kind webhook needs url"), std::string::npos)
-      << no_url.error();
+  EXPECT_NE(no_url.error().message.find("hook 'x': kind webhook needs url"), std::string::npos)
+      << no_url.error().message;
   auto unknown_hook = Parse("[[schedules]]\nevery = \"6h\"\nhooks = [\"nope\"]\n", "t.toml");
   ASSERT_FALSE(unknown_hook);
-  EXPECT_NE(unknown_hook.error().find("'nope', which is not defined"), std::string::npos);
+  EXPECT_NE(unknown_hook.error().message.find("'nope', which is not defined"), std::string::npos);
   auto both = Parse("[[schedules]]\nevery = \"6h\"\nat = \"03:00\"\n", "t.toml");
   ASSERT_FALSE(both);
-  EXPECT_NE(both.error().find("exactly one of every"), std::string::npos) << both.error();
+  EXPECT_NE(both.error().message.find("exactly one of every"), std::string::npos)
+      << both.error().message;
   auto bad_time = Parse("[[schedules]]\nat = \"25:00\"\n", "t.toml");
   ASSERT_FALSE(bad_time);
-  EXPECT_NE(bad_time.error().find("t.toml:2: schedules.at"), std::string::npos) << bad_time.error();
+  EXPECT_NE(bad_time.error().message.find("t.toml:2: schedules.at"), std::string::npos)
+      << bad_time.error().message;
   auto too_long = Parse("[growth]\nspan = \"10m\"\n[[rules]]\nwindow = \"1h\"\n", "t.toml");
   ASSERT_FALSE(too_long);
-  EXPECT_NE(too_long.error().find("longer than growth.span"), std::string::npos);
+  EXPECT_NE(too_long.error().message.find("longer than growth.span"), std::string::npos);
   auto bad_header = Parse("[[hooks]]\nheaders = { \"Bad Name\" = \"x\" }\n", "t.toml");
   ASSERT_FALSE(bad_header);
-  EXPECT_NE(bad_header.error().find("not a valid HTTP header"), std::string::npos)
-      << bad_header.error();
+  EXPECT_NE(bad_header.error().message.find("not a valid HTTP header"), std::string::npos)
+      << bad_header.error().message;
   auto bad_kind = Parse("[[hooks]]\nkind = \"email\"\n", "t.toml");
   ASSERT_FALSE(bad_kind);
-  EXPECT_NE(bad_kind.error().find("hooks.kind: expected \"webhook\""), std::string::npos);
+  EXPECT_NE(bad_kind.error().message.find("hooks.kind: expected one of \"webhook\""),
+            std::string::npos);
 }
 
 TEST(Config, ArraysOfTablesWrittenAsTablesAreErrorsNotACrashOrAnEditedDefault) {
@@ -115,10 +203,10 @@ TEST(Config, ArraysOfTablesWrittenAsTablesAreErrorsNotACrashOrAnEditedDefault) {
     const std::string text = std::string("# comment\n[") + name + "]\nname = \"x\"\n";
     auto parsed = Parse(text, "t.toml");
     ASSERT_FALSE(parsed) << name;
-    EXPECT_NE(parsed.error().find(std::string("t.toml:2: '") + name +
-                                  "' must be an array of tables: write [[" + name + "]]"),
+    EXPECT_NE(parsed.error().message.find(std::string("t.toml:2: '") + name +
+                                          "' must be an array of tables: write [[" + name + "]]"),
               std::string::npos)
-        << parsed.error();
+        << parsed.error().message;
   }
 }
 
@@ -133,8 +221,8 @@ TEST(Config, SizesAndDurationsThatOverflowAreRefusedNamingTheKey) {
   for (const auto& [text, expected] : cases) {
     auto parsed = Parse(text, "t.toml");
     ASSERT_FALSE(parsed) << text;
-    EXPECT_NE(parsed.error().find(std::string("t.toml:2: ") + expected), std::string::npos)
-        << parsed.error();
+    EXPECT_NE(parsed.error().message.find(std::string("t.toml:2: ") + expected), std::string::npos)
+        << parsed.error().message;
   }
 }
 
@@ -143,35 +231,36 @@ TEST(Config, InputThatReachesTheTomlParsersAssertsIsAnErrorInEveryBuild) {
                                   std::string("\xff"), std::string("[a]\n[=\n")}) {
     auto parsed = Parse(text, "t.toml");
     ASSERT_FALSE(parsed);
-    EXPECT_NE(parsed.error().find("t.toml:"), std::string::npos) << parsed.error();
+    EXPECT_NE(parsed.error().message.find("t.toml:"), std::string::npos) << parsed.error().message;
   }
 }
 
 TEST(Config, UnknownKeyIsNamedWithItsLine) {
   auto parsed = Parse("[store]\nsync = \"fsync\"\nsegmnet_bytes = 5\n", "t.toml");
   ASSERT_FALSE(parsed);
-  EXPECT_NE(parsed.error().find("t.toml:3"), std::string::npos) << parsed.error();
-  EXPECT_NE(parsed.error().find("store.segmnet_bytes"), std::string::npos) << parsed.error();
+  EXPECT_NE(parsed.error().message.find("t.toml:3"), std::string::npos) << parsed.error().message;
+  EXPECT_NE(parsed.error().message.find("store.segmnet_bytes"), std::string::npos)
+      << parsed.error().message;
 }
 
 TEST(Config, UnknownTableIsAnError) {
   auto parsed = Parse("[colector]\nendpoint = \"tcp://x:1\"\n", "t.toml");
   ASSERT_FALSE(parsed);
-  EXPECT_NE(parsed.error().find("colector"), std::string::npos) << parsed.error();
+  EXPECT_NE(parsed.error().message.find("colector"), std::string::npos) << parsed.error().message;
 }
 
 TEST(Config, WrongTypeNamesKeyLineAndExpectation) {
   auto parsed = Parse("[limits]\n\nmax_objects = \"many\"\n", "t.toml");
   ASSERT_FALSE(parsed);
-  EXPECT_NE(parsed.error().find("t.toml:3: limits.max_objects: expected an integer"),
+  EXPECT_NE(parsed.error().message.find("t.toml:3: limits.max_objects: expected an integer"),
             std::string::npos)
-      << parsed.error();
+      << parsed.error().message;
 }
 
 TEST(Config, SyntaxErrorNamesTheLine) {
   auto parsed = Parse("[store]\ndir = \"unterminated\n", "t.toml");
   ASSERT_FALSE(parsed);
-  EXPECT_NE(parsed.error().find("t.toml:2"), std::string::npos) << parsed.error();
+  EXPECT_NE(parsed.error().message.find("t.toml:2"), std::string::npos) << parsed.error().message;
 }
 
 TEST(Config, SizesAndDurationsTakeUnitsOrPlainIntegers) {
@@ -179,7 +268,7 @@ TEST(Config, SizesAndDurationsTakeUnitsOrPlainIntegers) {
       "[store]\nsegment_bytes = \"8MiB\"\nsegment_age = 90\n"
       "[retention.graph]\nmax_age = \"36h\"\nmax_bytes = 4096\nkeep_last = 3\n",
       "t");
-  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_TRUE(parsed) << parsed.error().message;
   EXPECT_EQ(parsed->segment_bytes, 8u << 20);
   EXPECT_EQ(parsed->segment_age_ms, 90'000);
   EXPECT_EQ(parsed->graph_retention.max_age_ms, 36 * 3600'000);
@@ -191,8 +280,9 @@ TEST(Config, SizesAndDurationsTakeUnitsOrPlainIntegers) {
 TEST(Config, BadUnitIsRejected) {
   auto parsed = Parse("[store]\nsegment_bytes = \"8 parsecs\"\n", "t");
   ASSERT_FALSE(parsed);
-  EXPECT_NE(parsed.error().find("store.segment_bytes"), std::string::npos) << parsed.error();
-  EXPECT_NE(parsed.error().find("not a size"), std::string::npos) << parsed.error();
+  EXPECT_NE(parsed.error().message.find("store.segment_bytes"), std::string::npos)
+      << parsed.error().message;
+  EXPECT_NE(parsed.error().message.find("not a size"), std::string::npos) << parsed.error().message;
 }
 
 TEST(Config, BadEndpointAndLevelAreRejected) {
@@ -205,19 +295,21 @@ TEST(Config, BadEndpointAndLevelAreRejected) {
 TEST(Config, CurveNeedsASecretKey) {
   auto parsed = Parse("[curve]\nenabled = true\n", "t");
   ASSERT_FALSE(parsed);
-  EXPECT_NE(parsed.error().find("curve.secret_key"), std::string::npos) << parsed.error();
+  EXPECT_NE(parsed.error().message.find("curve.secret_key"), std::string::npos)
+      << parsed.error().message;
 }
 
 TEST(Config, AllowedClientsFileIsReadAndChecked) {
   const std::string path = std::string(TEST_TMPDIR) + "/clients.txt";
   std::ofstream(path) << "# ops laptop\nrq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\n";
   auto parsed = Parse("[curve]\nallowed_clients_file = \"" + path + "\"\n", "t");
-  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_TRUE(parsed) << parsed.error().message;
   ASSERT_EQ(parsed->curve_allowed_clients.size(), 1u);
   std::ofstream(path) << "not-a-key\n";
   parsed = Parse("[curve]\nallowed_clients_file = \"" + path + "\"\n", "t");
   ASSERT_FALSE(parsed);
-  EXPECT_NE(parsed.error().find("clients.txt:1"), std::string::npos) << parsed.error();
+  EXPECT_NE(parsed.error().message.find("clients.txt:1"), std::string::npos)
+      << parsed.error().message;
 }
 
 TEST(Config, ReloadReportsWhatNeedsARestart) {

@@ -16,7 +16,7 @@ namespace {
 // folder -> folders it may include (itself always allowed).
 const std::map<std::string, std::set<std::string>> kAllowed = {
     {"snapshot", {}},
-    {"config", {}},
+    {"config", {"snapshot"}},  // snapshot/result.h: the one error type.
     {"agent", {"snapshot"}},
     {"store", {"snapshot"}},
     {"diff", {"snapshot"}},
