@@ -180,7 +180,8 @@ analysis::PathOptions PathOptionsFrom(const Flags& flags, std::ostream& err, boo
   return options;
 }
 
-int Show(const HeapGraph& g, const Dominators* d, uint32_t i, bool as_json, std::ostream& out) {
+int Show(const HeapGraph& g, const Dominators* d, uint32_t i, const Flags& flags, bool as_json,
+         std::ostream& out) {
   json j = ObjectJson(g, i);
   j["references"] = g.true_ref_count(i);
   if (g.has_parents()) j["referrers"] = g.true_parent_count(i);
@@ -194,13 +195,13 @@ int Show(const HeapGraph& g, const Dominators* d, uint32_t i, bool as_json, std:
     return 0;
   }
   out << Hex(g.address(i)) << "  " << analysis::Describe(g, i) << "\n";
-  out << "  size " << g.bytes(i) << " bytes";
+  out << "  size " << Size(flags, static_cast<double>(g.bytes(i)));
   if (g.length(i)) out << ", length " << g.length(i);
   out << ", " << g.true_ref_count(i) << " references";
   if (g.has_parents()) out << ", " << g.true_parent_count(i) << " referrers";
   out << "\n";
   if (d) {
-    out << "  retains " << d->retained(i) << " bytes; dominated by "
+    out << "  retains " << Size(flags, static_cast<double>(d->retained(i))) << "; dominated by "
         << (d->idom(i) == kNone ? std::string("the roots") : analysis::Describe(g, d->idom(i)))
         << "\n";
   }
@@ -440,17 +441,17 @@ int GraphDiffCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
     out << j.dump(2) << "\n";
     return 0;
   }
-  out << Format("%" PRIu64 " objects (%" PRIu64 " bytes) new and %" PRIu64 " (%" PRIu64
-                " bytes) gone over %.1f s\n",
-                r.new_objects, r.new_bytes, r.gone_objects, r.gone_bytes, r.seconds);
+  out << Format("%" PRIu64 " objects (%s) new and %" PRIu64 " (%s) gone over %.1f s\n",
+                r.new_objects, Size(flags, static_cast<double>(r.new_bytes)).c_str(),
+                r.gone_objects, Size(flags, static_cast<double>(r.gone_bytes)).c_str(), r.seconds);
   const size_t shown = RowsShown(flags, r.groups.size(), 10);
   for (size_t k = 0; k < shown; ++k) {
     const auto& grp = r.groups[k];
-    out << Format("%+10" PRIu64 " objects %+12" PRIu64 " bytes  %s\n", grp.count, grp.bytes,
-                  grp.type.c_str());
+    out << Format("%+10" PRIu64 " objects %12s  %s\n", grp.count,
+                  SignedSize(flags, static_cast<double>(grp.bytes)).c_str(), grp.type.c_str());
     for (const auto& h : grp.holders) {
-      out << Format("             %" PRIu64 " of them (%" PRIu64 " bytes retained) held by %s\n",
-                    h.count, h.bytes, h.description.c_str());
+      out << Format("             %" PRIu64 " of them (%s retained) held by %s\n", h.count,
+                    Size(flags, static_cast<double>(h.bytes)).c_str(), h.description.c_str());
       if (!h.path.empty()) out << "                 " << h.path << "\n";
     }
   }
@@ -612,7 +613,7 @@ int Walk(const Flags& flags, std::istream& in, std::ostream& out, std::ostream& 
     using_history();
     stifle_history(1000);
   }
-  auto show = [&] { Show(g, &doms(), at, false, out); };
+  auto show = [&] { Show(g, &doms(), at, flags, false, out); };
   show();
   for (;;) {
     std::string line;
@@ -705,7 +706,7 @@ int ShowCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   auto i = ResolveObject(*g, flags.positional[1], err);
   if (!i) return 1;
   const Dominators d = Dominators::Compute(*g);
-  return Show(*g, &d, *i, flags.json, out);
+  return Show(*g, &d, *i, flags, flags.json, out);
 }
 
 }  // namespace tidemark::cli

@@ -163,10 +163,8 @@ const std::vector<VerbSpec>& Verbs() {
        "services, agents and their stored snapshots",
        "The store's services, their agents (with labels) and stored snapshots, the newest 5 per\n"
        "agent unless --all.",
-       {kAll, kJsonOption, kStoreOption},
-       [](const Flags& f, std::ostream& o, std::ostream& e) {
-         return ListStore(f.store_dir, f.all, f.json, o, e);
-       },
+       {kAll, kBytes, kJsonOption, kStoreOption},
+       ListStore,
        true},
       {"verify",
        "the store",
@@ -220,7 +218,10 @@ const std::vector<VerbSpec>& Verbs() {
        0,
        "firing alerts, with what holds the growth",
        "Firing leak alerts, each with the type, its rate and what holds the new objects.",
-       {{"--all", OptionKind::kSwitch, "", "the resolved alerts too"}, kJsonOption, kStoreOption},
+       {{"--all", OptionKind::kSwitch, "", "the resolved alerts too"},
+        kBytes,
+        kJsonOption,
+        kStoreOption},
        AlertsCommand,
        true},
       {"reports",
@@ -230,7 +231,7 @@ const std::vector<VerbSpec>& Verbs() {
        1,
        "scheduled diff reports, or one",
        "The diff reports [[schedules]] in tidemarkd's configuration made, or one of them.",
-       {kJsonOption, kStoreOption},
+       {kBytes, kJsonOption, kStoreOption},
        ReportsCommand,
        true},
       {"types", "graph snapshots", "SNAP", 1, 1, "per-type count, bytes and retained bytes",
@@ -241,7 +242,7 @@ const std::vector<VerbSpec>& Verbs() {
        TypesCommand},
       {"show", "graph snapshots", "SNAP ADDR", 2, 2, "one object: size, references, retained",
        "One object: type, size, references, referrers, the bytes it retains and its dominator.",
-       With({kJsonOption}, kGraphLoadOptions), ShowCommand},
+       With({kBytes, kJsonOption}, kGraphLoadOptions), ShowCommand},
       {"children", "graph snapshots", "SNAP ADDR", 2, 2, "what an object refers to, by edge",
        "What the object at ADDR refers to, with edge names ('.attr', '[3]', \"['key']\").",
        With({kAll, Top("the first N (default 50)"), kJsonOption}, kGraphLoadOptions),
@@ -267,12 +268,13 @@ const std::vector<VerbSpec>& Verbs() {
       {"walk", "graph snapshots", "SNAP [ADDR]", 1, 2, "an interactive walker through the heap",
        "An interactive walker from ADDR (default: the largest retainer): to a child, a parent,\n"
        "back, why. `help` inside lists its commands; it reads them from standard input.",
-       kGraphLoadOptions, WalkCommand},
+       With({kBytes}, kGraphLoadOptions), WalkCommand},
       {"gdiff", "graph snapshots", "A B", 2, 2,
        "objects new in B, and the old objects holding them",
        "Objects in graph snapshot B that A did not have, by type, and the old objects holding\n"
        "them. A and B must come from the same process (addresses are compared).",
-       With({kAll, Top("the N largest types (default 10)"), kJsonOption}, kGraphLoadOptions),
+       With({kAll, Top("the N largest types (default 10)"), kBytes, kJsonOption},
+            kGraphLoadOptions),
        GraphDiffCommand},
       {"export", "graph snapshots", "SNAP", 1, 1, "to callgrind, folded stacks or heapsnapshot",
        "Writes a graph snapshot for other tools: callgrind (KCachegrind), folded (flame graphs,\n"

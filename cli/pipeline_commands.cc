@@ -28,8 +28,8 @@ std::string Duration(int64_t ns) {
   return std::to_string(s / 86400) + " d";
 }
 
-std::string Signed(double v, bool bytes) {
-  const std::string body = bytes ? diff::HumanBytes(v) : std::to_string(static_cast<int64_t>(v));
+std::string SignedCount(double v) {
+  const std::string body = std::to_string(static_cast<int64_t>(v));
   return v > 0 ? "+" + body : body;
 }
 
@@ -207,7 +207,7 @@ int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
     for (const Row& r : rows) {
       std::snprintf(line, sizeof line, "  %12s %12s %10s %12s/h %6.0f%% %5.2f  ",
                     Size(flags, r.g.bytes_now).c_str(), SignedSize(flags, r.g.bytes_delta).c_str(),
-                    Signed(r.g.count_delta, false).c_str(),
+                    SignedCount(r.g.count_delta).c_str(),
                     SignedSize(flags, r.g.bytes_per_hour).c_str(), 100 * r.g.increasing, r.g.fit);
       out << line << r.type << "\n";  // Whole: a name cut short names nothing.
     }
@@ -220,19 +220,19 @@ int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
 
 namespace {
 
-void PrintAlert(const diff::Alert& a, std::ostream& out) {
+void PrintAlert(const diff::Alert& a, const Flags& flags, std::ostream& out) {
   out << (a.state == diff::AlertState::kResolved ? "RESOLVED" : "FIRING") << "  " << a.id
       << "  since " << diff::Rfc3339(a.since_ns);
   if (a.resolved_ns) out << "  resolved " << diff::Rfc3339(a.resolved_ns);
   out << "\n  " << a.Summary() << "\n";
   for (const diff::HeldBy& h : a.holders) {
     out << "  held by " << h.path << "  (" << h.description << ": " << h.count << " new objects, "
-        << diff::HumanBytes(static_cast<double>(h.bytes)) << ")\n";
+        << Size(flags, static_cast<double>(h.bytes)) << ")\n";
   }
   if (!a.top_growing.empty()) {
     out << "  also growing:";
     for (const auto& t : a.top_growing)
-      out << " " << t.type << " " << Signed(t.bytes_per_hour, true) << "/h;";
+      out << " " << t.type << " " << SignedSize(flags, t.bytes_per_hour) << "/h;";
     out << "\n";
   }
   if (!a.note.empty()) out << "  note: " << a.note << "\n";
@@ -262,10 +262,10 @@ int AlertsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
     return 0;
   }
   if (log.active.empty()) out << "no alert is firing\n";
-  for (const auto& a : log.active) PrintAlert(a, out);
+  for (const auto& a : log.active) PrintAlert(a, flags, out);
   if (flags.all) {
     if (!log.history.empty()) out << "\nresolved, oldest first:\n";
-    for (const auto& a : log.history) PrintAlert(a, out);
+    for (const auto& a : log.history) PrintAlert(a, flags, out);
   } else if (!log.history.empty()) {
     out << log.history.size() << " resolved (--all lists them)\n";
   }
@@ -306,7 +306,7 @@ int ReportsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
       for (const auto& s : r.sections) {
         if (s.scope == "service" && !s.rows.empty()) {
           out << "  " << s.name << ": " << s.rows.front().name << " "
-              << Signed(static_cast<double>(s.rows.front().bytes_delta()), true);
+              << SignedSize(flags, static_cast<double>(s.rows.front().bytes_delta()));
         }
       }
       out << "\n";
@@ -331,13 +331,13 @@ int ReportsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   for (const auto& s : found->sections) {
     out << "\n"
         << s.scope << " " << s.name << ": " << diff::Rfc3339(s.from_ns) << " -> "
-        << diff::Rfc3339(s.to_ns) << ", " << diff::HumanBytes(static_cast<double>(s.bytes_before))
-        << " -> " << diff::HumanBytes(static_cast<double>(s.bytes_after)) << "\n";
+        << diff::Rfc3339(s.to_ns) << ", " << Size(flags, static_cast<double>(s.bytes_before))
+        << " -> " << Size(flags, static_cast<double>(s.bytes_after)) << "\n";
     char line[512];
     for (const auto& d : s.rows) {
       std::snprintf(line, sizeof line, "  %-40s %12s %10s\n", d.name.substr(0, 40).c_str(),
-                    Signed(static_cast<double>(d.bytes_delta()), true).c_str(),
-                    Signed(static_cast<double>(d.count_delta()), false).c_str());
+                    SignedSize(flags, static_cast<double>(d.bytes_delta())).c_str(),
+                    SignedCount(static_cast<double>(d.count_delta())).c_str());
       out << line;
     }
   }

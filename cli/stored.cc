@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/output.h"
 #include "diff/detector.h"
 #include "snapshot/wire.h"
 #include "store/store.h"
@@ -207,7 +208,9 @@ Result<std::string> ReadSnapshotArgument(const std::string& arg, const std::stri
   return store::ReadMessage(store_dir, *entry);
 }
 
-int ListStore(const std::string& dir, bool all, bool json, std::ostream& out, std::ostream& err) {
+int ListStore(const Flags& flags, std::ostream& out, std::ostream& err) {
+  const std::string& dir = flags.store_dir;
+  const bool all = flags.all, json = flags.json;
   auto catalog = OpenCatalog(dir);
   if (!catalog) {
     err << "tidemark ls: " << catalog.error().message << "\n";
@@ -274,8 +277,8 @@ int ListStore(const std::string& dir, bool all, bool json, std::ostream& out, st
         std::snprintf(line, sizeof line,
                       "    %3u:%-6" PRIu64 " %-7s %s %10" PRIu64 " objects %10s heap %10s stored\n",
                       a->id, e->seq, snapshot::KindName(e->kind), IsoTime(e->timestamp_ns).c_str(),
-                      e->objects, diff::HumanBytes(static_cast<double>(e->bytes)).c_str(),
-                      diff::HumanBytes(static_cast<double>(e->message_bytes)).c_str());
+                      e->objects, Size(flags, static_cast<double>(e->bytes)).c_str(),
+                      Size(flags, static_cast<double>(e->message_bytes)).c_str());
         out << line;
       }
     }

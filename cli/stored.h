@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "cli/flags.h"
 #include "snapshot/result.h"
 #include "snapshot/snapshot.h"
 
@@ -34,8 +35,8 @@ bool IsStoredReference(const std::string& arg);
 snapshot::Result<std::string> ReadSnapshotArgument(const std::string& arg,
                                                    const std::string& store_dir, int64_t now_ns);
 
-int ListStore(const std::string& store_dir, bool all, bool json, std::ostream& out,
-              std::ostream& err);
+// `tidemark ls`: the store at flags.store_dir; --all, --json, --bytes.
+int ListStore(const Flags& flags, std::ostream& out, std::ostream& err);
 int VerifyStore(const std::string& store_dir, bool json, std::ostream& out, std::ostream& err);
 int MakeCurveKeys(bool json, std::ostream& out, std::ostream& err);
 

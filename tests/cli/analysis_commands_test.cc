@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "diff/detector.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -43,6 +45,19 @@ TEST(AnalysisCli, TypesShowsCountsBytesAndRetained) {
     }
   }
   EXPECT_TRUE(found) << out;
+}
+
+TEST(AnalysisCli, ShowSaysSizesInBytesOrExactlyWithBytes) {
+  const std::string file = WriteGraph("app.tdmk", App());
+  std::string out, err;
+  ASSERT_EQ(RunCli({"retained", file, "--json"}, out, err), 0) << err;
+  const auto top = nlohmann::json::parse(out)["objects"][0];
+  const std::string address = top["address"];
+  const std::string retained = std::to_string(top["retained"].get<uint64_t>());
+  ASSERT_EQ(RunCli({"show", file, address}, out, err), 0) << err;
+  EXPECT_NE(out.find("retains " + diff::HumanBytes(std::stod(retained))), std::string::npos) << out;
+  ASSERT_EQ(RunCli({"show", file, address, "--bytes"}, out, err), 0) << err;
+  EXPECT_NE(out.find("retains " + retained + ";"), std::string::npos) << out;
 }
 
 TEST(AnalysisCli, WhyNamesThePathFromTheModule) {

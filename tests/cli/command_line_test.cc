@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "diff/detector.h"
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -216,6 +218,20 @@ TEST_F(StoreCommandLine, AnAgentIsNamedAlikeByLsAndAlertsAndStandsForItsNewestSn
   }
   ASSERT_EQ(RunCli({"growth", "--store", dir_, "--agent", name, "--window", "last"}, out, err), 0)
       << err;
+}
+
+TEST_F(StoreCommandLine, LsShowsHumanSizesAndExactBytesWithBytes) {
+  std::string out, err;
+  ASSERT_EQ(RunCli({"ls", "--store", dir_, "--json"}, out, err), 0) << err;
+  const auto newest = nlohmann::json::parse(out)["services"][0]["agents"][0]["snapshots"].back();
+  const uint64_t stored = newest["message_bytes"];
+  const std::string exact = " " + std::to_string(stored) + " stored";
+  ASSERT_EQ(RunCli({"ls", "--store", dir_}, out, err), 0) << err;
+  EXPECT_NE(out.find(diff::HumanBytes(static_cast<double>(stored)) + " stored"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find(exact), std::string::npos) << out;
+  ASSERT_EQ(RunCli({"ls", "--store", dir_, "--bytes"}, out, err), 0) << err;
+  EXPECT_NE(out.find(exact), std::string::npos) << out;
 }
 
 TEST_F(StoreCommandLine, AnUnknownAgentOrServiceIsAnError) {
