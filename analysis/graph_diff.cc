@@ -58,6 +58,15 @@ GraphDiffResult DiffGraphs(const HeapGraph& a, const HeapGraph& b, const Dominat
     const uint32_t up = d.idom(v);
     holder[v] = up == kNone ? kNone : (is_new[up] ? holder[up] : up);
   }
+  // Per old dominator, the outermost new objects under it by type: (count, retained bytes).
+  std::unordered_map<uint32_t, std::unordered_map<uint32_t, std::pair<uint64_t, uint64_t>>> outer;
+  for (uint32_t v = 0; v < b.size(); ++v) {
+    const uint32_t up = is_new[v] ? d.idom(v) : kNone;
+    if (!is_new[v] || (up != kNone && is_new[up])) continue;
+    auto& [count, bytes] = outer[holder[v]][b.type(v)];
+    count += 1;
+    bytes += d.retained(v);
+  }
   PathFinder finder(b);
   for (size_t k = 0; k < order.size(); ++k) {
     NewGroup group = std::move(groups[order[k]]);
@@ -78,6 +87,13 @@ GraphDiffResult DiffGraphs(const HeapGraph& a, const HeapGraph& b, const Dominat
                 [](const Holder& x, const Holder& y) { return x.bytes > y.bytes; });
       if (group.holders.size() > options.holders) group.holders.resize(options.holders);
       for (Holder& h : group.holders) {
+        for (const auto& [type, figures] : outer[h.object]) {
+          if (figures.second > h.outermost_bytes) {
+            h.outermost_type = b.type_names()[type];
+            h.outermost_count = figures.first;
+            h.outermost_bytes = figures.second;
+          }
+        }
         if (h.object == kNone) {
           h.description = "<several roots: no single object holds them>";
           continue;

@@ -29,6 +29,12 @@ struct Holder {
   uint64_t bytes = 0;       // Their retained bytes.
   std::string description;  // Describe(holder).
   std::string path;         // From a root to the holder, named where possible.
+  // The outermost new objects under the holder (those no other new object dominates) of the
+  // type retaining the most: what the leak is made of, its contents included. A leak of
+  // Records each holding a bytes payload: the bytes group's holder says Record.
+  std::string outermost_type;
+  uint64_t outermost_count = 0;
+  uint64_t outermost_bytes = 0;  // Retained, contents included.
 };
 
 struct NewGroup {

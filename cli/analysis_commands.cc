@@ -84,6 +84,15 @@ std::optional<HeapGraph> LoadGraph(const std::string& arg, const Flags& flags, s
     return std::nullopt;
   }
   std::string().swap(*message);
+  if (decoded->header.kind != snapshot::Kind::kGraph) {
+    const std::string hint = NewestGraphHint(arg, flags.store_dir, flags.now_ns);
+    err << "tidemark: " << arg << " is a summary snapshot, which has no objects to analyse: "
+        << (hint.empty() ? "take a graph snapshot (tidemark.dump(path, kind=\"graph\") or "
+                           "TIDEMARK_GRAPH_EVERY)"
+                         : hint)
+        << "\n";
+    return std::nullopt;
+  }
   auto max_refs = IntOption(flags, "--max-refs", -1, err);
   auto max_parents = IntOption(flags, "--max-parents", 100, err);
   if (!max_refs || !max_parents) return std::nullopt;

@@ -236,6 +236,7 @@ void PrintAlert(const diff::Alert& a, const Flags& flags, std::ostream& out) {
     out << "\n";
   }
   if (!a.note.empty()) out << "  note: " << a.note << "\n";
+  for (const std::string& command : a.EvidenceCommands()) out << "  evidence: " << command << "\n";
   out << "  agents:";
   for (const std::string& agent : a.agents) out << " " << agent;
   for (const auto& [k, v] : a.labels) out << "  " << k << "=" << v;

@@ -208,6 +208,31 @@ Result<std::string> ReadSnapshotArgument(const std::string& arg, const std::stri
   return store::ReadMessage(store_dir, *entry);
 }
 
+std::string NewestGraphHint(const std::string& arg, const std::string& store_dir, int64_t now_ns) {
+  if (!IsStoredReference(arg)) return "";
+  auto catalog = OpenCatalog(store_dir);
+  if (!catalog) return "";
+  auto entry = ResolveRef(*catalog, arg, now_ns);
+  if (!entry) return "";
+  const store::IndexEntry* newest = nullptr;
+  for (const auto& e : catalog->entries) {
+    if (e.agent == entry->agent && e.kind == snapshot::Kind::kGraph &&
+        (!newest || e.seq > newest->seq)) {
+      newest = &e;
+    }
+  }
+  const auto agent = catalog->agents.find(entry->agent);
+  if (agent == catalog->agents.end()) return "";
+  const std::string name = snapshot::AgentName(agent->second.identity);
+  if (!newest) {
+    return "agent " + name +
+           " has no graph snapshot stored (tidemarkd asks for two when a leak alert goes "
+           "pending; TIDEMARK_GRAPH_EVERY=N takes one every N snapshots)";
+  }
+  return "the newest graph snapshot of " + name + " is " + name + ":" +
+         std::to_string(newest->seq) + ", taken " + IsoTime(newest->timestamp_ns);
+}
+
 int ListStore(const Flags& flags, std::ostream& out, std::ostream& err) {
   const std::string& dir = flags.store_dir;
   const bool all = flags.all, json = flags.json;
@@ -293,13 +318,22 @@ int VerifyStore(const std::string& dir, bool json, std::ostream& out, std::ostre
     return 1;
   }
   const bool progress = isatty(STDERR_FILENO) && !json;
-  uint64_t good = 0;
+  uint64_t good = 0, removed = 0;
   nlohmann::json failures = nlohmann::json::array();
+  std::optional<store::Catalog> now;  // Read again when a segment is missing.
+  auto still_listed = [&](const store::IndexEntry& e) {
+    if (!now) now = OpenCatalog(dir).value_or(store::Catalog{});
+    return std::any_of(now->entries.begin(), now->entries.end(), [&](const auto& n) {
+      return n.agent == e.agent && n.seq == e.seq && n.kind == e.kind;
+    });
+  };
   for (size_t i = 0; i < catalog->entries.size(); ++i) {
     const auto& e = catalog->entries[i];
     auto message = store::ReadMessage(dir, e);
     std::string problem;
-    if (!message) {
+    if (!message && message.error().code == snapshot::Code::kNotFound && !still_listed(e)) {
+      ++removed;  // Retention removed it since the catalog was read: the store is live.
+    } else if (!message) {
       problem = message.error().message;
     } else if (auto decoded = snapshot::Decode(*message); !decoded) {
       problem = decoded.error().message;
@@ -308,7 +342,7 @@ int VerifyStore(const std::string& dir, bool json, std::ostream& out, std::ostre
                 std::to_string(decoded->header.seq);
     }
     if (problem.empty()) {
-      ++good;
+      good += message.has_value();
     } else {
       failures.push_back({{"agent", e.agent}, {"seq", e.seq}, {"problem", problem}});
       if (!json) err << "agent " << e.agent << " seq " << e.seq << ": " << problem << "\n";
@@ -321,12 +355,15 @@ int VerifyStore(const std::string& dir, bool json, std::ostream& out, std::ostre
   if (json) {
     out << nlohmann::json{{"snapshots", catalog->entries.size()},
                           {"good", good},
+                          {"removed_meanwhile", removed},
                           {"failures", failures},
                           {"problems", catalog->problems}}
                .dump(2)
         << "\n";
   } else {
-    out << good << " of " << catalog->entries.size() << " stored snapshots decode\n";
+    out << good << " of " << catalog->entries.size() << " stored snapshots decode";
+    if (removed) out << " (" << removed << " removed by retention while verifying)";
+    out << "\n";
     for (const std::string& problem : catalog->problems) out << "problem: " << problem << "\n";
   }
   return failures.empty() && catalog->problems.empty() ? 0 : 1;

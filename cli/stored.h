@@ -35,6 +35,11 @@ bool IsStoredReference(const std::string& arg);
 snapshot::Result<std::string> ReadSnapshotArgument(const std::string& arg,
                                                    const std::string& store_dir, int64_t now_ns);
 
+// For a stored reference to a summary, where graph verbs should look instead: "the newest
+// graph snapshot of AGENT is AGENT:SEQ, taken TIME", or that the agent has none. "" when `arg`
+// is a file or names nothing.
+std::string NewestGraphHint(const std::string& arg, const std::string& store_dir, int64_t now_ns);
+
 // `tidemark ls`: the store at flags.store_dir; --all, --json, --bytes.
 int ListStore(const Flags& flags, std::ostream& out, std::ostream& err);
 int VerifyStore(const std::string& store_dir, bool json, std::ostream& out, std::ostream& err);

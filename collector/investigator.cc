@@ -71,6 +71,7 @@ void Investigator::Retain(const std::set<std::string>& active) {
 
 std::vector<Investigator::GraphPair> Investigator::OnGraph(const std::string& agent,
                                                            int64_t taken_ns,
+                                                           const std::string& reference,
                                                            std::string_view message,
                                                            int64_t received_ns) {
   std::vector<GraphPair> pairs;
@@ -78,27 +79,39 @@ std::vector<Investigator::GraphPair> Investigator::OnGraph(const std::string& ag
     if (inv.agent != agent) continue;
     if (inv.stage == Stage::kAwaitFirst && inv.requested_ns > 0) {
       inv.first = std::string(message);
+      inv.first_reference = reference;
       inv.first_taken_ns = taken_ns;
+      inv.first_received_ns = received_ns;
       inv.stage = Stage::kAwaitSecond;
       inv.requested_ns = 0;
       inv.second_due_ns = received_ns + settings_.gap_ms * kMsToNs;
     } else if (inv.stage == Stage::kAwaitSecond && inv.requested_ns > 0 &&
                taken_ns > inv.first_taken_ns) {
       inv.stage = Stage::kDiffing;
-      pairs.push_back({id, inv.type, std::move(inv.first), std::string(message)});
+      pairs.push_back({id,
+                       inv.type,
+                       std::move(inv.first),
+                       std::string(message),
+                       {inv.first_reference, reference},
+                       inv.grew});
       inv.first.clear();
     }
   }
   return pairs;
 }
 
-Investigator::Progress Investigator::Advance(int64_t now, const Ask& ask) {
+Investigator::Progress Investigator::Advance(int64_t now, const Ask& ask, const Grew& grew) {
   Progress progress;
   const int64_t wait = settings_.wait_ms * kMsToNs;
   for (auto& [id, inv] : investigations_) {
     const bool waiting = inv.stage == Stage::kAwaitFirst || inv.stage == Stage::kAwaitSecond;
     if (waiting && inv.requested_ns == 0) {
-      if (inv.stage == Stage::kAwaitFirst || now >= inv.second_due_ns) Request(id, inv, now, ask);
+      if (inv.stage == Stage::kAwaitFirst) {
+        Request(id, inv, now, ask);
+      } else if (now >= inv.second_due_ns) {
+        inv.grew = grew && grew(inv.agent, inv.type, inv.first_received_ns);
+        if (inv.grew || now - inv.first_received_ns >= wait) Request(id, inv, now, ask);
+      }
     } else if (waiting && now - inv.requested_ns > wait) {
       GiveUp(inv, "agent " + inv.agent + " sent no graph snapshot within " + Seconds(wait) +
                       " of the request");

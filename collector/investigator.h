@@ -1,7 +1,10 @@
 // What holds a leak: the investigation of each pending leak alert, as a state machine.
 //
 // When a leak alert goes pending, the agent growing it most is asked for a graph snapshot,
-// and for a second one investigate.gap after the first arrived. The two graphs are handed out
+// and for a second one once investigate.gap has passed since the first arrived and the
+// agent's summaries show the type grew since (a leak in steps may pause between batches);
+// if it has not grown within investigate.wait, the second is asked anyway and the pair says
+// so. The two graphs are handed out
 // as a GraphPair to be diffed elsewhere (the pipeline's analysis thread), which reports back
 // with Finish(). An alert that fires meanwhile is held back so that its notification can name
 // the holders, at most until investigate.wait after the investigation started. Requests are
@@ -39,10 +42,15 @@ class Investigator {
   };
   // Sends a graph request to an agent; false if it cannot (no open connection).
   using Ask = std::function<bool(const GraphRequest& request)>;
+  // Whether the agent's summaries show `type` grew since since_ns (collector clock).
+  using Grew =
+      std::function<bool(const std::string& agent, const std::string& type, int64_t since_ns)>;
 
   // Two graph snapshots of one agent, to diff for what holds `type`.
   struct GraphPair {
     std::string alert_id, type, first, second;
+    std::vector<std::string> references;  // Where each is stored: AGENT:SEQ, first then second.
+    bool grew = true;                     // The summaries showed the type growing between the two.
   };
   // An investigation given up: what holds the alert's growth is unknown, and why.
   struct Failure {
@@ -74,12 +82,14 @@ class Investigator {
   bool Resolved(const std::string& alert_id);
   // Investigations of alerts no longer active are dropped.
   void Retain(const std::set<std::string>& active);
-  // A graph snapshot from `agent`, taken at taken_ns: the pairs it completes.
+  // A graph snapshot from `agent`, taken at taken_ns and stored as `reference`: the pairs it
+  // completes.
   std::vector<GraphPair> OnGraph(const std::string& agent, int64_t taken_ns,
-                                 std::string_view message, int64_t received_ns);
+                                 const std::string& reference, std::string_view message,
+                                 int64_t received_ns);
   // Moves every investigation on: asks when due, gives up on silence, releases held alerts
   // whose wait is over.
-  Progress Advance(int64_t now_ns, const Ask& ask);
+  Progress Advance(int64_t now_ns, const Ask& ask, const Grew& grew);
   // The holders are known, or will not be: the investigation ends.
   Finished Finish(const std::string& alert_id);
 
@@ -94,8 +104,10 @@ class Investigator {
     Stage stage = Stage::kAwaitFirst;
     int64_t started_ns = 0;
     int64_t requested_ns = 0;  // 0: not asked (yet) at this stage.
-    int64_t second_due_ns = 0, first_taken_ns = 0;
-    std::string first;    // The first graph, until the second arrives.
+    int64_t second_due_ns = 0, first_taken_ns = 0, first_received_ns = 0;
+    bool grew = true;
+    std::string first;  // The first graph, until the second arrives.
+    std::string first_reference;
     std::string failure;  // Why it stopped, until Advance() reports it.
   };
   void Request(const std::string& alert_id, Investigation& inv, int64_t now, const Ask& ask);

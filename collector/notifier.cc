@@ -250,6 +250,13 @@ json AlertmanagerAlert(const json& alert, const std::string& event) {
     annotations["held_by"] = holders.at(0).value("path", "");
     annotations["holders"] = holders.dump();
   }
+  const json& evidence = alert.value("evidence", json::array());
+  if (!evidence.empty()) {
+    std::string commands;
+    for (const json& c : evidence)
+      commands += (commands.empty() ? "" : "; ") + c.get<std::string>();
+    annotations["evidence"] = commands;
+  }
   json out = {
       {"labels", labels}, {"annotations", annotations}, {"startsAt", alert.value("since", "")}};
   if (event == "resolved" && alert.contains("resolved")) out["endsAt"] = alert["resolved"];

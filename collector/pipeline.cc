@@ -9,6 +9,7 @@
 #include "analysis/dominators.h"
 #include "analysis/graph_diff.h"
 #include "analysis/heap_graph.h"
+#include "collector/diagnosis.h"
 #include "collector/growth_metrics.h"
 #include "collector/reports.h"
 #include "diff/json.h"
@@ -185,7 +186,8 @@ void Pipeline::OnGraph(const std::string& agent, const snapshot::Header& header,
                        std::string_view message, int64_t received_ns) {
   std::lock_guard lock(work_mutex_);
   for (Investigator::GraphPair& pair :
-       investigator_.OnGraph(agent, header.timestamp_ns, message, received_ns)) {
+       investigator_.OnGraph(agent, header.timestamp_ns, agent + ":" + std::to_string(header.seq),
+                             message, received_ns)) {
     auto job = std::make_unique<Job>();
     job->graphs = std::move(pair);
     jobs_.push_back(std::move(job));
@@ -292,11 +294,16 @@ void Pipeline::Investigate(int64_t now) {
   Investigator::Progress progress;
   {
     std::lock_guard lock(work_mutex_);
-    progress = investigator_.Advance(now, AskFunction());
+    progress = investigator_.Advance(
+        now, AskFunction(),
+        [this](const std::string& agent, const std::string& type, int64_t since) {
+          std::lock_guard state(state_mutex_);  // Taken inside work_mutex_, never the other way.
+          return GrewSince(agent, type, since);
+        });
   }
   for (Investigator::Failure& f : progress.failed) {
     spdlog::warn("what holds {} is unknown: {}", f.alert_id, f.note);
-    FinishInvestigation(f.alert_id, {}, "", std::move(f.note), now);
+    FinishInvestigation(f.alert_id, {}, "", std::move(f.note), {}, now);
   }
   for (diff::Alert& alert : progress.release) {
     {
@@ -311,12 +318,29 @@ void Pipeline::Investigate(int64_t now) {
   }
 }
 
+// REQUIRES: state_mutex_ held.
+bool Pipeline::GrewSince(const std::string& agent, const std::string& type, int64_t since) const {
+  const diff::RollingState::Agent* a = rolling_.Find(agent);
+  const int64_t id = rolling_.names().Find(type);
+  if (a == nullptr || id < 0) return false;
+  const int64_t slot = a->SlotOf(static_cast<uint32_t>(id));
+  if (slot < 0) return false;
+  std::vector<diff::Sample> samples;
+  rolling_.Samples(*a, static_cast<size_t>(slot), samples);
+  for (const diff::Sample& s : samples) {
+    if (s.t_ns >= since) return a->bytes_now(static_cast<size_t>(slot)) > s.bytes;
+  }
+  return false;
+}
+
 void Pipeline::FinishInvestigation(const std::string& alert_id, std::vector<diff::HeldBy> holders,
-                                   std::string holders_type, std::string note, int64_t now) {
+                                   std::string holders_type, std::string note,
+                                   std::vector<std::string> graphs, int64_t now) {
   std::optional<diff::Alert> alert;
   {
     std::lock_guard lock(state_mutex_);
-    if (detector_.SetHolders(alert_id, holders_type, std::move(holders), std::move(note), now)) {
+    if (detector_.SetHolders(alert_id, holders_type, std::move(holders), std::move(note),
+                             std::move(graphs), now)) {
       alert = detector_.active().at(alert_id);
     }
   }
@@ -377,10 +401,8 @@ void Pipeline::MakeReport(const config::ScheduleConfig& s, int64_t created_ns) {
                report->id);
 }
 
-// Diffs an investigation's two graphs and attaches the holders of its type to the alert.
+// Diffs an investigation's two graphs and attaches what holds its type's growth to the alert.
 void Pipeline::DiffGraphs(Investigator::GraphPair pair, int64_t now) {
-  std::vector<diff::HeldBy> holders;
-  std::string type, note;
   auto load = [](std::string& message) -> snapshot::Result<analysis::HeapGraph> {
     auto decoded = snapshot::Decode(message);
     std::string().swap(message);
@@ -389,38 +411,22 @@ void Pipeline::DiffGraphs(Investigator::GraphPair pair, int64_t now) {
   };
   auto first = load(pair.first);
   auto second = load(pair.second);
+  Diagnosis found;
   if (!first || !second) {
-    note = "a graph snapshot did not load: " +
-           (first ? second.error().message : first.error().message);
+    found.note = "a graph snapshot did not load: " +
+                 (first ? second.error().message : first.error().message);
   } else {
     second->BuildParents();
     const analysis::Dominators dominators = analysis::Dominators::Compute(*second);
     const analysis::GraphDiffResult r =
         analysis::DiffGraphs(*first, *second, dominators, {.groups = 20, .holders = 3});
     graph_diffs_.fetch_add(1, std::memory_order_relaxed);
-    const analysis::NewGroup* group = nullptr;
-    for (const analysis::NewGroup& g : r.groups) {
-      if (g.type == pair.type) group = &g;
-    }
-    if (!group && !r.groups.empty()) group = &r.groups.front();
-    if (!group) {
-      note = "no new objects between the two graph snapshots";
-    } else {
-      type = group->type;
-      for (const analysis::Holder& h : group->holders) {
-        holders.push_back({h.description, h.path, h.count, h.bytes});
-      }
-      note = std::to_string(group->count) + " new " + group->type + " objects (" +
-             std::to_string(group->bytes) + " bytes) between two graph snapshots " +
-             Seconds(static_cast<int64_t>(r.seconds * kSecondNs)) + " apart" +
-             (first->refs_capped() || second->refs_capped()
-                  ? "; an agent capped reference lists, holders may be incomplete"
-                  : "");
-      spdlog::info("{}: {}{}", pair.alert_id, note,
-                   holders.empty() ? "" : "; held by " + holders.front().path);
-    }
+    found = Diagnose(r, pair.type, pair.grew, first->refs_capped() || second->refs_capped());
+    spdlog::info("{}: {}{}", pair.alert_id, found.note,
+                 found.holders.empty() ? "" : "; held by " + found.holders.front().path);
   }
-  FinishInvestigation(pair.alert_id, std::move(holders), std::move(type), std::move(note), now);
+  FinishInvestigation(pair.alert_id, std::move(found.holders), std::move(found.type),
+                      std::move(found.note), std::move(pair.references), now);
 }
 
 void Pipeline::RunSchedules(int64_t now) {

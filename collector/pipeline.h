@@ -83,10 +83,12 @@ class Pipeline {
   void MakeReport(const config::ScheduleConfig& schedule, int64_t created_ns);
   void DiffGraphs(Investigator::GraphPair pair, int64_t now);
   void FinishInvestigation(const std::string& alert_id, std::vector<diff::HeldBy> holders,
-                           std::string holders_type, std::string note, int64_t now);
+                           std::string holders_type, std::string note,
+                           std::vector<std::string> graphs, int64_t now);
   void Emit(const diff::Alert& alert, const std::string& event, bool notify);
   // REQUIRES: work_mutex_ held.
   Investigator::Ask AskFunction();
+  bool GrewSince(const std::string& agent, const std::string& type, int64_t since_ns) const;
 
   const std::string store_dir_;
   Notifier& notifier_;

@@ -78,6 +78,10 @@ std::string Alert::Summary() const {
              " objects, " + (bytes_delta >= 0 ? "+" : "") + HumanBytes(bytes_delta) + " (" +
              (count_delta >= 0 ? "+" : "") + std::to_string(static_cast<int64_t>(count_delta)) +
              " objects) over the window";
+      // What the leak is made of, when the investigation found its objects hold `type`.
+      if (!holders_type.empty() && holders_type != type) {
+        line = holders_type + " objects hold the growth: " + line;
+      }
       break;
     case AlertKind::kNative:
       line = "native memory (RSS outside Python objects) grows " + HumanBytes(bytes_per_hour) +
@@ -92,6 +96,13 @@ std::string Alert::Summary() const {
   }
   if (!holders.empty()) line += "; held by " + holders.front().path;
   return line;
+}
+
+std::vector<std::string> Alert::EvidenceCommands() const {
+  if (graphs.size() != 2) return {};
+  const std::string type = holders_type.empty() ? this->type : holders_type;
+  return {"tidemark gdiff " + graphs[0] + " " + graphs[1],
+          "tidemark why " + graphs[1] + " " + type};
 }
 
 std::vector<TypeGrowthRow> Detector::GrowingTypes(const RollingState& state,
@@ -370,12 +381,14 @@ void Detector::Restore(std::vector<Alert> firing) {
 }
 
 bool Detector::SetHolders(const std::string& id, const std::string& type,
-                          std::vector<HeldBy> holders, std::string note, int64_t now_ns) {
+                          std::vector<HeldBy> holders, std::string note,
+                          std::vector<std::string> graphs, int64_t now_ns) {
   auto it = active_.find(id);
   if (it == active_.end()) return false;
   it->second.holders_type = type;
   it->second.holders = std::move(holders);
   it->second.note = std::move(note);
+  it->second.graphs = std::move(graphs);
   it->second.updated_ns = now_ns;
   return true;
 }

@@ -114,11 +114,18 @@ struct Alert {
   double fit = 0, increasing = 0;
   int64_t window_ns = 0;
   std::vector<TypeGrowthRow> top_growing;  // The first agent's other growing types.
-  std::string holders_type;                // The type the holders were found for.
+  // What the leak is made of: the outermost new objects under the holder (a Record whose
+  // bytes payload is `type`), or `type` itself.
+  std::string holders_type;
   std::vector<HeldBy> holders;
+  // The two graph snapshots the holders come from, as stored references (AGENT:SEQ).
+  std::vector<std::string> graphs;
   std::string note;  // Why it resolved, or what is missing ("graph snapshots not requested").
 
   std::string Summary() const;  // One line for people: what, where, how fast.
+  // The commands that open the evidence: `tidemark gdiff FIRST SECOND`, `tidemark why SECOND
+  // TYPE`; none without the two graphs.
+  std::vector<std::string> EvidenceCommands() const;
 };
 
 struct AlertEvent {
@@ -144,9 +151,10 @@ class Detector {
   const std::map<std::string, Alert>& active() const { return active_; }
   // After a restart: alerts that were firing. Their condition is re-checked on the next pass.
   void Restore(std::vector<Alert> firing);
-  // The collector attaches what holds the growth; false if the alert is not active.
+  // The collector attaches what holds the growth, and the graph snapshots that say so; false
+  // if the alert is not active.
   bool SetHolders(const std::string& id, const std::string& type, std::vector<HeldBy> holders,
-                  std::string note, int64_t now_ns);
+                  std::string note, std::vector<std::string> graphs, int64_t now_ns);
 
   // Every type's growth in one agent over `window_ns`, fastest first; only growing types.
   static std::vector<TypeGrowthRow> GrowingTypes(const RollingState& state,

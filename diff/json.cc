@@ -90,6 +90,8 @@ json ToJson(const Alert& a) {
               {"top_growing", top},
               {"holders_type", a.holders_type},
               {"holders", holders},
+              {"graphs", a.graphs},
+              {"evidence", a.EvidenceCommands()},
               {"note", a.note}};
   if (a.fired_ns) out["fired"] = Rfc3339(a.fired_ns);
   if (a.resolved_ns) out["resolved"] = Rfc3339(a.resolved_ns);
@@ -135,6 +137,8 @@ std::expected<Alert, std::string> AlertFromJson(const json& j) {
                            h.at("count").get<uint64_t>(), h.at("bytes").get<uint64_t>()});
     }
     a.note = j.at("note").get<std::string>();
+    // Journals written before graphs were recorded have none.
+    a.graphs = j.value("graphs", std::vector<std::string>{});
     return a;
   } catch (const std::exception& e) {
     return std::unexpected(std::string("not an alert: ") + e.what());

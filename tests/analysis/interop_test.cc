@@ -105,15 +105,16 @@ TEST(Meliae, NumbersThatAreNotWholeOrOutOfRangeAreRefusedWithTheLineAndField) {
     const char* line;
     const char* field;
   };
-  for (const Case& c : {Case{R"({"address": 1, "type": "str", "size": 1e+300, "refs": []})", "size"},
-                        Case{R"({"address": 2.5, "type": "str", "size": 5, "refs": []})", "address"},
-                        Case{R"({"address": 1, "type": "str", "size": -5, "refs": []})", "size"},
-                        Case{R"({"address": 1, "type": "str", "size": 5, "len": "7"})", "len"},
-                        Case{R"({"address": 1, "type": "str", "size": 5, "refs": [1e19]})", "refs"},
-                        Case{R"({"address": 18446744073709551616, "type": "x", "size": 5})",
-                             "address"}}) {
+  for (const Case& c :
+       {Case{R"({"address": 1, "type": "str", "size": 1e+300, "refs": []})", "size"},
+        Case{R"({"address": 2.5, "type": "str", "size": 5, "refs": []})", "address"},
+        Case{R"({"address": 1, "type": "str", "size": -5, "refs": []})", "size"},
+        Case{R"({"address": 1, "type": "str", "size": 5, "len": "7"})", "len"},
+        Case{R"({"address": 1, "type": "str", "size": 5, "refs": [1e19]})", "refs"},
+        Case{R"({"address": 18446744073709551616, "type": "x", "size": 5})", "address"}}) {
     const std::string path = TempPath("numbers.json");
-    std::ofstream(path) << "[\n{\"address\": 9, \"type\": \"int\", \"size\": 28}\n" << c.line << "\n";
+    std::ofstream(path) << "[\n{\"address\": 9, \"type\": \"int\", \"size\": 28}\n"
+                        << c.line << "\n";
     auto snapshot = ReadMeliaeDump(path);
     ASSERT_FALSE(snapshot) << c.line;
     EXPECT_NE(snapshot.error().message.find("numbers.json:3"), std::string::npos)
@@ -160,6 +161,21 @@ TEST(GraphDiff, NewObjectsAreGroupedByTypeWithTheOldContainerThatHoldsThem) {
   EXPECT_EQ(r.groups[1].holders[0].bytes, 3u * 164);
   EXPECT_EQ(r.groups[1].holders[0].path, "app.cache");
   EXPECT_EQ(r.seconds, 60.0);
+}
+
+TEST(GraphDiff, TheHolderOfAPayloadSaysWhatTheLeakIsMadeOfContentsIncluded) {
+  auto a = HeapGraph::Load(Cache(2, 2).Build());
+  auto b = HeapGraph::Load(Cache(5, 2).Build());
+  ASSERT_TRUE(a && b);
+  b->BuildParents();
+  const GraphDiffResult r = DiffGraphs(*a, *b, Dominators::Compute(*b));
+  ASSERT_EQ(r.groups[0].type, "bytes");  // The payloads are the largest group...
+  ASSERT_EQ(r.groups[0].holders.size(), 1u);
+  const Holder& h = r.groups[0].holders[0];
+  EXPECT_EQ(h.path, "app.cache");
+  EXPECT_EQ(h.outermost_type, "Session");  // ...but the cache holds Sessions.
+  EXPECT_EQ(h.outermost_count, 3u);
+  EXPECT_EQ(h.outermost_bytes, 3u * 164) << "each Session with its payload";
 }
 
 TEST(GraphDiff, AReusedAddressOfAnotherTypeIsNew) {

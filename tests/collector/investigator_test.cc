@@ -27,6 +27,9 @@ diff::Alert Leak(const std::string& id, const std::string& agent = "svc/host/1@1
   return a;
 }
 
+// The summaries always show growth.
+bool Grows(const std::string&, const std::string&, int64_t) { return true; }
+
 // Records every request; answers with `connected`.
 struct Agents {
   std::vector<Investigator::GraphRequest> asked;
@@ -57,30 +60,74 @@ TEST(Investigator, AsksForTheSecondGraphAGapAfterTheFirstArrivedThenPairsThem) {
   Investigator inv(Settings());
   Agents agents;
   inv.Start(Leak("leak/r/svc"), kT0, agents.ask());
-  EXPECT_TRUE(inv.OnGraph("svc/host/1@1", kT0 + kS, "first", kT0 + 2 * kS).empty());
-  inv.Advance(kT0 + 100 * kS, agents.ask());
+  EXPECT_TRUE(inv.OnGraph("svc/host/1@1", kT0 + kS, "a:1", "first", kT0 + 2 * kS).empty());
+  inv.Advance(kT0 + 100 * kS, agents.ask(), Grows);
   EXPECT_EQ(agents.asked.size(), 1u) << "not before the gap";
-  inv.Advance(kT0 + 122 * kS, agents.ask());
+  inv.Advance(kT0 + 122 * kS, agents.ask(), Grows);
   ASSERT_EQ(agents.asked.size(), 2u);
   EXPECT_TRUE(agents.asked[1].second);
-  auto pairs = inv.OnGraph("svc/host/1@1", kT0 + 123 * kS, "second", kT0 + 124 * kS);
+  auto pairs = inv.OnGraph("svc/host/1@1", kT0 + 123 * kS, "a:2", "second", kT0 + 124 * kS);
   ASSERT_EQ(pairs.size(), 1u);
   EXPECT_EQ(pairs[0].alert_id, "leak/r/svc");
   EXPECT_EQ(pairs[0].type, "bytearray");
   EXPECT_EQ(pairs[0].first, "first");
   EXPECT_EQ(pairs[0].second, "second");
+  EXPECT_EQ(pairs[0].references, (std::vector<std::string>{"a:1", "a:2"}));
+}
+
+TEST(Investigator, TheSecondGraphWaitsForGrowthSinceTheFirstUpToTheWait) {
+  Investigator inv(Settings());
+  Agents agents;
+  bool grown = false;
+  int64_t asked_since = 0;
+  const Investigator::Grew grew = [&](const std::string& agent, const std::string& type,
+                                      int64_t since) {
+    EXPECT_EQ(agent, "svc/host/1@1");
+    EXPECT_EQ(type, "bytearray");
+    asked_since = since;
+    return grown;
+  };
+  inv.Start(Leak("leak/r/svc"), kT0, agents.ask());
+  inv.OnGraph("svc/host/1@1", kT0 + kS, "a:1", "first", kT0 + 2 * kS);
+  inv.Advance(kT0 + 200 * kS, agents.ask(), grew);
+  EXPECT_EQ(agents.asked.size(), 1u) << "a leak in steps: no growth yet, no second graph";
+  EXPECT_EQ(asked_since, kT0 + 2 * kS) << "growth since the first graph arrived";
+  grown = true;
+  inv.Advance(kT0 + 201 * kS, agents.ask(), grew);
+  ASSERT_EQ(agents.asked.size(), 2u);
+  auto pairs = inv.OnGraph("svc/host/1@1", kT0 + 202 * kS, "a:2", "second", kT0 + 202 * kS);
+  ASSERT_EQ(pairs.size(), 1u);
+  EXPECT_TRUE(pairs[0].grew);
+}
+
+TEST(Investigator, WithoutGrowthTheSecondGraphIsTakenAtTheWaitAndSaysSo) {
+  Investigator inv(Settings());
+  Agents agents;
+  const Investigator::Grew never = [](const std::string&, const std::string&, int64_t) {
+    return false;
+  };
+  inv.Start(Leak("leak/r/svc"), kT0, agents.ask());
+  inv.OnGraph("svc/host/1@1", kT0 + kS, "a:1", "first", kT0 + kS);
+  inv.Advance(kT0 + 600 * kS, agents.ask(), never);
+  EXPECT_EQ(agents.asked.size(), 1u);
+  inv.Advance(kT0 + 601 * kS, agents.ask(), never);
+  ASSERT_EQ(agents.asked.size(), 2u) << "investigate.wait after the first graph";
+  auto pairs = inv.OnGraph("svc/host/1@1", kT0 + 602 * kS, "a:2", "second", kT0 + 602 * kS);
+  ASSERT_EQ(pairs.size(), 1u);
+  EXPECT_FALSE(pairs[0].grew);
 }
 
 TEST(Investigator, IgnoresGraphsOfOtherAgentsAndAnOlderSecondGraph) {
   Investigator inv(Settings());
   Agents agents;
   inv.Start(Leak("leak/r/svc"), kT0, agents.ask());
-  EXPECT_TRUE(inv.OnGraph("svc/host/2@1", kT0 + kS, "other", kT0 + kS).empty());
-  inv.OnGraph("svc/host/1@1", kT0 + 10 * kS, "first", kT0 + 10 * kS);
-  inv.Advance(kT0 + 200 * kS, agents.ask());
-  EXPECT_TRUE(inv.OnGraph("svc/host/1@1", kT0 + 5 * kS, "stale", kT0 + 201 * kS).empty())
+  EXPECT_TRUE(inv.OnGraph("svc/host/2@1", kT0 + kS, "ref", "other", kT0 + kS).empty());
+  inv.OnGraph("svc/host/1@1", kT0 + 10 * kS, "ref", "first", kT0 + 10 * kS);
+  inv.Advance(kT0 + 200 * kS, agents.ask(), Grows);
+  EXPECT_TRUE(inv.OnGraph("svc/host/1@1", kT0 + 5 * kS, "ref", "stale", kT0 + 201 * kS).empty())
       << "a graph taken before the first is not the second";
-  EXPECT_EQ(inv.OnGraph("svc/host/1@1", kT0 + 202 * kS, "second", kT0 + 202 * kS).size(), 1u);
+  EXPECT_EQ(inv.OnGraph("svc/host/1@1", kT0 + 202 * kS, "ref", "second", kT0 + 202 * kS).size(),
+            1u);
 }
 
 TEST(Investigator, AnAgentWithoutConnectionFailsTheInvestigationWithAReason) {
@@ -88,24 +135,24 @@ TEST(Investigator, AnAgentWithoutConnectionFailsTheInvestigationWithAReason) {
   Agents agents;
   agents.connected = false;
   inv.Start(Leak("leak/r/svc"), kT0, agents.ask());
-  auto progress = inv.Advance(kT0 + kS, agents.ask());
+  auto progress = inv.Advance(kT0 + kS, agents.ask(), Grows);
   ASSERT_EQ(progress.failed.size(), 1u);
   EXPECT_EQ(progress.failed[0].alert_id, "leak/r/svc");
   EXPECT_NE(progress.failed[0].note.find("no open connection"), std::string::npos);
   EXPECT_EQ(inv.failures(), 1u);
-  EXPECT_TRUE(inv.Advance(kT0 + 2 * kS, agents.ask()).failed.empty()) << "reported once";
+  EXPECT_TRUE(inv.Advance(kT0 + 2 * kS, agents.ask(), Grows).failed.empty()) << "reported once";
 }
 
 TEST(Investigator, AGraphNotReceivedWithinTheWaitIsGivenUp) {
   Investigator inv(Settings());
   Agents agents;
   inv.Start(Leak("leak/r/svc"), kT0, agents.ask());
-  EXPECT_TRUE(inv.Advance(kT0 + 600 * kS, agents.ask()).failed.empty());
-  auto progress = inv.Advance(kT0 + 601 * kS, agents.ask());
+  EXPECT_TRUE(inv.Advance(kT0 + 600 * kS, agents.ask(), Grows).failed.empty());
+  auto progress = inv.Advance(kT0 + 601 * kS, agents.ask(), Grows);
   ASSERT_EQ(progress.failed.size(), 1u);
   EXPECT_NE(progress.failed[0].note.find("sent no graph snapshot within 600 s"), std::string::npos)
       << progress.failed[0].note;
-  EXPECT_TRUE(inv.OnGraph("svc/host/1@1", kT0 + 602 * kS, "late", kT0 + 602 * kS).empty());
+  EXPECT_TRUE(inv.OnGraph("svc/host/1@1", kT0 + 602 * kS, "ref", "late", kT0 + 602 * kS).empty());
 }
 
 TEST(Investigator, OneAgentIsAskedAtMostOncePerMinIntervalAcrossInvestigations) {
@@ -114,9 +161,9 @@ TEST(Investigator, OneAgentIsAskedAtMostOncePerMinIntervalAcrossInvestigations) 
   inv.Start(Leak("leak/a/svc"), kT0, agents.ask());
   inv.Start(Leak("leak/b/svc"), kT0 + kS, agents.ask());
   EXPECT_EQ(agents.asked.size(), 1u);
-  inv.Advance(kT0 + 899 * kS, agents.ask());
+  inv.Advance(kT0 + 899 * kS, agents.ask(), Grows);
   EXPECT_EQ(agents.asked.size(), 1u);
-  inv.Advance(kT0 + 900 * kS, agents.ask());
+  inv.Advance(kT0 + 900 * kS, agents.ask(), Grows);
   ASSERT_EQ(agents.asked.size(), 2u) << "asked once min_interval has passed";
   EXPECT_EQ(agents.asked[1].alert_id, "leak/b/svc");
 }
@@ -126,7 +173,7 @@ TEST(Investigator, AFiringAlertIsHeldUntilItsHoldersAreKnown) {
   Agents agents;
   inv.Start(Leak("leak/r/svc"), kT0, agents.ask());
   EXPECT_TRUE(inv.HoldFiring(Leak("leak/r/svc")));
-  EXPECT_TRUE(inv.Advance(kT0 + 10 * kS, agents.ask()).release.empty());
+  EXPECT_TRUE(inv.Advance(kT0 + 10 * kS, agents.ask(), Grows).release.empty());
   const Investigator::Finished finished = inv.Finish("leak/r/svc");
   EXPECT_TRUE(finished.release);
   EXPECT_FALSE(finished.notified);
@@ -137,13 +184,13 @@ TEST(Investigator, AHeldAlertGoesOutAtTheDeadlineWithoutHolders) {
   Investigator inv(Settings());
   Agents agents;
   inv.Start(Leak("leak/r/svc"), kT0, agents.ask());
-  inv.OnGraph("svc/host/1@1", kT0 + kS, "first", kT0 + kS);
+  inv.OnGraph("svc/host/1@1", kT0 + kS, "ref", "first", kT0 + kS);
   ASSERT_TRUE(inv.HoldFiring(Leak("leak/r/svc")));
-  EXPECT_TRUE(inv.Advance(kT0 + 600 * kS, agents.ask()).release.empty());
-  auto progress = inv.Advance(kT0 + 601 * kS, agents.ask());
+  EXPECT_TRUE(inv.Advance(kT0 + 600 * kS, agents.ask(), Grows).release.empty());
+  auto progress = inv.Advance(kT0 + 601 * kS, agents.ask(), Grows);
   ASSERT_EQ(progress.release.size(), 1u);
   EXPECT_EQ(progress.release[0].id, "leak/r/svc");
-  EXPECT_TRUE(inv.Advance(kT0 + 602 * kS, agents.ask()).release.empty()) << "released once";
+  EXPECT_TRUE(inv.Advance(kT0 + 602 * kS, agents.ask(), Grows).release.empty()) << "released once";
 }
 
 TEST(Investigator, AnAlertWithoutInvestigationFiresAtOnce) {
@@ -170,8 +217,8 @@ TEST(Investigator, AlertsNoLongerActiveAreForgotten) {
   inv.Start(Leak("leak/b/svc", "svc/host/9@1"), kT0, agents.ask());
   inv.Retain({"leak/b/svc"});
   EXPECT_EQ(inv.investigations(), 1u);
-  EXPECT_TRUE(inv.OnGraph("svc/host/1@1", kT0 + kS, "first", kT0 + kS).empty());
-  EXPECT_TRUE(inv.Advance(kT0 + 1000 * kS, agents.ask()).release.empty());
+  EXPECT_TRUE(inv.OnGraph("svc/host/1@1", kT0 + kS, "ref", "first", kT0 + kS).empty());
+  EXPECT_TRUE(inv.Advance(kT0 + 1000 * kS, agents.ask(), Grows).release.empty());
 }
 
 TEST(Investigator, TheRateLimitTableIsBounded) {
@@ -183,7 +230,7 @@ TEST(Investigator, TheRateLimitTableIsBounded) {
   }
   EXPECT_EQ(agents.asked.size(), 100u);
   inv.Retain({});
-  inv.Advance(kT0 + 900 * kS, agents.ask());
+  inv.Advance(kT0 + 900 * kS, agents.ask(), Grows);
   // Asked again at once: the per-agent entries were pruned, not kept forever.
   inv.Start(Leak("leak/r/0", "svc/host/0@1"), kT0 + 900 * kS, agents.ask());
   EXPECT_EQ(agents.asked.size(), 101u);

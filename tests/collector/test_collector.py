@@ -89,6 +89,8 @@ class Daemon(object):
                                      stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         self.wait_for_log("listening for agents", what="tidemarkd to listen")
+        if 'listen = ""' not in open(self.config).read():  # HTTP comes up after the agents' socket.
+            self.wait_for_log("serving http", what="tidemarkd to serve HTTP")
         return self
 
     def _read(self, proc):

@@ -291,6 +291,14 @@ class PipelineTest(unittest.TestCase):
         self.assertTrue(alert["holders"], alert["note"])
         self.assertEqual(alert["holders"][0]["path"], "leakyapp.ORDERS")
         self.assertIn("leakyapp.ORDERS", alert["summary"])
+        # The evidence: the two stored graph snapshots, and commands that open them.
+        self.assertEqual(len(alert["graphs"]), 2, alert)
+        self.assertEqual(len(alert["evidence"]), 2, alert)
+        self.assertTrue(alert["evidence"][0].startswith("tidemark gdiff "), alert["evidence"])
+        for command in alert["evidence"]:
+            opened = cli(*(command.split()[1:] + ["--store", daemon.store]))
+            self.assertEqual(opened.returncode, 0, command + ": " + opened.stderr)
+            self.assertIn("leakyapp.ORDERS", opened.stdout, command)
 
         # The plateau and the sawtooth have had their window and `for` by now: give them a few
         # passes more, then nothing may have fired or be pending for them.
@@ -337,6 +345,7 @@ class PipelineTest(unittest.TestCase):
             self.assertEqual(received["labels"]["type"], "leakyapp.Order")
             self.assertEqual(received["labels"]["team"], "checkout")
             self.assertEqual(received["annotations"]["held_by"], "leakyapp.ORDERS")
+            self.assertIn("tidemark why ", received["annotations"]["evidence"])
 
         if prometheus:
             query = ('/api/v1/query?query=tidemark_type_bytes%7Bservice%3D%22leaky%22%2C'
@@ -379,6 +388,7 @@ class PipelineTest(unittest.TestCase):
                  "the first detector pass over the rebuilt state")
         text = cli("alerts", "--store", daemon.store, "--all")
         self.assertIn("held by leakyapp.ORDERS", text.stdout)
+        self.assertIn("evidence: tidemark gdiff " + " ".join(alert["graphs"]), text.stdout)
         growth = cli("growth", "--store", daemon.store, "--service", "leaky", "--window", "1h", "--json")
         self.assertEqual(growth.returncode, 0, growth.stderr)
         rows = json.loads(growth.stdout)[0]["types"]

@@ -415,7 +415,8 @@ TEST(RollingState, ForgettingAnAgentFreesTheNamesOnlyItUsed) {
   snapshot::Header h;
   h.timestamp_ns = kT0;
   h.identity = Who("api", 1);
-  state.Fold("one", h, std::vector<snapshot::TypeStat>{{"shared", 1, 1, 0}, {"mine", 1, 1, 0}}, kT0);
+  state.Fold("one", h, std::vector<snapshot::TypeStat>{{"shared", 1, 1, 0}, {"mine", 1, 1, 0}},
+             kT0);
   h.identity = Who("api", 2);
   state.Fold("two", h, std::vector<snapshot::TypeStat>{{"shared", 1, 1, 0}}, kT0);
   state.Forget("one");
@@ -508,11 +509,42 @@ TEST(AlertJson, RoundTripsEveryField) {
   a.holders_type = "app.Thing";
   a.holders = {{"list of 3 items", "app.CACHE", 20, 2000}};
   a.note = "n";
+  a.graphs = {"api/h/1@1:7", "api/h/1@1:9"};
   auto back = AlertFromJson(ToJson(a));
   ASSERT_TRUE(back) << back.error();
   EXPECT_EQ(ToJson(*back), ToJson(a));
   EXPECT_EQ(ToJson(a)["since"], Rfc3339(kT0));
   EXPECT_FALSE(AlertFromJson(nlohmann::json{{"id", 1}}));
+  nlohmann::json old = ToJson(a);  // Journaled before graphs were recorded.
+  old.erase("graphs");
+  old.erase("evidence");
+  ASSERT_TRUE(AlertFromJson(old));
+  EXPECT_TRUE(AlertFromJson(old)->graphs.empty());
+}
+
+TEST(AlertJson, TheEvidenceCommandsOpenBothGraphs) {
+  Alert a;
+  a.type = "bytes";
+  EXPECT_TRUE(a.EvidenceCommands().empty()) << "no graphs, no commands";
+  a.holders_type = "app.Record";
+  a.graphs = {"api/h/1@1:7", "api/h/1@1:9"};
+  EXPECT_EQ(a.EvidenceCommands(),
+            (std::vector<std::string>{"tidemark gdiff api/h/1@1:7 api/h/1@1:9",
+                                      "tidemark why api/h/1@1:9 app.Record"}));
+  EXPECT_EQ(ToJson(a)["evidence"], nlohmann::json(a.EvidenceCommands()));
+}
+
+TEST(AlertSummary, NamesWhatTheLeakIsMadeOfBeforeTheGrowingType) {
+  Alert a;
+  a.service = "api";
+  a.type = "bytes";
+  a.agents = {"api/h/1@1"};
+  EXPECT_EQ(a.Summary().rfind("bytes grows ", 0), 0u) << a.Summary();
+  a.holders_type = "app.Record";
+  a.holders = {{"list", "app.RECORDS", 3, 300}};
+  EXPECT_EQ(a.Summary().rfind("app.Record objects hold the growth: bytes grows ", 0), 0u)
+      << a.Summary();
+  EXPECT_NE(a.Summary().find("; held by app.RECORDS"), std::string::npos);
 }
 
 }  // namespace
