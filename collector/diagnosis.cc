@@ -1,18 +1,6 @@
 #include "collector/diagnosis.h"
 
-#include <sstream>
-
 namespace tidemark::collector {
-namespace {
-
-std::string Seconds(double seconds) {
-  std::ostringstream out;
-  out.precision(3);
-  out << seconds << " s";
-  return out.str();
-}
-
-}  // namespace
 
 Diagnosis Diagnose(const analysis::GraphDiffResult& r, const std::string& alert_type, bool grew,
                    bool capped) {
@@ -35,7 +23,7 @@ Diagnosis Diagnose(const analysis::GraphDiffResult& r, const std::string& alert_
   }
   out.note = std::to_string(group->count) + " new " + group->type + " objects (" +
              std::to_string(group->bytes) + " bytes) between two graph snapshots " +
-             Seconds(r.seconds) + " apart";
+             diff::HumanSeconds(r.seconds) + " apart";
   // Headline what the holder holds: Records, not the bytes payloads inside them.
   const analysis::Holder* top = group->holders.empty() ? nullptr : &group->holders.front();
   if (top && !top->outermost_type.empty() && top->outermost_type != group->type) {

@@ -1,18 +1,9 @@
 #include "collector/investigator.h"
 
-#include <sstream>
-
 namespace tidemark::collector {
 namespace {
 
 constexpr int64_t kMsToNs = 1'000'000;
-
-std::string Seconds(int64_t ns) {
-  std::ostringstream out;
-  out.precision(3);
-  out << static_cast<double>(ns) / 1e9 << " s";
-  return out.str();
-}
 
 }  // namespace
 
@@ -113,8 +104,8 @@ Investigator::Progress Investigator::Advance(int64_t now, const Ask& ask, const 
         if (inv.grew || now - inv.first_received_ns >= wait) Request(id, inv, now, ask);
       }
     } else if (waiting && now - inv.requested_ns > wait) {
-      GiveUp(inv, "agent " + inv.agent + " sent no graph snapshot within " + Seconds(wait) +
-                      " of the request");
+      GiveUp(inv, "agent " + inv.agent + " sent no graph snapshot within " +
+                      diff::HumanSeconds(wait / 1e9) + " of the request");
     }
     if (!inv.failure.empty()) {
       progress.failed.push_back({id, std::move(inv.failure)});

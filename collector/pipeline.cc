@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <sstream>
 
 #include "analysis/dominators.h"
 #include "analysis/graph_diff.h"
@@ -21,14 +20,6 @@ namespace tidemark::collector {
 namespace {
 
 constexpr int64_t kMsToNs = 1'000'000;
-constexpr int64_t kSecondNs = 1'000'000'000;
-
-std::string Seconds(int64_t ns) {
-  std::ostringstream out;
-  out.precision(3);
-  out << static_cast<double>(ns) / kSecondNs << " s";
-  return out.str();
-}
 
 // A rule's tests and timing, from the configuration's units to the detector's.
 template <typename Rule>
@@ -151,7 +142,8 @@ snapshot::Result<void> Pipeline::Start(int64_t now) {
   }
   spdlog::info(
       "growth: {} alerts restored, {} summaries of the last {} folded ({} agents, {} series)",
-      restored, folded, Seconds(rolling_.span_ns()), rolling_.agents().size(), rolling_.series());
+      restored, folded, diff::HumanSeconds(rolling_.span_ns() / 1e9), rolling_.agents().size(),
+      rolling_.series());
   stopping_ = false;
   thread_ = std::thread([this] { Run(); });
   analysis_thread_ = std::thread([this] { RunAnalysis(); });

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 #include <unordered_map>
 
 namespace tidemark::diff {
@@ -29,6 +30,13 @@ struct Candidate {
 };
 
 }  // namespace
+
+std::string HumanSeconds(double seconds) {
+  std::ostringstream out;
+  out.precision(3);
+  out << seconds << " s";
+  return out.str();
+}
 
 std::string HumanBytes(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -76,6 +76,8 @@ enum class AlertKind : uint8_t { kLeak, kNative, kSilent };
 enum class AlertState : uint8_t { kPending, kFiring, kResolved };
 // "1.5 MiB", "-300 B": for the one-line summaries people read.
 std::string HumanBytes(double bytes);
+// "2.5 s", "600 s": durations in the notes people read (3 significant digits).
+std::string HumanSeconds(double seconds);
 
 const char* AlertKindName(AlertKind kind);     // "leak", "native", "silent".
 const char* AlertStateName(AlertState state);  // "pending", "firing", "resolved".
