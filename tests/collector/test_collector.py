@@ -89,7 +89,9 @@ class Daemon(object):
                                      stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         self.wait_for_log("listening for agents", what="tidemarkd to listen")
-        if 'listen = ""' not in open(self.config).read():  # HTTP comes up after the agents' socket.
+        with open(self.config) as f:
+            serves_http = 'listen = ""' not in f.read()
+        if serves_http:  # HTTP comes up after the agents' socket.
             self.wait_for_log("serving http", what="tidemarkd to serve HTTP")
         return self
 
@@ -516,7 +518,11 @@ class CollectorTest(unittest.TestCase):
         self.assertEqual(d.stop(), 0)
         verify = cli("verify", "--store", d.store, "--json")
         self.assertEqual(verify.returncode, 0, verify.stdout[-2000:] + verify.stderr)
-        self.assertEqual(json.loads(verify.stdout)["good"], first["acked"] + 50)
+        # Every acknowledged snapshot is kept; the few in flight when the sender stopped waiting
+        # may be kept too (stored, their acknowledgement unread), never more than were sent.
+        good = json.loads(verify.stdout)["good"]
+        self.assertGreaterEqual(good, first["acked"] + 50)
+        self.assertLessEqual(good, first["sent"] + 50)
 
     def test_metrics_are_valid_prometheus_text(self):
         d = self.daemon().start()
