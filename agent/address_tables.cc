@@ -112,6 +112,18 @@ void ResolveReferences(UnresolvedReferences&& unresolved, snapshot::Graph* graph
     const uint32_t target = index_of(address);
     if (target != kNone && target < objects) graph->roots.emplace_back(target, kind);
   }
+  graph->ownership_recorded = true;
+  graph->owners.clear();
+  for (const auto& [address, owner] : unresolved.owners) {
+    const uint32_t dict = index_of(address);
+    if (dict != kNone && dict < objects && owner < objects) graph->owners.emplace_back(dict, owner);
+  }
+  graph->attributes.clear();
+  for (const PendingAttribute& a : unresolved.attributes) {
+    const uint32_t target = index_of(a.target);
+    if (target != kNone && target < objects && a.owner < objects)
+      graph->attributes.push_back({a.owner, target, a.name});
+  }
   unresolved = UnresolvedReferences();
 }
 

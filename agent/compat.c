@@ -27,6 +27,12 @@
 #if PY_VERSION_HEX < 0x030B0000
 #include "frameobject.h"
 #endif
+#if PY_VERSION_HEX < 0x030C0000
+#include "structmember.h" /* PyMemberDef; Python.h has it from 3.12. */
+#endif
+
+/* structmember.h's T_OBJECT_EX; 3.12 renamed it Py_T_OBJECT_EX. Its value never changed. */
+#define TM_T_OBJECT_EX 16
 
 static struct _gc_runtime_state* gc_state(void) {
 #if PY_VERSION_HEX >= 0x03090000
@@ -142,6 +148,76 @@ int tm_dict_uses_instance_values(PyObject* o) {
   (void)o;
   return 0;
 #endif
+}
+
+#if PY_VERSION_HEX >= 0x030B0000
+static void visit_shared_key_values(PyTypeObject* tp, PyObject** values, Py_ssize_t capacity,
+                                    tm_attribute_fn fn, void* arg) {
+  if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) return;
+  PyDictKeysObject* keys = ((PyHeapTypeObject*)tp)->ht_cached_keys;
+  if (keys == NULL || !DK_IS_UNICODE(keys)) return;
+  PyDictUnicodeEntry* entries = DK_UNICODE_ENTRIES(keys);
+  Py_ssize_t n = keys->dk_nentries;
+  if (capacity >= 0 && n > capacity) n = capacity;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (values[i] != NULL && entries[i].me_key != NULL) fn(entries[i].me_key, values[i], arg);
+  }
+}
+#endif
+
+void tm_for_each_inline_attribute(PyObject* o, tm_attribute_fn fn, void* arg) {
+  PyTypeObject* tp = Py_TYPE(o);
+#if PY_VERSION_HEX >= 0x030D0000
+  if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES)) return;
+  if (_PyObject_GetManagedDict(o) != NULL) return;
+  PyDictValues* values = _PyObject_InlineValues(o);
+  if (!values->valid) return;
+  visit_shared_key_values(tp, values->values, values->capacity, fn, arg);
+#elif PY_VERSION_HEX >= 0x030C0000
+  if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)) return;
+  PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(o);
+  if (!_PyDictOrValues_IsValues(dorv)) return;
+  visit_shared_key_values(tp, _PyDictOrValues_GetValues(dorv)->values, -1, fn, arg);
+#elif PY_VERSION_HEX >= 0x030B0000
+  if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)) return;
+  PyDictValues* values = *_PyObject_ValuesPointer(o);
+  if (values == NULL) return;
+  visit_shared_key_values(tp, values->values, -1, fn, arg);
+#else
+  (void)tp;
+  (void)fn;
+  (void)arg;
+#endif
+}
+
+int tm_type_has_slots(PyTypeObject* type) {
+  PyObject* mro = type->tp_mro;
+  if (mro == NULL || !PyTuple_Check(mro)) return 0;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); ++i) {
+    PyTypeObject* t = (PyTypeObject*)PyTuple_GET_ITEM(mro, i);
+    if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE) || t->tp_members == NULL) continue;
+    for (PyMemberDef* m = t->tp_members; m->name != NULL; ++m) {
+      if (m->type == TM_T_OBJECT_EX) return 1;
+    }
+  }
+  return 0;
+}
+
+void tm_for_each_slot(PyObject* o, tm_slot_fn fn, void* arg) {
+  PyObject* mro = Py_TYPE(o)->tp_mro;
+  if (mro == NULL || !PyTuple_Check(mro)) return;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); ++i) {
+    PyTypeObject* t = (PyTypeObject*)PyTuple_GET_ITEM(mro, i);
+    if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE) || t->tp_members == NULL) continue;
+    for (PyMemberDef* m = t->tp_members; m->name != NULL; ++m) {
+      if (m->type != TM_T_OBJECT_EX) continue;
+#ifdef Py_RELATIVE_OFFSET
+      if (m->flags & Py_RELATIVE_OFFSET) continue; /* Made absolute when the type is built. */
+#endif
+      PyObject* value = *(PyObject**)((char*)o + m->offset);
+      if (value != NULL) fn(m->name, value, arg);
+    }
+  }
 }
 
 static void visit_if(PyObject* o, tm_object_fn fn, void* arg) {

@@ -48,6 +48,20 @@ PyObject* tm_instance_dict(PyObject* object);
  * then both the instance and the dict show the same values. */
 int tm_dict_uses_instance_values(PyObject* object);
 
+/* Calls fn(name, value, arg) for each attribute an instance keeps in its values array rather
+ * than in a __dict__ (3.11+: the names come from the type's shared keys, in the order the
+ * instance's traverse visits the values). No call when the instance has a materialized
+ * __dict__ (its entries name the attributes then) or on 3.8-3.10. */
+typedef void (*tm_attribute_fn)(PyObject* name, PyObject* value, void* arg);
+void tm_for_each_inline_attribute(PyObject* object, tm_attribute_fn fn, void* arg);
+
+/* Calls fn(name, value, arg) for each __slots__ attribute of the instance that holds a value:
+ * the object members of every heap type in its MRO. */
+typedef void (*tm_slot_fn)(const char* name, PyObject* value, void* arg);
+void tm_for_each_slot(PyObject* object, tm_slot_fn fn, void* arg);
+/* 1 when tm_for_each_slot has members to read for instances of `type`. */
+int tm_type_has_slots(PyTypeObject* type);
+
 /* Calls fn for every object the threads' running frames hold (code, function, globals,
  * builtins, locals dict, frame object, fast locals). On 3.11+ frames are not objects, and
  * asking for them (PyThreadState_GetFrame) would create them: this reads them in place. */

@@ -368,6 +368,28 @@ PyObject* Decode(PyObject*, PyObject* arg) {
     Py_DECREF(k);
     Py_DECREF(v);
   }
+  // Format 2's namespaces: {dict: owner} and [(owner, target, name)].
+  PyObject* owners = PyDict_New();
+  for (const auto& [dict, owner] : g.owners) {
+    PyObject* k = PyLong_FromUnsignedLong(dict);
+    PyObject* v = PyLong_FromUnsignedLong(owner);
+    PyDict_SetItem(owners, k, v);
+    Py_DECREF(k);
+    Py_DECREF(v);
+  }
+  PyObject* attributes = PyList_New(0);
+  for (const auto& a : g.attributes) {
+    const std::string& name = g.attribute_names[a.name];
+    PyObject* item = Py_BuildValue("(kks#)", static_cast<unsigned long>(a.owner),
+                                   static_cast<unsigned long>(a.target), name.data(),
+                                   static_cast<Py_ssize_t>(name.size()));
+    if (item == nullptr) {
+      PyErr_Clear();
+      continue;
+    }
+    PyList_Append(attributes, item);
+    Py_DECREF(item);
+  }
   PyObject* labels = PyDict_New();
   for (const auto& [k, v] : h.identity.labels) {
     PyObject* value = PyUnicode_FromString(v.c_str());
@@ -382,7 +404,7 @@ PyObject* Decode(PyObject*, PyObject* arg) {
   }
   return Py_BuildValue(
       "{s:s,s:s,s:s,s:L,s:L,s:K,s:L,s:K,s:K,s:K,s:N,s:N,s:s,s:d,s:K,s:K,s:O,s:N,s:N,s:N,s:N,"
-      "s:N,s:N,s:N,s:N,s:N,s:N}",
+      "s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
       "kind", snapshot::KindName(h.kind), "service", h.identity.service.c_str(), "host",
       h.identity.host.c_str(), "pid", (long long)h.identity.pid, "start_ns",
       (long long)h.identity.start_time_ns, "seq", (unsigned long long)h.seq, "timestamp_ns",
@@ -392,7 +414,8 @@ PyObject* Decode(PyObject*, PyObject* arg) {
       (unsigned long long)h.agent.dropped, "delivered", (unsigned long long)h.agent.delivered,
       "abandoned", h.agent.abandoned ? Py_True : Py_False, "types", TypesToList(s.types), "address",
       address, "type", type, "size", sizes, "length", length, "refs", refs, "roots", roots, "names",
-      sparse(g.names), "values", sparse(g.values), "true_ref_counts", true_refs);
+      sparse(g.names), "values", sparse(g.values), "true_ref_counts", true_refs, "owners", owners,
+      "attributes", attributes);
 }
 
 PyMethodDef kMethods[] = {

@@ -48,6 +48,15 @@ void AppendUtf8(PyObject* str, size_t max_chars, std::string* out) {
   }
 }
 
+// A Python identifier (ASCII rules; any non-ASCII character allowed, as PEP 3131 mostly does).
+bool IsIdentifier(const std::string& s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           static_cast<unsigned char>(c) >= 0x80;
+  });
+}
+
 enum class Sizer : uint8_t { kDefault, kInt, kStr, kList, kDict, kSet, kCMethod };
 enum class Length : uint8_t { kNone, kStr, kVar, kList, kDict, kSet };
 
@@ -57,6 +66,7 @@ struct TypeInfo {
   bool exact_dict = false;
   bool has_sizer = false;      // Listed for a configured sizer after the walk.
   bool may_have_dict = false;  // Instances can have a __dict__ (folded into them).
+  bool has_slots = false;      // A heap type with object members (__slots__).
   Sizer sizer = Sizer::kDefault;
   Length length = Length::kNone;
   // The pre-header depends on the type alone unless the type decides per object
@@ -242,6 +252,7 @@ class Walker {
 #ifdef Py_TPFLAGS_MANAGED_DICT
     info.may_have_dict |= (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) != 0;
 #endif
+    info.has_slots = tm_type_has_slots(type) != 0;
     if (type == &PyUnicode_Type)
       info.length = Length::kStr;
     else if (PyType_IsSubtype(type, &PyList_Type))
@@ -518,6 +529,92 @@ class Walker {
       g.true_ref_counts.emplace_back(static_cast<uint32_t>(i), scratch_.size());
     g.ref_begin.push_back(g.refs.size());
     RecordNameAndValue(o, static_cast<uint32_t>(i));
+    RecordNamespace(o, static_cast<uint32_t>(i), info, dict);
+  }
+
+  // What the walk knows and analysis could only guess: which dict is this object's namespace
+  // (an instance's __dict__, a module's, a class's), and under which attribute name it refers
+  // to each value, inline values of 3.11+ included.
+  void RecordNamespace(PyObject* o, uint32_t i, const TypeInfo& info, PyObject* dict) {
+    PyObject* ns = dict;
+    if (ns == nullptr && PyType_Check(o)) ns = reinterpret_cast<PyTypeObject*>(o)->tp_dict;
+    if (ns != nullptr && PyDict_CheckExact(ns)) {
+      unresolved_->owners.emplace_back(reinterpret_cast<uintptr_t>(ns), i);
+      Py_ssize_t pos = 0;
+      PyObject *key, *value;
+      while (PyDict_Next(ns, &pos, &key, &value)) AddAttribute(i, key, value);
+    } else if (info.may_have_dict && dict == nullptr) {
+      attribute_owner_ = i;
+      tm_for_each_inline_attribute(
+          o,
+          [](PyObject* name, PyObject* value, void* self) {
+            auto* w = static_cast<Walker*>(self);
+            w->AddAttribute(w->attribute_owner_, name, value);
+          },
+          this);
+    }
+    if (info.has_slots) {
+      attribute_owner_ = i;
+      tm_for_each_slot(
+          o,
+          [](const char* name, PyObject* value, void* self) {
+            auto* w = static_cast<Walker*>(self);
+            w->AddFieldAttribute(w->attribute_owner_, name, value);
+          },
+          this);
+    }
+    RecordFields(o, i);
+  }
+
+  // The C fields of functions, cells and bound methods that hold program data, under their
+  // Python names, so a path through a closure or a callback reads the same on every version
+  // (a function's code and globals are left unnamed: every function has them).
+  void RecordFields(PyObject* o, uint32_t i) {
+    if (PyFunction_Check(o)) {
+      auto* f = reinterpret_cast<PyFunctionObject*>(o);
+      AddFieldAttribute(i, "__closure__", f->func_closure);
+      AddFieldAttribute(i, "__defaults__", f->func_defaults);
+      AddFieldAttribute(i, "__kwdefaults__", f->func_kwdefaults);
+    } else if (PyCell_Check(o)) {
+      AddFieldAttribute(i, "cell_contents", PyCell_GET(o));
+    } else if (PyMethod_Check(o)) {
+      AddFieldAttribute(i, "__self__", PyMethod_GET_SELF(o));
+      AddFieldAttribute(i, "__func__", PyMethod_GET_FUNCTION(o));
+    }
+  }
+
+  // `name` is a C string that lives as long as the walk (a PyMemberDef's, a literal).
+  void AddFieldAttribute(uint32_t owner, const char* name, PyObject* value) {
+    if (value == nullptr) return;
+    auto [it, inserted] = field_name_ids_.try_emplace(name, 0);
+    if (inserted) {
+      auto& names = out_->graph.attribute_names;
+      it->second = static_cast<uint32_t>(names.size());
+      names.emplace_back(name);
+    }
+    unresolved_->attributes.push_back({owner, reinterpret_cast<uintptr_t>(value), it->second});
+  }
+
+  void AddAttribute(uint32_t owner, PyObject* key, PyObject* value) {
+    if (!PyUnicode_CheckExact(key)) return;
+    auto& cached = name_cache_[(reinterpret_cast<uintptr_t>(key) >> 4) & (kNameCacheSize - 1)];
+    if (cached.first != key) cached = {key, NameId(key)};
+    if (cached.second == kNoName) return;
+    unresolved_->attributes.push_back({owner, reinterpret_cast<uintptr_t>(value), cached.second});
+  }
+
+  // The attribute name's index in Graph::attribute_names; kNoName for a key that is not an
+  // identifier (user data in a __dict__, say) unless values are recorded.
+  uint32_t NameId(PyObject* key) {
+    auto [it, inserted] = name_ids_.try_emplace(key, kNoName);
+    if (!inserted) return it->second;
+    std::string text;
+    AppendUtf8(key, 200, &text);
+    if (!options_.values && !IsIdentifier(text)) return kNoName;
+    auto& names = out_->graph.attribute_names;
+    it->second = static_cast<uint32_t>(names.size());
+    names.push_back(std::move(text));
+    return it->second;
   }
 
   void RecordNameAndValue(PyObject* o, uint32_t i) {
@@ -595,6 +692,12 @@ class Walker {
   static constexpr size_t kTypeCacheSize = 256;
   std::pair<PyTypeObject*, TypeInfo*> type_cache_[kTypeCacheSize] = {};
   std::unordered_map<std::string, size_t> row_of_;
+  static constexpr uint32_t kNoName = UINT32_MAX;
+  static constexpr size_t kNameCacheSize = 1024;
+  std::pair<PyObject*, uint32_t> name_cache_[kNameCacheSize] = {};
+  std::unordered_map<PyObject*, uint32_t> name_ids_;
+  std::unordered_map<const char*, uint32_t> field_name_ids_;
+  uint32_t attribute_owner_ = 0;
   std::unordered_set<std::string> exclude_;
   std::unordered_set<std::string> sized_;
   std::unordered_set<uint64_t> root_seen_;

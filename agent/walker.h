@@ -58,11 +58,21 @@ struct WalkOutcome {
 // does not know (it knows the index of each object it meets for the first time).
 inline constexpr uint32_t kSeenBefore = UINT32_MAX - 1;
 
+// An attribute as the walk records it: owner.<attribute_names[name]> is the object at `target`.
+struct PendingAttribute {
+  uint32_t owner;
+  uint64_t target;
+  uint32_t name;
+};
+
 // What a graph walk leaves for ResolveReferences: the addresses of the kSeenBefore
-// references in order, the roots by address, and the walk's marks, which number objects.
+// references in order, the roots, namespace dicts and attribute values by address, and the
+// walk's marks, which number objects.
 struct UnresolvedReferences {
   std::vector<uint64_t> seen_ref_addresses;
   std::vector<std::pair<uint64_t, snapshot::RootKind>> roots;
+  std::vector<std::pair<uint64_t, uint32_t>> owners;  // (namespace dict's address, owner)
+  std::vector<PendingAttribute> attributes;
   std::unique_ptr<GranuleMarks> marks;
 };
 
@@ -76,8 +86,9 @@ void PrepareWalks();
 WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
                  UnresolvedReferences* unresolved);
 
-// Replaces the kSeenBefore references with object indices and fills graph->roots
-// (references to objects the walk did not record, as in an abandoned walk, are dropped).
+// Replaces the kSeenBefore references with object indices and fills graph->roots, owners and
+// attributes (references to objects the walk did not record, as in an abandoned walk, are
+// dropped).
 // Needs no GIL.
 void ResolveReferences(UnresolvedReferences&& unresolved, snapshot::Graph* graph);
 

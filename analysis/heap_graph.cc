@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <numeric>
+#include <span>
+#include <tuple>
 
 namespace tidemark::analysis {
 namespace {
@@ -18,6 +20,61 @@ auto FindSorted(const Pairs& pairs, uint32_t i) {
   auto it = std::lower_bound(pairs.begin(), pairs.end(), i,
                              [](const auto& p, uint32_t key) { return p.first < key; });
   return it != pairs.end() && it->first == i ? it : pairs.end();
+}
+
+// Format 2: the agent's (dict, owner) pairs, kept as a matching in which no folded dict owns
+// another and no owner is folded (what the agent writes; a hostile snapshot cannot make a
+// chain). Marks the dicts in `removed`; returns (owner, dict) sorted by owner.
+std::vector<std::pair<uint32_t, uint32_t>> RecordedNamespaces(const snapshot::Graph& g,
+                                                              std::vector<bool>& removed) {
+  std::vector<bool> owns(removed.size(), false);
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  for (const auto& [dict, owner] : g.owners) {
+    if (dict == owner || removed[dict] || removed[owner] || owns[dict] || owns[owner]) continue;
+    removed[dict] = true;
+    owns[owner] = true;
+    out.emplace_back(owner, dict);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Format 1 and meliae imports: meliae's collapse_instance_dicts. An object whose references
+// are exactly a dict and its type (a module: exactly a dict) owns that dict. Wrong where an
+// instance keeps its attributes inline (3.11+) and has a single dict attribute.
+std::vector<std::pair<uint32_t, uint32_t>> InferredNamespaces(
+    const snapshot::Graph& g, const std::vector<std::string>& type_names,
+    std::vector<bool>& removed) {
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  auto type_id = [&](std::string_view name) -> uint32_t {
+    auto it = std::find(type_names.begin(), type_names.end(), name);
+    return it == type_names.end() ? kNone : static_cast<uint32_t>(it - type_names.begin());
+  };
+  const uint32_t dict_type = type_id("dict");
+  const uint32_t module_type = type_id("module");
+  const uint32_t type_type = type_id("type");
+  if (dict_type == kNone) return out;
+  auto is_type_of = [&](uint32_t t, uint32_t owner) {
+    if (g.type[t] == type_type) return true;
+    auto named = FindSorted(g.names, t);  // A metaclass instance: named like the owner's type.
+    return named != g.names.end() && named->second == type_names[g.type[owner]];
+  };
+  const uint32_t n = static_cast<uint32_t>(g.object_count());
+  for (uint32_t i = 0; i < n; ++i) {
+    const std::span<const uint32_t> r(g.refs.data() + g.ref_begin[i],
+                                      g.refs.data() + g.ref_begin[i + 1]);
+    uint32_t dict = kNone;
+    if (g.type[i] == module_type && r.size() == 1 && g.type[r[0]] == dict_type) {
+      dict = r[0];
+    } else if (g.type[i] != dict_type && r.size() == 2 && r[0] != r[1]) {
+      if (g.type[r[0]] == dict_type && is_type_of(r[1], i)) dict = r[0];
+      if (g.type[r[1]] == dict_type && is_type_of(r[0], i)) dict = r[1];
+    }
+    if (dict == kNone || dict == i || removed[dict]) continue;
+    removed[dict] = true;
+    out.emplace_back(i, dict);
+  }
+  return out;
 }
 
 }  // namespace
@@ -65,35 +122,13 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
                                      g.refs.data() + g.ref_begin[i + 1]);
   };
 
-  // Instance dicts (meliae's collapse_instance_dicts).
+  // Namespaces folded into their owners: as recorded by the agent, or as meliae guesses them.
   std::vector<bool> removed(n, false);
   std::vector<std::pair<uint32_t, uint32_t>> owner_dict;  // (owner, dict), by owner.
   if (options.collapse_instance_dicts) {
-    auto type_id = [&](std::string_view name) -> uint32_t {
-      auto it = std::find(h.type_names_.begin(), h.type_names_.end(), name);
-      return it == h.type_names_.end() ? kNone : static_cast<uint32_t>(it - h.type_names_.begin());
-    };
-    const uint32_t dict_type = type_id("dict");
-    const uint32_t module_type = type_id("module");
-    const uint32_t type_type = type_id("type");
-    auto is_type_of = [&](uint32_t t, uint32_t owner) {
-      if (g.type[t] == type_type) return true;
-      auto named = FindSorted(g.names, t);  // A metaclass instance: named like the owner's type.
-      return named != g.names.end() && named->second == h.type_names_[g.type[owner]];
-    };
-    for (uint32_t i = 0; i < n && dict_type != kNone; ++i) {
-      const auto r = old_refs(i);
-      uint32_t dict = kNone;
-      if (g.type[i] == module_type && r.size() == 1 && g.type[r[0]] == dict_type) {
-        dict = r[0];
-      } else if (g.type[i] != dict_type && r.size() == 2 && r[0] != r[1]) {
-        if (g.type[r[0]] == dict_type && is_type_of(r[1], i)) dict = r[0];
-        if (g.type[r[1]] == dict_type && is_type_of(r[0], i)) dict = r[1];
-      }
-      if (dict == kNone || dict == i || removed[dict]) continue;
-      removed[dict] = true;
-      owner_dict.emplace_back(i, dict);
-    }
+    owner_dict = g.ownership_recorded ? RecordedNamespaces(g, removed)
+                                      : InferredNamespaces(g, h.type_names_, removed);
+    h.ownership_inferred_ = !g.ownership_recorded && !owner_dict.empty();
   }
 
   // Order by address.
@@ -187,6 +222,15 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
     Release(from);
   };
   remap(g.names, h.names_);
+  h.attribute_names_ = std::move(g.attribute_names);
+  for (const auto& a : g.attributes) {
+    const uint32_t owner = index_of[a.owner], target = index_of[a.target];
+    if (owner != kNone && target != kNone) h.attributes_.push_back({owner, target, a.name});
+  }
+  Release(g.attributes);
+  std::sort(h.attributes_.begin(), h.attributes_.end(), [](const auto& x, const auto& y) {
+    return std::tie(x.owner, x.target, x.name) < std::tie(y.owner, y.target, y.name);
+  });
   if (options.keep_values) {
     remap(g.values, h.values_);
   } else {
@@ -291,6 +335,14 @@ std::optional<std::string_view> HeapGraph::Lookup(const Sparse& sparse, uint32_t
   return std::string_view(it->second);
 }
 
+std::optional<std::string_view> HeapGraph::attribute(uint32_t owner, uint32_t target) const {
+  auto it = std::lower_bound(
+      attributes_.begin(), attributes_.end(), std::pair(owner, target),
+      [](const auto& a, const auto& key) { return std::pair(a.owner, a.target) < key; });
+  if (it == attributes_.end() || it->owner != owner || it->target != target) return std::nullopt;
+  return std::string_view(attribute_names_[it->name]);
+}
+
 std::optional<std::string_view> HeapGraph::name(uint32_t i) const { return Lookup(names_, i); }
 std::optional<std::string_view> HeapGraph::value(uint32_t i) const { return Lookup(values_, i); }
 
@@ -362,7 +414,7 @@ uint64_t HeapGraph::memory_bytes() const {
   uint64_t total = bytes(address_) + bytes(size_) + bytes(type_) + bytes(length_) +
                    bytes(ref_begin_) + bytes(refs_) + bytes(parent_begin_) + bytes(parents_) +
                    bytes(true_ref_counts_) + bytes(true_parent_counts_) + bytes(absorbed_) +
-                   bytes(roots_);
+                   bytes(roots_) + bytes(attributes_);
   for (const Sparse* s : {&names_, &values_}) {
     total += bytes(*s);
     for (const auto& [i, text] : *s) total += text.capacity() > 15 ? text.capacity() : 0;

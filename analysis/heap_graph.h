@@ -11,10 +11,12 @@
 // parents beyond a cap (meliae's max_parents). A result computed on a capped graph says so:
 // refs_capped() / parents_capped().
 //
-// Instance dicts are collapsed by default, as meliae does: an object whose references are
-// exactly its dict and its type (a module: exactly its dict) absorbs the dict — the dict's
-// references become the object's, its size is added, the dict is gone, and references to it
-// from elsewhere point at its owner.
+// Namespaces are collapsed by default: an instance absorbs its __dict__, a module or a class
+// its namespace dict — the dict's references become the owner's, its size is added, the dict
+// is gone, and references to it from elsewhere point at its owner. Which dict is whose comes
+// from the snapshot (format 2: the agent records it, with attribute names); for format 1 and
+// meliae imports it is inferred as meliae does (an object whose references are exactly a dict
+// and its type; a module: exactly a dict), which ownership_inferred() says.
 //
 // Thread-safety: const methods are safe from many threads once BuildParents() has run.
 #pragma once
@@ -82,6 +84,11 @@ class HeapGraph {
   std::optional<std::string_view> value(uint32_t i) const;  // Short values, when captured.
   // How many leading refs(i) came from an absorbed __dict__ (key, value pairs), or 0.
   uint32_t absorbed_dict_refs(uint32_t i) const;
+  // The attribute name under which `owner` refers to `target`, when the agent recorded one
+  // (format 2): an instance's, a module's or a class's attribute.
+  std::optional<std::string_view> attribute(uint32_t owner, uint32_t target) const;
+  // Some namespace was folded by meliae's guess, not by what the agent recorded.
+  bool ownership_inferred() const { return ownership_inferred_; }
 
   std::optional<uint32_t> Find(uint64_t address) const;
 
@@ -124,6 +131,9 @@ class HeapGraph {
   Sparse names_;
   Sparse values_;
   std::vector<std::pair<uint32_t, uint32_t>> absorbed_;  // (owner, dict refs); sorted.
+  std::vector<std::string> attribute_names_;
+  std::vector<snapshot::Graph::Attribute> attributes_;  // Sorted by (owner, target).
+  bool ownership_inferred_ = false;
   std::vector<uint32_t> parent_begin_;
   std::vector<uint32_t> parents_;
   std::vector<std::pair<uint32_t, uint64_t>> true_parent_counts_;

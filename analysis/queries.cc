@@ -36,14 +36,22 @@ std::string Quoted(std::string_view s) {
   return out + "'";
 }
 
-// How a dict key reads inside brackets: 'text', 42, or <type>.
+// How a dict key reads inside brackets: 'text', 42, <key> (a str whose value was not
+// captured), or <type>.
 std::string KeyText(const HeapGraph& g, uint32_t key) {
   const std::string& type = g.type_name(key);
   if (auto v = g.value(key)) {
     if (type == "str") return Quoted(*v);
     return std::string(*v);
   }
-  return "<" + type + ">";
+  return type == "str" ? "<key>" : "<" + type + ">";
+}
+
+// A recorded attribute name: .name, or <attribute 'x-y'> for a name Python spells only with
+// getattr.
+std::string AttributeText(std::string_view name) {
+  if (IsIdentifier(name)) return "." + std::string(name);
+  return "<attribute " + Quoted(name) + ">";
 }
 
 }  // namespace
@@ -103,6 +111,10 @@ std::string EdgeName(const HeapGraph& g, uint32_t parent, size_t position) {
   const auto refs = g.refs(parent);
   if (position >= refs.size()) return "<ref>";
   const uint32_t dict_refs = g.absorbed_dict_refs(parent);
+  const bool key_position = (position < dict_refs || type == "dict") && position % 2 == 0;
+  if (!key_position) {
+    if (auto attribute = g.attribute(parent, refs[position])) return AttributeText(*attribute);
+  }
   if (position < dict_refs || type == "dict") {
     // Key, value pairs: an absorbed instance or module dict names attributes.
     if (position % 2 == 0) return "<key>";
@@ -113,7 +125,10 @@ std::string EdgeName(const HeapGraph& g, uint32_t parent, size_t position) {
     }
     return "[" + KeyText(g, key) + "]";
   }
-  if (dict_refs > 0 && position == refs.size() - 1 && type != "module") return "<type>";
+  if (dict_refs > 0 && position == refs.size() - 1) {
+    auto last = g.name(refs[position]);  // An instance's type, named like the instance's.
+    if (last && *last == type) return "<type>";
+  }
   if (type == "list" || type == "tuple") return "[" + std::to_string(position) + "]";
   if (type == "set" || type == "frozenset") return "<member>";
   return "<ref " + std::to_string(position) + ">";

@@ -150,6 +150,18 @@ std::string Caveats(const HeapGraph& g, const std::vector<uint32_t>& targets, si
   return out;
 }
 
+// Said wherever a result depends on which dict is whose __dict__.
+void NoteOwnership(const HeapGraph& g, std::ostream& out) {
+  if (!g.ownership_inferred()) return;
+  out << "note: this snapshot does not record which dict is whose __dict__ (format 1, or a "
+         "meliae import): they were paired as meliae does, which on Python 3.11+ can take an "
+         "instance's only dict attribute for its __dict__\n";
+}
+
+void MarkOwnership(const HeapGraph& g, json& j) {
+  if (g.ownership_inferred()) j["ownership_inferred"] = true;
+}
+
 json ObjectJson(const HeapGraph& g, uint32_t i) {
   json j = {{"address", Hex(g.address(i))}, {"type", g.type_name(i)}, {"size", g.bytes(i)}};
   if (g.length(i)) j["len"] = g.length(i);
@@ -284,6 +296,7 @@ int TypesCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   if (flags.json) {
     json j = {{"objects", g->size()}, {"bytes", g->total_bytes()}, {"rows", json::array()}};
     MarkTruncated(j, shown, rows.size());
+    MarkOwnership(*g, j);
     for (size_t k = 0; k < shown; ++k) {
       j["rows"].push_back({{"type", rows[k].name},
                            {"count", rows[k].count},
@@ -305,6 +318,7 @@ int TypesCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
                   rows[k].name.c_str());
   }
   if (shown < rows.size()) out << "... " << rows.size() - shown << " more types (--all)\n";
+  NoteOwnership(*g, out);
   return 0;
 }
 
@@ -351,6 +365,7 @@ int WhyCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
       j["holders"].push_back(o);
     }
     if (!caveats.empty()) j["caveats"] = caveats;
+    MarkOwnership(*g, j);
     out << j.dump(2) << "\n";
     return 0;
   }
@@ -368,6 +383,7 @@ int WhyCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   out << "shortest paths from roots:\n";
   PrintPaths(paths, out);
   if (!caveats.empty()) out << "note: " << caveats << "\n";
+  NoteOwnership(*g, out);
   return 0;
 }
 
@@ -433,6 +449,7 @@ int GraphDiffCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
               {"groups", json::array()}};
     const size_t shown = RowsShown(flags, r.groups.size(), 10);
     MarkTruncated(j, shown, r.groups.size());
+    MarkOwnership(*b, j);
     for (size_t k = 0; k < shown; ++k) {
       const auto& grp = r.groups[k];
       json holders = json::array();
@@ -466,6 +483,7 @@ int GraphDiffCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   }
   if (shown < r.groups.size()) out << "... " << r.groups.size() - shown << " more types (--all)\n";
   if (r.approximate) out << "note: a graph was capped; holders and paths may be incomplete\n";
+  NoteOwnership(*b, out);
   return 0;
 }
 

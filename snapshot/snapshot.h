@@ -92,6 +92,23 @@ struct Graph {
   std::vector<std::pair<uint32_t, std::string>> names;   // Modules, functions, classes.
   std::vector<std::pair<uint32_t, std::string>> values;  // Only when Header::has_values.
 
+  // What the agent recorded of namespaces (format 2). When false (format 1, meliae imports)
+  // nothing is known of them and analysis infers ownership as meliae does.
+  bool ownership_recorded = false;
+  // (dict, owner): the dict is the owner's __dict__, a module's or a class's namespace.
+  std::vector<std::pair<uint32_t, uint32_t>> owners;
+  // owner.<attribute_names[name]> refers to target: an attribute of an instance (held in its
+  // __dict__ or inline), a module or a class. Names are identifiers from the program's source
+  // (keys that are not identifiers are recorded only when Header::has_values).
+  struct Attribute {
+    uint32_t owner = 0;
+    uint32_t target = 0;
+    uint32_t name = 0;  // Index into attribute_names.
+    bool operator==(const Attribute&) const = default;
+  };
+  std::vector<std::string> attribute_names;
+  std::vector<Attribute> attributes;
+
   size_t object_count() const { return address.size(); }
 };
 

@@ -286,12 +286,31 @@ void PackGraph(Packer& p, const Graph& g, const GraphPlan& plan) {
   PackSparseStrings(p, g.names);
   PackKey(p, "values");
   PackSparseStrings(p, g.values);
+  if (!g.ownership_recorded) return;  // Format 1's keys only: the reader infers ownership.
+  PackKey(p, "owners");
+  p.pack_array(static_cast<uint32_t>(g.owners.size()));
+  for (const auto& [dict, owner] : g.owners) {
+    p.pack_array(2);
+    p.pack_uint32(dict);
+    p.pack_uint32(owner);
+  }
+  PackKey(p, "attr_names");
+  p.pack_array(static_cast<uint32_t>(g.attribute_names.size()));
+  for (const std::string& name : g.attribute_names) PackStr(p, name);
+  PackKey(p, "attrs");
+  p.pack_array(static_cast<uint32_t>(g.attributes.size()));
+  for (const Graph::Attribute& a : g.attributes) {
+    p.pack_array(3);
+    p.pack_uint32(a.owner);
+    p.pack_uint32(a.target);
+    p.pack_uint32(a.name);
+  }
 }
 
 template <typename Packer>
 void PackBody(Packer& p, const Snapshot& s, const GraphPlan& plan) {
   const bool graph = s.header.kind == Kind::kGraph;
-  p.pack_map(graph ? 13 : 1);
+  p.pack_map(graph ? (s.graph.ownership_recorded ? 16 : 13) : 1);
   PackKey(p, "types");
   p.pack_array(static_cast<uint32_t>(s.types.size()));
   for (const TypeStat& t : s.types) {
@@ -447,6 +466,28 @@ Result<void> ReadSparseStrings(MsgpackReader& r, const char* name, size_t object
   return {};
 }
 
+// Format 2's namespace keys name objects and attribute names that exist; attributes come only
+// with an ownership relation (the three keys are written together).
+Result<void> CheckOwnership(const Graph& g, size_t objects) {
+  if (!g.ownership_recorded && !(g.attributes.empty() && g.attribute_names.empty())) {
+    return Fail("body: 'attrs' or 'attr_names' without 'owners'");
+  }
+  for (const auto& [dict, owner] : g.owners) {
+    if (dict >= objects || owner >= objects || dict == owner) {
+      return Fail("body: owners pairs object " + std::to_string(dict) + " with " +
+                  std::to_string(owner) + " of " + std::to_string(objects));
+    }
+  }
+  for (const Graph::Attribute& a : g.attributes) {
+    if (a.owner >= objects || a.target >= objects || a.name >= g.attribute_names.size()) {
+      return Fail("body: attrs entry [" + std::to_string(a.owner) + ", " +
+                  std::to_string(a.target) + ", " + std::to_string(a.name) + "] names a missing " +
+                  (a.name >= g.attribute_names.size() ? "attribute name" : "object"));
+    }
+  }
+  return {};
+}
+
 // Columns as read, before the references and addresses are decoded from them.
 struct CodedGraph {
   size_t objects = SIZE_MAX;
@@ -507,6 +548,38 @@ Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, Code
       } else {
         g.true_ref_counts.emplace_back(static_cast<uint32_t>(index), value);
       }
+    }
+    return {};
+  }
+  if (key == "owners" || key == "attrs") {
+    const uint32_t width = key == "owners" ? 2 : 3;
+    TM_TRY(n, r.ReadArrayHeader());
+    for (uint32_t i = 0; i < n; ++i) {
+      TM_TRY(fields, r.ReadArrayHeader());
+      if (fields != width) {
+        return Fail("body: '" + std::string(key) + "' entry has " + std::to_string(fields) +
+                    " fields, not " + std::to_string(width));
+      }
+      uint32_t v[3] = {0, 0, 0};
+      for (uint32_t f = 0; f < width; ++f) {
+        TM_TRY(x, r.ReadUint());
+        if (x > UINT32_MAX) return Fail("body: '" + std::string(key) + "' index out of range");
+        v[f] = static_cast<uint32_t>(x);
+      }
+      if (key == "owners") {
+        g.owners.emplace_back(v[0], v[1]);
+      } else {
+        g.attributes.push_back({v[0], v[1], v[2]});
+      }
+    }
+    g.ownership_recorded |= key == "owners";
+    return {};
+  }
+  if (key == "attr_names") {
+    TM_TRY(n, r.ReadArrayHeader());
+    for (uint32_t i = 0; i < n; ++i) {
+      TM_TRY(name, r.ReadStr());
+      g.attribute_names.emplace_back(name);
     }
     return {};
   }
@@ -613,6 +686,7 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
   for (const auto& [index, kind] : g.roots) {
     if (index >= objects) return Fail("body: roots names a missing object");
   }
+  if (auto ok = CheckOwnership(g, objects); !ok) return ok;
   if (!names_at.empty()) {
     MsgpackReader nr(names_at, "body names");
     if (auto ok = ReadSparseStrings(nr, "names", objects, g.names); !ok) return ok;

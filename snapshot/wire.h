@@ -37,7 +37,7 @@
 namespace tidemark::snapshot {
 
 inline constexpr char kMagic[4] = {'T', 'D', 'M', 'K'};
-inline constexpr uint16_t kFormatVersion = 1;
+inline constexpr uint16_t kFormatVersion = 2;
 // Decoders accept kOldestReadableFormatVersion..kFormatVersion: a collector upgraded before its
 // agents keeps reading them. Raise it only when the previous version stops being written.
 inline constexpr uint16_t kOldestReadableFormatVersion = 1;

@@ -135,6 +135,58 @@ TEST(Collapse, InstanceAndModuleAbsorbTheirDicts) {
   EXPECT_TRUE(raw.Find(b.AddressOf("session_dict")));
 }
 
+// CACHE = Cache(); CACHE.store = {'k0': bytearray} as 3.13 keeps it: the instance holds its
+// one attribute inline, so its references are exactly a dict and its type.
+GraphBuilder InlineCacheHeap(bool recorded) {
+  GraphBuilder b;
+  b.Add("leaky", "module", 72, {"leaky_dict"}).Name("leaky", "leaky");
+  b.Add("leaky_dict", "dict", 100, {"k_cache", "cache"});
+  b.Add("k_cache", "str", 50);
+  b.Add("cache", "leaky.Cache", 48, {"store", "Cache_type"});
+  b.Add("Cache_type", "type", 900).Name("Cache_type", "leaky.Cache");
+  b.Add("store", "dict", 1000, {"k0", "payload"});
+  b.Add("k0", "str", 50);
+  b.Add("payload", "bytearray", 120);
+  b.Root("leaky");
+  if (recorded) {
+    b.Owns("leaky", "leaky_dict").Attribute("leaky", "CACHE", "cache");
+    b.Attribute("cache", "store", "store");
+  }
+  return b;
+}
+
+TEST(Collapse, RecordedOwnershipKeepsAnInstancesOnlyDictAttributeApart) {
+  const GraphBuilder b = InlineCacheHeap(true);
+  HeapGraph g = Load(b);
+  EXPECT_FALSE(g.ownership_inferred());
+  EXPECT_FALSE(g.Find(b.AddressOf("leaky_dict")));  // The recorded namespace is folded...
+  ASSERT_TRUE(g.Find(b.AddressOf("store")));        // ...the attribute is not.
+  EXPECT_EQ(g.bytes(At(g, b, "cache")), 48u);
+  g.BuildParents();
+  PathFinder finder(g);
+  auto paths = finder.Find({At(g, b, "payload")});
+  ASSERT_EQ(paths.size(), 1u);
+  EXPECT_EQ(paths[0].text, "leaky.CACHE.store[<key>]");
+}
+
+TEST(Collapse, WithoutRecordedOwnershipMeliaesGuessIsUsedAndSaidToBe) {
+  const GraphBuilder b = InlineCacheHeap(false);
+  const HeapGraph g = Load(b);
+  EXPECT_TRUE(g.ownership_inferred());
+  EXPECT_FALSE(g.Find(b.AddressOf("store")));  // The guess: Cache absorbed its attribute.
+  EXPECT_EQ(g.bytes(At(g, b, "cache")), 1048u);
+  EXPECT_FALSE(Load(b, LoadOptions{.collapse_instance_dicts = false}).ownership_inferred());
+}
+
+TEST(Collapse, RecordedOwnershipThatWouldChainIsKeptAMatching) {
+  GraphBuilder b;  // A hostile snapshot: d1 owned by d2, d2 owned by o.
+  b.Add("o", "thing", 10, {"d2"}).Add("d2", "dict", 20, {"d1"}).Add("d1", "dict", 30);
+  b.Owns("d2", "d1").Owns("o", "d2").Root("o");
+  const HeapGraph g = Load(b);
+  EXPECT_EQ(g.size(), 2u);  // d2 absorbed d1; o keeps d2, which owns.
+  EXPECT_EQ(g.total_bytes(), 60u);
+}
+
 TEST(Paths, NamedChainFromAModuleToTheObject) {
   const GraphBuilder b = AppHeap();
   HeapGraph g = Load(b);

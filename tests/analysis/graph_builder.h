@@ -2,6 +2,7 @@
 // references, names, values and roots, turned into a snapshot::Snapshot.
 #pragma once
 
+#include <array>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,6 +33,19 @@ class GraphBuilder {
     roots_.emplace_back(id, kind);
     return *this;
   }
+  // Format 2: `dict` is `owner`'s namespace (recorded ownership from now on).
+  GraphBuilder& Owns(const std::string& owner, const std::string& dict) {
+    recorded_ = true;
+    owners_.emplace_back(dict, owner);
+    return *this;
+  }
+  // Format 2: owner.<name> is target.
+  GraphBuilder& Attribute(const std::string& owner, const std::string& name,
+                          const std::string& target) {
+    recorded_ = true;
+    attributes_.push_back({owner, name, target});
+    return *this;
+  }
   uint64_t AddressOf(const std::string& id) const { return objects_[index_.at(id)].address; }
 
   snapshot::Snapshot Build() const {
@@ -57,6 +71,16 @@ class GraphBuilder {
     for (const auto& [id, name] : names_) g.names.emplace_back(index_.at(id), name);
     for (const auto& [id, value] : values_) g.values.emplace_back(index_.at(id), value);
     for (const auto& [id, kind] : roots_) g.roots.emplace_back(index_.at(id), kind);
+    g.ownership_recorded = recorded_;
+    for (const auto& [dict, owner] : owners_)
+      g.owners.emplace_back(static_cast<uint32_t>(index_.at(dict)),
+                            static_cast<uint32_t>(index_.at(owner)));
+    for (const auto& a : attributes_) {
+      g.attributes.push_back({static_cast<uint32_t>(index_.at(a[0])),
+                              static_cast<uint32_t>(index_.at(a[2])),
+                              static_cast<uint32_t>(g.attribute_names.size())});
+      g.attribute_names.push_back(a[1]);
+    }
     s.header.objects = objects_.size();
     s.header.types = s.types.size();
     return s;
@@ -74,6 +98,9 @@ class GraphBuilder {
   std::vector<std::pair<std::string, std::string>> names_;
   std::vector<std::pair<std::string, std::string>> values_;
   std::vector<std::pair<std::string, snapshot::RootKind>> roots_;
+  bool recorded_ = false;
+  std::vector<std::pair<std::string, std::string>> owners_;  // (dict, owner)
+  std::vector<std::array<std::string, 3>> attributes_;       // (owner, name, target)
 };
 
 // app.cache['users'] = [7, Session(user='alice')] with values captured: the module's and the

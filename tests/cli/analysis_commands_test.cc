@@ -167,6 +167,13 @@ TEST(AnalysisCli, SummaryOfAnImportedDumpCollapsesInstanceDictsAsMeliaeDoes) {
   EXPECT_EQ(out.find(" dict"), std::string::npos) << out;
   ASSERT_EQ(RunCli({"summary", file, "--json"}, out, err), 0) << err;
   EXPECT_EQ(nlohmann::json::parse(out)["bytes"], 1244);
+  // A meliae dump does not say which dict is whose: the result says the pairing was guessed.
+  ASSERT_EQ(RunCli({"types", file}, out, err), 0) << err;
+  EXPECT_NE(out.find("note: this snapshot does not record which dict is whose __dict__"),
+            std::string::npos)
+      << out;
+  ASSERT_EQ(RunCli({"types", file, "--json"}, out, err), 0) << err;
+  EXPECT_EQ(nlohmann::json::parse(out)["ownership_inferred"], true);
 }
 
 TEST(AnalysisCli, ExportWritesEachFormat) {

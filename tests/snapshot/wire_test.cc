@@ -122,6 +122,52 @@ TEST(Wire, GraphRoundTripsWithUnalignedAddressesAndBackwardReferences) {
   EXPECT_TRUE(decoded->header.has_values);
 }
 
+Snapshot MakeOwnedGraph() {
+  Snapshot s = MakeGraph();
+  Graph& g = s.graph;
+  g.ownership_recorded = true;
+  g.owners = {{1, 0}};
+  g.attribute_names = {"store", "items"};
+  g.attributes = {{0, 2, 0}, {0, 1, 1}};
+  return s;
+}
+
+TEST(Wire, Format2RecordsOwnershipAndAttributeNames) {
+  const Snapshot s = MakeOwnedGraph();
+  const std::string m = *Encode(s);
+  EXPECT_EQ(m[4], 2);
+  auto decoded = Decode(m);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_TRUE(decoded->graph.ownership_recorded);
+  EXPECT_EQ(decoded->graph.owners, s.graph.owners);
+  EXPECT_EQ(decoded->graph.attribute_names, s.graph.attribute_names);
+  EXPECT_EQ(decoded->graph.attributes, s.graph.attributes);
+}
+
+TEST(Wire, Format1GraphsStillDecodeWithOwnershipUnknown) {
+  std::string m = *Encode(MakeGraph());  // No ownership recorded: format 1's keys only.
+  m[4] = 1;
+  auto decoded = Decode(m);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_FALSE(decoded->graph.ownership_recorded);
+  EXPECT_EQ(decoded->graph.refs, MakeGraph().graph.refs);
+}
+
+TEST(Wire, OwnershipNamingMissingObjectsOrNamesIsRejected) {
+  Snapshot s = MakeOwnedGraph();
+  s.graph.attributes.push_back({0, 2, 7});
+  auto r = Decode(*Encode(s));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("missing attribute name"), std::string::npos)
+      << r.error().message;
+  s = MakeOwnedGraph();
+  s.graph.owners.emplace_back(9, 0);
+  r = Decode(*Encode(s));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("owners pairs object 9"), std::string::npos)
+      << r.error().message;
+}
+
 // Objects laid out far from their walk-order neighbours but next to the object that first
 // refers to them: the encoder codes addresses against that object, and must decode back.
 TEST(Wire, ChurnedGraphRoundTripsThroughDiscovererAddressCoding) {
