@@ -113,7 +113,9 @@ void ResolveReferences(UnresolvedReferences&& unresolved, snapshot::Graph* graph
     if (target != kNone && target < objects) graph->roots.emplace_back(target, kind);
   }
   graph->ownership_recorded = true;
-  graph->owners.clear();
+  // Pairs the walk numbered itself may name objects an abandoned walk cut off.
+  std::erase_if(graph->owners,
+                [&](const auto& p) { return p.first >= objects || p.second >= objects; });
   for (const auto& [address, owner] : unresolved.owners) {
     const uint32_t dict = index_of(address);
     if (dict != kNone && dict < objects && owner < objects) graph->owners.emplace_back(dict, owner);
@@ -123,6 +125,11 @@ void ResolveReferences(UnresolvedReferences&& unresolved, snapshot::Graph* graph
     const uint32_t target = index_of(a.target);
     if (target != kNone && target < objects && a.owner < objects)
       graph->attributes.push_back({a.owner, target, a.name});
+  }
+  graph->attribute_keys.clear();
+  for (const auto& [address, name] : unresolved.attribute_keys) {
+    const uint32_t key = index_of(address);
+    if (key != kNone && key < objects) graph->attribute_keys.emplace_back(key, name);
   }
   unresolved = UnresolvedReferences();
 }

@@ -19,7 +19,8 @@ namespace tidemark::agent {
 
 class GranuleMarks {
  public:
-  enum Mark { kSeen = 0, kProcessed = 1, kFolded = 2 };
+  // kOwned: a namespace dict whose owner the walk has met (graph walks).
+  enum Mark { kSeen = 0, kProcessed = 1, kFolded = 2, kOwned = 3 };
 
   GranuleMarks();
   ~GranuleMarks();
@@ -47,7 +48,7 @@ class GranuleMarks {
   static constexpr int kGranuleShift = 4;  // 16-byte granules.
   static constexpr int kChunkShift = 20;   // 1 MiB of address space per chunk.
   static constexpr size_t kWords = (size_t{1} << (kChunkShift - kGranuleShift)) / 64;
-  static constexpr size_t kMarks = 3;
+  static constexpr size_t kMarks = 4;
   static constexpr size_t kCacheSize = 64;
 
   struct Chunk {

@@ -368,7 +368,7 @@ PyObject* Decode(PyObject*, PyObject* arg) {
     Py_DECREF(k);
     Py_DECREF(v);
   }
-  // Format 2's namespaces: {dict: owner} and [(owner, target, name)].
+  // Format 2's namespaces: {dict: owner}, [(owner, target, name)], {key: name}.
   PyObject* owners = PyDict_New();
   for (const auto& [dict, owner] : g.owners) {
     PyObject* k = PyLong_FromUnsignedLong(dict);
@@ -390,6 +390,8 @@ PyObject* Decode(PyObject*, PyObject* arg) {
     PyList_Append(attributes, item);
     Py_DECREF(item);
   }
+  std::vector<std::pair<uint32_t, std::string>> keys;
+  for (const auto& [key, name] : g.attribute_keys) keys.emplace_back(key, g.attribute_names[name]);
   PyObject* labels = PyDict_New();
   for (const auto& [k, v] : h.identity.labels) {
     PyObject* value = PyUnicode_FromString(v.c_str());
@@ -404,7 +406,7 @@ PyObject* Decode(PyObject*, PyObject* arg) {
   }
   return Py_BuildValue(
       "{s:s,s:s,s:s,s:L,s:L,s:K,s:L,s:K,s:K,s:K,s:N,s:N,s:s,s:d,s:K,s:K,s:O,s:N,s:N,s:N,s:N,"
-      "s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
+      "s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
       "kind", snapshot::KindName(h.kind), "service", h.identity.service.c_str(), "host",
       h.identity.host.c_str(), "pid", (long long)h.identity.pid, "start_ns",
       (long long)h.identity.start_time_ns, "seq", (unsigned long long)h.seq, "timestamp_ns",
@@ -415,7 +417,7 @@ PyObject* Decode(PyObject*, PyObject* arg) {
       "abandoned", h.agent.abandoned ? Py_True : Py_False, "types", TypesToList(s.types), "address",
       address, "type", type, "size", sizes, "length", length, "refs", refs, "roots", roots, "names",
       sparse(g.names), "values", sparse(g.values), "true_ref_counts", true_refs, "owners", owners,
-      "attributes", attributes);
+      "attributes", attributes, "attribute_keys", sparse(keys));
 }
 
 PyMethodDef kMethods[] = {

@@ -499,6 +499,7 @@ class Walker {
 
     PyObject* dict = info.may_have_dict ? tm_instance_dict(o) : nullptr;
     CollectReferents(o, info, dict);
+    if (graph_ && info.exact_dict && marks_->Test(address, GranuleMarks::kOwned)) NameDictKeys();
     const size_t folded = FoldInstanceDict(dict, info, size);
     if (info.sizer == Sizer::kCMethod) {
       c_sized_.push_back({i, o, info.sizeof_method, info.row, size, folded});
@@ -513,6 +514,7 @@ class Walker {
     g.size.push_back(size);
     g.length.push_back(static_cast<uint32_t>(std::min<uint64_t>(LengthOf(o, info), UINT32_MAX)));
     uint64_t kept = 0;
+    const size_t first_new = addresses_.size();
     for (PyObject* r : scratch_) {
       const Found found = Discover(r);
       if (found == Found::kExcluded) continue;
@@ -529,27 +531,42 @@ class Walker {
       g.true_ref_counts.emplace_back(static_cast<uint32_t>(i), scratch_.size());
     g.ref_begin.push_back(g.refs.size());
     RecordNameAndValue(o, static_cast<uint32_t>(i));
-    RecordNamespace(o, static_cast<uint32_t>(i), info, dict);
+    RecordNamespace(o, static_cast<uint32_t>(i), info, dict, first_new);
   }
 
   // What the walk knows and analysis could only guess: which dict is this object's namespace
-  // (an instance's __dict__, a module's, a class's), and under which attribute name it refers
-  // to each value, inline values of 3.11+ included.
-  void RecordNamespace(PyObject* o, uint32_t i, const TypeInfo& info, PyObject* dict) {
+  // (an instance's __dict__, a module's, a class's), and the attribute names of its
+  // references. A namespace dict's keys name its values, so each distinct key is recorded
+  // once, when the dict is processed (NameDictKeys: its entries are read then anyway); inline
+  // values of 3.11+, __slots__ and C fields are recorded per reference.
+  // `first_new`: the number the first object this one discovered got (its dict, usually).
+  void RecordNamespace(PyObject* o, uint32_t i, const TypeInfo& info, PyObject* dict,
+                       size_t first_new) {
     PyObject* ns = dict;
     if (ns == nullptr && PyType_Check(o)) ns = reinterpret_cast<PyTypeObject*>(o)->tp_dict;
     if (ns != nullptr && PyDict_CheckExact(ns)) {
-      unresolved_->owners.emplace_back(reinterpret_cast<uintptr_t>(ns), i);
-      Py_ssize_t pos = 0;
-      PyObject *key, *value;
-      while (PyDict_Next(ns, &pos, &key, &value)) AddAttribute(i, key, value);
+      const uint64_t address = reinterpret_cast<uintptr_t>(ns);
+      // Numbered already when this object discovered it; by address (resolved later) if not.
+      auto found = std::find(addresses_.begin() + first_new, addresses_.end(), address);
+      if (found != addresses_.end()) {
+        out_->graph.owners.emplace_back(static_cast<uint32_t>(found - addresses_.begin()), i);
+      } else {
+        unresolved_->owners.emplace_back(address, i);
+      }
+      // A dict met before its owner was processed without naming its keys: name them now.
+      if (!marks_->TestAndSet(address, GranuleMarks::kOwned) &&
+          marks_->Test(address, GranuleMarks::kProcessed)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(ns, &pos, &key, &value)) NameId(this, key);
+      }
     } else if (info.may_have_dict && dict == nullptr) {
       attribute_owner_ = i;
       tm_for_each_inline_attribute(
           o,
           [](PyObject* name, PyObject* value, void* self) {
             auto* w = static_cast<Walker*>(self);
-            w->AddAttribute(w->attribute_owner_, name, value);
+            w->AddAttribute(w->attribute_owner_, NameId(w, name), value);
           },
           this);
     }
@@ -559,11 +576,16 @@ class Walker {
           o,
           [](const char* name, PyObject* value, void* self) {
             auto* w = static_cast<Walker*>(self);
-            w->AddFieldAttribute(w->attribute_owner_, name, value);
+            w->AddAttribute(w->attribute_owner_, w->FieldNameId(name), value);
           },
           this);
     }
     RecordFields(o, i);
+  }
+
+  // The keys of a namespace dict (scratch_ holds its key, value pairs).
+  void NameDictKeys() {
+    for (size_t k = 0; k < scratch_.size(); k += 2) NameId(this, scratch_[k]);
   }
 
   // The C fields of functions, cells and bound methods that hold program data, under their
@@ -583,29 +605,38 @@ class Walker {
     }
   }
 
-  // `name` is a C string that lives as long as the walk (a PyMemberDef's, a literal).
   void AddFieldAttribute(uint32_t owner, const char* name, PyObject* value) {
-    if (value == nullptr) return;
+    if (value != nullptr) AddAttribute(owner, FieldNameId(name), value);
+  }
+
+  void AddAttribute(uint32_t owner, uint32_t name, PyObject* value) {
+    if (name == kNoName) return;
+    unresolved_->attributes.push_back({owner, reinterpret_cast<uintptr_t>(value), name});
+  }
+
+  // `name` is a C string that lives as long as the walk (a PyMemberDef's, a literal).
+  uint32_t FieldNameId(const char* name) {
     auto [it, inserted] = field_name_ids_.try_emplace(name, 0);
     if (inserted) {
       auto& names = out_->graph.attribute_names;
       it->second = static_cast<uint32_t>(names.size());
       names.emplace_back(name);
     }
-    unresolved_->attributes.push_back({owner, reinterpret_cast<uintptr_t>(value), it->second});
+    return it->second;
   }
 
-  void AddAttribute(uint32_t owner, PyObject* key, PyObject* value) {
-    if (!PyUnicode_CheckExact(key)) return;
-    auto& cached = name_cache_[(reinterpret_cast<uintptr_t>(key) >> 4) & (kNameCacheSize - 1)];
-    if (cached.first != key) cached = {key, NameId(key)};
-    if (cached.second == kNoName) return;
-    unresolved_->attributes.push_back({owner, reinterpret_cast<uintptr_t>(value), cached.second});
+  // The attribute name a str key stands for: its index in Graph::attribute_names, or kNoName
+  // for a key that is not an identifier (user data in a __dict__, say) unless values are
+  // recorded. The first time a key object is met it is recorded as naming (attribute_keys).
+  // Static, taking the walker, so that C callbacks can call it.
+  static uint32_t NameId(Walker* w, PyObject* key) {
+    auto& cached = w->name_cache_[(reinterpret_cast<uintptr_t>(key) >> 4) & (kNameCacheSize - 1)];
+    if (cached.first != key) cached = {key, w->NameIdOf(key)};
+    return cached.second;
   }
 
-  // The attribute name's index in Graph::attribute_names; kNoName for a key that is not an
-  // identifier (user data in a __dict__, say) unless values are recorded.
-  uint32_t NameId(PyObject* key) {
+  __attribute__((noinline)) uint32_t NameIdOf(PyObject* key) {
+    if (!PyUnicode_CheckExact(key)) return kNoName;
     auto [it, inserted] = name_ids_.try_emplace(key, kNoName);
     if (!inserted) return it->second;
     std::string text;
@@ -614,6 +645,7 @@ class Walker {
     auto& names = out_->graph.attribute_names;
     it->second = static_cast<uint32_t>(names.size());
     names.push_back(std::move(text));
+    unresolved_->attribute_keys.emplace_back(reinterpret_cast<uintptr_t>(key), it->second);
     return it->second;
   }
 

@@ -73,6 +73,7 @@ struct UnresolvedReferences {
   std::vector<std::pair<uint64_t, snapshot::RootKind>> roots;
   std::vector<std::pair<uint64_t, uint32_t>> owners;  // (namespace dict's address, owner)
   std::vector<PendingAttribute> attributes;
+  std::vector<std::pair<uint64_t, uint32_t>> attribute_keys;  // (str key's address, name)
   std::unique_ptr<GranuleMarks> marks;
 };
 

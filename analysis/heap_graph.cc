@@ -223,6 +223,11 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
   };
   remap(g.names, h.names_);
   h.attribute_names_ = std::move(g.attribute_names);
+  for (const auto& [key, name] : g.attribute_keys) {
+    if (!removed[key]) h.attribute_keys_.emplace_back(index_of[key], name);
+  }
+  std::sort(h.attribute_keys_.begin(), h.attribute_keys_.end());
+  Release(g.attribute_keys);
   for (const auto& a : g.attributes) {
     const uint32_t owner = index_of[a.owner], target = index_of[a.target];
     if (owner != kNone && target != kNone) h.attributes_.push_back({owner, target, a.name});
@@ -343,6 +348,12 @@ std::optional<std::string_view> HeapGraph::attribute(uint32_t owner, uint32_t ta
   return std::string_view(attribute_names_[it->name]);
 }
 
+std::optional<std::string_view> HeapGraph::attribute_key(uint32_t key) const {
+  auto it = FindSorted(attribute_keys_, key);
+  if (it == attribute_keys_.end()) return std::nullopt;
+  return std::string_view(attribute_names_[it->second]);
+}
+
 std::optional<std::string_view> HeapGraph::name(uint32_t i) const { return Lookup(names_, i); }
 std::optional<std::string_view> HeapGraph::value(uint32_t i) const { return Lookup(values_, i); }
 
@@ -414,7 +425,7 @@ uint64_t HeapGraph::memory_bytes() const {
   uint64_t total = bytes(address_) + bytes(size_) + bytes(type_) + bytes(length_) +
                    bytes(ref_begin_) + bytes(refs_) + bytes(parent_begin_) + bytes(parents_) +
                    bytes(true_ref_counts_) + bytes(true_parent_counts_) + bytes(absorbed_) +
-                   bytes(roots_) + bytes(attributes_);
+                   bytes(roots_) + bytes(attributes_) + bytes(attribute_keys_);
   for (const Sparse* s : {&names_, &values_}) {
     total += bytes(*s);
     for (const auto& [i, text] : *s) total += text.capacity() > 15 ? text.capacity() : 0;

@@ -85,8 +85,10 @@ class HeapGraph {
   // How many leading refs(i) came from an absorbed __dict__ (key, value pairs), or 0.
   uint32_t absorbed_dict_refs(uint32_t i) const;
   // The attribute name under which `owner` refers to `target`, when the agent recorded one
-  // (format 2): an instance's, a module's or a class's attribute.
+  // (format 2): an attribute kept inline, a __slots__ member, a C field such as __closure__.
   std::optional<std::string_view> attribute(uint32_t owner, uint32_t target) const;
+  // The attribute name a str object stands for as a key of a namespace dict (format 2).
+  std::optional<std::string_view> attribute_key(uint32_t key) const;
   // Some namespace was folded by meliae's guess, not by what the agent recorded.
   bool ownership_inferred() const { return ownership_inferred_; }
 
@@ -132,7 +134,8 @@ class HeapGraph {
   Sparse values_;
   std::vector<std::pair<uint32_t, uint32_t>> absorbed_;  // (owner, dict refs); sorted.
   std::vector<std::string> attribute_names_;
-  std::vector<snapshot::Graph::Attribute> attributes_;  // Sorted by (owner, target).
+  std::vector<snapshot::Graph::Attribute> attributes_;         // Sorted by (owner, target).
+  std::vector<std::pair<uint32_t, uint32_t>> attribute_keys_;  // (key, name); sorted.
   bool ownership_inferred_ = false;
   std::vector<uint32_t> parent_begin_;
   std::vector<uint32_t> parents_;

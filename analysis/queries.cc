@@ -120,7 +120,8 @@ std::string EdgeName(const HeapGraph& g, uint32_t parent, size_t position) {
     if (position % 2 == 0) return "<key>";
     const uint32_t key = refs[position - 1];
     if (position < dict_refs) {
-      auto v = g.value(key);
+      if (auto name = g.attribute_key(key)) return AttributeText(*name);
+      auto v = g.value(key);  // Format 1: the key's value, when captured.
       if (v && g.type_name(key) == "str" && IsIdentifier(*v)) return "." + std::string(*v);
     }
     return "[" + KeyText(g, key) + "]";

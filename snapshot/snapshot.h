@@ -97,16 +97,20 @@ struct Graph {
   bool ownership_recorded = false;
   // (dict, owner): the dict is the owner's __dict__, a module's or a class's namespace.
   std::vector<std::pair<uint32_t, uint32_t>> owners;
-  // owner.<attribute_names[name]> refers to target: an attribute of an instance (held in its
-  // __dict__ or inline), a module or a class. Names are identifiers from the program's source
-  // (keys that are not identifiers are recorded only when Header::has_values).
+  // Attribute names, each once. A name is an identifier from the program's source (a key that
+  // is not one is recorded only when Header::has_values).
+  std::vector<std::string> attribute_names;
+  // (str object, name): a key of some namespace dict in `owners`, naming the value that
+  // follows it in the dict's references.
+  std::vector<std::pair<uint32_t, uint32_t>> attribute_keys;
+  // owner.<attribute_names[name]> refers to target, where no key object says so: attributes
+  // kept inline (3.11+), __slots__, and C fields (__closure__, cell_contents, __self__, ...).
   struct Attribute {
     uint32_t owner = 0;
     uint32_t target = 0;
     uint32_t name = 0;  // Index into attribute_names.
     bool operator==(const Attribute&) const = default;
   };
-  std::vector<std::string> attribute_names;
   std::vector<Attribute> attributes;
 
   size_t object_count() const { return address.size(); }

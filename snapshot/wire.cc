@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -209,6 +210,22 @@ struct GraphPlan {
   std::vector<uint32_t> discoverer;  // Only for kDiscoverer.
 };
 
+// Rows of W object indices as one flat array of W * rows integers. A field marked in `delta` is
+// coded as its difference to the same field of the previous row (0 before the first): rows are
+// written in walk order, so those differences are small.
+template <size_t W, typename Packer, typename Row>
+void PackTuples(Packer& p, size_t rows, std::array<bool, W> delta, Row row) {
+  p.pack_array(static_cast<uint32_t>(rows * W));
+  std::array<int64_t, W> previous{};
+  for (size_t k = 0; k < rows; ++k) {
+    const std::array<uint32_t, W> r = row(k);
+    for (size_t f = 0; f < W; ++f) {
+      p.pack_int64(delta[f] ? int64_t{r[f]} - previous[f] : int64_t{r[f]});
+      previous[f] = r[f];
+    }
+  }
+}
+
 // Picks the address coding whose msgpack form is smaller: a heap walked in allocation order
 // codes best against the previous object, a churned one against the discoverer.
 GraphPlan PlanGraph(const Graph& g) {
@@ -288,29 +305,27 @@ void PackGraph(Packer& p, const Graph& g, const GraphPlan& plan) {
   PackSparseStrings(p, g.values);
   if (!g.ownership_recorded) return;  // Format 1's keys only: the reader infers ownership.
   PackKey(p, "owners");
-  p.pack_array(static_cast<uint32_t>(g.owners.size()));
-  for (const auto& [dict, owner] : g.owners) {
-    p.pack_array(2);
-    p.pack_uint32(dict);
-    p.pack_uint32(owner);
-  }
+  PackTuples<2>(p, g.owners.size(), {true, true}, [&](size_t k) {
+    return std::array<uint32_t, 2>{g.owners[k].first, g.owners[k].second};
+  });
   PackKey(p, "attr_names");
   p.pack_array(static_cast<uint32_t>(g.attribute_names.size()));
   for (const std::string& name : g.attribute_names) PackStr(p, name);
+  PackKey(p, "attr_keys");
+  PackTuples<2>(p, g.attribute_keys.size(), {true, false}, [&](size_t k) {
+    return std::array<uint32_t, 2>{g.attribute_keys[k].first, g.attribute_keys[k].second};
+  });
   PackKey(p, "attrs");
-  p.pack_array(static_cast<uint32_t>(g.attributes.size()));
-  for (const Graph::Attribute& a : g.attributes) {
-    p.pack_array(3);
-    p.pack_uint32(a.owner);
-    p.pack_uint32(a.target);
-    p.pack_uint32(a.name);
-  }
+  PackTuples<3>(p, g.attributes.size(), {true, true, false}, [&](size_t k) {
+    const Graph::Attribute& a = g.attributes[k];
+    return std::array<uint32_t, 3>{a.owner, a.target, a.name};
+  });
 }
 
 template <typename Packer>
 void PackBody(Packer& p, const Snapshot& s, const GraphPlan& plan) {
   const bool graph = s.header.kind == Kind::kGraph;
-  p.pack_map(graph ? (s.graph.ownership_recorded ? 16 : 13) : 1);
+  p.pack_map(graph ? (s.graph.ownership_recorded ? 17 : 13) : 1);
   PackKey(p, "types");
   p.pack_array(static_cast<uint32_t>(s.types.size()));
   for (const TypeStat& t : s.types) {
@@ -466,11 +481,43 @@ Result<void> ReadSparseStrings(MsgpackReader& r, const char* name, size_t object
   return {};
 }
 
+// The inverse of PackTuples: every value, after undoing its delta, must be a uint32.
+template <size_t W, typename Add>
+Result<void> ReadTuples(MsgpackReader& r, std::string_view key, std::array<bool, W> delta,
+                        Add add) {
+  TM_TRY(n, r.ReadArrayHeader());
+  if (n % W != 0) {
+    return Fail("body: '" + std::string(key) + "' has " + std::to_string(n) +
+                " values, not a multiple of " + std::to_string(W));
+  }
+  std::array<int64_t, W> previous{};
+  std::array<uint32_t, W> row{};
+  for (uint32_t k = 0; k < n / W; ++k) {
+    for (size_t f = 0; f < W; ++f) {
+      TM_TRY(v, r.ReadInt());
+      const __int128 wide = (delta[f] ? static_cast<__int128>(previous[f]) : 0) + v;
+      if (wide < 0 || wide > UINT32_MAX)
+        return Fail("body: '" + std::string(key) + "' index out of range");
+      row[f] = static_cast<uint32_t>(wide);
+      previous[f] = row[f];
+    }
+    add(row);
+  }
+  return {};
+}
+
 // Format 2's namespace keys name objects and attribute names that exist; attributes come only
 // with an ownership relation (the three keys are written together).
 Result<void> CheckOwnership(const Graph& g, size_t objects) {
-  if (!g.ownership_recorded && !(g.attributes.empty() && g.attribute_names.empty())) {
-    return Fail("body: 'attrs' or 'attr_names' without 'owners'");
+  if (!g.ownership_recorded &&
+      !(g.attributes.empty() && g.attribute_names.empty() && g.attribute_keys.empty())) {
+    return Fail("body: 'attrs', 'attr_keys' or 'attr_names' without 'owners'");
+  }
+  for (const auto& [key, name] : g.attribute_keys) {
+    if (key >= objects || name >= g.attribute_names.size()) {
+      return Fail("body: attr_keys names a missing " +
+                  std::string(key >= objects ? "object" : "attribute name"));
+    }
   }
   for (const auto& [dict, owner] : g.owners) {
     if (dict >= objects || owner >= objects || dict == owner) {
@@ -551,29 +598,21 @@ Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, Code
     }
     return {};
   }
-  if (key == "owners" || key == "attrs") {
-    const uint32_t width = key == "owners" ? 2 : 3;
-    TM_TRY(n, r.ReadArrayHeader());
-    for (uint32_t i = 0; i < n; ++i) {
-      TM_TRY(fields, r.ReadArrayHeader());
-      if (fields != width) {
-        return Fail("body: '" + std::string(key) + "' entry has " + std::to_string(fields) +
-                    " fields, not " + std::to_string(width));
-      }
-      uint32_t v[3] = {0, 0, 0};
-      for (uint32_t f = 0; f < width; ++f) {
-        TM_TRY(x, r.ReadUint());
-        if (x > UINT32_MAX) return Fail("body: '" + std::string(key) + "' index out of range");
-        v[f] = static_cast<uint32_t>(x);
-      }
-      if (key == "owners") {
-        g.owners.emplace_back(v[0], v[1]);
-      } else {
-        g.attributes.push_back({v[0], v[1], v[2]});
-      }
-    }
-    g.ownership_recorded |= key == "owners";
-    return {};
+  if (key == "owners") {
+    g.ownership_recorded = true;
+    return ReadTuples<2>(r, key, {true, true}, [&](const std::array<uint32_t, 2>& v) {
+      g.owners.emplace_back(v[0], v[1]);
+    });
+  }
+  if (key == "attr_keys") {
+    return ReadTuples<2>(r, key, {true, false}, [&](const std::array<uint32_t, 2>& v) {
+      g.attribute_keys.emplace_back(v[0], v[1]);
+    });
+  }
+  if (key == "attrs") {
+    return ReadTuples<3>(r, key, {true, true, false}, [&](const std::array<uint32_t, 3>& v) {
+      g.attributes.push_back({v[0], v[1], v[2]});
+    });
   }
   if (key == "attr_names") {
     TM_TRY(n, r.ReadArrayHeader());

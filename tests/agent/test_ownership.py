@@ -192,7 +192,7 @@ class RecordedOwnership(unittest.TestCase):
         import tidemark
         with open(self.path("a.tdmk"), "rb") as f:
             g = tidemark.load(f.read())
-        names = {name for _, _, name in g["attributes"]}
+        names = {name for _, _, name in g["attributes"]} | set(g["attribute_keys"].values())
         self.assertTrue({"CACHE", "store", "items", "cell_contents", "__self__"} <= names)
         self.assertTrue(g["owners"])
 

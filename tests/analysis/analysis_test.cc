@@ -149,7 +149,7 @@ GraphBuilder InlineCacheHeap(bool recorded) {
   b.Add("payload", "bytearray", 120);
   b.Root("leaky");
   if (recorded) {
-    b.Owns("leaky", "leaky_dict").Attribute("leaky", "CACHE", "cache");
+    b.Owns("leaky", "leaky_dict").AttributeKey("k_cache", "CACHE");
     b.Attribute("cache", "store", "store");
   }
   return b;

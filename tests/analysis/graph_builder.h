@@ -46,6 +46,12 @@ class GraphBuilder {
     attributes_.push_back({owner, name, target});
     return *this;
   }
+  // Format 2: the str object `key` names an attribute (as a key of a namespace dict).
+  GraphBuilder& AttributeKey(const std::string& key, const std::string& name) {
+    recorded_ = true;
+    attribute_keys_.emplace_back(key, name);
+    return *this;
+  }
   uint64_t AddressOf(const std::string& id) const { return objects_[index_.at(id)].address; }
 
   snapshot::Snapshot Build() const {
@@ -81,6 +87,11 @@ class GraphBuilder {
                               static_cast<uint32_t>(g.attribute_names.size())});
       g.attribute_names.push_back(a[1]);
     }
+    for (const auto& [key, name] : attribute_keys_) {
+      g.attribute_keys.emplace_back(static_cast<uint32_t>(index_.at(key)),
+                                    static_cast<uint32_t>(g.attribute_names.size()));
+      g.attribute_names.push_back(name);
+    }
     s.header.objects = objects_.size();
     s.header.types = s.types.size();
     return s;
@@ -99,8 +110,9 @@ class GraphBuilder {
   std::vector<std::pair<std::string, std::string>> values_;
   std::vector<std::pair<std::string, snapshot::RootKind>> roots_;
   bool recorded_ = false;
-  std::vector<std::pair<std::string, std::string>> owners_;  // (dict, owner)
-  std::vector<std::array<std::string, 3>> attributes_;       // (owner, name, target)
+  std::vector<std::pair<std::string, std::string>> owners_;          // (dict, owner)
+  std::vector<std::array<std::string, 3>> attributes_;               // (owner, name, target)
+  std::vector<std::pair<std::string, std::string>> attribute_keys_;  // (key, name)
 };
 
 // app.cache['users'] = [7, Session(user='alice')] with values captured: the module's and the

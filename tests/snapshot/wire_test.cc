@@ -127,8 +127,9 @@ Snapshot MakeOwnedGraph() {
   Graph& g = s.graph;
   g.ownership_recorded = true;
   g.owners = {{1, 0}};
-  g.attribute_names = {"store", "items"};
-  g.attributes = {{0, 2, 0}, {0, 1, 1}};
+  g.attribute_names = {"store", "items", "CACHE"};
+  g.attribute_keys = {{2, 2}};
+  g.attributes = {{0, 2, 0}, {0, 1, 1}, {2, 0, 1}};
   return s;
 }
 
@@ -142,6 +143,7 @@ TEST(Wire, Format2RecordsOwnershipAndAttributeNames) {
   EXPECT_EQ(decoded->graph.owners, s.graph.owners);
   EXPECT_EQ(decoded->graph.attribute_names, s.graph.attribute_names);
   EXPECT_EQ(decoded->graph.attributes, s.graph.attributes);
+  EXPECT_EQ(decoded->graph.attribute_keys, s.graph.attribute_keys);
 }
 
 TEST(Wire, Format1GraphsStillDecodeWithOwnershipUnknown) {
