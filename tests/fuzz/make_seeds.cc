@@ -46,6 +46,11 @@ snapshot::Snapshot Graph() {
   g.roots = {{0, snapshot::RootKind::kModule}};
   g.names = {{0, "app"}};
   g.values = {{2, "key"}, {3, "value"}};
+  g.ownership_recorded = true;  // Format 2: the module's namespace, named attributes.
+  g.owners = {{1, 0}};
+  g.attribute_names = {"key", "first"};
+  g.attribute_keys = {{2, 0}};
+  g.attributes = {{0, 3, 1}};
   return s;
 }
 
