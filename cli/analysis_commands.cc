@@ -307,8 +307,8 @@ int TypesCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
     out << j.dump(2) << "\n";
     return 0;
   }
-  out << Format("%zu objects, %zu types, %s (instance dicts folded into their owners)\n", g->size(),
-                rows.size(), Size(flags, static_cast<double>(g->total_bytes())).c_str());
+  out << Format("%zu objects, %zu types, %s (namespace dicts folded into their owners)\n",
+                g->size(), rows.size(), Size(flags, static_cast<double>(g->total_bytes())).c_str());
   out << "       Count        Bytes        Max     Retained  Type\n";
   for (size_t k = 0; k < shown; ++k) {
     out << Format("%12" PRIu64 " %12s %10s %12s  %s\n", rows[k].count,
