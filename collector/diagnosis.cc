@@ -37,4 +37,17 @@ Diagnosis Diagnose(const analysis::GraphDiffResult& r, const std::string& alert_
   return out;
 }
 
+std::vector<diff::Cause> Causes(const analysis::GraphDiffResult& r,
+                                const std::vector<std::string>& graphs, bool grew, bool capped) {
+  std::vector<diff::Cause> out;
+  for (const analysis::NewGroup& g : r.groups) {
+    Diagnosis d = Diagnose(r, g.type, grew, capped);
+    std::string key = diff::CauseKey(d.holders);
+    if (key.empty()) continue;
+    out.push_back({g.type, std::move(key), std::move(d.type), std::move(d.holders), graphs,
+                   std::move(d.note)});
+  }
+  return out;
+}
+
 }  // namespace tidemark::collector

@@ -23,4 +23,9 @@ struct Diagnosis {
 Diagnosis Diagnose(const analysis::GraphDiffResult& diff, const std::string& alert_type, bool grew,
                    bool capped);
 
+// What holds each group of new objects, as the detector's causes (diff::Detector::SetCauses):
+// one per group with a holder; `graphs` are the two snapshots diffed.
+std::vector<diff::Cause> Causes(const analysis::GraphDiffResult& diff,
+                                const std::vector<std::string>& graphs, bool grew, bool capped);
+
 }  // namespace tidemark::collector

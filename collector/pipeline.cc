@@ -247,7 +247,9 @@ void Pipeline::Detect(int64_t now) {
     switch (e.what) {
       case diff::AlertEvent::What::kPending:
         spdlog::info("alert pending: {}", alert.Summary());
-        if (investigate && alert.kind == diff::AlertKind::kLeak && !alert.agents.empty()) {
+        // An alert split off by cause is born knowing its holders: nothing to investigate.
+        if (investigate && alert.kind == diff::AlertKind::kLeak && !alert.agents.empty() &&
+            alert.holders.empty()) {
           std::lock_guard lock(work_mutex_);
           investigator_.Start(alert, now, AskFunction());
         }
@@ -327,10 +329,14 @@ bool Pipeline::GrewSince(const std::string& agent, const std::string& type, int6
 
 void Pipeline::FinishInvestigation(const std::string& alert_id, std::vector<diff::HeldBy> holders,
                                    std::string holders_type, std::string note,
-                                   std::vector<std::string> graphs, int64_t now) {
+                                   std::vector<std::string> graphs, int64_t now,
+                                   std::vector<diff::Cause> causes) {
   std::optional<diff::Alert> alert;
   {
     std::lock_guard lock(state_mutex_);
+    // What holds each growing type: a type under another holder becomes an alert of its own.
+    if (auto active = detector_.active().find(alert_id); active != detector_.active().end())
+      detector_.SetCauses(active->second.service, std::move(causes), now);
     if (detector_.SetHolders(alert_id, holders_type, std::move(holders), std::move(note),
                              std::move(graphs), now)) {
       alert = detector_.active().at(alert_id);
@@ -404,6 +410,7 @@ void Pipeline::DiffGraphs(Investigator::GraphPair pair, int64_t now) {
   auto first = load(pair.first);
   auto second = load(pair.second);
   Diagnosis found;
+  std::vector<diff::Cause> causes;
   if (!first || !second) {
     found.note = "a graph snapshot did not load: " +
                  (first ? second.error().message : first.error().message);
@@ -413,12 +420,14 @@ void Pipeline::DiffGraphs(Investigator::GraphPair pair, int64_t now) {
     const analysis::GraphDiffResult r =
         analysis::DiffGraphs(*first, *second, dominators, {.groups = 20, .holders = 3});
     graph_diffs_.fetch_add(1, std::memory_order_relaxed);
-    found = Diagnose(r, pair.type, pair.grew, first->refs_capped() || second->refs_capped());
+    const bool capped = first->refs_capped() || second->refs_capped();
+    found = Diagnose(r, pair.type, pair.grew, capped);
+    causes = Causes(r, pair.references, pair.grew, capped);
     spdlog::info("{}: {}{}", pair.alert_id, found.note,
                  found.holders.empty() ? "" : "; held by " + found.holders.front().path);
   }
   FinishInvestigation(pair.alert_id, std::move(found.holders), std::move(found.type),
-                      std::move(found.note), std::move(pair.references), now);
+                      std::move(found.note), std::move(pair.references), now, std::move(causes));
 }
 
 void Pipeline::RunSchedules(int64_t now) {

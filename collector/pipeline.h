@@ -84,7 +84,8 @@ class Pipeline {
   void DiffGraphs(Investigator::GraphPair pair, int64_t now);
   void FinishInvestigation(const std::string& alert_id, std::vector<diff::HeldBy> holders,
                            std::string holders_type, std::string note,
-                           std::vector<std::string> graphs, int64_t now);
+                           std::vector<std::string> graphs, int64_t now,
+                           std::vector<diff::Cause> causes = {});
   void Emit(const diff::Alert& alert, const std::string& event, bool notify);
   // REQUIRES: work_mutex_ held.
   Investigator::Ask AskFunction();

@@ -194,9 +194,17 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
         const Growth g = ComputeGrowth(samples, rule.criteria.window_ns);
         if (!LooksLikeLeak(g, rule.criteria)) continue;
         const std::string& type = state.names().Name(a.type_id(slot));
-        // One alert per rule and service: a leak drags its contents along (the leaked
+        // One alert per rule, service and cause: a leak drags its contents along (the leaked
         // objects' strs, lists, dicts grow too), and on-call wants one page for it.
-        Candidate& c = held["leak/" + rule.name + "/" + who.service];
+        const auto [id, cause] = LeakId(rule.name, who.service, type);
+        Candidate& c = held[id];
+        if (cause != nullptr && c.alert.cause.empty()) {  // Born knowing what holds it.
+          c.alert.cause = cause->key;
+          c.alert.holders = cause->holders;
+          c.alert.holders_type = cause->holders_type;
+          c.alert.graphs = cause->graphs;
+          c.alert.note = cause->note;
+        }
         c.alert.kind = AlertKind::kLeak;
         c.alert.rule = rule.name;
         c.alert.service = who.service;
@@ -286,7 +294,10 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
       al.labels = first.identity.labels;
       al.top_growing = std::move(others);
       for (TypeGrowthRow& row : GrowingTypes(state, first, al.window_ns, config_.top_growing + 1)) {
-        const bool listed = row.type == al.type ||
+        // A type with an alert of its own (another cause) is not this one's to list.
+        const bool elsewhere =
+            al.kind == AlertKind::kLeak && LeakId(al.rule, al.service, row.type).first != id;
+        const bool listed = elsewhere || row.type == al.type ||
                             std::any_of(al.top_growing.begin(), al.top_growing.end(),
                                         [&](const TypeGrowthRow& r) { return r.type == row.type; });
         if (!listed) al.top_growing.push_back(std::move(row));
@@ -316,7 +327,49 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
   for (const LeakRule& rule : config_.rules)
     longest_cooldown = std::max(longest_cooldown, rule.cooldown_ns);
   std::erase_if(resolved_at_, [&](const auto& e) { return now - e.second > longest_cooldown; });
+  for (auto& [service, types] : causes_)
+    std::erase_if(types, [&](const auto& e) { return now - e.second.set_ns > kCauseTtlNs; });
+  std::erase_if(causes_, [](const auto& e) { return e.second.empty(); });
   return pass;
+}
+
+std::pair<std::string, const Cause*> Detector::LeakId(const std::string& rule,
+                                                      const std::string& service,
+                                                      const std::string& type) const {
+  std::string id = "leak/" + rule + "/" + service;
+  auto types = causes_.find(service);
+  if (types == causes_.end()) return {id, nullptr};
+  auto stored = types->second.find(type);
+  if (stored == types->second.end() || stored->second.cause.key.empty()) return {id, nullptr};
+  const Cause& cause = stored->second.cause;
+  std::string split = id + "/" + cause.key;
+  if (active_.count(split)) return {std::move(split), &cause};
+  auto base = active_.find(id);
+  // The rule/service alert keeps the types of its own cause (and those with none known).
+  if (base == active_.end() || base->second.cause.empty() || base->second.cause == cause.key) {
+    return {id, nullptr};
+  }
+  return {std::move(split), &cause};
+}
+
+void Detector::SetCauses(const std::string& service, std::vector<Cause> causes, int64_t now_ns) {
+  auto& types = causes_[service];
+  for (Cause& c : causes) {
+    if (c.key.empty()) continue;
+    const std::string type = c.type;
+    types[type] = {std::move(c), now_ns};
+  }
+  while (types.size() > kMaxCausesPerService) {
+    auto oldest = std::min_element(types.begin(), types.end(), [](const auto& a, const auto& b) {
+      return a.second.set_ns < b.second.set_ns;
+    });
+    types.erase(oldest);
+  }
+}
+
+std::string CauseKey(const std::vector<HeldBy>& holders) {
+  if (holders.empty()) return "";
+  return holders.front().path.empty() ? holders.front().description : holders.front().path;
 }
 
 void Detector::Step(const std::string& id, bool holds, Alert candidate, Timing timing, int64_t now,
@@ -397,6 +450,7 @@ bool Detector::SetHolders(const std::string& id, const std::string& type,
   it->second.holders = std::move(holders);
   it->second.note = std::move(note);
   it->second.graphs = std::move(graphs);
+  it->second.cause = CauseKey(it->second.holders);
   it->second.updated_ns = now_ns;
   return true;
 }

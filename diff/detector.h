@@ -1,11 +1,16 @@
 // The leak detector: rules over the rolling state, and the life of each alert.
 //
 // Three kinds of alert, each keyed so that one problem is one alert:
-//   leak    rule/service: types grow like a leak (diff/growth.h LooksLikeLeak) in live agents
-//           of a service. One alert, not one per type: a leak drags its contents along (the
-//           leaked objects' strs and lists grow too). It is about the fastest-growing type,
-//           lists the agents growing it with their figures summed, and names the other
-//           qualifying types first among the other growing types.
+//   leak    rule/service[/cause]: types grow like a leak (diff/growth.h LooksLikeLeak) in live
+//           agents of a service. One alert per cause, not one per type: a leak drags its
+//           contents along (the leaked objects' strs and lists grow too, under the same
+//           holder). Until an investigation says what holds which type (SetCauses), every
+//           qualifying type is in the alert rule/service; a type whose new objects sit under
+//           another holder than that alert's then has an alert of its own,
+//           rule/service/<holder path>, born with that holder, with its own timing and
+//           cooldown. An alert is about its fastest-growing type, lists the agents growing it
+//           with their figures summed, and names its other qualifying types first among the
+//           other growing types.
 //   native  service: RSS minus Python heap bytes grows like a leak while the heap does not
 //           explain it (heap growth <= max_python_share of RSS growth): a C extension or the
 //           allocator, which no per-type view shows.
@@ -96,6 +101,19 @@ struct HeldBy {
   uint64_t bytes = 0;
 };
 
+// What an investigation found holds one type's new objects in a service.
+struct Cause {
+  std::string type;
+  std::string key;  // The holder's path (else its description): one key, one leak.
+  std::string holders_type;
+  std::vector<HeldBy> holders;
+  std::vector<std::string> graphs;
+  std::string note;
+};
+
+// The key of a list of holders: the first one's path, else its description; "" if none.
+std::string CauseKey(const std::vector<HeldBy>& holders);
+
 struct Alert {
   std::string id;  // The key: "leak/<rule>/<service>", "native/<service>",
                    // "silent/<service>/<host>/<pid>".
@@ -122,7 +140,8 @@ struct Alert {
   std::vector<HeldBy> holders;
   // The two graph snapshots the holders come from, as stored references (AGENT:SEQ).
   std::vector<std::string> graphs;
-  std::string note;  // Why it resolved, or what is missing ("graph snapshots not requested").
+  std::string note;   // Why it resolved, or what is missing ("graph snapshots not requested").
+  std::string cause;  // Leak: CauseKey(holders) once known.
 
   std::string Summary() const;  // One line for people: what, where, how fast.
   // The commands that open the evidence: `tidemark gdiff FIRST SECOND`, `tidemark why SECOND
@@ -158,6 +177,16 @@ class Detector {
   bool SetHolders(const std::string& id, const std::string& type, std::vector<HeldBy> holders,
                   std::string note, std::vector<std::string> graphs, int64_t now_ns);
 
+  // What holds each type's new objects in `service`, from an investigation's graph diff. Kept
+  // for kCauseTtlNs, at most kMaxCausesPerService per service (the oldest go first).
+  void SetCauses(const std::string& service, std::vector<Cause> causes, int64_t now_ns);
+  static constexpr int64_t kCauseTtlNs = 6 * kNsPerHour;
+  static constexpr size_t kMaxCausesPerService = 64;
+  size_t cause_count(const std::string& service) const {
+    auto it = causes_.find(service);
+    return it == causes_.end() ? 0 : it->second.size();
+  }
+
   // Every type's growth in one agent over `window_ns`, fastest first; only growing types.
   static std::vector<TypeGrowthRow> GrowingTypes(const RollingState& state,
                                                  const RollingState::Agent& agent,
@@ -169,11 +198,21 @@ class Detector {
   };
   void Step(const std::string& id, bool holds, Alert candidate, Timing timing, int64_t now,
             DetectorPass& pass);
+  // The leak alert id of `type` under `rule` in `service`, and the cause that split it off
+  // (nullptr when it is the rule/service alert).
+  std::pair<std::string, const Cause*> LeakId(const std::string& rule, const std::string& service,
+                                              const std::string& type) const;
+
+  struct StoredCause {
+    Cause cause;
+    int64_t set_ns = 0;
+  };
 
   DetectorConfig config_;
   std::map<std::string, Alert> active_;
   std::map<std::string, int64_t> resolved_at_;    // For cooldowns; pruned.
   std::map<std::string, int64_t> failing_since_;  // Firing alerts whose condition stopped.
+  std::map<std::string, std::map<std::string, StoredCause>> causes_;  // service -> type.
 };
 
 }  // namespace tidemark::diff

@@ -137,6 +137,7 @@ std::expected<Alert, std::string> AlertFromJson(const json& j) {
                            h.at("count").get<uint64_t>(), h.at("bytes").get<uint64_t>()});
     }
     a.note = j.at("note").get<std::string>();
+    if (a.kind == AlertKind::kLeak) a.cause = CauseKey(a.holders);
     // Journals written before graphs were recorded have none.
     a.graphs = j.value("graphs", std::vector<std::string>{});
     return a;

@@ -329,11 +329,12 @@ class Reporting(unittest.TestCase):
                 tidemark.stop()
         # Four requests, two graphs: requests arriving while one is due join it, and a request
         # after a graph waits out the agent's interval, by the agent's own clock. (How many were
-        # delayed depends on whether the first three arrive before the first walk ends.)
+        # delayed depends on timing: whether the first three arrive before the first walk ends,
+        # and whether a loaded machine delivers the last one after the interval is over.)
         self.assertEqual(len(graphs), 2, graphs)
         self.assertGreaterEqual(int(graphs[1][5]) - int(graphs[0][5]), 10**9)
         self.assertEqual(status["graph_requests"], 4)
-        self.assertIn(status["graph_requests_delayed"], (1, 2, 3))
+        self.assertLessEqual(status["graph_requests_delayed"], 3)
 
     def test_signal_takes_a_snapshot_and_chains_to_the_previous_handler(self):
         calls = []
