@@ -334,11 +334,11 @@ void Pipeline::FinishInvestigation(const std::string& alert_id, std::vector<diff
   std::optional<diff::Alert> alert;
   {
     std::lock_guard lock(state_mutex_);
-    // What holds each growing type: a type under another holder becomes an alert of its own.
-    if (auto active = detector_.active().find(alert_id); active != detector_.active().end())
-      detector_.SetCauses(active->second.service, std::move(causes), now);
     if (detector_.SetHolders(alert_id, holders_type, std::move(holders), std::move(note),
                              std::move(graphs), now)) {
+      // What holds each growing type: a type under another holder than this alert's becomes
+      // an alert of its own.
+      detector_.SetCauses(detector_.active().at(alert_id).service, std::move(causes), now);
       alert = detector_.active().at(alert_id);
     }
   }

@@ -29,6 +29,13 @@ struct Candidate {
   int64_t for_ns = 0, cooldown_ns = 0, resolve_after_ns = 0;
 };
 
+// `inner` is `outer` or a path under it: "app.CACHE['k']" is within "app.CACHE" and "app".
+bool PathWithin(const std::string& inner, const std::string& outer) {
+  if (inner.compare(0, outer.size(), outer) != 0) return false;
+  return inner.size() == outer.size() || inner[outer.size()] == '.' || inner[outer.size()] == '[' ||
+         inner[outer.size()] == ' ';
+}
+
 }  // namespace
 
 std::string HumanSeconds(double seconds) {
@@ -345,8 +352,11 @@ std::pair<std::string, const Cause*> Detector::LeakId(const std::string& rule,
   std::string split = id + "/" + cause.key;
   if (active_.count(split)) return {std::move(split), &cause};
   auto base = active_.find(id);
-  // The rule/service alert keeps the types of its own cause (and those with none known).
-  if (base == active_.end() || base->second.cause.empty() || base->second.cause == cause.key) {
+  // The rule/service alert keeps the types of its own cause (and those with none known), and
+  // those held above or below its holder: objects shared by two leaks (an int both refer to)
+  // are held by what holds both, a prefix of each path.
+  if (base == active_.end() || base->second.cause.empty() ||
+      PathWithin(cause.key, base->second.cause) || PathWithin(base->second.cause, cause.key)) {
     return {id, nullptr};
   }
   return {std::move(split), &cause};
@@ -365,11 +375,21 @@ void Detector::SetCauses(const std::string& service, std::vector<Cause> causes, 
     });
     types.erase(oldest);
   }
+  // A type about to have an alert of its own is no longer "also growing" under another.
+  for (auto& [id, al] : active_) {
+    if (al.kind != AlertKind::kLeak || al.service != service) continue;
+    std::erase_if(al.top_growing, [&, &id = id, &al = al](const TypeGrowthRow& row) {
+      return LeakId(al.rule, service, row.type).first != id;
+    });
+  }
 }
 
 std::string CauseKey(const std::vector<HeldBy>& holders) {
   if (holders.empty()) return "";
-  return holders.front().path.empty() ? holders.front().description : holders.front().path;
+  const HeldBy& top = holders.front();
+  if (!top.path.empty()) return top.path;
+  // "dict@0x..." names one object; "<several roots: ...>" names none.
+  return top.description.empty() || top.description[0] == '<' ? "" : top.description;
 }
 
 void Detector::Step(const std::string& id, bool holds, Alert candidate, Timing timing, int64_t now,

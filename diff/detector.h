@@ -177,7 +177,8 @@ class Detector {
   bool SetHolders(const std::string& id, const std::string& type, std::vector<HeldBy> holders,
                   std::string note, std::vector<std::string> graphs, int64_t now_ns);
 
-  // What holds each type's new objects in `service`, from an investigation's graph diff. Kept
+  // What holds each type's new objects in `service`, from an investigation's graph diff (set
+  // the investigated alert's holders first: its holder decides which types stay with it). Kept
   // for kCauseTtlNs, at most kMaxCausesPerService per service (the oldest go first).
   void SetCauses(const std::string& service, std::vector<Cause> causes, int64_t now_ns);
   static constexpr int64_t kCauseTtlNs = 6 * kNsPerHour;

@@ -33,7 +33,13 @@ class Order(object):
         self.order_id = order_id
         self.lines = None
 
+class Job(object):
+    __slots__ = ("job_id",)
+    def __init__(self, job_id):
+        self.job_id = job_id
+
 ORDERS = []   # leak: every order ever seen
+JOBS = {}     # two: a second, independent leak beside ORDERS
 CACHE = {}    # warm: fills to its bound, then stays
 BATCH = []    # saw: fills, then is cleared
 
@@ -50,6 +56,11 @@ def main(mode, endpoint, seconds):
             while n < int(%(rate)d * (tick - start)):
                 n += 1
                 ORDERS.append(Order(n))
+        elif mode == "two":
+            while n < int(%(rate)d * (tick - start)):
+                n += 1
+                ORDERS.append(Order(n))
+                JOBS[n] = Job(n)
         elif mode == "warm":
             if len(CACHE) < 4000:
                 for _ in range(100):
@@ -182,6 +193,58 @@ class PipelineTest(unittest.TestCase):
         d.start()
         self.cleanup.append(lambda: d.kill() if d.proc.poll() is None else None)
         return d
+
+    def test_two_independent_leaks_in_one_process_are_two_alerts_each_naming_its_holder(self):
+        receiver = Receiver()
+        self.cleanup.append(receiver.close)
+        daemon = self.daemon("""
+        [growth]
+        span = "12s"
+        detect_interval = "250ms"
+        [[rules]]
+        name = "fast"
+        window = "8s"
+        for = "1s"
+        min_rate = "5MiB/h"
+        min_growth = "64KiB"
+        resolve_after = "2s"
+        cooldown = "1m"
+        [native]
+        enabled = false
+        window = "8s"
+        [investigate]
+        gap = "1s"
+        min_interval = "1m"
+        wait = "15s"
+        [[hooks]]
+        name = "receiver"
+        kind = "webhook"
+        url = "%s"
+        """ % receiver.url)
+        self.app("two", daemon.endpoint, 120)
+
+        expected = {"leak/fast/two", "leak/fast/two/leakyapp.JOBS"}
+
+        def fired():
+            return {d["alert"]["id"]: d["alert"] for d in alerts_in(receiver.documents())
+                    if d["event"] == "firing" and d["alert"]["kind"] == "leak"}
+        try:
+            wait_for(lambda: expected <= set(fired()), 90, "two firing leak alerts")
+        except AssertionError:
+            raise AssertionError("fired: %s; tidemarkd said:\n%s" % (
+                sorted(fired()), "\n".join(daemon.log())))
+        # The ints both leaks refer to (order and job numbers) are held by what holds both:
+        # they stay with the first alert rather than make a third.
+        fired = fired()
+        self.assertEqual(set(fired), expected)
+        orders, jobs = fired["leak/fast/two"], fired["leak/fast/two/leakyapp.JOBS"]
+        self.assertEqual(orders["type"], "leakyapp.Order")
+        self.assertEqual(orders["holders"][0]["path"], "leakyapp.ORDERS", orders["note"])
+        self.assertEqual(jobs["type"], "leakyapp.Job")
+        self.assertEqual(jobs["holders"][0]["path"], "leakyapp.JOBS", jobs["note"])
+        self.assertEqual(len(jobs["graphs"]), 2, jobs)
+        self.assertNotIn("leakyapp.Job", [t["type"] for t in orders["top_growing"]])
+        self.assertEqual(daemon.stop(), 0)
 
     def test_leak_alert_names_type_rate_and_holder_while_plateau_and_sawtooth_stay_quiet(self):
         receiver = Receiver()
