@@ -21,7 +21,14 @@ namespace {
 
 using testing::GraphBuilder;
 
-std::string TempPath(const std::string& name) { return std::string(TEST_TMPDIR) + "/" + name; }
+std::string TempPath(const std::string& name) {
+  std::string path = TEST_TMPDIR;  // Per test: they run in parallel.
+  path += "/";
+  path += ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  path += "-";
+  path += name;
+  return path;
+}
 
 // A small dump in meliae's format. Worked by hand:
 //   module app (72) -> its dict (200: __name__ 'app', items -> list)

@@ -19,7 +19,16 @@ namespace {
 using analysis::testing::GraphBuilder;
 using testing::RunCli;
 
-std::string Path(const std::string& name) { return std::string(TEST_TMPDIR) + "/" + name; }
+// Per test: ctest runs this file's tests in parallel, and one rewriting a file another reads
+// made a torn read.
+std::string Path(const std::string& name) {
+  std::string path = TEST_TMPDIR;  // Appended, not a + b + c: GCC 12's -Warray-bounds misfires.
+  path += "/";
+  path += ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  path += "-";
+  path += name;
+  return path;
+}
 
 GraphBuilder App() { return analysis::testing::AppHeap(); }
 

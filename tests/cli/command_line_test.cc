@@ -29,6 +29,9 @@ using testing::RunCli;
 std::string Path(const std::string& name) {
   std::string path = TEST_TMPDIR;  // Appended, not a + b + c: GCC 12's -Warray-bounds misfires.
   path += "/cl_";
+  path +=
+      ::testing::UnitTest::GetInstance()->current_test_info()->name();  // Tests run in parallel.
+  path += "-";
   path += name;
   return path;
 }

@@ -22,7 +22,11 @@ std::string WriteSnapshot(const std::string& name, uint64_t seq,
   s.header.seq = seq;
   s.header.timestamp_ns = static_cast<int64_t>(seq) * 1'000'000'000;
   s.types = std::move(types);
-  const std::string path = std::string(TEST_TMPDIR) + "/" + name;
+  std::string path = TEST_TMPDIR;  // Per test: they run in parallel.
+  path += "/";
+  path += ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  path += "-";
+  path += name;
   std::ofstream(path, std::ios::binary) << *snapshot::Encode(s);
   return path;
 }
