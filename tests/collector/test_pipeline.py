@@ -76,6 +76,21 @@ def main(mode, endpoint, seconds):
     print("done", n, flush=True)
 """ % {"rate": LEAK_PER_SECOND}
 
+# Growth seen within seconds: what the leak tests configure.
+FAST_RULE = """
+        [growth]
+        span = "12s"
+        detect_interval = "250ms"
+        [[rules]]
+        name = "fast"
+        window = "8s"
+        for = "1s"
+        min_rate = "5MiB/h"
+        min_growth = "64KiB"
+        resolve_after = "2s"
+        cooldown = "1m"
+"""
+
 RUNNER = "import sys, leakyapp; leakyapp.main(sys.argv[1], sys.argv[2], float(sys.argv[3]))"
 
 
@@ -197,18 +212,7 @@ class PipelineTest(unittest.TestCase):
     def test_two_independent_leaks_in_one_process_are_two_alerts_each_naming_its_holder(self):
         receiver = Receiver()
         self.cleanup.append(receiver.close)
-        daemon = self.daemon("""
-        [growth]
-        span = "12s"
-        detect_interval = "250ms"
-        [[rules]]
-        name = "fast"
-        window = "8s"
-        for = "1s"
-        min_rate = "5MiB/h"
-        min_growth = "64KiB"
-        resolve_after = "2s"
-        cooldown = "1m"
+        daemon = self.daemon(FAST_RULE + """
         [native]
         enabled = false
         window = "8s"
@@ -279,18 +283,7 @@ class PipelineTest(unittest.TestCase):
         kind = "alertmanager"
         url = "http://127.0.0.1:%d"
         """ % alertmanager.port
-        daemon = self.daemon("""
-        [growth]
-        span = "12s"
-        detect_interval = "250ms"
-        [[rules]]
-        name = "fast"
-        window = "8s"
-        for = "1s"
-        min_rate = "5MiB/h"
-        min_growth = "64KiB"
-        resolve_after = "2s"
-        cooldown = "1m"
+        daemon = self.daemon(FAST_RULE + """
         [native]
         window = "8s"
         [silence]
