@@ -58,6 +58,11 @@ void GranuleMarks::NumberSeen() {
   seen_count_ = next;
 }
 
+bool GranuleMarks::TestAny(uint64_t address, Mark mark) const {
+  const Chunk* chunk = Find(address >> kChunkShift);
+  return chunk != nullptr && (chunk->words[mark][WordIndex(address)] & Bit(address)) != 0;
+}
+
 int64_t GranuleMarks::Rank(uint64_t address) const {
   const Chunk* chunk = Find(address >> kChunkShift);
   if (chunk == nullptr) return -1;
@@ -130,6 +135,11 @@ void ResolveReferences(UnresolvedReferences&& unresolved, snapshot::Graph* graph
   for (const auto& [address, name] : unresolved.attribute_keys) {
     const uint32_t key = index_of(address);
     if (key != kNone && key < objects) graph->attribute_keys.emplace_back(key, name);
+  }
+  graph->object_sites.clear();
+  for (const auto& [address, stack] : unresolved.object_sites) {
+    const uint32_t object = index_of(address);
+    if (object != kNone && object < objects) graph->object_sites.emplace_back(object, stack);
   }
   unresolved = UnresolvedReferences();
 }

@@ -37,6 +37,8 @@ class GranuleMarks {
   }
 
   bool Test(uint64_t address, Mark mark) { return (*Word(address, mark) & Bit(address)) != 0; }
+  // Test, for any address (makes no chunk where none was marked).
+  bool TestAny(uint64_t address, Mark mark) const;
 
   // Numbers every address marked kSeen, 0 to seen_count() - 1. REQUIRES: no more marks set.
   void NumberSeen();

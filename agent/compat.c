@@ -266,6 +266,62 @@ void tm_for_each_frame_object(tm_object_fn fn, void* arg) {
   }
 }
 
+static PyThreadState* current_thread_state(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyThreadState_GetUnchecked();
+#else
+  return _PyThreadState_UncheckedGet();
+#endif
+}
+
+int tm_capture_stack(tm_frame* out, int max) {
+  PyThreadState* t = current_thread_state();
+  int n = 0;
+  if (t == NULL) return 0;
+#if PY_VERSION_HEX >= 0x030B0000
+#if PY_VERSION_HEX >= 0x030D0000
+  _PyInterpreterFrame* f = t->current_frame;
+#else
+  _PyInterpreterFrame* f = t->cframe ? t->cframe->current_frame : NULL;
+#endif
+  for (; f != NULL && n < max; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (f->owner == FRAME_OWNED_BY_CSTACK) continue;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject* code = f->f_executable;
+#else
+    PyObject* code = (PyObject*)f->f_code;
+#endif
+    if (code == NULL || !PyCode_Check(code)) continue;
+    if (_PyFrame_IsIncomplete(f)) continue;
+    out[n].code = code;
+    out[n].lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+    ++n;
+  }
+#else
+  for (PyFrameObject* f = t->frame; f != NULL && n < max; f = f->f_back) {
+    out[n].code = (PyObject*)f->f_code;
+#if PY_VERSION_HEX >= 0x030A0000
+    out[n].lasti = f->f_lasti < 0 ? -1 : f->f_lasti * (int)sizeof(_Py_CODEUNIT);
+#else
+    out[n].lasti = f->f_lasti;
+#endif
+    ++n;
+  }
+#endif
+  return n;
+}
+
+int tm_code_line(PyObject* code, int lasti) {
+  PyCodeObject* co = (PyCodeObject*)code;
+  if (lasti < 0) return co->co_firstlineno;
+  return PyCode_Addr2Line(co, lasti);
+}
+
+PyObject* tm_code_filename(PyObject* code) { return ((PyCodeObject*)code)->co_filename; }
+PyObject* tm_code_name(PyObject* code) { return ((PyCodeObject*)code)->co_name; }
+
 size_t tm_int_sizeof(PyObject* o) {
 #if PY_VERSION_HEX >= 0x030C0000
   Py_ssize_t digits = (Py_ssize_t)_PyLong_DigitCount((PyLongObject*)o);

@@ -67,6 +67,27 @@ int tm_type_has_slots(PyTypeObject* type);
  * asking for them (PyThreadState_GetFrame) would create them: this reads them in place. */
 void tm_for_each_frame_object(tm_object_fn fn, void* arg);
 
+/* One frame of a Python stack as the allocation sampler keeps it: the code object (borrowed)
+ * and the byte offset of the instruction being run in it (-1: none started yet). */
+typedef struct {
+  PyObject* code;
+  int lasti;
+} tm_frame;
+
+/* The calling thread's Python stack, innermost frame first, at most `max` frames; returns how
+ * many. Reads the frame chain in place (frames are not objects on 3.11+): no Python object is
+ * made, nothing is allocated, no lock is taken, so it may run inside an allocator hook.
+ * 0 when the thread has no thread state or runs no Python code. */
+int tm_capture_stack(tm_frame* out, int max);
+
+/* The source line of a frame captured by tm_capture_stack. Reads the code's line table; does
+ * not allocate. */
+int tm_code_line(PyObject* code, int lasti);
+
+/* A code object's co_filename and co_name (borrowed). */
+PyObject* tm_code_filename(PyObject* code);
+PyObject* tm_code_name(PyObject* code);
+
 /* int.__sizeof__ and str.__sizeof__, computed natively. */
 size_t tm_int_sizeof(PyObject* object);
 size_t tm_str_sizeof(PyObject* object);

@@ -16,6 +16,7 @@
 #include "agent/lifecycle.h"
 #include "agent/notice.h"
 #include "agent/result.h"
+#include "agent/sampler.h"
 #include "agent/take.h"
 #include "agent/walker.h"
 #include "snapshot/clock.h"
@@ -309,6 +310,87 @@ PyObject* AfterForkChildHook(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+PyObject* StartSamplingCall(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* keywords[] = {"mean_bytes", "max_samples", "max_stacks", nullptr};
+  SamplerSettings settings;
+  unsigned long long mean = settings.mean_bytes, samples = settings.max_samples,
+                     stacks = settings.max_stacks;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|KKK", const_cast<char**>(keywords), &mean,
+                                   &samples, &stacks)) {
+    return nullptr;
+  }
+  if (RefuseUnsupportedInterpreter()) return nullptr;
+  settings.mean_bytes = mean;
+  settings.max_samples = static_cast<size_t>(samples);
+  settings.max_stacks = static_cast<size_t>(stacks);
+  if (!StartSampling(settings)) return nullptr;
+  Py_RETURN_NONE;
+}
+
+PyObject* StopSamplingCall(PyObject*, PyObject*) {
+  StopSampling();
+  Py_RETURN_NONE;
+}
+
+PyObject* SamplingStatus(PyObject*, PyObject*) {
+  const SamplerFigures f = GetSamplerFigures();
+  return Py_BuildValue(
+      "{s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "on", f.on ? Py_True : Py_False, "mean_bytes",
+      (unsigned long long)f.mean_bytes, "samples_taken", (unsigned long long)f.samples_taken,
+      "live_samples", (unsigned long long)f.live_samples, "dropped_samples",
+      (unsigned long long)f.dropped_samples, "stacks", (unsigned long long)f.stacks,
+      "dropped_stacks", (unsigned long long)f.dropped_stacks, "restarts",
+      (unsigned long long)f.restarts, "table_bytes", (unsigned long long)f.table_bytes);
+}
+
+PyObject* Text(const std::string& s) {
+  return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+}
+
+// A snapshot's allocation sites for tidemark.load: None when it has none, else
+// {mean_bytes, live_samples, ..., stacks: [[(file, function, line), ...]],
+//  rows: [(type name or None, stack, bytes, count)], objects: {object: stack}}.
+PyObject* SitesToPython(const snapshot::Snapshot& s) {
+  const snapshot::Sites& sites = s.sites;
+  if (!sites.recorded) Py_RETURN_NONE;
+  PyObject* stacks = PyList_New(0);
+  for (const auto& stack : sites.stacks) {
+    PyObject* frames = PyList_New(0);
+    for (uint32_t f : stack) {
+      const snapshot::Sites::Frame& frame = sites.frames[f];
+      PyObject* item = Py_BuildValue("(NNI)", Text(sites.strings[frame.file]),
+                                     Text(sites.strings[frame.function]), frame.line);
+      PyList_Append(frames, item);
+      Py_XDECREF(item);
+    }
+    PyList_Append(stacks, frames);
+    Py_DECREF(frames);
+  }
+  PyObject* rows = PyList_New(0);
+  for (const snapshot::Sites::Row& row : sites.rows) {
+    PyObject* type = row.type == snapshot::Sites::kNoObject ? (Py_INCREF(Py_None), Py_None)
+                                                            : Text(s.types[row.type].name);
+    PyObject* item = Py_BuildValue("(NIKK)", type, row.stack, (unsigned long long)row.bytes,
+                                   (unsigned long long)row.count);
+    PyList_Append(rows, item);
+    Py_XDECREF(item);
+  }
+  PyObject* objects = PyDict_New();
+  for (const auto& [object, stack] : s.graph.object_sites) {
+    PyObject* k = PyLong_FromUnsignedLong(object);
+    PyObject* v = PyLong_FromUnsignedLong(stack);
+    PyDict_SetItem(objects, k, v);
+    Py_DECREF(k);
+    Py_DECREF(v);
+  }
+  return Py_BuildValue(
+      "{s:K,s:K,s:K,s:K,s:K,s:N,s:N,s:N}", "mean_bytes", (unsigned long long)sites.mean_bytes,
+      "live_samples", (unsigned long long)sites.live_samples, "dropped_samples",
+      (unsigned long long)sites.dropped_samples, "dropped_stacks",
+      (unsigned long long)sites.dropped_stacks, "restarts", (unsigned long long)sites.restarts,
+      "stacks", stacks, "rows", rows, "objects", objects);
+}
+
 // decode(encoded) -> dict: a snapshot's header, type table and graph columns as Python
 // objects, for tests and tools (tidemark.load). Never called during a walk.
 PyObject* Decode(PyObject*, PyObject* arg) {
@@ -406,7 +488,7 @@ PyObject* Decode(PyObject*, PyObject* arg) {
   }
   return Py_BuildValue(
       "{s:s,s:s,s:s,s:L,s:L,s:K,s:L,s:K,s:K,s:K,s:N,s:N,s:s,s:d,s:K,s:K,s:O,s:N,s:N,s:N,s:N,"
-      "s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
+      "s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
       "kind", snapshot::KindName(h.kind), "service", h.identity.service.c_str(), "host",
       h.identity.host.c_str(), "pid", (long long)h.identity.pid, "start_ns",
       (long long)h.identity.start_time_ns, "seq", (unsigned long long)h.seq, "timestamp_ns",
@@ -417,7 +499,7 @@ PyObject* Decode(PyObject*, PyObject* arg) {
       "abandoned", h.agent.abandoned ? Py_True : Py_False, "types", TypesToList(s.types), "address",
       address, "type", type, "size", sizes, "length", length, "refs", refs, "roots", roots, "names",
       sparse(g.names), "values", sparse(g.values), "true_ref_counts", true_refs, "owners", owners,
-      "attributes", attributes, "attribute_keys", sparse(keys));
+      "attributes", attributes, "attribute_keys", sparse(keys), "sites", SitesToPython(s));
 }
 
 PyMethodDef kMethods[] = {
@@ -430,6 +512,11 @@ PyMethodDef kMethods[] = {
     {"stop", Stop, METH_NOARGS, "Stop the background reporter and join its thread."},
     {"trigger", Trigger, METH_NOARGS, "Ask the reporter for a snapshot now."},
     {"status", Status, METH_NOARGS, "The reporter's figures."},
+    {"start_sampling",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(StartSamplingCall)),
+     METH_VARARGS | METH_KEYWORDS, "Start sampling allocations (or change the mean)."},
+    {"stop_sampling", StopSamplingCall, METH_NOARGS, "Stop sampling allocations."},
+    {"sampling_status", SamplingStatus, METH_NOARGS, "The allocation sampler's figures."},
     {"before_fork", BeforeForkHook, METH_NOARGS, nullptr},
     {"after_fork_parent", AfterForkParentHook, METH_NOARGS, nullptr},
     {"after_fork_child", AfterForkChildHook, METH_NOARGS, nullptr},

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 
+#include "agent/sampler.h"
 #include "snapshot/clock.h"
 
 namespace tidemark::agent {
@@ -45,7 +46,9 @@ snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outco
                                   UnresolvedReferences* unresolved) {
   snapshot::Snapshot s;
   const int64_t started_ns = snapshot::WallNowNs();
+  CheckSamplerHooked();
   *outcome = Walk(options, &s, unresolved);
+  if (s.sites.recorded) DescribeSites(&s.sites, &unresolved->object_sites);
   long long counts[3];
   tm_gc_counts(counts);
   s.header.gc_counts.assign(counts, counts + 3);

@@ -9,14 +9,10 @@
 #include <unordered_set>
 
 #include "agent/address_tables.h"
+#include "agent/sampler.h"
 
 namespace tidemark::agent {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// Appends at most `max_chars` characters of a str as UTF-8, read from its canonical data:
-// PyUnicode_AsUTF8 would fill (allocate) the str's UTF-8 cache. Lone surrogates become U+FFFD.
 void AppendUtf8(PyObject* str, size_t max_chars, std::string* out) {
   if (!tm_str_readable(str)) return;
   const Py_ssize_t length = PyUnicode_GET_LENGTH(str);
@@ -47,6 +43,10 @@ void AppendUtf8(PyObject* str, size_t max_chars, std::string* out) {
     }
   }
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // A Python identifier (ASCII rules; any non-ASCII character allowed, as PEP 3131 mostly does).
 bool IsIdentifier(const std::string& s) {
@@ -167,6 +167,7 @@ class Walker {
         },
         this);
     ApplyCSizes();
+    if (SamplingOn() && !outcome_.abandoned) AttributeSamples();
     Finish();
     last_object_count_ = static_cast<size_t>(objects_);
     return outcome_;
@@ -683,6 +684,38 @@ class Walker {
       return;
     }
     g.values.emplace_back(i, std::move(text));
+  }
+
+  // Which walked object each live sampled allocation is (its block starts where the object's
+  // pre-header does), per type row and stack; graphs also list the objects themselves.
+  void AttributeSamples() {
+    struct Estimate {
+      double bytes = 0, count = 0;
+    };
+    std::unordered_map<uint64_t, Estimate> by_row_and_stack;
+    ForEachLiveSample([&](uint64_t address, uint64_t size, uint32_t stack) {
+      uint32_t row = snapshot::Sites::kNoObject;
+      for (const uint64_t preheader : {0, 16, 32}) {
+        const uint64_t candidate = address + preheader;
+        if (!marks_->TestAny(candidate, GranuleMarks::kSeen)) continue;
+        auto* o = reinterpret_cast<PyObject*>(candidate);
+        if (tm_preheader_size(o) != preheader) continue;
+        row = Info(Py_TYPE(o)).row;
+        if (graph_) unresolved_->object_sites.emplace_back(candidate, stack);
+        break;
+      }
+      const double weight = SampleWeight(size);
+      Estimate& e = by_row_and_stack[(uint64_t{row} << 32) | stack];
+      e.bytes += weight * static_cast<double>(size);
+      e.count += weight;
+    });
+    snapshot::Sites& sites = out_->sites;
+    sites.recorded = true;
+    for (const auto& [key, e] : by_row_and_stack) {
+      sites.rows.push_back({static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(key),
+                            static_cast<uint64_t>(std::llround(e.bytes)),
+                            static_cast<uint64_t>(std::llround(e.count))});
+    }
   }
 
   void Finish() {

@@ -74,8 +74,14 @@ struct UnresolvedReferences {
   std::vector<std::pair<uint64_t, uint32_t>> owners;  // (namespace dict's address, owner)
   std::vector<PendingAttribute> attributes;
   std::vector<std::pair<uint64_t, uint32_t>> attribute_keys;  // (str key's address, name)
+  std::vector<std::pair<uint64_t, uint32_t>> object_sites;    // (sampled object, stack)
   std::unique_ptr<GranuleMarks> marks;
 };
+
+// Appends at most `max_chars` characters of a str as UTF-8, read from its canonical data:
+// PyUnicode_AsUTF8 would fill (allocate) the str's UTF-8 cache. Lone surrogates become U+FFFD.
+// REQUIRES: the GIL; `str` is a str. (struct _object is PyObject: this header has no Python.h.)
+void AppendUtf8(struct _object* str, size_t max_chars, std::string* out);
 
 // Makes the few Python objects every walk uses (interned names), so that no walk allocates.
 // REQUIRES: GIL held. Called once, at import.

@@ -13,6 +13,7 @@
 #include "cli/flags.h"
 #include "cli/output.h"
 #include "cli/pipeline_commands.h"
+#include "cli/sites_command.h"
 #include "cli/stored.h"
 #include "cli/type_table.h"
 #include "diff/type_diff.h"
@@ -26,19 +27,7 @@ using snapshot::Snapshot;
 using snapshot::TypeStat;
 
 bool Load(const std::string& arg, const Flags& flags, Snapshot& out, std::ostream& err) {
-  auto message = ReadSnapshotArgument(arg, flags.store_dir, flags.now_ns);
-  if (!message) {
-    err << "tidemark: " << message.error().message << "\n";
-    return false;
-  }
-  auto decoded = snapshot::Decode(*message);
-  if (!decoded) {
-    err << "tidemark: '" << arg << "' is not a readable snapshot: " << decoded.error().message
-        << "\n";
-    return false;
-  }
-  out = std::move(*decoded);
-  return true;
+  return LoadSnapshotArgument(arg, flags, out, err);
 }
 
 std::string Format(const char* fmt, auto... args) {
@@ -234,6 +223,23 @@ const std::vector<VerbSpec>& Verbs() {
        {kBytes, kJsonOption, kStoreOption},
        ReportsCommand,
        true},
+      {"sites",
+       "snapshots",
+       "SNAP [B]",
+       1,
+       2,
+       "where the live heap was allocated (sampled sites)",
+       "Where the live heap was allocated: the agent's sampled allocation sites by type and\n"
+       "stack (estimated live bytes and allocations), or with B what grew from SNAP to B by\n"
+       "site. --folded writes folded stacks for flamegraph.pl or speedscope.",
+       {{"--type", OptionKind::kText, "T", "only type T ('(no object)': buffers, C memory)"},
+        {"--folded", OptionKind::kSwitch, "", "folded stacks, one line per site, bytes as value"},
+        kAll,
+        Top("the N largest sites (default 20)"),
+        kBytes,
+        kJsonOption,
+        kStoreOption},
+       SitesCommand},
       {"types", "graph snapshots", "SNAP", 1, 1, "per-type count, bytes and retained bytes",
        "Per-type count, bytes, largest object and retained bytes (dominator tree) of a graph\n"
        "snapshot, instance __dict__s folded into their owners unless --no-collapse.",

@@ -195,6 +195,23 @@ bool IsStoredReference(const std::string& arg) {
   return arg.find_first_of(":@") != std::string::npos && !std::filesystem::is_regular_file(arg, ec);
 }
 
+bool LoadSnapshotArgument(const std::string& arg, const Flags& flags, snapshot::Snapshot& out,
+                          std::ostream& err) {
+  auto message = ReadSnapshotArgument(arg, flags.store_dir, flags.now_ns);
+  if (!message) {
+    err << "tidemark: " << message.error().message << "\n";
+    return false;
+  }
+  auto decoded = snapshot::Decode(*message);
+  if (!decoded) {
+    err << "tidemark: '" << arg << "' is not a readable snapshot: " << decoded.error().message
+        << "\n";
+    return false;
+  }
+  out = std::move(*decoded);
+  return true;
+}
+
 Result<std::string> ReadSnapshotArgument(const std::string& arg, const std::string& store_dir,
                                          int64_t now_ns) {
   if (!IsStoredReference(arg)) {

@@ -35,6 +35,10 @@ bool IsStoredReference(const std::string& arg);
 snapshot::Result<std::string> ReadSnapshotArgument(const std::string& arg,
                                                    const std::string& store_dir, int64_t now_ns);
 
+// ReadSnapshotArgument, decoded; false after a message on `err` naming what is wrong.
+bool LoadSnapshotArgument(const std::string& arg, const Flags& flags, snapshot::Snapshot& out,
+                          std::ostream& err);
+
 // For a stored reference to a summary, where graph verbs should look instead: "the newest
 // graph snapshot of AGENT is AGENT:SEQ, taken TIME", or that the agent has none. "" when `arg`
 // is a file or names nothing.

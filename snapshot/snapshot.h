@@ -113,13 +113,53 @@ struct Graph {
   };
   std::vector<Attribute> attributes;
 
+  // (object, stack in Snapshot::sites): the objects the allocation sampler picked, with the
+  // stack that allocated each. Empty unless Snapshot::sites.recorded.
+  std::vector<std::pair<uint32_t, uint32_t>> object_sites;
+
   size_t object_count() const { return address.size(); }
+};
+
+// Where live memory was allocated, from a sample of the allocations (docs/agent.md): each
+// allocation of s bytes is sampled with probability 1 - exp(-s / mean_bytes), so a sample
+// stands for 1 / that probability allocations and s / that probability bytes.
+struct Sites {
+  bool recorded = false;  // The agent was sampling when it took this snapshot.
+  uint64_t mean_bytes = 0;
+  uint64_t live_samples = 0;     // Sampled allocations not freed yet.
+  uint64_t dropped_samples = 0;  // Since sampling started: the sample table was full.
+  uint64_t dropped_stacks = 0;   // Since sampling started: the stack table was full.
+  uint64_t restarts = 0;         // Times another allocator hook cut the sampler off (restarted).
+
+  // A frame: file and function are indices into `strings`.
+  struct Frame {
+    uint32_t file = 0;
+    uint32_t function = 0;
+    uint32_t line = 0;
+    bool operator==(const Frame&) const = default;
+  };
+  std::vector<std::string> strings;
+  std::vector<Frame> frames;
+  std::vector<std::vector<uint32_t>> stacks;  // Frame indices, innermost first; may be empty.
+
+  // Estimated live bytes and allocations per (type, stack). type == kNoObject: sampled memory
+  // that is no Python object's own block (buffers of lists and dicts, C extensions' PyMem).
+  static constexpr uint32_t kNoObject = UINT32_MAX;
+  struct Row {
+    uint32_t type = 0;  // Index into Snapshot::types, or kNoObject.
+    uint32_t stack = 0;
+    uint64_t bytes = 0;
+    uint64_t count = 0;
+    bool operator==(const Row&) const = default;
+  };
+  std::vector<Row> rows;
 };
 
 struct Snapshot {
   Header header;
   std::vector<TypeStat> types;
   Graph graph;  // Empty unless header.kind == Kind::kGraph.
+  Sites sites;
 };
 
 }  // namespace tidemark::snapshot

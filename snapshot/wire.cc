@@ -11,12 +11,19 @@
 #include <utility>
 
 #include "snapshot/msgpack_reader.h"
+#include "snapshot/wire_coding.h"
+#include "snapshot/wire_sites.h"
 
 namespace tidemark::snapshot {
 
 const char* KindName(Kind kind) { return kind == Kind::kGraph ? "graph" : "summary"; }
 
 namespace {
+
+using coding::PackKey;
+using coding::PackStr;
+using coding::PackTuples;
+using coding::ReadTuples;
 
 constexpr uint8_t kFlagZstd = 1;
 
@@ -99,17 +106,6 @@ class ZstdSink {
   std::string buffer_;
   size_t error_ = 0;
 };
-
-template <typename Packer>
-void PackStr(Packer& p, std::string_view s) {
-  p.pack_str(static_cast<uint32_t>(s.size()));
-  p.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-
-template <typename Packer>
-void PackKey(Packer& p, std::string_view key) {
-  PackStr(p, key);
-}
 
 // One key and its value; msgpack-cxx picks the value's form from its C++ type.
 template <typename Packer, typename T>
@@ -210,22 +206,6 @@ struct GraphPlan {
   std::vector<uint32_t> discoverer;  // Only for kDiscoverer.
 };
 
-// Rows of W object indices as one flat array of W * rows integers. A field marked in `delta` is
-// coded as its difference to the same field of the previous row (0 before the first): rows are
-// written in walk order, so those differences are small.
-template <size_t W, typename Packer, typename Row>
-void PackTuples(Packer& p, size_t rows, std::array<bool, W> delta, Row row) {
-  p.pack_array(static_cast<uint32_t>(rows * W));
-  std::array<int64_t, W> previous{};
-  for (size_t k = 0; k < rows; ++k) {
-    const std::array<uint32_t, W> r = row(k);
-    for (size_t f = 0; f < W; ++f) {
-      p.pack_int64(delta[f] ? int64_t{r[f]} - previous[f] : int64_t{r[f]});
-      previous[f] = r[f];
-    }
-  }
-}
-
 // Picks the address coding whose msgpack form is smaller: a heap walked in allocation order
 // codes best against the previous object, a churned one against the discoverer.
 GraphPlan PlanGraph(const Graph& g) {
@@ -325,7 +305,8 @@ void PackGraph(Packer& p, const Graph& g, const GraphPlan& plan) {
 template <typename Packer>
 void PackBody(Packer& p, const Snapshot& s, const GraphPlan& plan) {
   const bool graph = s.header.kind == Kind::kGraph;
-  p.pack_map(graph ? (s.graph.ownership_recorded ? 17 : 13) : 1);
+  const uint32_t keys = graph ? (s.graph.ownership_recorded ? 17 : 13) : 1;
+  p.pack_map(keys + (s.sites.recorded ? 1 : 0));
   PackKey(p, "types");
   p.pack_array(static_cast<uint32_t>(s.types.size()));
   for (const TypeStat& t : s.types) {
@@ -336,12 +317,8 @@ void PackBody(Packer& p, const Snapshot& s, const GraphPlan& plan) {
     p.pack_uint64(t.max_bytes);
   }
   if (graph) PackGraph(p, s.graph, plan);
+  if (s.sites.recorded) PackSites(p, s);
 }
-
-#define TM_TRY(var, expr)                                          \
-  auto var##_result = (expr);                                      \
-  if (!var##_result) return std::unexpected(var##_result.error()); \
-  auto var = *var##_result
 
 Result<void> ReadLabels(MsgpackReader& r, Identity& id) {
   TM_TRY(n, r.ReadMapHeader());
@@ -481,31 +458,6 @@ Result<void> ReadSparseStrings(MsgpackReader& r, const char* name, size_t object
   return {};
 }
 
-// The inverse of PackTuples: every value, after undoing its delta, must be a uint32.
-template <size_t W, typename Add>
-Result<void> ReadTuples(MsgpackReader& r, std::string_view key, std::array<bool, W> delta,
-                        Add add) {
-  TM_TRY(n, r.ReadArrayHeader());
-  if (n % W != 0) {
-    return Fail("body: '" + std::string(key) + "' has " + std::to_string(n) +
-                " values, not a multiple of " + std::to_string(W));
-  }
-  std::array<int64_t, W> previous{};
-  std::array<uint32_t, W> row{};
-  for (uint32_t k = 0; k < n / W; ++k) {
-    for (size_t f = 0; f < W; ++f) {
-      TM_TRY(v, r.ReadInt());
-      const __int128 wide = (delta[f] ? static_cast<__int128>(previous[f]) : 0) + v;
-      if (wide < 0 || wide > UINT32_MAX)
-        return Fail("body: '" + std::string(key) + "' index out of range");
-      row[f] = static_cast<uint32_t>(wide);
-      previous[f] = row[f];
-    }
-    add(row);
-  }
-  return {};
-}
-
 // Format 2's namespace keys name objects and attribute names that exist; attributes come only
 // with an ownership relation (the three keys are written together).
 Result<void> CheckOwnership(const Graph& g, size_t objects) {
@@ -639,6 +591,8 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
       auto ok = ReadTypes(r, s, limits);
       if (!ok) return ok;
       have_types = true;
+    } else if (key == "sites") {
+      if (auto ok = ReadSites(r, &s); !ok) return ok;
     } else if (graph && (key == "names" || key == "values")) {
       const size_t start = r.position();
       auto ok = r.Skip();
@@ -658,7 +612,7 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
     return Fail("body: header says " + std::to_string(s.header.types) + " types, body has " +
                 std::to_string(s.types.size()));
   }
-  if (!graph) return {};
+  if (!graph) return CheckSites(s, 0);
 
   Graph& g = s.graph;
   const size_t objects = coded.objects;
@@ -726,6 +680,7 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
     if (index >= objects) return Fail("body: roots names a missing object");
   }
   if (auto ok = CheckOwnership(g, objects); !ok) return ok;
+  if (auto ok = CheckSites(s, objects); !ok) return ok;
   if (!names_at.empty()) {
     MsgpackReader nr(names_at, "body names");
     if (auto ok = ReadSparseStrings(nr, "names", objects, g.names); !ok) return ok;
