@@ -16,7 +16,7 @@ import os
 import sys
 
 __all__ = ["Snapshot", "TypeRow", "snapshot", "dump", "load", "start", "stop", "status", "trigger",
-           "start_from_env"]
+           "start_from_env", "start_sampling", "stop_sampling"]
 __version__ = "0.1.0"
 
 if "t" in getattr(sys, "abiflags", ""):  # Free-threaded (3.13t): Py_GIL_DISABLED builds.
@@ -26,6 +26,7 @@ if "t" in getattr(sys, "abiflags", ""):  # Free-threaded (3.13t): Py_GIL_DISABLE
 from . import _native  # noqa: E402
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7878"
+DEFAULT_SAMPLE_BYTES = 512 * 1024
 WATCH_MODES = ("all", "children", "parent")
 
 
@@ -218,7 +219,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
           values=False, max_refs=None, exclude=(), signal=None, max_objects=0, max_pause_ms=0,
           budget_bytes=64 << 20, curve_server_key=None, curve_public_key=None,
           curve_secret_key=None, sizers=None, graph_request_interval=None, watch=None,
-          max_overhead=None, warn_after=None, _probation=0.0):
+          max_overhead=None, warn_after=None, sample_bytes=None, _probation=0.0):
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
@@ -235,7 +236,9 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     share of time periodic walks may hold the GIL, as "1%" (the default) or 0.01: after a walk
     that held it p seconds, the next waits at least p / share; "0" turns the bound off),
     TIDEMARK_WARN_AFTER (seconds, default 300: no snapshot acknowledged that long is one warning
-    to the "tidemark" logger, and delivery resuming another).
+    to the "tidemark" logger, and delivery resuming another), TIDEMARK_SAMPLE_BYTES (the mean
+    number of bytes allocated between two sampled allocations, as 524288, "512KiB" (the
+    default) or "1MiB"; "0" turns allocation sites off: see start_sampling()).
 
     Raises ValueError naming the argument or variable that is wrong.
     """
@@ -245,7 +248,14 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                          warn_after=warn_after)
     if not values:
         values = _env("TIDEMARK_VALUES").lower() in ("1", "true", "yes")
+    if sample_bytes is None:
+        sample_bytes = _bytes(_env("TIDEMARK_SAMPLE_BYTES") or DEFAULT_SAMPLE_BYTES,
+                              "TIDEMARK_SAMPLE_BYTES")
+    else:
+        sample_bytes = _bytes(sample_bytes, "sample_bytes")
     _install_hooks()
+    if sample_bytes:
+        _native.start_sampling(mean_bytes=sample_bytes)
     _native.start(settings["endpoint"], service or _service_default(), labels=settings["labels"],
                   interval=settings["interval"], graph_every=settings["graph_every"],
                   values=bool(values),
@@ -258,6 +268,41 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                   sizers=sizers, graph_request_interval=settings["graph_request_interval"],
                   watch=settings["watch"], probation=float(_probation),
                   max_overhead=settings["max_overhead"], warn_after=settings["warn_after"])
+
+
+def _bytes(value, name):
+    """A byte count: 524288, "512KiB", "512k", "1MiB", "1m"; 0 or more."""
+    text = str(value).strip().lower().replace(" ", "")
+    units = (("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("k", 1 << 10),
+             ("m", 1 << 20), ("g", 1 << 30), ("b", 1), ("", 1))
+    for suffix, scale in units:
+        if text.endswith(suffix) and text[:len(text) - len(suffix)].isdigit():
+            return int(text[:len(text) - len(suffix)]) * scale
+    raise ValueError("%s=%r is not a number of bytes (as in 524288, 512KiB or 1MiB)"
+                     % (name, value))
+
+
+def start_sampling(mean_bytes=DEFAULT_SAMPLE_BYTES, max_samples=1 << 16, max_stacks=1 << 14):
+    """Starts recording where allocations are made, so that snapshots carry the allocation
+    sites of the live heap (`tidemark sites`). start() does this itself (TIDEMARK_SAMPLE_BYTES).
+
+    Allocations are sampled by bytes, one per `mean_bytes` allocated on average (exponential
+    gaps, as Go's and tcmalloc's heap profilers do): an allocation of s bytes is sampled with
+    probability 1 - exp(-s / mean_bytes) and stands for 1 / that probability allocations, so the
+    estimates are unbiased. A sampled allocation keeps its Python stack (64 frames at most)
+    until it is freed; at most `max_samples` live samples and `max_stacks` distinct stacks are
+    kept (what does not fit is counted in status()["sampling"]). Works beside tracemalloc and
+    other allocator hooks, started before or after."""
+    mean_bytes = _bytes(mean_bytes, "mean_bytes")
+    if mean_bytes <= 0:
+        raise ValueError("mean_bytes must be at least 1 (stop_sampling() turns sampling off)")
+    _native.start_sampling(mean_bytes=mean_bytes, max_samples=int(max_samples),
+                           max_stacks=int(max_stacks))
+
+
+def stop_sampling():
+    """Stops recording allocation sites and forgets the samples."""
+    _native.stop_sampling()
 
 
 def _check_endpoint(endpoint, name):
@@ -360,13 +405,18 @@ def _report_trouble(message):
 
 
 def stop():
-    """Stops the reporter thread (sending what it can within a bounded linger)."""
+    """Stops the reporter thread (sending what it can within a bounded linger) and the
+    allocation sampler."""
     _native.stop()
+    _native.stop_sampling()
 
 
 def status():
-    """The agent's figures: running, taken, sent, delivered, dropped, last pause, ..."""
-    return _native.status()
+    """The agent's figures: running, taken, sent, delivered, dropped, last pause, ..., and
+    "sampling": the allocation sampler's (on, mean_bytes, live_samples, dropped_samples, ...)."""
+    figures = _native.status()
+    figures["sampling"] = _native.sampling_status()
+    return figures
 
 
 def trigger():
