@@ -235,6 +235,7 @@ void PrintAlert(const diff::Alert& a, const Flags& flags, std::ostream& out) {
       out << " " << t.type << " " << SignedSize(flags, t.bytes_per_hour) << "/h;";
     out << "\n";
   }
+  if (!a.site.empty()) out << "  allocated: " << a.site << "\n";
   if (!a.note.empty()) out << "  note: " << a.note << "\n";
   for (const std::string& command : a.EvidenceCommands()) out << "  evidence: " << command << "\n";
   out << "  agents:";

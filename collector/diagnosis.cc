@@ -45,7 +45,7 @@ std::vector<diff::Cause> Causes(const analysis::GraphDiffResult& r,
     std::string key = diff::CauseKey(d.holders);
     if (key.empty()) continue;
     out.push_back({g.type, std::move(key), std::move(d.type), std::move(d.holders), graphs,
-                   std::move(d.note)});
+                   std::move(d.note), ""});
   }
   return out;
 }

@@ -16,6 +16,7 @@ struct Diagnosis {
   std::vector<diff::HeldBy> holders;
   std::string type;  // What the leak is made of (Alert::holders_type); "" if nothing is new.
   std::string note;
+  std::string site;  // Where the new objects were allocated (diff::GrowthSiteLine), or "".
 };
 
 // `alert_type`'s group of new objects (else the largest group) and its holders. `grew`: the

@@ -250,6 +250,7 @@ json AlertmanagerAlert(const json& alert, const std::string& event) {
     annotations["held_by"] = holders.at(0).value("path", "");
     annotations["holders"] = holders.dump();
   }
+  if (!alert.value("site", "").empty()) annotations["site"] = alert.value("site", "");
   const json& evidence = alert.value("evidence", json::array());
   if (!evidence.empty()) {
     std::string commands;

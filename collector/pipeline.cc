@@ -12,6 +12,7 @@
 #include "collector/growth_metrics.h"
 #include "collector/reports.h"
 #include "diff/json.h"
+#include "diff/sites.h"
 #include "snapshot/clock.h"
 #include "snapshot/wire.h"
 #include "store/store.h"
@@ -297,7 +298,9 @@ void Pipeline::Investigate(int64_t now) {
   }
   for (Investigator::Failure& f : progress.failed) {
     spdlog::warn("what holds {} is unknown: {}", f.alert_id, f.note);
-    FinishInvestigation(f.alert_id, {}, "", std::move(f.note), {}, now);
+    Diagnosis nothing;
+    nothing.note = std::move(f.note);
+    FinishInvestigation(f.alert_id, std::move(nothing), {}, now);
   }
   for (diff::Alert& alert : progress.release) {
     {
@@ -327,15 +330,14 @@ bool Pipeline::GrewSince(const std::string& agent, const std::string& type, int6
   return false;
 }
 
-void Pipeline::FinishInvestigation(const std::string& alert_id, std::vector<diff::HeldBy> holders,
-                                   std::string holders_type, std::string note,
+void Pipeline::FinishInvestigation(const std::string& alert_id, Diagnosis found,
                                    std::vector<std::string> graphs, int64_t now,
                                    std::vector<diff::Cause> causes) {
   std::optional<diff::Alert> alert;
   {
     std::lock_guard lock(state_mutex_);
-    if (detector_.SetHolders(alert_id, holders_type, std::move(holders), std::move(note),
-                             std::move(graphs), now)) {
+    if (detector_.SetHolders(alert_id, found.type, std::move(found.holders), std::move(found.note),
+                             std::move(graphs), std::move(found.site), now)) {
       // What holds each growing type: a type under another holder than this alert's becomes
       // an alert of its own.
       detector_.SetCauses(detector_.active().at(alert_id).service, std::move(causes), now);
@@ -401,14 +403,18 @@ void Pipeline::MakeReport(const config::ScheduleConfig& s, int64_t created_ns) {
 
 // Diffs an investigation's two graphs and attaches what holds its type's growth to the alert.
 void Pipeline::DiffGraphs(Investigator::GraphPair pair, int64_t now) {
-  auto load = [](std::string& message) -> snapshot::Result<analysis::HeapGraph> {
+  // The allocation sites are read before the graph takes the snapshot over.
+  auto load = [](std::string& message,
+                 std::vector<diff::SiteRow>& sites) -> snapshot::Result<analysis::HeapGraph> {
     auto decoded = snapshot::Decode(message);
     std::string().swap(message);
     if (!decoded) return std::unexpected(decoded.error());
+    sites = diff::SiteRows(*decoded);
     return analysis::HeapGraph::Load(std::move(*decoded));
   };
-  auto first = load(pair.first);
-  auto second = load(pair.second);
+  std::vector<diff::SiteRow> first_sites, second_sites;
+  auto first = load(pair.first, first_sites);
+  auto second = load(pair.second, second_sites);
   Diagnosis found;
   std::vector<diff::Cause> causes;
   if (!first || !second) {
@@ -422,12 +428,18 @@ void Pipeline::DiffGraphs(Investigator::GraphPair pair, int64_t now) {
     graph_diffs_.fetch_add(1, std::memory_order_relaxed);
     const bool capped = first->refs_capped() || second->refs_capped();
     found = Diagnose(r, pair.type, pair.grew, capped);
+    found.site = diff::GrowthSiteLine(first_sites, second_sites,
+                                      found.type.empty() ? pair.type : found.type);
     causes = Causes(r, pair.references, pair.grew, capped);
+    for (diff::Cause& cause : causes) {
+      cause.site = diff::GrowthSiteLine(
+          first_sites, second_sites, cause.holders_type.empty() ? cause.type : cause.holders_type);
+    }
     spdlog::info("{}: {}{}", pair.alert_id, found.note,
                  found.holders.empty() ? "" : "; held by " + found.holders.front().path);
   }
-  FinishInvestigation(pair.alert_id, std::move(found.holders), std::move(found.type),
-                      std::move(found.note), std::move(pair.references), now, std::move(causes));
+  FinishInvestigation(pair.alert_id, std::move(found), std::move(pair.references), now,
+                      std::move(causes));
 }
 
 void Pipeline::RunSchedules(int64_t now) {

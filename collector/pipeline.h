@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "collector/diagnosis.h"
 #include "collector/investigator.h"
 #include "collector/notifier.h"
 #include "collector/record_journal.h"
@@ -82,8 +83,7 @@ class Pipeline {
   void RunSchedules(int64_t now);
   void MakeReport(const config::ScheduleConfig& schedule, int64_t created_ns);
   void DiffGraphs(Investigator::GraphPair pair, int64_t now);
-  void FinishInvestigation(const std::string& alert_id, std::vector<diff::HeldBy> holders,
-                           std::string holders_type, std::string note,
+  void FinishInvestigation(const std::string& alert_id, Diagnosis found,
                            std::vector<std::string> graphs, int64_t now,
                            std::vector<diff::Cause> causes = {});
   void Emit(const diff::Alert& alert, const std::string& event, bool notify);

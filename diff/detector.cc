@@ -110,6 +110,7 @@ std::string Alert::Summary() const {
       break;
   }
   if (!holders.empty()) line += "; held by " + holders.front().path;
+  if (!site.empty()) line += "; " + site;
   return line;
 }
 
@@ -211,6 +212,7 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
           c.alert.holders_type = cause->holders_type;
           c.alert.graphs = cause->graphs;
           c.alert.note = cause->note;
+          c.alert.site = cause->site;
         }
         c.alert.kind = AlertKind::kLeak;
         c.alert.rule = rule.name;
@@ -463,13 +465,14 @@ void Detector::Restore(std::vector<Alert> firing) {
 
 bool Detector::SetHolders(const std::string& id, const std::string& type,
                           std::vector<HeldBy> holders, std::string note,
-                          std::vector<std::string> graphs, int64_t now_ns) {
+                          std::vector<std::string> graphs, std::string site, int64_t now_ns) {
   auto it = active_.find(id);
   if (it == active_.end()) return false;
   it->second.holders_type = type;
   it->second.holders = std::move(holders);
   it->second.note = std::move(note);
   it->second.graphs = std::move(graphs);
+  it->second.site = std::move(site);
   it->second.cause = CauseKey(it->second.holders);
   it->second.updated_ns = now_ns;
   return true;

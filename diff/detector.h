@@ -109,6 +109,7 @@ struct Cause {
   std::vector<HeldBy> holders;
   std::vector<std::string> graphs;
   std::string note;
+  std::string site;  // Where the new objects were allocated (diff/sites.h GrowthSiteLine).
 };
 
 // The key of a list of holders: the first one's path, else its description; "" if none.
@@ -142,6 +143,10 @@ struct Alert {
   std::vector<std::string> graphs;
   std::string note;   // Why it resolved, or what is missing ("graph snapshots not requested").
   std::string cause;  // Leak: CauseKey(holders) once known.
+  // Where the new objects were allocated, from the graphs' sampled allocation sites: "92% of
+  // the new myapp.Session bytes were allocated at myapp/auth.py:42 in login (called from
+  // ...)"; "" when the agent was not sampling or no site of the type grew.
+  std::string site;
 
   std::string Summary() const;  // One line for people: what, where, how fast.
   // The commands that open the evidence: `tidemark gdiff FIRST SECOND`, `tidemark why SECOND
@@ -175,7 +180,8 @@ class Detector {
   // The collector attaches what holds the growth, and the graph snapshots that say so; false
   // if the alert is not active.
   bool SetHolders(const std::string& id, const std::string& type, std::vector<HeldBy> holders,
-                  std::string note, std::vector<std::string> graphs, int64_t now_ns);
+                  std::string note, std::vector<std::string> graphs, std::string site,
+                  int64_t now_ns);
 
   // What holds each type's new objects in `service`, from an investigation's graph diff (set
   // the investigated alert's holders first: its holder decides which types stay with it). Kept

@@ -92,7 +92,8 @@ json ToJson(const Alert& a) {
               {"holders", holders},
               {"graphs", a.graphs},
               {"evidence", a.EvidenceCommands()},
-              {"note", a.note}};
+              {"note", a.note},
+              {"site", a.site}};
   if (a.fired_ns) out["fired"] = Rfc3339(a.fired_ns);
   if (a.resolved_ns) out["resolved"] = Rfc3339(a.resolved_ns);
   return out;
@@ -137,6 +138,7 @@ std::expected<Alert, std::string> AlertFromJson(const json& j) {
                            h.at("count").get<uint64_t>(), h.at("bytes").get<uint64_t>()});
     }
     a.note = j.at("note").get<std::string>();
+    a.site = j.value("site", "");  // Journals written before allocation sites have none.
     if (a.kind == AlertKind::kLeak) a.cause = CauseKey(a.holders);
     // Journals written before graphs were recorded have none.
     a.graphs = j.value("graphs", std::vector<std::string>{});

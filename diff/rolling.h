@@ -111,7 +111,7 @@ class RollingState {
     // The slot of the i-th type of the previous summary: agents list types in a stable order,
     // so a name compare usually replaces a hash lookup.
     std::vector<uint32_t> order_;
-    size_t accounted_ = 0;                   // Its share of memory_bytes().
+    size_t accounted_ = 0;                 // Its share of memory_bytes().
     std::list<Agent*>::iterator recency_;  // Its place in RollingState::recency_.
     size_t MemoryBytes() const;
     void Rehash();

@@ -187,8 +187,8 @@ class PipelineTest(unittest.TestCase):
                 pass
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def app(self, mode, endpoint, seconds):
-        env = dict(os.environ)
+    def app(self, mode, endpoint, seconds, env=None):
+        env = dict(os.environ, **(env or {}))
         env["PYTHONPATH"] = self.workdir + os.pathsep + env.get("PYTHONPATH", "")
         env["TIDEMARK_GRAPH_REQUEST_INTERVAL"] = "0.5"
         proc = subprocess.Popen([sys.executable, "-c", RUNNER, mode, endpoint, str(seconds)],
@@ -209,7 +209,7 @@ class PipelineTest(unittest.TestCase):
         self.cleanup.append(lambda: d.kill() if d.proc.poll() is None else None)
         return d
 
-    def test_two_independent_leaks_in_one_process_are_two_alerts_each_naming_its_holder(self):
+    def test_two_independent_leaks_in_one_process_are_two_alerts_each_naming_holder_and_site(self):
         receiver = Receiver()
         self.cleanup.append(receiver.close)
         daemon = self.daemon(FAST_RULE + """
@@ -225,7 +225,8 @@ class PipelineTest(unittest.TestCase):
         kind = "webhook"
         url = "%s"
         """ % receiver.url)
-        self.app("two", daemon.endpoint, 120)
+        # Sampling often enough that a few seconds of growth are sampled.
+        self.app("two", daemon.endpoint, 120, env={"TIDEMARK_SAMPLE_BYTES": "2KiB"})
 
         expected = {"leak/fast/two", "leak/fast/two/leakyapp.JOBS"}
 
@@ -248,6 +249,16 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(jobs["holders"][0]["path"], "leakyapp.JOBS", jobs["note"])
         self.assertEqual(len(jobs["graphs"]), 2, jobs)
         self.assertNotIn("leakyapp.Job", [t["type"] for t in orders["top_growing"]])
+        # Each names the line that allocated its objects.
+        lines = APP.splitlines()
+        order_line = lines.index("                ORDERS.append(Order(n))", lines.index(
+            '        elif mode == "two":')) + 1
+        job_line = lines.index("                JOBS[n] = Job(n)") + 1
+        self.assertRegex(orders["site"], r"^\d+%% of the new leakyapp.Order bytes were allocated "
+                         r"at .*leakyapp.py:%d in main \(called from " % order_line)
+        self.assertRegex(jobs["site"], r"^\d+%% of the new leakyapp.Job bytes were allocated "
+                         r"at .*leakyapp.py:%d in main \(called from " % job_line)
+        self.assertIn(orders["site"], orders["summary"])
         self.assertEqual(daemon.stop(), 0)
 
     def test_leak_alert_names_type_rate_and_holder_while_plateau_and_sawtooth_stay_quiet(self):

@@ -346,13 +346,19 @@ TEST(Detector, TwoLeaksUnderDifferentHoldersAreTwoAlertsEachWithItsHolder) {
         return std::vector<HeldBy>{{"dict@0x10", path, 100, 4096}};
       };
       ASSERT_TRUE(sim.detector.SetHolders(base, "app.Order", holder("app.ORDERS"), "",
-                                          {"a:1", "a:2"}, kT0 + t));
+                                          {"a:1", "a:2"}, "orders site", kT0 + t));
       sim.detector.SetCauses(
           "api",
-          {{"app.Order", "app.ORDERS", "app.Order", holder("app.ORDERS"), {"a:1", "a:2"}, ""},
+          {{"app.Order", "app.ORDERS", "app.Order", holder("app.ORDERS"), {"a:1", "a:2"}, "", ""},
            // Objects both leaks refer to are held by what holds both: still the first leak.
-           {"str", "app", "str", holder("app"), {"a:1", "a:2"}, ""},
-           {"app.Job", "app.QUEUE", "app.Job", holder("app.QUEUE"), {"a:1", "a:2"}, "jobs"}},
+           {"str", "app", "str", holder("app"), {"a:1", "a:2"}, "", ""},
+           {"app.Job",
+            "app.QUEUE",
+            "app.Job",
+            holder("app.QUEUE"),
+            {"a:1", "a:2"},
+            "jobs",
+            "jobs site"}},
           kT0 + t);
     }
   }
@@ -373,6 +379,9 @@ TEST(Detector, TwoLeaksUnderDifferentHoldersAreTwoAlertsEachWithItsHolder) {
   ASSERT_EQ(jobs->holders.size(), 1u);
   EXPECT_EQ(jobs->holders.front().path, "app.QUEUE");
   EXPECT_EQ(jobs->note, "jobs");
+  EXPECT_EQ(jobs->site, "jobs site");  // Each alert names its own allocation site.
+  EXPECT_EQ(fired[base]->site, "orders site");
+  EXPECT_NE(fired[base]->Summary().find("; orders site"), std::string::npos);
   EXPECT_EQ(jobs->graphs, (std::vector<std::string>{"a:1", "a:2"}));
   for (const TypeGrowthRow& row : jobs->top_growing) EXPECT_NE(row.type, "app.Order");
 }
@@ -380,7 +389,7 @@ TEST(Detector, TwoLeaksUnderDifferentHoldersAreTwoAlertsEachWithItsHolder) {
 TEST(Detector, CausesPerServiceAreBoundedAndExpire) {
   Detector detector;
   for (size_t i = 0; i < Detector::kMaxCausesPerService + 5; ++i) {
-    detector.SetCauses("api", {{"t" + std::to_string(i), "app.X", "", {}, {}, ""}},
+    detector.SetCauses("api", {{"t" + std::to_string(i), "app.X", "", {}, {}, "", ""}},
                        kT0 + static_cast<int64_t>(i));
   }
   EXPECT_EQ(detector.cause_count("api"), Detector::kMaxCausesPerService);

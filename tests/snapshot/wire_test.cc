@@ -170,6 +170,71 @@ TEST(Wire, OwnershipNamingMissingObjectsOrNamesIsRejected) {
       << r.error().message;
 }
 
+// A snapshot with the sampler's allocation sites: two stacks, a row of no object.
+void AddSites(Snapshot& s) {
+  Sites& sites = s.sites;
+  sites.recorded = true;
+  sites.mean_bytes = 524288;
+  sites.live_samples = 3;
+  sites.dropped_samples = 1;
+  sites.restarts = 2;
+  sites.strings = {"app.py", "login", "<module>"};
+  sites.frames = {{0, 1, 42}, {0, 2, 7}};
+  sites.stacks = {{0, 1}, {}};
+  sites.rows = {{0, 0, 1 << 20, 300}, {Sites::kNoObject, 1, 4096, 2}};
+}
+
+TEST(Wire, AllocationSitesRoundTripInSummariesAndGraphs) {
+  Snapshot summary = MakeSummary();
+  AddSites(summary);
+  auto decoded = Decode(*Encode(summary));
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_TRUE(decoded->sites.recorded);
+  EXPECT_EQ(decoded->sites.mean_bytes, 524288u);
+  EXPECT_EQ(decoded->sites.dropped_samples, 1u);
+  EXPECT_EQ(decoded->sites.restarts, 2u);
+  EXPECT_EQ(decoded->sites.strings, summary.sites.strings);
+  EXPECT_EQ(decoded->sites.frames, summary.sites.frames);
+  EXPECT_EQ(decoded->sites.stacks, summary.sites.stacks);
+  EXPECT_EQ(decoded->sites.rows, summary.sites.rows);
+
+  Snapshot graph = MakeOwnedGraph();
+  AddSites(graph);
+  graph.graph.object_sites = {{0, 0}, {2, 1}};
+  decoded = Decode(*Encode(graph));
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->graph.object_sites, graph.graph.object_sites);
+  EXPECT_FALSE(Decode(*Encode(MakeSummary()))->sites.recorded);  // Not sampling: no sites.
+}
+
+TEST(Wire, SitesNamingMissingStacksFramesTypesOrObjectsAreRejected) {
+  auto rejected = [](Snapshot s, const std::string& what) {
+    auto r = Decode(*Encode(s));
+    ASSERT_FALSE(r) << what;
+    EXPECT_NE(r.error().message.find(what), std::string::npos) << r.error().message;
+  };
+  Snapshot s = MakeSummary();
+  AddSites(s);
+  s.sites.rows.push_back({0, 9, 1, 1});
+  rejected(s, "missing stack");
+  s = MakeSummary();
+  AddSites(s);
+  s.sites.rows.push_back({77, 0, 1, 1});
+  rejected(s, "names type 77");
+  s = MakeSummary();
+  AddSites(s);
+  s.sites.stacks.push_back({5});
+  rejected(s, "missing frame");
+  s = MakeSummary();
+  AddSites(s);
+  s.sites.frames.push_back({9, 0, 1});
+  rejected(s, "missing string");
+  s = MakeOwnedGraph();
+  AddSites(s);
+  s.graph.object_sites = {{99, 0}};
+  rejected(s, "missing object");
+}
+
 // Objects laid out far from their walk-order neighbours but next to the object that first
 // refers to them: the encoder codes addresses against that object, and must decode back.
 TEST(Wire, ChurnedGraphRoundTripsThroughDiscovererAddressCoding) {
