@@ -51,6 +51,15 @@ snapshot::Snapshot Graph() {
   g.attribute_names = {"key", "first"};
   g.attribute_keys = {{2, 0}};
   g.attributes = {{0, 3, 1}};
+  auto& sites = s.sites;  // Allocation sites: a sampled str, a buffer with no Python stack.
+  sites.recorded = true;
+  sites.mean_bytes = 524288;
+  sites.live_samples = 2;
+  sites.strings = {"app.py", "load", "<module>"};
+  sites.frames = {{0, 1, 12}, {0, 2, 3}};
+  sites.stacks = {{0, 1}, {}};
+  sites.rows = {{2, 0, 600000, 9000}, {snapshot::Sites::kNoObject, 1, 524288, 1}};
+  g.object_sites = {{3, 0}};
   return s;
 }
 
