@@ -1,6 +1,8 @@
 #include "agent/sample_table.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <new>
 
 namespace tidemark::agent {
@@ -76,7 +78,34 @@ bool SampleTable::Insert(uint64_t address, uint64_t size, uint32_t stack) {
   while (slots_[i].address != 0) i = (i + 1) & mask_;
   slots_[i] = {address, size, stack};
   ++count_;
+  SetFilterBit(address);
+  if (filter_sets_ > 4 * count_ + 4096) RebuildFilter();
   return true;
+}
+
+bool SampleTable::Erase(uint64_t address, Sample* removed) {
+  if (!MayContain(address)) return false;
+  for (size_t i = Home(address); slots_[i].address != 0; i = (i + 1) & mask_) {
+    if (slots_[i].address == address) {
+      *removed = slots_[i];
+      RemoveAt(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+void SampleTable::SetFilterBit(uint64_t address) {
+  const size_t f = FilterBit(address);
+  filter_[f >> 6] |= uint64_t{1} << (f & 63);
+  ++filter_sets_;
+}
+
+void SampleTable::RebuildFilter() {
+  std::fill(std::begin(filter_), std::end(filter_), 0);
+  filter_sets_ = 0;
+  for (size_t i = 0; i < capacity_; ++i)
+    if (slots_[i].address != 0) SetFilterBit(slots_[i].address);
 }
 
 bool SampleTable::Grow() {
@@ -122,6 +151,7 @@ void SampleTable::Clear(const std::function<void(const Sample&)>& removed) {
     slots_[i] = {};
   }
   count_ = 0;
+  RebuildFilter();
 }
 
 }  // namespace tidemark::agent

@@ -3,9 +3,12 @@
 // an opaque code pointer and an instruction offset.
 //
 // SampleTable is on the path of every free() of the hooked allocator domains, so a lookup of
-// an address that was never sampled costs one hash and, nearly always, one empty slot: open
-// addressing with linear probing, at most half full, deletion by backward shift (no
-// tombstones). Its array is allocated with calloc, never through the allocator it watches.
+// an address that was never sampled must cost next to nothing: it tests one bit of an 8 KiB
+// filter (a bit per hash of the addresses inserted since the filter was last rebuilt; it stays
+// in the L1 cache) and, past it, probes the table: open addressing with linear probing, at
+// most half full, deletion by backward shift (no tombstones). Erasing leaves filter bits set;
+// the filter is rebuilt from the table once the bits set since the last rebuild outnumber
+// four times the live samples, so it stays sparse at an amortized constant cost per insert. Its array is allocated with calloc, never through the allocator it watches.
 // Both tables are bounded; an allocation or stack past the bound is counted, not kept.
 //
 // Thread-safety: none. The sampler calls them with the GIL held (the hooked domains require
@@ -82,21 +85,15 @@ class SampleTable {
   // cannot grow. REQUIRES: address != 0 and not in the table.
   bool Insert(uint64_t address, uint64_t size, uint32_t stack);
 
-  // Removes the sample at `address`, if any, into *removed. The common case (never sampled)
-  // returns false after one probe.
-  bool Erase(uint64_t address, Sample* removed) {
+  // False when `address` is surely not in the table: the common case, one filter bit.
+  bool MayContain(uint64_t address) const {
     if (count_ == 0) return false;
-    size_t i = Home(address);
-    while (slots_[i].address != 0) {
-      if (slots_[i].address == address) {
-        *removed = slots_[i];
-        RemoveAt(i);
-        return true;
-      }
-      i = (i + 1) & mask_;
-    }
-    return false;
+    const size_t f = FilterBit(address);
+    return (filter_[f >> 6] & (uint64_t{1} << (f & 63))) != 0;
   }
+
+  // Removes the sample at `address`, if any, into *removed.
+  bool Erase(uint64_t address, Sample* removed);
 
   template <typename F>
   void ForEach(F&& f) const {
@@ -116,8 +113,17 @@ class SampleTable {
   size_t Home(uint64_t address) const {
     return static_cast<size_t>(((address >> 4) * 0x9E3779B97F4A7C15ull) >> shift_) & mask_;
   }
+  static size_t FilterBit(uint64_t address) {
+    return static_cast<size_t>(((address >> 4) * 0xC2B2AE3D27D4EB4Full) >> (64 - kFilterShift));
+  }
+  void SetFilterBit(uint64_t address);
+  void RebuildFilter();
   void RemoveAt(size_t i);
   bool Grow();
+
+  static constexpr int kFilterShift = 16;  // 2^16 bits: 8 KiB.
+  uint64_t filter_[(size_t{1} << kFilterShift) / 64] = {};
+  size_t filter_sets_ = 0;  // Bits set since the last rebuild.
 
   size_t max_samples_;
   Sample* slots_ = nullptr;

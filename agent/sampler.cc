@@ -49,11 +49,15 @@ int64_t NextGap() {
   return gap < 1 ? 1 : gap > 4e18 ? kNever : static_cast<int64_t>(gap);
 }
 
-void Forget(uint64_t address) {
+__attribute__((noinline)) void ForgetSampled(uint64_t address) {
   SampleTable::Sample removed;
   if (g.samples->Erase(address, &removed) && removed.stack != StackTable::kNoStack) {
     g.stacks->Release(removed.stack);
   }
+}
+
+inline void Forget(uint64_t address) {
+  if (g.samples->MayContain(address)) ForgetSampled(address);
 }
 
 // The slow path: this allocation is sampled. Runs inside the allocator: allocates nothing
@@ -83,34 +87,54 @@ __attribute__((noinline)) void Sample(void* p, size_t size) {
   }
 }
 
-inline void Count(void* p, size_t size) {
+// The hooks. An allocation that is not sampled only moves the countdown and tail-calls the
+// previous allocator; a free that was never sampled tests one filter bit and tail-calls it.
+// The sampled path is out of line.
+inline bool Due(size_t size) {
   g.countdown -= static_cast<int64_t>(size);
-  if (__builtin_expect(g.countdown < 0, 0) && p != nullptr) Sample(p, size);
+  return __builtin_expect(g.countdown < 0, 0);
+}
+
+__attribute__((noinline)) void* SampledMalloc(const Domain* d, size_t size) {
+  void* p = d->previous.malloc(d->previous.ctx, size);
+  if (p != nullptr) Sample(p, size);  // Else the next allocation is the one sampled.
+  return p;
 }
 
 void* Malloc(void* ctx, size_t size) {
   const Domain* d = static_cast<Domain*>(ctx);
-  void* p = d->previous.malloc(d->previous.ctx, size);
-  Count(p, size);
+  if (Due(size)) return SampledMalloc(d, size);
+  return d->previous.malloc(d->previous.ctx, size);
+}
+
+__attribute__((noinline)) void* SampledCalloc(const Domain* d, size_t nelem, size_t elsize) {
+  void* p = d->previous.calloc(d->previous.ctx, nelem, elsize);
+  if (p != nullptr) Sample(p, nelem * elsize);
   return p;
 }
 
 void* Calloc(void* ctx, size_t nelem, size_t elsize) {
   const Domain* d = static_cast<Domain*>(ctx);
-  void* p = d->previous.calloc(d->previous.ctx, nelem, elsize);
   size_t size;
-  if (!__builtin_mul_overflow(nelem, elsize, &size)) Count(p, size);
+  if (!__builtin_mul_overflow(nelem, elsize, &size) && Due(size)) {
+    return SampledCalloc(d, nelem, elsize);
+  }
+  return d->previous.calloc(d->previous.ctx, nelem, elsize);
+}
+
+__attribute__((noinline)) void* SampledRealloc(const Domain* d, void* old, size_t size) {
+  void* p = d->previous.realloc(d->previous.ctx, old, size);
+  if (p != nullptr) Sample(p, size);
   return p;
 }
 
 void* Realloc(void* ctx, void* old, size_t size) {
   const Domain* d = static_cast<Domain*>(ctx);
-  void* p = d->previous.realloc(d->previous.ctx, old, size);
-  if (p == nullptr) return p;  // `old` is unchanged.
-  // A new block as far as sampling goes: a fresh draw for the new size, the old one forgotten.
+  // A new block as far as sampling goes: the old one is forgotten (even if the realloc fails,
+  // which leaves it in place unsampled), and the new size is a fresh draw.
   if (old != nullptr) Forget(reinterpret_cast<uintptr_t>(old));
-  Count(p, size);
-  return p;
+  if (Due(size)) return SampledRealloc(d, old, size);
+  return d->previous.realloc(d->previous.ctx, old, size);
 }
 
 void Free(void* ctx, void* p) {

@@ -10,6 +10,7 @@
 
 #include "agent/address_tables.h"
 #include "agent/sampler.h"
+#include "snapshot/names.h"
 
 namespace tidemark::agent {
 
@@ -47,15 +48,6 @@ void AppendUtf8(PyObject* str, size_t max_chars, std::string* out) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A Python identifier (ASCII rules; any non-ASCII character allowed, as PEP 3131 mostly does).
-bool IsIdentifier(const std::string& s) {
-  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           static_cast<unsigned char>(c) >= 0x80;
-  });
-}
 
 enum class Sizer : uint8_t { kDefault, kInt, kStr, kList, kDict, kSet, kCMethod };
 enum class Length : uint8_t { kNone, kStr, kVar, kList, kDict, kSet };
@@ -642,7 +634,7 @@ class Walker {
     if (!inserted) return it->second;
     std::string text;
     AppendUtf8(key, 200, &text);
-    if (!options_.values && !IsIdentifier(text)) return kNoName;
+    if (!options_.values && !snapshot::IsIdentifier(text)) return kNoName;
     auto& names = out_->graph.attribute_names;
     it->second = static_cast<uint32_t>(names.size());
     names.push_back(std::move(text));

@@ -6,6 +6,8 @@
 #include <deque>
 #include <unordered_map>
 
+#include "snapshot/names.h"
+
 namespace tidemark::analysis {
 namespace {
 
@@ -13,14 +15,6 @@ std::string Hex(uint64_t address) {
   char out[24];
   std::snprintf(out, sizeof out, "0x%" PRIx64, address);
   return out;
-}
-
-bool IsIdentifier(std::string_view s) {
-  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           static_cast<unsigned char>(c) >= 0x80;
-  });
 }
 
 std::string Quoted(std::string_view s) {
@@ -50,7 +44,7 @@ std::string KeyText(const HeapGraph& g, uint32_t key) {
 // A recorded attribute name: .name, or <attribute 'x-y'> for a name Python spells only with
 // getattr.
 std::string AttributeText(std::string_view name) {
-  if (IsIdentifier(name)) return "." + std::string(name);
+  if (snapshot::IsIdentifier(name)) return "." + std::string(name);
   return "<attribute " + Quoted(name) + ">";
 }
 
@@ -122,7 +116,8 @@ std::string EdgeName(const HeapGraph& g, uint32_t parent, size_t position) {
     if (position < dict_refs) {
       if (auto name = g.attribute_key(key)) return AttributeText(*name);
       auto v = g.value(key);  // Format 1: the key's value, when captured.
-      if (v && g.type_name(key) == "str" && IsIdentifier(*v)) return "." + std::string(*v);
+      if (v && g.type_name(key) == "str" && snapshot::IsIdentifier(*v))
+        return "." + std::string(*v);
     }
     return "[" + KeyText(g, key) + "]";
   }

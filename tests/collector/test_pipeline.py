@@ -33,6 +33,12 @@ class Order(object):
         self.order_id = order_id
         self.lines = None
 
+class Record(object):
+    __slots__ = ("record_id", "payload")
+    def __init__(self, record_id, payload):
+        self.record_id = record_id
+        self.payload = payload
+
 class Job(object):
     __slots__ = ("job_id",)
     def __init__(self, job_id):
@@ -40,6 +46,7 @@ class Job(object):
 
 ORDERS = []   # leak: every order ever seen
 JOBS = {}     # two: a second, independent leak beside ORDERS
+RECORDS = []  # records: each Record holds a 200-byte payload, which grows fastest
 CACHE = {}    # warm: fills to its bound, then stays
 BATCH = []    # saw: fills, then is cleared
 
@@ -61,6 +68,10 @@ def main(mode, endpoint, seconds):
                 n += 1
                 ORDERS.append(Order(n))
                 JOBS[n] = Job(n)
+        elif mode == "records":
+            while n < int(%(rate)d * (tick - start)):
+                n += 1
+                RECORDS.append(Record(n, bytes(200)))
         elif mode == "warm":
             if len(CACHE) < 4000:
                 for _ in range(100):
@@ -259,6 +270,43 @@ class PipelineTest(unittest.TestCase):
         self.assertRegex(jobs["site"], r"^\d+%% of the new leakyapp.Job bytes were allocated "
                          r"at .*leakyapp.py:%d in main \(called from " % job_line)
         self.assertIn(orders["site"], orders["summary"])
+        self.assertEqual(daemon.stop(), 0)
+
+    def test_a_leak_of_records_holding_payloads_is_headed_by_the_record_not_the_payload(self):
+        receiver = Receiver()
+        self.cleanup.append(receiver.close)
+        daemon = self.daemon(FAST_RULE + """
+        [native]
+        enabled = false
+        window = "8s"
+        [investigate]
+        gap = "1s"
+        min_interval = "1m"
+        wait = "15s"
+        [[hooks]]
+        name = "receiver"
+        kind = "webhook"
+        url = "%s"
+        """ % receiver.url)
+        self.app("records", daemon.endpoint, 120, env={"TIDEMARK_SAMPLE_BYTES": "2KiB"})
+
+        def fired():
+            return [d["alert"] for d in alerts_in(receiver.documents())
+                    if d["event"] == "firing" and d["alert"]["kind"] == "leak"]
+        try:
+            wait_for(fired, 90, "a firing leak alert")
+        except AssertionError:
+            raise AssertionError("tidemarkd said:\n%s" % "\n".join(daemon.log()))
+        alert = fired()[0]
+        # The payload grows fastest, but the leak is the Records that hold it.
+        self.assertEqual(alert["type"], "bytes", alert)
+        self.assertEqual(alert["holders_type"], "leakyapp.Record", alert["note"])
+        self.assertTrue(alert["summary"].startswith(
+            "leakyapp.Record objects hold the growth: bytes grows"), alert["summary"])
+        self.assertEqual(alert["holders"][0]["path"], "leakyapp.RECORDS", alert["note"])
+        line = APP.splitlines().index("                RECORDS.append(Record(n, bytes(200)))") + 1
+        self.assertRegex(alert["site"], r"^\d+%% of the new leakyapp.Record bytes were "
+                         r"allocated at .*leakyapp.py:%d in main " % line)
         self.assertEqual(daemon.stop(), 0)
 
     def test_leak_alert_names_type_rate_and_holder_while_plateau_and_sawtooth_stay_quiet(self):
