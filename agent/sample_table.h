@@ -8,8 +8,9 @@
 // in the L1 cache) and, past it, probes the table: open addressing with linear probing, at
 // most half full, deletion by backward shift (no tombstones). Erasing leaves filter bits set;
 // the filter is rebuilt from the table once the bits set since the last rebuild outnumber
-// four times the live samples, so it stays sparse at an amortized constant cost per insert. Its array is allocated with calloc, never through the allocator it watches.
-// Both tables are bounded; an allocation or stack past the bound is counted, not kept.
+// four times the live samples, so it stays sparse at an amortized constant cost per insert. Its
+// array is allocated with calloc, never through the allocator it watches. Both tables are bounded;
+// an allocation or stack past the bound is counted, not kept.
 //
 // Thread-safety: none. The sampler calls them with the GIL held (the hooked domains require
 // it), and so do snapshots.

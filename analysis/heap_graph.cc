@@ -15,6 +15,15 @@ void Release(std::vector<T>& v) {
   std::vector<T>().swap(v);
 }
 
+// Gives freed pages back to the system. Needed after Release: once glibc has freed a large
+// mmapped block (the decoder's body buffer) it raises its mmap threshold, so columns of tens
+// of MB come from the heap, and freeing them lowers nothing until the heap is trimmed.
+void ReturnFreedMemory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 template <typename Pairs>
 auto FindSorted(const Pairs& pairs, uint32_t i) {
   auto it = std::lower_bound(pairs.begin(), pairs.end(), i,
@@ -117,10 +126,6 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
   std::sort(g.names.begin(), g.names.end());
   std::sort(g.values.begin(), g.values.end());
   std::sort(g.true_ref_counts.begin(), g.true_ref_counts.end());
-  auto old_refs = [&](uint32_t i) {
-    return std::span<const uint32_t>(g.refs.data() + g.ref_begin[i],
-                                     g.refs.data() + g.ref_begin[i + 1]);
-  };
 
   // Namespaces folded into their owners: as recorded by the agent, or as meliae guesses them.
   std::vector<bool> removed(n, false);
@@ -143,28 +148,36 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
               [&](uint32_t a, uint32_t b) { return g.address[a] < g.address[b]; });
   }
   progress("ordering objects", n, n);
+  const size_t m = order.size();
+  // Column by column, each old one freed as soon as its new one is made: the old and the new
+  // structure never coexist whole, which is what keeps the load's peak down (the index from
+  // old to new numbers is made after, once the columns are smaller).
+  auto gather = [&](auto& to, auto& from) {
+    to.resize(m);
+    for (size_t k = 0; k < m; ++k) to[k] = from[order[k]];
+    Release(from);
+  };
+  for (const auto& [owner, dict] : owner_dict) g.size[owner] += g.size[dict];
+  gather(h.address_, g.address);
+  ReturnFreedMemory();
+  gather(h.type_, g.type);
+  gather(h.length_, g.length);
+  gather(h.size_, g.size);
+  ReturnFreedMemory();
   std::vector<uint32_t> index_of(n, kNone);
-  for (uint32_t k = 0; k < order.size(); ++k) index_of[order[k]] = k;
+  for (uint32_t k = 0; k < m; ++k) index_of[order[k]] = k;
   // A reference to an absorbed dict is a reference to its owner now: it keeps the key, value
   // pairing of the dicts that refer to it (a module's __builtins__ is the builtins' dict).
   for (const auto& [owner, dict] : owner_dict) index_of[dict] = index_of[owner];
-  const size_t m = order.size();
-
-  h.address_.resize(m);
-  h.size_.resize(m);
-  h.type_.resize(m);
-  h.length_.resize(m);
-  for (size_t k = 0; k < m; ++k) {
-    const uint32_t old = order[k];
-    h.address_[k] = g.address[old];
-    h.size_[k] = g.size[old];
-    h.type_[k] = g.type[old];
-    h.length_[k] = g.length[old];
-  }
-  for (const auto& [owner, dict] : owner_dict) h.size_[index_of[owner]] += g.size[dict];
-  Release(g.address);
-  Release(g.type);
-  Release(g.length);
+  // The old offsets in 32 bits (there are fewer than 2^32 references, checked above): the
+  // mapping below keeps less of the old graph alive beside the new.
+  std::vector<uint32_t> old_begin(g.ref_begin.begin(), g.ref_begin.end());
+  Release(g.ref_begin);
+  ReturnFreedMemory();
+  auto old_refs = [&](uint32_t i) {
+    return std::span<const uint32_t>(g.refs.data() + old_begin[i],
+                                     g.refs.data() + old_begin[i + 1]);
+  };
 
   // References, mapped to the new order; an absorbed dict's come first in its owner's.
   h.ref_begin_.resize(m + 1);
@@ -207,10 +220,12 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
     if ((k & 0xFFFFF) == 0) progress("mapping references", k, m);
   }
   h.ref_begin_[m] = static_cast<uint32_t>(h.refs_.size());
-  h.refs_.shrink_to_fit();
+  // Reserved for the old count, which folding only lowers: shrinking would copy every
+  // reference once more at the load's peak, for a few unused entries.
+  if (h.refs_.capacity() - h.refs_.size() > h.refs_.size() / 8) h.refs_.shrink_to_fit();
   Release(g.refs);
-  Release(g.ref_begin);
-  Release(g.size);
+  Release(old_begin);
+  ReturnFreedMemory();
   std::sort(h.absorbed_.begin(), h.absorbed_.end());
   std::sort(h.true_ref_counts_.begin(), h.true_ref_counts_.end());
 
@@ -251,11 +266,7 @@ Result<HeapGraph> HeapGraph::Load(snapshot::Snapshot&& s, const LoadOptions& opt
   Release(index_of);
   h.ComputeRoots(recorded);
   progress("roots", m, m);
-#if defined(__GLIBC__)
-  // The decoded columns were freed above; give their pages back rather than keep a second
-  // graph's worth of memory for the rest of a long-lived process.
-  malloc_trim(0);
-#endif
+  ReturnFreedMemory();  // What the rest of the load freed: not kept for a long-lived process.
   return h;
 }
 

@@ -487,22 +487,65 @@ Result<void> CheckOwnership(const Graph& g, size_t objects) {
   return {};
 }
 
-// Columns as read, before the references and addresses are decoded from them.
+// What the columns' coding needs once every key is read. The columns themselves are decoded
+// into the graph as they are read, without a copy in their coded form: the address column
+// holds its deltas until the end (two's complement), references are made absolute at once
+// (their bases depend only on earlier references), reference counts become offsets at once.
 struct CodedGraph {
   size_t objects = SIZE_MAX;
   int shift = 0;
   AddressBase base = AddressBase::kPrevious;
-  std::vector<int64_t> address_deltas;
-  std::vector<int64_t> ref_deltas;
-  std::vector<uint64_t> nrefs;
+  uint32_t max_ref = 0;  // The largest reference target, checked against the object count.
 };
+
+// nrefs into ref_begin: offsets, ref_begin[i + 1] - ref_begin[i] being object i's count.
+Result<void> ReadRefCounts(MsgpackReader& r, size_t& objects, std::vector<uint64_t>& ref_begin) {
+  TM_TRY(n, r.ReadArrayHeader());
+  if (objects != SIZE_MAX && n != objects) {
+    return Fail("body: column 'nrefs' has " + std::to_string(n) + " entries, expected " +
+                std::to_string(objects));
+  }
+  objects = n;
+  ref_begin.reserve(size_t{n} + 1);
+  ref_begin.push_back(0);
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    auto v = r.ReadUint();
+    if (!v) return Fail(v.error().message + " (column 'nrefs')");
+    if (__builtin_add_overflow(total, *v, &total))
+      return Fail("body: reference counts overflow (column 'nrefs')");
+    ref_begin.push_back(total);
+  }
+  return {};
+}
+
+// refs, each coded as its difference to `fresh` (see PackGraph), made absolute as read.
+Result<void> ReadRefs(MsgpackReader& r, std::vector<uint32_t>& refs, CodedGraph& coded) {
+  TM_TRY(n, r.ReadArrayHeader());
+  refs.reserve(n);
+  int64_t fresh = 0;
+  for (uint32_t k = 0; k < n; ++k) {
+    auto delta = r.ReadInt();
+    if (!delta) return Fail(delta.error().message + " (column 'refs')");
+    // fresh is below 2^32 and |delta| below 2^63: the sum cannot overflow 128 bits.
+    const __int128 wide = static_cast<__int128>(fresh) + *delta;
+    if (wide < 0 || wide > UINT32_MAX) {
+      return Fail("body: reference " + std::to_string(k) + " refers to object " +
+                  (wide < 0 ? std::string("below 0") : std::string("beyond 2^32")));
+    }
+    const auto target = static_cast<uint32_t>(wide);
+    refs.push_back(target);
+    if (target >= fresh) fresh = int64_t{target} + 1;
+    coded.max_ref = std::max(coded.max_ref, target);
+  }
+  return {};
+}
 
 Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, CodedGraph& coded,
                        const DecodeLimits& limits) {
   size_t& objects = coded.objects;
   Graph& g = s.graph;
   auto read_u = [&] { return r.ReadUint(); };
-  auto read_i = [&] { return r.ReadInt(); };
   if (key == "addr_shift") {
     TM_TRY(v, r.ReadUint());
     if (v != 0 && v != 3) return Fail("body: addr_shift must be 0 or 3");
@@ -524,15 +567,17 @@ Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, Code
                                     std::to_string(limits.max_objects));
     }
   }
-  if (key == "addr") return ReadColumn(r, "addr", objects, coded.address_deltas, read_i);
+  if (key == "addr") {
+    return ReadColumn(r, "addr", objects, g.address, [&]() -> Result<uint64_t> {
+      TM_TRY(delta, r.ReadInt());
+      return static_cast<uint64_t>(delta);  // Until every column is read (ResolveAddresses).
+    });
+  }
   if (key == "type") return ReadColumn(r, "type", objects, g.type, read_u);
   if (key == "size") return ReadColumn(r, "size", objects, g.size, read_u);
   if (key == "len") return ReadColumn(r, "len", objects, g.length, read_u);
-  if (key == "nrefs") return ReadColumn(r, "nrefs", objects, coded.nrefs, read_u);
-  if (key == "refs") {
-    size_t any = SIZE_MAX;
-    return ReadColumn(r, "refs", any, coded.ref_deltas, read_i);
-  }
+  if (key == "nrefs") return ReadRefCounts(r, objects, g.ref_begin);
+  if (key == "refs") return ReadRefs(r, g.refs, coded);
   if (key == "true_nrefs" || key == "roots") {
     TM_TRY(n, r.ReadArrayHeader());
     for (uint32_t i = 0; i < n; ++i) {
@@ -578,6 +623,26 @@ Result<void> ReadGraph(MsgpackReader& r, std::string_view key, Snapshot& s, Code
   return r.Skip();
 }
 
+// The address column, read as deltas, made absolute in place: an object's base (the previous
+// object, or its discoverer, always an earlier object) is resolved before it. Bases are shifted
+// values, so the shift is applied once the column is complete.
+void ResolveAddresses(const CodedGraph& coded, Graph& g) {
+  const size_t objects = g.address.size();
+  std::vector<uint32_t> discoverer;
+  if (coded.base == AddressBase::kDiscoverer)
+    discoverer = Discoverers(objects, g.ref_begin, g.refs);
+  for (size_t i = 0; i < objects; ++i) {
+    uint64_t base;
+    if (coded.base == AddressBase::kDiscoverer && discoverer[i] != kNoDiscoverer) {
+      base = g.address[discoverer[i]];
+    } else {
+      base = i == 0 ? 0 : g.address[i - 1];
+    }
+    g.address[i] += base;
+  }
+  for (uint64_t& a : g.address) a <<= coded.shift;
+}
+
 Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& limits) {
   MsgpackReader r(bytes, "body");
   TM_TRY(n, r.ReadMapHeader());
@@ -616,10 +681,8 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
 
   Graph& g = s.graph;
   const size_t objects = coded.objects;
-  const std::vector<uint64_t>& nrefs = coded.nrefs;
-  const std::vector<int64_t>& ref_deltas = coded.ref_deltas;
-  if (objects == SIZE_MAX || coded.address_deltas.size() != objects || g.type.size() != objects ||
-      g.size.size() != objects || g.length.size() != objects || nrefs.size() != objects) {
+  if (objects == SIZE_MAX || g.address.size() != objects || g.type.size() != objects ||
+      g.size.size() != objects || g.length.size() != objects || g.ref_begin.size() != objects + 1) {
     return Fail("body: graph is missing one of the columns addr, type, size, len, nrefs");
   }
   for (size_t i = 0; i < objects; ++i) {
@@ -628,50 +691,20 @@ Result<void> ReadBody(std::string_view bytes, Snapshot& s, const DecodeLimits& l
                   std::to_string(g.type[i]) + " of " + std::to_string(s.types.size()));
     }
   }
-  g.ref_begin.resize(objects + 1);
-  uint64_t total = 0;
-  for (size_t i = 0; i < objects; ++i) {
-    g.ref_begin[i] = total;
-    total += nrefs[i];
-    if (total > ref_deltas.size()) break;
+  if (g.ref_begin[objects] != g.refs.size()) {
+    return Fail("body: reference counts add up to " + std::to_string(g.ref_begin[objects]) +
+                ", refs has " + std::to_string(g.refs.size()));
   }
-  if (total != ref_deltas.size()) {
-    return Fail("body: reference counts add up to " + std::to_string(total) + ", refs has " +
-                std::to_string(ref_deltas.size()));
+  if (!g.refs.empty() && coded.max_ref >= objects) {
+    const auto k = static_cast<uint64_t>(
+        std::find_if(g.refs.begin(), g.refs.end(), [&](uint32_t t) { return t >= objects; }) -
+        g.refs.begin());
+    const auto owner =
+        std::upper_bound(g.ref_begin.begin(), g.ref_begin.end(), k) - g.ref_begin.begin() - 1;
+    return Fail("body: object " + std::to_string(owner) + " refers to object " +
+                std::to_string(g.refs[k]) + " of " + std::to_string(objects));
   }
-  g.ref_begin[objects] = total;
-  g.refs.resize(total);
-  int64_t fresh = 0;
-  for (size_t i = 0; i < objects; ++i) {
-    for (uint64_t k = g.ref_begin[i]; k < g.ref_begin[i + 1]; ++k) {
-      // fresh is below 2^32 and |delta| below 2^63: the sum cannot overflow 128 bits.
-      const __int128 wide = static_cast<__int128>(fresh) + ref_deltas[k];
-      if (wide < 0 || wide >= static_cast<__int128>(objects)) {
-        return Fail(
-            "body: object " + std::to_string(i) + " refers to object " +
-            (wide < 0 ? std::string("below 0") : std::to_string(static_cast<uint64_t>(wide))) +
-            " of " + std::to_string(objects));
-      }
-      const int64_t target = static_cast<int64_t>(wide);
-      g.refs[k] = static_cast<uint32_t>(target);
-      if (target >= fresh) fresh = target + 1;
-    }
-  }
-  std::vector<uint32_t> discoverer;
-  if (coded.base == AddressBase::kDiscoverer)
-    discoverer = Discoverers(objects, g.ref_begin, g.refs);
-  g.address.resize(objects);
-  for (size_t i = 0; i < objects; ++i) {
-    // Bases are shifted values, so the shift is applied once the column is complete.
-    uint64_t base;
-    if (coded.base == AddressBase::kDiscoverer && discoverer[i] != kNoDiscoverer) {
-      base = g.address[discoverer[i]];
-    } else {
-      base = i == 0 ? 0 : g.address[i - 1];
-    }
-    g.address[i] = base + static_cast<uint64_t>(coded.address_deltas[i]);
-  }
-  for (uint64_t& a : g.address) a <<= coded.shift;
+  ResolveAddresses(coded, g);
   for (const auto& [index, count] : g.true_ref_counts) {
     if (index >= objects) return Fail("body: true_nrefs names a missing object");
     (void)count;
