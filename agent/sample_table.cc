@@ -78,8 +78,8 @@ bool SampleTable::Insert(uint64_t address, uint64_t size, uint32_t stack) {
   while (slots_[i].address != 0) i = (i + 1) & mask_;
   slots_[i] = {address, size, stack};
   ++count_;
-  SetFilterBit(address);
-  if (filter_sets_ > 4 * count_ + 4096) RebuildFilter();
+  uint8_t& bucket = filter_[Bucket(address)];
+  if (bucket != UINT8_MAX) ++bucket;
   return true;
 }
 
@@ -89,23 +89,12 @@ bool SampleTable::Erase(uint64_t address, Sample* removed) {
     if (slots_[i].address == address) {
       *removed = slots_[i];
       RemoveAt(i);
+      uint8_t& bucket = filter_[Bucket(address)];
+      if (bucket != UINT8_MAX) --bucket;
       return true;
     }
   }
   return false;
-}
-
-void SampleTable::SetFilterBit(uint64_t address) {
-  const size_t f = FilterBit(address);
-  filter_[f >> 6] |= uint64_t{1} << (f & 63);
-  ++filter_sets_;
-}
-
-void SampleTable::RebuildFilter() {
-  std::fill(std::begin(filter_), std::end(filter_), 0);
-  filter_sets_ = 0;
-  for (size_t i = 0; i < capacity_; ++i)
-    if (slots_[i].address != 0) SetFilterBit(slots_[i].address);
 }
 
 bool SampleTable::Grow() {
@@ -151,7 +140,7 @@ void SampleTable::Clear(const std::function<void(const Sample&)>& removed) {
     slots_[i] = {};
   }
   count_ = 0;
-  RebuildFilter();
+  std::fill(std::begin(filter_), std::end(filter_), 0);
 }
 
 }  // namespace tidemark::agent

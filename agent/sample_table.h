@@ -3,12 +3,12 @@
 // an opaque code pointer and an instruction offset.
 //
 // SampleTable is on the path of every free() of the hooked allocator domains, so a lookup of
-// an address that was never sampled must cost next to nothing: it tests one bit of an 8 KiB
-// filter (a bit per hash of the addresses inserted since the filter was last rebuilt; it stays
-// in the L1 cache) and, past it, probes the table: open addressing with linear probing, at
-// most half full, deletion by backward shift (no tombstones). Erasing leaves filter bits set;
-// the filter is rebuilt from the table once the bits set since the last rebuild outnumber
-// four times the live samples, so it stays sparse at an amortized constant cost per insert. Its
+// an address that was never sampled must cost next to nothing: it reads one byte of a 32 KiB
+// counting filter (how many live samples hash to each of 2^15 buckets; it stays in cache) and
+// only past it probes the table: open addressing with linear probing, at most half full,
+// deletion by backward shift (no tombstones). The counts go down as samples go: a bit filter
+// that kept the bits of freed samples would send every later free of the same address (the
+// allocator hands freed blocks out again at once) to the table. Its
 // array is allocated with calloc, never through the allocator it watches. Both tables are bounded;
 // an allocation or stack past the bound is counted, not kept.
 //
@@ -87,11 +87,7 @@ class SampleTable {
   bool Insert(uint64_t address, uint64_t size, uint32_t stack);
 
   // False when `address` is surely not in the table: the common case, one filter bit.
-  bool MayContain(uint64_t address) const {
-    if (count_ == 0) return false;
-    const size_t f = FilterBit(address);
-    return (filter_[f >> 6] & (uint64_t{1} << (f & 63))) != 0;
-  }
+  bool MayContain(uint64_t address) const { return filter_[Bucket(address)] != 0; }
 
   // Removes the sample at `address`, if any, into *removed.
   bool Erase(uint64_t address, Sample* removed);
@@ -114,17 +110,17 @@ class SampleTable {
   size_t Home(uint64_t address) const {
     return static_cast<size_t>(((address >> 4) * 0x9E3779B97F4A7C15ull) >> shift_) & mask_;
   }
-  static size_t FilterBit(uint64_t address) {
-    return static_cast<size_t>(((address >> 4) * 0xC2B2AE3D27D4EB4Full) >> (64 - kFilterShift));
+  // Blocks are 16-byte aligned; live samples are few and spread over the heap, so the low
+  // bits spread them well enough, at the cost of a shift and a mask.
+  static size_t Bucket(uint64_t address) {
+    return static_cast<size_t>(address >> 4) & ((size_t{1} << kFilterShift) - 1);
   }
-  void SetFilterBit(uint64_t address);
-  void RebuildFilter();
   void RemoveAt(size_t i);
   bool Grow();
 
-  static constexpr int kFilterShift = 16;  // 2^16 bits: 8 KiB.
-  uint64_t filter_[(size_t{1} << kFilterShift) / 64] = {};
-  size_t filter_sets_ = 0;  // Bits set since the last rebuild.
+  static constexpr int kFilterShift = 15;
+  // Live samples per bucket; a count that reached 255 stays there (a bucket always probed).
+  uint8_t filter_[size_t{1} << kFilterShift] = {};
 
   size_t max_samples_;
   Sample* slots_ = nullptr;

@@ -137,9 +137,14 @@ void* Realloc(void* ctx, void* old, size_t size) {
   return d->previous.realloc(d->previous.ctx, old, size);
 }
 
+__attribute__((noinline)) void FreeSampled(const Domain* d, void* p) {
+  if (p != nullptr) ForgetSampled(reinterpret_cast<uintptr_t>(p));
+  d->previous.free(d->previous.ctx, p);
+}
+
 void Free(void* ctx, void* p) {
   const Domain* d = static_cast<Domain*>(ctx);
-  if (p != nullptr) Forget(reinterpret_cast<uintptr_t>(p));
+  if (g.samples->MayContain(reinterpret_cast<uintptr_t>(p))) return FreeSampled(d, p);
   d->previous.free(d->previous.ctx, p);
 }
 
