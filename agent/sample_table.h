@@ -3,8 +3,8 @@
 // an opaque code pointer and an instruction offset.
 //
 // SampleTable is on the path of every free() of the hooked allocator domains, so a lookup of
-// an address that was never sampled must cost next to nothing: it reads one byte of a 32 KiB
-// counting filter (how many live samples hash to each of 2^15 buckets; it stays in cache) and
+// an address that was never sampled must cost next to nothing: it reads one byte of a 4 KiB
+// counting filter (how many live samples hash to each of 2^12 buckets; it stays in L1) and
 // only past it probes the table: open addressing with linear probing, at most half full,
 // deletion by backward shift (no tombstones). The counts go down as samples go: a bit filter
 // that kept the bits of freed samples would send every later free of the same address (the
@@ -118,7 +118,7 @@ class SampleTable {
   void RemoveAt(size_t i);
   bool Grow();
 
-  static constexpr int kFilterShift = 15;
+  static constexpr int kFilterShift = 12;
   // Live samples per bucket; a count that reached 255 stays there (a bucket always probed).
   uint8_t filter_[size_t{1} << kFilterShift] = {};
 

@@ -88,7 +88,8 @@ __attribute__((noinline)) void Sample(void* p, size_t size) {
 }
 
 // The hooks. An allocation that is not sampled only moves the countdown and tail-calls the
-// previous allocator; a free that was never sampled tests one filter bit and tail-calls it.
+// previous allocator; a free that was never sampled reads one count of the filter and
+// tail-calls it.
 // The sampled path is out of line.
 inline bool Due(size_t size) {
   g.countdown -= static_cast<int64_t>(size);

@@ -39,8 +39,9 @@ bool LoadSites(const std::string& arg, const Flags& flags, snapshot::Snapshot& s
   if (!LoadSnapshotArgument(arg, flags, s, err)) return false;
   if (s.sites.recorded) return true;
   err << "tidemark sites: '" << arg
-      << "' has no allocation sites: its agent was not sampling allocations (start() samples "
-         "by default; TIDEMARK_SAMPLE_BYTES=0 or sample_bytes=0 turns it off)\n";
+      << "' has no allocation sites: its agent was not sampling allocations (turn it on with "
+         "TIDEMARK_SAMPLE_BYTES=512KiB, start(sample_bytes=...) or "
+         "tidemark.start_sampling())\n";
   return false;
 }
 

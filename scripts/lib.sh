@@ -8,7 +8,7 @@ DEB_PACKAGES=(cmake g++ make pkg-config python3 python3-dev libzmq3-dev cppzmq-d
               libspdlog-dev libedit-dev zlib1g-dev curl valgrind libssl-dev prometheus
               prometheus-alertmanager clang-16 libclang-rt-16-dev)
 
-log() { printf '== %s\n' "$*" >&2; }
+log() { printf '== [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }  # Timed: where a long run spends it.
 
 install_missing_packages() {
   local missing=()

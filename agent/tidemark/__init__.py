@@ -236,9 +236,9 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     share of time periodic walks may hold the GIL, as "1%" (the default) or 0.01: after a walk
     that held it p seconds, the next waits at least p / share; "0" turns the bound off),
     TIDEMARK_WARN_AFTER (seconds, default 300: no snapshot acknowledged that long is one warning
-    to the "tidemark" logger, and delivery resuming another), TIDEMARK_SAMPLE_BYTES (the mean
-    number of bytes allocated between two sampled allocations, as 524288, "512KiB" (the
-    default) or "1MiB"; "0" turns allocation sites off: see start_sampling()).
+    to the "tidemark" logger, and delivery resuming another), TIDEMARK_SAMPLE_BYTES (allocation
+    sites, off by default: the mean number of bytes allocated between two sampled allocations,
+    as 524288, "512KiB" (the recommended mean) or "1MiB"; "0" is off: see start_sampling()).
 
     Raises ValueError naming the argument or variable that is wrong.
     """
@@ -249,8 +249,9 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     if not values:
         values = _env("TIDEMARK_VALUES").lower() in ("1", "true", "yes")
     if sample_bytes is None:
-        sample_bytes = _bytes(_env("TIDEMARK_SAMPLE_BYTES") or DEFAULT_SAMPLE_BYTES,
-                              "TIDEMARK_SAMPLE_BYTES")
+        # Off unless asked: the allocator hooks cost more than the 2% budget on
+        # allocation-heavy code (bench/agent/RESULTS.md, "Allocation sampling").
+        sample_bytes = _bytes(_env("TIDEMARK_SAMPLE_BYTES") or 0, "TIDEMARK_SAMPLE_BYTES")
     else:
         sample_bytes = _bytes(sample_bytes, "sample_bytes")
     _install_hooks()
@@ -284,7 +285,10 @@ def _bytes(value, name):
 
 def start_sampling(mean_bytes=DEFAULT_SAMPLE_BYTES, max_samples=1 << 16, max_stacks=1 << 14):
     """Starts recording where allocations are made, so that snapshots carry the allocation
-    sites of the live heap (`tidemark sites`). start() does this itself (TIDEMARK_SAMPLE_BYTES).
+    sites of the live heap (`tidemark sites`). start() does this when asked
+    (sample_bytes=, TIDEMARK_SAMPLE_BYTES). It costs 2-3% more instructions in allocation-heavy
+    code whatever the mean (the hooks themselves), more in wall time on some services:
+    bench/agent/RESULTS.md.
 
     Allocations are sampled by bytes, one per `mean_bytes` allocated on average (exponential
     gaps, as Go's and tcmalloc's heap profilers do): an allocation of s bytes is sampled with

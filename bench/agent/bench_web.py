@@ -15,6 +15,8 @@ of the case's requests/s against "off" in the same round, other columns medians)
   summary 1s, no budget   the same with TIDEMARK_MAX_OVERHEAD=0: a walk every second
   graph 5s     every fifth snapshot a graph, within the budget
   no collector summaries to a port where nothing listens, within the budget
+  no sampling  "summary 1s" with allocation sampling off (TIDEMARK_SAMPLE_BYTES=0); every other
+               agent case samples at the default mean (512 KiB)
 The agent cases run with TIDEMARK_WATCH=children (the arbiter, which serves nothing, is not
 walked; its two workers report). "snapshots received" counts what reached the collector
 during the case.
@@ -38,7 +40,8 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ALL_CASES = ["off", "summary 1s", "summary 1s, no budget", "graph 5s", "no collector"]
+ALL_CASES = ["off", "summary 1s", "summary 1s, no budget", "graph 5s", "no collector",
+             "no sampling"]
 PYTHON = "/usr/bin/python3"
 
 
@@ -115,6 +118,8 @@ def run_case(case, args, endpoint):
             env["TIDEMARK_GRAPH_EVERY"] = "5"
         if case.endswith("no budget"):
             env["TIDEMARK_MAX_OVERHEAD"] = "0"
+        if case == "no sampling":
+            env["TIDEMARK_SAMPLE_BYTES"] = "0"
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=HERE)
     try:

@@ -194,7 +194,7 @@ print(json.dumps(result))
 
 
 class SamplingFromStart(unittest.TestCase):
-    def test_start_samples_by_default_and_sample_bytes_zero_turns_it_off(self):
+    def test_start_samples_only_when_asked_by_argument_or_environment(self):
         code = '''
 import json, tidemark
 tidemark.start("tcp://127.0.0.1:9", service="sites", interval=3600, sample_bytes=SAMPLE)
@@ -204,9 +204,12 @@ tidemark.stop()
 print(json.dumps({"on": on, "mean": mean, "after_stop": tidemark.status()["sampling"]["on"]}))
 '''
         default = json.loads(run_python(code.replace("SAMPLE", "None")).stdout)
-        self.assertEqual(default, {"on": True, "mean": 512 * 1024, "after_stop": False})
-        off = json.loads(run_python(code.replace("SAMPLE", "0")).stdout)
-        self.assertFalse(off["on"])
+        self.assertFalse(default["on"])
+        on = json.loads(run_python(code.replace("SAMPLE", "'512KiB'")).stdout)
+        self.assertEqual(on, {"on": True, "mean": 512 * 1024, "after_stop": False})
+        off = json.loads(run_python(code.replace("SAMPLE", "0"),
+                                    env={"TIDEMARK_SAMPLE_BYTES": "64KiB"}).stdout)
+        self.assertFalse(off["on"])  # The argument wins over the environment.
         from_env = run_python(code.replace("SAMPLE", "None"),
                               env={"TIDEMARK_SAMPLE_BYTES": "64KiB"})
         self.assertEqual(json.loads(from_env.stdout)["mean"], 64 * 1024)
