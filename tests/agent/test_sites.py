@@ -37,14 +37,14 @@ def line_of(fn, marker):
 '''
 
 
-def run(body, timeout=300):
+def run(body, timeout=300, env=None):
     # From a file, so that the child can read its own source (line numbers).
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "child.py")
         with open(path, "w") as f:
             f.write(PRELUDE + body)
         result = subprocess.run([sys.executable, path], capture_output=True, text=True,
-                                timeout=timeout)
+                                timeout=timeout, env=dict(os.environ, **(env or {})))
     if result.returncode != 0:
         raise AssertionError("child failed (%d):\n%s\n%s" % (result.returncode, result.stdout,
                                                               result.stderr))
@@ -191,6 +191,38 @@ print(json.dumps(result))
     def test_tracemalloc_first_then_tidemark(self):
         # tracemalloc's stop cuts the sampler off: the next snapshot hooks it in again.
         self.check("tracemalloc.start(); tidemark.start_sampling(mean_bytes=4096)", 1)
+
+
+class WorksOverOtherAllocators(unittest.TestCase):
+    """The sampler chains to whatever allocator the interpreter runs with: libc's malloc
+    (PYTHONMALLOC=malloc, as memray recommends) and CPython's debug hooks, which are themselves
+    a PyMem_SetAllocator hook installed before ours."""
+
+    BODY = '''
+def grow(keep):
+    for _ in range(100000):
+        keep.append(bytes(60))  # GROW
+
+tidemark.start_sampling(mean_bytes=8192)
+keep = []
+grow(keep)
+rows, _ = sites()
+key = "bytes@grow:%d" % line_of(grow, "GROW")
+print(json.dumps({"row": rows.get(key), "size": sys.getsizeof(bytes(60))}))
+'''
+
+    def check(self, allocator):
+        out = run(self.BODY, env={"PYTHONMALLOC": allocator})
+        self.assertIsNotNone(out["row"], out)
+        nbytes, count = out["row"]
+        self.assertAlmostEqual(count / 100000.0, 1.0, delta=0.25)
+        self.assertAlmostEqual(nbytes / (100000.0 * out["size"]), 1.0, delta=0.25)
+
+    def test_over_libc_malloc(self):
+        self.check("malloc")
+
+    def test_over_the_debug_hooks(self):
+        self.check("pymalloc_debug")
 
 
 class SamplingFromStart(unittest.TestCase):
