@@ -313,6 +313,11 @@ int tm_capture_stack(tm_frame* out, int max) {
   return n;
 }
 
+int tm_thread_in_main_interpreter(void) {
+  PyThreadState* t = current_thread_state();
+  return t != NULL && t->interp == PyInterpreterState_Main();
+}
+
 int tm_code_line(PyObject* code, int lasti) {
   PyCodeObject* co = (PyCodeObject*)code;
   if (lasti < 0) return co->co_firstlineno;

@@ -80,6 +80,10 @@ typedef struct {
  * 0 when the thread has no thread state or runs no Python code. */
 int tm_capture_stack(tm_frame* out, int max);
 
+/* 1 when the calling thread runs the main interpreter (0 without a thread state). Unlike
+ * tm_is_main_interpreter, safe inside an allocator hook, whatever the thread. */
+int tm_thread_in_main_interpreter(void);
+
 /* The source line of a frame captured by tm_capture_stack. Reads the code's line table; does
  * not allocate. */
 int tm_code_line(PyObject* code, int lasti);

@@ -49,7 +49,14 @@ int64_t NextGap() {
   return gap < 1 ? 1 : gap > 4e18 ? kNever : static_cast<int64_t>(gap);
 }
 
+// The tables are the main interpreter's, guarded by its GIL; the hooks also serve
+// sub-interpreters, which on 3.12+ may have a GIL of their own and run at the same time. Their
+// allocations are never sampled and their frees (never of a sampled block: objects do not move
+// between interpreters) never reach the tables; only the filter's counts are read.
+bool OwnedByUs() { return tm_thread_in_main_interpreter() != 0; }
+
 __attribute__((noinline)) void ForgetSampled(uint64_t address) {
+  if (!OwnedByUs()) return;
   SampleTable::Sample removed;
   if (g.samples->Erase(address, &removed) && removed.stack != StackTable::kNoStack) {
     g.stacks->Release(removed.stack);
@@ -63,6 +70,7 @@ inline void Forget(uint64_t address) {
 // The slow path: this allocation is sampled. Runs inside the allocator: allocates nothing
 // through Python and calls nothing that could.
 __attribute__((noinline)) void Sample(void* p, size_t size) {
+  if (!OwnedByUs()) return;  // The next allocation of the main interpreter is the one sampled.
   if (g.probing) {
     g.probe_seen = p;
     return;

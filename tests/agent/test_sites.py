@@ -225,6 +225,57 @@ print(json.dumps({"row": rows.get(key), "size": sys.getsizeof(bytes(60))}))
         self.check("pymalloc_debug")
 
 
+@unittest.skipUnless(sys.version_info >= (3, 12), "isolated sub-interpreters: 3.12+")
+class IsolatedSubinterpreters(unittest.TestCase):
+    def test_interpreters_with_their_own_gil_allocating_at_once_do_not_break_the_sampler(self):
+        # Two interpreters with their own GIL allocate while the main one allocates, samples
+        # and snapshots: the hooks serve them all, the tables only the main interpreter.
+        out = run('''
+import threading
+try:
+    import _interpreters as interpreters
+    create = lambda: interpreters.create("isolated")
+    run_string = interpreters.exec
+except ImportError:
+    import _xxsubinterpreters as interpreters
+    create = lambda: interpreters.create(isolated=True)
+    run_string = interpreters.run_string
+
+def grow(keep):
+    for _ in range(50000):
+        keep.append(bytes(30))  # MAIN
+
+tidemark.start_sampling(mean_bytes=256)
+subs = [create() for _ in range(2)]
+code = "for r in range(3):\\n    keep = [bytes(30) for i in range(50000)]\\n"
+failures = []
+
+def in_sub(s):
+    try:
+        if run_string(s, code) is not None:  # 3.13 returns what was raised, if anything.
+            failures.append("raised")
+    except Exception as e:
+        failures.append(repr(e))
+
+threads = [threading.Thread(target=in_sub, args=(s,)) for s in subs]
+for t in threads:
+    t.start()
+for _ in range(3):
+    keep = []
+    grow(keep)
+    rows, _ = sites()
+for t in threads:
+    t.join()
+for s in subs:
+    interpreters.destroy(s)
+print(json.dumps({"main": rows.get("bytes@grow:%d" % line_of(grow, "MAIN")),
+                  "failures": failures}))
+''')
+        self.assertEqual(out["failures"], [])
+        self.assertIsNotNone(out["main"], out)
+        self.assertGreater(out["main"][1], 0)
+
+
 class SamplingFromStart(unittest.TestCase):
     def test_start_samples_only_when_asked_by_argument_or_environment(self):
         code = '''
