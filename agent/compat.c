@@ -224,20 +224,31 @@ static void visit_if(PyObject* o, tm_object_fn fn, void* arg) {
   if (o != NULL) fn(o, arg);
 }
 
+#if PY_VERSION_HEX >= 0x030B0000
+/* A thread's innermost frame: frames are not objects on 3.11+, read in place. */
+static _PyInterpreterFrame* top_frame(PyThreadState* t) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return t->current_frame;
+#else
+  return t->cframe ? t->cframe->current_frame : NULL;
+#endif
+}
+
+/* A C-stack shim frame (3.12+) or one just pushed, whose code has not started. */
+static int not_running_code(_PyInterpreterFrame* f) {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (f->owner == FRAME_OWNED_BY_CSTACK) return 1;
+#endif
+  return _PyFrame_IsIncomplete(f);
+}
+#endif
+
 void tm_for_each_frame_object(tm_object_fn fn, void* arg) {
   PyInterpreterState* interp = PyThreadState_Get()->interp;
   for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t; t = PyThreadState_Next(t)) {
 #if PY_VERSION_HEX >= 0x030B0000
-#if PY_VERSION_HEX >= 0x030D0000
-    _PyInterpreterFrame* f = t->current_frame;
-#else
-    _PyInterpreterFrame* f = t->cframe ? t->cframe->current_frame : NULL;
-#endif
-    for (; f != NULL; f = f->previous) {
-#if PY_VERSION_HEX >= 0x030C0000
-      if (f->owner == FRAME_OWNED_BY_CSTACK) continue;
-#endif
-      if (_PyFrame_IsIncomplete(f)) continue;
+    for (_PyInterpreterFrame* f = top_frame(t); f != NULL; f = f->previous) {
+      if (not_running_code(f)) continue;
 #if PY_VERSION_HEX >= 0x030D0000
       PyObject* code = f->f_executable;
       visit_if(f->f_funcobj, fn, arg);
@@ -279,22 +290,14 @@ int tm_capture_stack(tm_frame* out, int max) {
   int n = 0;
   if (t == NULL) return 0;
 #if PY_VERSION_HEX >= 0x030B0000
-#if PY_VERSION_HEX >= 0x030D0000
-  _PyInterpreterFrame* f = t->current_frame;
-#else
-  _PyInterpreterFrame* f = t->cframe ? t->cframe->current_frame : NULL;
-#endif
-  for (; f != NULL && n < max; f = f->previous) {
-#if PY_VERSION_HEX >= 0x030C0000
-    if (f->owner == FRAME_OWNED_BY_CSTACK) continue;
-#endif
+  for (_PyInterpreterFrame* f = top_frame(t); f != NULL && n < max; f = f->previous) {
+    if (not_running_code(f)) continue;
 #if PY_VERSION_HEX >= 0x030D0000
     PyObject* code = f->f_executable;
 #else
     PyObject* code = (PyObject*)f->f_code;
 #endif
     if (code == NULL || !PyCode_Check(code)) continue;
-    if (_PyFrame_IsIncomplete(f)) continue;
     out[n].code = code;
     out[n].lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
     ++n;

@@ -45,7 +45,6 @@ class StackTable {
   // One sample fewer uses `id`. REQUIRES: id was interned and is still in use.
   void Release(uint32_t id);
   std::span<const StackFrame> Frames(uint32_t id) const { return stacks_[id].frames; }
-  size_t uses(uint32_t id) const { return stacks_[id].uses; }
 
   // Forgets every stack no sample uses, calling `dropped` for each of its frames (so the
   // caller releases the code objects: do that after this returns, as it may free memory).

@@ -57,20 +57,18 @@ std::string DescribeSite(const std::vector<SiteFrame>& stack) {
 
 std::vector<SiteDelta> DiffSites(const std::vector<SiteRow>& a, const std::vector<SiteRow>& b) {
   std::map<Key, SiteDelta> by_key;
-  for (const SiteRow& r : a) {
-    SiteDelta& d = by_key[KeyOf(r.type, r.stack)];
-    d.type = r.type;
-    d.stack = r.stack;
-    d.bytes_before = r.bytes;
-    d.count_before = r.count;
-  }
-  for (const SiteRow& r : b) {
-    SiteDelta& d = by_key[KeyOf(r.type, r.stack)];
-    d.type = r.type;
-    d.stack = r.stack;
-    d.bytes_after = r.bytes;
-    d.count_after = r.count;
-  }
+  auto add = [&](const std::vector<SiteRow>& rows, uint64_t SiteDelta::*bytes,
+                 uint64_t SiteDelta::*count) {
+    for (const SiteRow& r : rows) {
+      SiteDelta& d = by_key[KeyOf(r.type, r.stack)];
+      d.type = r.type;
+      d.stack = r.stack;
+      d.*bytes = r.bytes;
+      d.*count = r.count;
+    }
+  };
+  add(a, &SiteDelta::bytes_before, &SiteDelta::count_before);
+  add(b, &SiteDelta::bytes_after, &SiteDelta::count_after);
   std::vector<SiteDelta> rows;
   for (auto& [key, d] : by_key) rows.push_back(std::move(d));
   std::stable_sort(rows.begin(), rows.end(), [](const SiteDelta& x, const SiteDelta& y) {

@@ -220,7 +220,9 @@ class PipelineTest(unittest.TestCase):
         self.cleanup.append(lambda: d.kill() if d.proc.poll() is None else None)
         return d
 
-    def test_two_independent_leaks_in_one_process_are_two_alerts_each_naming_holder_and_site(self):
+    def investigating_daemon(self):
+        """A tidemarkd with the fast rule, graphs asked a second apart, no native alerts, and a
+        webhook receiver: what the leak-diagnosis tests share."""
         receiver = Receiver()
         self.cleanup.append(receiver.close)
         daemon = self.daemon(FAST_RULE + """
@@ -236,6 +238,10 @@ class PipelineTest(unittest.TestCase):
         kind = "webhook"
         url = "%s"
         """ % receiver.url)
+        return receiver, daemon
+
+    def test_two_independent_leaks_in_one_process_are_two_alerts_each_naming_holder_and_site(self):
+        receiver, daemon = self.investigating_daemon()
         # Sampling often enough that a few seconds of growth are sampled.
         self.app("two", daemon.endpoint, 120, env={"TIDEMARK_SAMPLE_BYTES": "2KiB"})
 
@@ -273,21 +279,7 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(daemon.stop(), 0)
 
     def test_a_leak_of_records_holding_payloads_is_headed_by_the_record_not_the_payload(self):
-        receiver = Receiver()
-        self.cleanup.append(receiver.close)
-        daemon = self.daemon(FAST_RULE + """
-        [native]
-        enabled = false
-        window = "8s"
-        [investigate]
-        gap = "1s"
-        min_interval = "1m"
-        wait = "15s"
-        [[hooks]]
-        name = "receiver"
-        kind = "webhook"
-        url = "%s"
-        """ % receiver.url)
+        receiver, daemon = self.investigating_daemon()
         self.app("records", daemon.endpoint, 120, env={"TIDEMARK_SAMPLE_BYTES": "2KiB"})
 
         def fired():
