@@ -293,7 +293,9 @@ class ForkedChildren(unittest.TestCase):
                     forked = time.time_ns()
                     pid = os.fork()
                     if pid == 0:
-                        time.sleep(1.5)
+                        # Long enough for a jittered first snapshot (at most an interval
+                        # after fork) to arrive on a loaded machine before the child exits.
+                        time.sleep(3.0)
                         sys.exit(0)
                     pids.append((pid, forked))
                 for pid, _ in pids:
