@@ -447,3 +447,12 @@ int tm_is_finalizing(void) {
   return _Py_IsFinalizing();
 #endif
 }
+
+long long tm_allocated_blocks(void) {
+  PyObject* function = PySys_GetObject("getallocatedblocks");  // Borrowed.
+  PyObject* result = function ? PyObject_CallObject(function, NULL) : NULL;
+  const long long blocks = result ? PyLong_AsLongLong(result) : -1;
+  Py_XDECREF(result);
+  if (blocks < 0) PyErr_Clear();
+  return blocks;
+}

@@ -113,6 +113,10 @@ void tm_code_referents(PyObject* code, tm_object_fn fn, void* arg);
 /* gc.get_count(), without creating the tuple. */
 void tm_gc_counts(long long out[3]);
 
+/* sys.getallocatedblocks(): small blocks pymalloc has handed out (about one per object); -1
+ * where it is unknown (PYTHONMALLOC=malloc counts nothing: 0). REQUIRES: the GIL. */
+long long tm_allocated_blocks(void);
+
 /* 1 once interpreter shutdown has begun: from then on no thread may take the GIL. */
 int tm_is_finalizing(void);
 

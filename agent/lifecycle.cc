@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "agent/isolation.h"
 #include "agent/take.h"
 #include "agent/wake.h"
 #include "snapshot/clock.h"
@@ -105,14 +106,18 @@ enum class Run { kFirst, kAfterProbation, kAfterFork };
 // Starts a reporter for `progress`. False with `error` set.
 bool StartReporter(State& st, ReporterProgress progress, Run run, std::string* error) {
   const WalkOptions walk = st.settings.walk;
+  IsolationSettings isolation = st.settings.isolation;
+  st.settings.reporter.interrupt = &InterruptChildWaits;
+  isolation.zstd_level = st.settings.reporter.zstd_level;
   PyObject* const* sizers = &st.sizers;
   auto started = Reporter::Start(
       st.settings.reporter, std::move(progress),
-      [walk, sizers](snapshot::Kind kind, bool values, const std::atomic<bool>& cancel) {
+      [walk, sizers, isolation](snapshot::Kind kind, bool values,
+                                const std::atomic<bool>& cancel) {
         WalkOptions options = walk;
         options.kind = kind;
         options.values = options.values || values;
-        return TakeWithGil(std::move(options), sizers, cancel);
+        return TakeWithGil(std::move(options), sizers, isolation, cancel);
       },
       ReporterStart{.open_now = run == Run::kFirst,
                     .ready = run == Run::kAfterProbation ? ReadyFn(&WaitForGil) : nullptr});

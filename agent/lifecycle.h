@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <string>
 
+#include "agent/isolation_policy.h"
 #include "agent/reporter.h"
 #include "agent/walker.h"
 
@@ -39,6 +40,7 @@ enum class Watch { kAll, kChildren, kParent };
 struct AgentSettings {
   ReporterConfig reporter;
   WalkOptions walk;
+  IsolationSettings isolation;
   Watch watch = Watch::kAll;
   double probation_s = 0;  // Wait this long before connecting; < 0: a child's jittered interval.
   int signal_number = 0;   // 0: none.

@@ -105,25 +105,74 @@ bool ParseWalkOptions(int values, long long max_refs, PyObject* exclude, long lo
          (*sizers == nullptr || ParseStringList(*sizers, &options->sized_types));
 }
 
+// isolation ("inline", "fork", "auto"), the child's memory cap and deadline. False with a
+// Python error naming the argument on bad input.
+bool ParseIsolationSettings(const char* isolation, long long child_memory, double child_timeout,
+                            IsolationSettings* settings) {
+  const auto mode = ParseIsolation(isolation);
+  if (!mode) {
+    PyErr_Format(PyExc_ValueError, "isolation must be 'auto', 'fork' or 'inline', not '%s'",
+                 isolation);
+    return false;
+  }
+  if (child_memory < (1 << 20)) {
+    PyErr_SetString(PyExc_ValueError, "child_memory must be at least 1 MiB");
+    return false;
+  }
+  if (!(child_timeout > 0)) {
+    PyErr_SetString(PyExc_ValueError, "child_timeout must be a positive number of seconds");
+    return false;
+  }
+  settings->mode = *mode;
+  settings->child_max_bytes = static_cast<size_t>(child_memory);
+  settings->child_timeout_s = child_timeout;
+  return true;
+}
+
+// An encoded message with this identity and sequence number, and its type table: a child's
+// message is decoded for it. Needs no GIL.
+snapshot::Result<std::string> Identify(snapshot::Result<Taken> taken, snapshot::Identity identity,
+                                       uint64_t seq, std::vector<snapshot::TypeStat>* types) {
+  snapshot::Header& h = taken->snapshot.header;
+  h.identity = std::move(identity);
+  h.seq = seq;
+  if (taken->encoded.empty()) {
+    auto message = snapshot::Encode(taken->snapshot);
+    *types = std::move(taken->snapshot.types);
+    return message;
+  }
+  auto message = snapshot::ReplaceHeader(taken->encoded, h);
+  if (!message) return message;
+  auto decoded = snapshot::Decode(*message);
+  if (!decoded) return snapshot::Fail("snapshot child's message: ", decoded.error());
+  *types = std::move(decoded->types);
+  return message;
+}
+
 // take(kind, values, max_refs, exclude, max_objects, max_pause_ms, service, labels, seq)
 PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {"kind",        "values",       "max_refs", "exclude",
-                                   "max_objects", "max_pause_ms", "service",  "labels",
-                                   "seq",         "sizers",       nullptr};
+  static const char* keywords[] = {"kind",         "values",        "max_refs",  "exclude",
+                                   "max_objects",  "max_pause_ms",  "service",   "labels",
+                                   "seq",          "sizers",        "isolation", "child_memory",
+                                   "child_timeout", nullptr};
   const char* kind = "summary";
   int values = 0;
-  long long max_refs = -1, max_objects = 0, seq = 1;
-  double max_pause_ms = 0;
+  long long max_refs = -1, max_objects = 0, seq = 1, child_memory = 1ll << 30;
+  double max_pause_ms = 0, child_timeout = 60;
   PyObject *exclude = nullptr, *labels = nullptr, *sizers = nullptr;
   const char* service = "python";
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|spLOLdsOLO", const_cast<char**>(keywords), &kind,
-                                   &values, &max_refs, &exclude, &max_objects, &max_pause_ms,
-                                   &service, &labels, &seq, &sizers)) {
+  const char* isolation = "auto";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|spLOLdsOLOsLd", const_cast<char**>(keywords),
+                                   &kind, &values, &max_refs, &exclude, &max_objects,
+                                   &max_pause_ms, &service, &labels, &seq, &sizers, &isolation,
+                                   &child_memory, &child_timeout)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
   WalkOptions options;
-  if (!ParseWalkOptions(values, max_refs, exclude, max_objects, max_pause_ms, &sizers, &options)) {
+  IsolationSettings isolation_settings;
+  if (!ParseWalkOptions(values, max_refs, exclude, max_objects, max_pause_ms, &sizers, &options) ||
+      !ParseIsolationSettings(isolation, child_memory, child_timeout, &isolation_settings)) {
     return nullptr;
   }
   const std::string kind_name = kind;
@@ -146,19 +195,19 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
 
   long long gc_before[3];
   tm_gc_counts(gc_before);
-  WalkOutcome outcome;
-  UnresolvedReferences unresolved;
-  snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
-  ApplySizers(sizers, outcome, s);
+  TakeReport report;
+  snapshot::Result<Taken> taken = TakeFromPython(options, sizers, isolation_settings, &report);
+  const uint64_t objects = taken ? taken->snapshot.header.objects : 0;
+  const uint64_t bytes = taken ? taken->snapshot.header.bytes : 0;
   // Everything Python-visible is built after the walk, never during it.
-  s.header.identity = std::move(identity);
-  s.header.seq = static_cast<uint64_t>(seq);
   snapshot::Result<std::string> encoded;
+  std::vector<snapshot::TypeStat> types;
   double encode_ms = 0;
   Py_BEGIN_ALLOW_THREADS {
     const auto start = std::chrono::steady_clock::now();
-    FinishWithoutGil(std::move(unresolved), &s);
-    encoded = snapshot::Encode(s);
+    encoded = taken ? Identify(std::move(taken), std::move(identity), static_cast<uint64_t>(seq),
+                               &types)
+                    : std::unexpected(taken.error());
     encode_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
@@ -166,15 +215,16 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
     PyErr_SetString(PyExc_RuntimeError, encoded.error().message.c_str());
     return nullptr;
   }
-  PyObject* result = NewResult(std::move(*encoded), s.types);
+  PyObject* result = NewResult(std::move(*encoded), types);
   if (result == nullptr) return nullptr;
-  return Py_BuildValue("{s:N,s:K,s:K,s:d,s:d,s:O,s:s,s:K,s:[LLL]}", "result", result, "objects",
-                       (unsigned long long)s.header.objects, "bytes",
-                       (unsigned long long)s.header.bytes, "pause_ms", outcome.pause_ms,
-                       "encode_ms", encode_ms, "abandoned", outcome.abandoned ? Py_True : Py_False,
-                       "reason", outcome.abandon_reason.c_str(), "references",
-                       (unsigned long long)outcome.references, "gc_before", gc_before[0],
-                       gc_before[1], gc_before[2]);
+  return Py_BuildValue("{s:N,s:K,s:K,s:d,s:d,s:O,s:s,s:K,s:[LLL],s:s,s:K}", "result", result,
+                       "objects", (unsigned long long)objects, "bytes", (unsigned long long)bytes,
+                       "pause_ms", report.pause_ms, "encode_ms", encode_ms, "abandoned",
+                       report.abandoned ? Py_True : Py_False, "reason",
+                       report.abandon_reason.c_str(), "references",
+                       (unsigned long long)report.references, "gc_before", gc_before[0],
+                       gc_before[1], gc_before[2], "isolation", report.why.c_str(),
+                       "sizers_skipped", (unsigned long long)report.sizers_skipped);
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
@@ -199,6 +249,9 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
                                    "probation",
                                    "max_overhead",
                                    "warn_after",
+                                   "isolation",
+                                   "child_memory",
+                                   "child_timeout",
                                    nullptr};
   const char* endpoint;
   const char* service;
@@ -210,17 +263,22 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   PyObject* sizers = nullptr;
   double graph_request_interval = 5, probation = 0, max_overhead = 0.01, warn_after = 300;
   const char* watch = "all";
+  const char* isolation = "auto";
+  long long child_memory = 1ll << 30;
+  double child_timeout = 60;
   if (!PyArg_ParseTupleAndKeywords(
-          args, kwargs, "ss|OdipLOLdLisssOdsddd", const_cast<char**>(keywords), &endpoint, &service,
-          &labels, &interval, &graph_every, &values, &max_refs, &exclude, &max_objects,
+          args, kwargs, "ss|OdipLOLdLisssOdsdddsLd", const_cast<char**>(keywords), &endpoint,
+          &service, &labels, &interval, &graph_every, &values, &max_refs, &exclude, &max_objects,
           &max_pause_ms, &budget, &signum, &server_key, &public_key, &secret_key, &sizers,
-          &graph_request_interval, &watch, &probation, &max_overhead, &warn_after)) {
+          &graph_request_interval, &watch, &probation, &max_overhead, &warn_after, &isolation,
+          &child_memory, &child_timeout)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
   AgentSettings settings;
   if (!ParseWalkOptions(values, max_refs, exclude, max_objects, max_pause_ms, &sizers,
-                        &settings.walk)) {
+                        &settings.walk) ||
+      !ParseIsolationSettings(isolation, child_memory, child_timeout, &settings.isolation)) {
     return nullptr;
   }
   if (!(interval > 0)) {
@@ -280,10 +338,24 @@ PyObject* Trigger(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+PyObject* IsolationStatus() {
+  const IsolationFigures i = Policy().figures();
+  return Py_BuildValue(
+      "{s:K,s:K,s:K,s:K,s:s,s:s,s:d,s:d,s:d,s:K,s:K,s:K}", "inline_walks",
+      (unsigned long long)i.inline_walks, "fork_walks", (unsigned long long)i.fork_walks,
+      "fork_refused", (unsigned long long)i.fork_refused, "child_failed",
+      (unsigned long long)i.child_failed, "last", i.last_isolation.c_str(), "last_child_error",
+      i.last_child_error.c_str(), "last_fork_pause_ms", i.last_fork_pause_ms,
+      "last_child_walk_ms", i.last_child_walk_ms, "last_child_wall_ms", i.last_child_wall_ms,
+      "last_child_peak_bytes", (unsigned long long)i.last_child_peak_bytes,
+      "last_parent_fault_bytes", (unsigned long long)i.last_parent_fault_bytes,
+      "last_page_table_bytes", (unsigned long long)i.last_page_table_bytes);
+}
+
 PyObject* Status(PyObject*, PyObject*) {
   const AgentStatus status = GetAgentStatus();
   const ReporterFigures& f = status.figures;
-  return Py_BuildValue("{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K}", "running",
+  return Py_BuildValue("{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N}", "running",
                        status.running ? Py_True : Py_False, "state", status.state, "taken",
                        (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
                        (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
@@ -292,7 +364,8 @@ PyObject* Status(PyObject*, PyObject*) {
                        "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str(),
                        "graph_requests", (unsigned long long)f.graph_requests,
                        "graph_requests_delayed", (unsigned long long)f.graph_requests_delayed,
-                       "intervals_stretched", (unsigned long long)f.stretched);
+                       "intervals_stretched", (unsigned long long)f.stretched, "isolation",
+                       IsolationStatus());
 }
 
 PyObject* BeforeForkHook(PyObject*, PyObject*) {

@@ -56,6 +56,7 @@ void Reporter::Join() {
   }
   waiting_.notify_all();
   wake::Poke();
+  if (config_.interrupt) config_.interrupt();
   thread_.join();
 }
 
@@ -236,22 +237,26 @@ void Reporter::KeepWithinOverhead(Clock::time_point walk_started) {
 }
 
 void Reporter::TakeOne(snapshot::Kind kind, bool values) {
-  std::optional<snapshot::Snapshot> snap = take_(kind, values, stop_);
+  snapshot::Result<Taken> taken = take_(kind, values, stop_);
   if (stop_.load()) return;  // Abandoned for a pause or stop: not a drop.
-  if (!snap) {
-    Drop("no snapshot taken");
+  if (!taken) {
+    Drop("no snapshot taken: " + taken.error().message);
     return;
   }
   const auto encode_start = Clock::now();
   const ReporterFigures before = figures();
-  snapshot::Header& h = snap->header;
+  snapshot::Header& h = taken->snapshot.header;
   h.identity = config_.identity;
   h.seq = ++progress_.last_seq;
   h.agent.encode_ms = before.last_encode_ms;
   h.agent.encoded_bytes = before.last_encoded_bytes;
   h.agent.dropped = before.dropped;
   h.agent.delivered = before.delivered;
-  auto encoded = snapshot::Encode(*snap, {.zstd_level = config_.zstd_level, .cancel = &stop_});
+  auto encoded =
+      taken->encoded.empty()
+          ? snapshot::Encode(taken->snapshot,
+                             {.zstd_level = config_.zstd_level, .cancel = &stop_})
+          : snapshot::ReplaceHeader(taken->encoded, h);
   if (stop_.load()) return;
   const double encode_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - encode_start).count();
@@ -264,7 +269,7 @@ void Reporter::TakeOne(snapshot::Kind kind, bool values) {
     if (encoded) figures_.last_encoded_bytes = encoded->size();
   }
   const uint64_t seq = h.seq;
-  snap.reset();  // The object table is no longer needed: free it before sending.
+  *taken = Taken{};  // The object table is no longer needed: free it before sending.
   if (!encoded) {
     Drop(encoded.error().message);
     return;

@@ -56,6 +56,9 @@ struct ReporterConfig {
   // thread; optional (the agent hands it to the "tidemark" logger, agent/notice.h).
   double warn_after_s = 300;
   std::function<void(const std::string&)> notice;
+  // Called when a run ends, once the take's cancel flag is set: wakes a take waiting off the
+  // GIL for something else than the GIL (a snapshot child, agent/isolation.h). Optional.
+  std::function<void()> interrupt;
 };
 
 struct ReporterFigures {
@@ -83,11 +86,19 @@ struct ReporterProgress {
   ReporterFigures figures;
 };
 
-// Called on the reporter thread. Returns the snapshot, or nullopt if none could be taken
-// (interpreter finalizing, a collection running, a walk abandoned, `cancel` set).
-// `values`: a collector asked for a graph with short values, whatever the agent's setting.
-using TakeFn = std::function<std::optional<snapshot::Snapshot>(snapshot::Kind, bool values,
-                                                               const std::atomic<bool>& cancel)>;
+// A snapshot as taken: whole, or already encoded (a snapshot child encodes what it walked,
+// agent/isolation.h), in which case `snapshot` holds its header only.
+struct Taken {
+  snapshot::Snapshot snapshot;
+  std::string encoded;
+};
+
+// Called on the reporter thread. Returns the snapshot, or an error saying why none was taken
+// (interpreter finalizing, a collection running, a walk abandoned, a snapshot child that
+// failed, `cancel` set). `values`: a collector asked for a graph with short values, whatever
+// the agent's setting.
+using TakeFn = std::function<snapshot::Result<Taken>(snapshot::Kind, bool values,
+                                                     const std::atomic<bool>& cancel)>;
 
 // Called on the reporter thread once a probation is over, before anything is opened; false
 // ends the run. The agent waits there for the GIL: a child between fork() and exec() (a

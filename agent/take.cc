@@ -3,7 +3,7 @@
 #include "agent/compat.h"
 // compat.h brings Python.h first, as CPython requires.
 #include <pthread.h>
-#include <unistd.h>
+#include <string.h>
 
 #include <algorithm>
 #include <chrono>
@@ -11,20 +11,16 @@
 #include <mutex>
 #include <string>
 
+#include "agent/isolation.h"
+#include "agent/process_memory.h"
 #include "agent/sampler.h"
 #include "snapshot/clock.h"
+#include "snapshot/wire.h"
 
 namespace tidemark::agent {
 namespace {
 
-uint64_t ResidentBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "re");
-  if (f == nullptr) return 0;
-  unsigned long long pages_total = 0, pages_resident = 0;
-  const int got = std::fscanf(f, "%llu %llu", &pages_total, &pages_resident);
-  std::fclose(f);
-  return got == 2 ? pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
-}
+using Clock = std::chrono::steady_clock;
 
 // Held by the reporter thread while it holds the GIL, and by a forking thread from
 // pthread_atfork's prepare to its parent and child handlers. The reporter takes it only after
@@ -34,6 +30,66 @@ std::mutex g_fork_guard;
 
 void LockForFork() { g_fork_guard.lock(); }
 void UnlockAfterFork() { g_fork_guard.unlock(); }
+
+double MsSince(Clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+}
+
+bool WantsSizers(const WalkOptions& options, PyObject* sizers) {
+  return sizers != nullptr && !options.sized_types.empty();
+}
+
+// The child for one snapshot, or nullopt (and `why` says so) if the system refused it.
+std::optional<ChildWalk> StartChild(const WalkOptions& options, const IsolationSettings& isolation,
+                                    uint64_t rss, std::string* why) {
+  int error_number = 0;
+  auto child = ChildWalk::Start(options, isolation, rss, &error_number);
+  if (child) return std::move(*child);
+  Policy().RecordRefused(error_number);
+  *why = "inline (fork refused: " + child.error().message + ")";
+  return std::nullopt;
+}
+
+// Waits for the child and makes its message a Taken whose header says what the host paid.
+snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, uint64_t rss,
+                                    uint64_t page_tables, const std::atomic<bool>* cancel,
+                                    ChildOutcome* outcome_out = nullptr) {
+  auto outcome = child.Wait(cancel);
+  if (!outcome) {
+    if (cancel == nullptr || !cancel->load()) Policy().RecordChildFailed(outcome.error().message);
+    return snapshot::Fail("snapshot child: ", outcome.error());
+  }
+  auto header = snapshot::DecodeHeader(outcome->message);
+  if (!header) {
+    Policy().RecordChildFailed(header.error().message);
+    return snapshot::Fail("snapshot child's message: ", header.error());
+  }
+  header->agent.pause_ms = pause_ms;  // What the host paid: the GIL held for the clone.
+  NoteWalkedObjects(header->objects);
+  IsolationFigures figures;
+  figures.last_fork_pause_ms = pause_ms;
+  figures.last_child_walk_ms = outcome->walk_ms;
+  figures.last_child_wall_ms = outcome->wall_ms;
+  figures.last_child_peak_bytes = outcome->peak_bytes;
+  figures.last_parent_fault_bytes = outcome->parent_fault_bytes;
+  figures.last_page_table_bytes = page_tables;
+  Policy().RecordFork(figures, rss);
+  Taken taken;
+  taken.snapshot.header = std::move(*header);
+  taken.encoded = std::move(outcome->message);
+  if (outcome_out != nullptr) *outcome_out = std::move(*outcome);
+  return taken;
+}
+
+// The walk and the sizers, on this thread. REQUIRES: the GIL.
+snapshot::Result<Taken> WalkInline(const WalkOptions& options, PyObject* sizers,
+                                   UnresolvedReferences* unresolved) {
+  WalkOutcome outcome;
+  snapshot::Snapshot s = TakeHoldingGil(options, &outcome, unresolved);
+  if (outcome.abandoned) return snapshot::Fail("walk abandoned: " + outcome.abandon_reason);
+  ApplySizers(sizers, outcome, s);
+  return Taken{std::move(s), {}};
+}
 
 std::string PythonVersion() {
   const std::string s(Py_GetVersion());
@@ -46,7 +102,6 @@ snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outco
                                   UnresolvedReferences* unresolved) {
   snapshot::Snapshot s;
   const int64_t started_ns = snapshot::WallNowNs();
-  CheckSamplerHooked();
   *outcome = Walk(options, &s, unresolved);
   if (s.sites.recorded) DescribeSites(&s.sites, &unresolved->object_sites);
   long long counts[3];
@@ -57,9 +112,10 @@ snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outco
   return s;
 }
 
-void FinishWithoutGil(UnresolvedReferences&& unresolved, snapshot::Snapshot* s) {
+void FinishWithoutGil(UnresolvedReferences&& unresolved, snapshot::Snapshot* s,
+                      std::optional<uint64_t> rss_bytes) {
   if (s->header.kind == snapshot::Kind::kGraph) ResolveReferences(std::move(unresolved), &s->graph);
-  s->header.rss_bytes = ResidentBytes();
+  s->header.rss_bytes = rss_bytes ? *rss_bytes : ResidentBytes();
 }
 
 void ApplySizers(PyObject* sizers, WalkOutcome& outcome, snapshot::Snapshot& s) {
@@ -99,30 +155,85 @@ void GuardForeignForks() {
   (void)installed;
 }
 
-std::optional<snapshot::Snapshot> TakeWithGil(WalkOptions options, PyObject* const* sizers,
-                                              const std::atomic<bool>& cancel) {
-  if (tm_is_finalizing()) return std::nullopt;
+snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers,
+                                    const IsolationSettings& isolation,
+                                    const std::atomic<bool>& cancel) {
+  if (tm_is_finalizing()) return snapshot::Fail("the interpreter is finalizing");
+  const uint64_t rss = ResidentBytes();
+  const uint64_t page_tables = isolation.mode == Isolation::kInline ? 0 : PageTableBytes();
   PyGILState_STATE gil = PyGILState_Ensure();
+  const auto held = Clock::now();
   std::unique_lock guard(g_fork_guard, std::try_to_lock);
-  if (!guard.owns_lock()) {  // A fork is under way.
+  if (!guard.owns_lock()) {
     PyGILState_Release(gil);
-    return std::nullopt;
+    return snapshot::Fail("a fork was under way");
   }
-  std::optional<snapshot::Snapshot> result;
-  UnresolvedReferences unresolved;
   // A pause or stop may have been asked while this thread waited for the GIL.
-  if (!cancel.load() && !tm_gc_collecting() && !tm_is_finalizing()) {
-    WalkOutcome outcome;
-    snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
-    if (!outcome.abandoned) {
-      ApplySizers(*sizers, outcome, s);
-      result = std::move(s);
-    }
+  if (cancel.load() || tm_gc_collecting() || tm_is_finalizing()) {
+    PyGILState_Release(gil);
+    return snapshot::Fail("cancelled, or a collection or the interpreter's end was under way");
   }
+  CheckSamplerHooked();
+  const Isolation mode =
+      Policy().Decide(isolation.mode, WantsSizers(options, *sizers), rss, page_tables,
+                      isolation.mode == Isolation::kAuto ? tm_allocated_blocks() : -1);
+  std::string why = "inline";
+  std::optional<ChildWalk> child = mode == Isolation::kFork
+                                       ? StartChild(options, isolation, rss, &why)
+                                       : std::optional<ChildWalk>();
+  snapshot::Result<Taken> result = snapshot::Fail("not taken");
+  UnresolvedReferences unresolved;
+  if (!child) result = WalkInline(options, *sizers, &unresolved);
+  const double pause_ms = MsSince(held);
   PyGILState_Release(gil);
   guard.unlock();
-  if (result) FinishWithoutGil(std::move(unresolved), &*result);
+  if (child) return FinishChild(*child, pause_ms, rss, page_tables, &cancel);
+  if (!result) return result;
+  FinishWithoutGil(std::move(unresolved), &result->snapshot);
+  Policy().RecordInline(result->snapshot.header.agent.pause_ms, rss, why);
   return result;
+}
+
+snapshot::Result<Taken> TakeFromPython(const WalkOptions& options, PyObject* sizers,
+                                       const IsolationSettings& isolation, TakeReport* report) {
+  const uint64_t rss = ResidentBytes();
+  const uint64_t page_tables = isolation.mode == Isolation::kInline ? 0 : PageTableBytes();
+  CheckSamplerHooked();
+  const Isolation mode =
+      Policy().Decide(isolation.mode, WantsSizers(options, sizers), rss, page_tables,
+                      isolation.mode == Isolation::kAuto ? tm_allocated_blocks() : -1);
+  if (mode == Isolation::kFork) {
+    const auto held = Clock::now();
+    std::optional<ChildWalk> child = StartChild(options, isolation, rss, &report->why);
+    if (child) {
+      const double pause_ms = MsSince(held);
+      snapshot::Result<Taken> taken = snapshot::Fail("not taken");
+      ChildOutcome outcome;
+      Py_BEGIN_ALLOW_THREADS taken = FinishChild(*child, pause_ms, rss, page_tables, nullptr, &outcome);
+      Py_END_ALLOW_THREADS
+      if (taken) {
+        report->ran = Isolation::kFork;
+        report->why = "fork";
+        report->pause_ms = pause_ms;
+        report->references = outcome.references;
+        report->sizers_skipped = outcome.sizers_skipped;
+        return taken;
+      }
+      report->why = "inline (fork failed: " + taken.error().message + ")";
+    }
+  }
+  WalkOutcome outcome;
+  UnresolvedReferences unresolved;
+  snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
+  ApplySizers(sizers, outcome, s);
+  report->pause_ms = outcome.pause_ms;
+  report->references = outcome.references;
+  report->abandoned = outcome.abandoned;
+  report->abandon_reason = outcome.abandon_reason;
+  Py_BEGIN_ALLOW_THREADS FinishWithoutGil(std::move(unresolved), &s);
+  Py_END_ALLOW_THREADS
+  Policy().RecordInline(outcome.pause_ms, rss, report->why);
+  return Taken{std::move(s), {}};
 }
 
 }  // namespace tidemark::agent

@@ -120,6 +120,8 @@ class Walker {
     sized_.insert(options.sized_types.begin(), options.sized_types.end());
   }
 
+  static void NoteObjects(uint64_t objects) { last_object_count_ = static_cast<size_t>(objects); }
+
   WalkOutcome Run() {
     start_ = Clock::now();
     // Sized from the previous walk, so the columns rarely grow (and never double) in place.
@@ -768,6 +770,8 @@ class Walker {
 }  // namespace
 
 void PrepareWalks() { GetInterned(); }
+
+void NoteWalkedObjects(uint64_t objects) { Walker::NoteObjects(objects); }
 
 WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
                  UnresolvedReferences* unresolved) {

@@ -93,6 +93,10 @@ void PrepareWalks();
 WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
                  UnresolvedReferences* unresolved);
 
+// Tells the next walk how many objects the last one met (a walk sizes its columns from it):
+// for a walk done elsewhere, in a snapshot child.
+void NoteWalkedObjects(uint64_t objects);
+
 // Replaces the kSeenBefore references with object indices and fills graph->roots, owners and
 // attributes (references to objects the walk did not record, as in an abandoned walk, are
 // dropped).

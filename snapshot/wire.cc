@@ -1,5 +1,6 @@
 #include "snapshot/wire.h"
 
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_createCCtx_advanced (exported by libzstd 1.4+).
 #include <zstd.h>
 
 #include <algorithm>
@@ -40,6 +41,15 @@ uint64_t GetLE(std::string_view s, size_t at, int width) {
 // Bodies are packed twice: once into a CountingSink for their exact size (the zstd frame
 // states it, and the decoder insists), then straight into a ZstdSink, so the uncompressed
 // body never exists in memory as a whole.
+// Where small msgpack maps (headers) are packed: a std::string, so that every allocation
+// goes through operator new (msgpack::sbuffer calls malloc itself; agent/child_memory.h says
+// why that matters).
+struct StringSink {
+  void write(const char* p, size_t n) { data.append(p, n); }
+  size_t size() const { return data.size(); }
+  std::string data;
+};
+
 class CountingSink {
  public:
   void write(const char*, size_t n) { bytes_ += n; }
@@ -753,8 +763,8 @@ Result<void> CheckGraphShape(const Graph& g) {
 
 Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& options) {
   try {
-    msgpack::sbuffer header_buf;
-    msgpack::packer<msgpack::sbuffer> header_packer(header_buf);
+    StringSink header_buf;
+    msgpack::packer<StringSink> header_packer(header_buf);
     Header header = snapshot.header;
     header.types = snapshot.types.size();
     PackHeader(header_packer, header);
@@ -771,7 +781,10 @@ Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& option
     const size_t raw_body = counter.bytes();
 
     std::string out(kEnvelopeSize + header_buf.size(), '\0');
-    std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx(ZSTD_createCCtx(), &ZSTD_freeCCtx);
+    const Allocator& a = options.allocator;
+    std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx(
+        a.allocate ? ZSTD_createCCtx_advanced({a.allocate, a.free, a.opaque}) : ZSTD_createCCtx(),
+        &ZSTD_freeCCtx);
     if (!cctx) return Fail("zstd: cannot create a compression context");
     ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, options.zstd_level);
     ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
@@ -796,7 +809,7 @@ Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& option
     PutLE(envelope, compressed, 4);
     PutLE(envelope, raw_body, 8);
     std::memcpy(out.data(), envelope.data(), kEnvelopeSize);
-    std::memcpy(out.data() + kEnvelopeSize, header_buf.data(), header_buf.size());
+    std::memcpy(out.data() + kEnvelopeSize, header_buf.data.data(), header_buf.size());
     return out;
   } catch (const std::exception& e) {
     return Fail(std::string("encode: ") + e.what());
@@ -806,8 +819,8 @@ Result<std::string> Encode(const Snapshot& snapshot, const EncodeOptions& option
 Result<std::string> ReplaceHeader(std::string_view message, const Header& header) {
   TM_TRY(e, DecodeEnvelope(message));
   if (header.kind != e.kind) return Fail("ReplaceHeader: kind differs from the message's");
-  msgpack::sbuffer header_buf;
-  msgpack::packer<msgpack::sbuffer> packer(header_buf);
+  StringSink header_buf;
+  msgpack::packer<StringSink> packer(header_buf);
   try {
     PackHeader(packer, header);
   } catch (const std::exception& ex) {
@@ -817,7 +830,7 @@ Result<std::string> ReplaceHeader(std::string_view message, const Header& header
   out.resize(8);
   PutLE(out, header_buf.size(), 4);
   out.append(message.substr(12, 12));  // B and R are unchanged.
-  out.append(header_buf.data(), header_buf.size());
+  out.append(header_buf.data);
   out.append(message.substr(kEnvelopeSize + e.header_bytes));
   return out;
 }

@@ -43,11 +43,20 @@ inline constexpr uint16_t kFormatVersion = 2;
 inline constexpr uint16_t kOldestReadableFormatVersion = 1;
 inline constexpr size_t kEnvelopeSize = 24;
 
+// Where the compressor's working memory comes from (zstd's ZSTD_customMem): a snapshot child
+// allocates only from memory it mapped itself (agent/child_memory.h). Unset: malloc.
+struct Allocator {
+  void* (*allocate)(void* opaque, size_t bytes) = nullptr;
+  void (*free)(void* opaque, void* block) = nullptr;
+  void* opaque = nullptr;
+};
+
 struct EncodeOptions {
   int zstd_level = 1;  // 1..3: the agent spares its host's CPU.
   // When set and it becomes true, Encode gives up (between two 256 KiB chunks) with an error
   // saying so: a stopping agent never waits for a large encode.
   const std::atomic<bool>* cancel = nullptr;
+  Allocator allocator = {};
 };
 
 struct DecodeLimits {

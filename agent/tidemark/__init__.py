@@ -59,7 +59,7 @@ class Snapshot(object):
     objects, not the rows and the encoded message)."""
 
     __slots__ = ("kind", "objects", "bytes", "pause_ms", "encode_ms", "references", "abandoned",
-                 "abandon_reason", "_result")
+                 "abandon_reason", "isolation", "sizers_skipped", "_result")
 
     def __init__(self, kind, result):
         self.kind = kind
@@ -70,6 +70,9 @@ class Snapshot(object):
         self.references = result["references"]
         self.abandoned = result["abandoned"]
         self.abandon_reason = result["reason"]
+        # Where the walk ran: "inline", "fork", or "inline (fork refused: ...)".
+        self.isolation = result["isolation"]
+        self.sizers_skipped = result["sizers_skipped"]  # Sizers a snapshot child cannot run.
         self._result = result["result"]
 
     @property
@@ -129,7 +132,8 @@ def parse_labels(text):
 
 
 def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_objects=0,
-             max_pause_ms=0, service=None, labels=None, sizers=None):
+             max_pause_ms=0, service=None, labels=None, sizers=None, isolation=None,
+             child_memory=None, child_timeout=None):
     """Takes a snapshot of this process's heap now and returns a Snapshot.
 
     kind: "summary" (per-type counts and bytes) or "graph" (every object and reference).
@@ -140,6 +144,13 @@ def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_object
     sizers: {type name: callable(obj) -> int}: bytes an object owns beyond its own size
         (e.g. {"numpy.ndarray": lambda a: a.nbytes if a.base is None else 0}); run after
         the walk, with the GIL, never during it.
+    isolation: where the walk runs: "inline" (this thread, the GIL held throughout), "fork"
+        (a copy-on-write child walks a frozen copy; the GIL is held only to make it) or
+        "auto" (fork when that is the shorter pause); default TIDEMARK_ISOLATION, else auto.
+        A refused fork or a failed child is walked inline instead: Snapshot.isolation says
+        which ran and why. Sizers cannot run in a child (auto walks inline when they are set).
+    child_memory, child_timeout: the child's memory cap (bytes, or "1GiB") and deadline
+        (seconds); default TIDEMARK_CHILD_MEMORY (1GiB) and TIDEMARK_CHILD_TIMEOUT (60).
     """
     _seq[0] += 1
     result = _native.take(kind=kind, values=bool(values),
@@ -147,8 +158,39 @@ def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_object
                           exclude=list(exclude), max_objects=int(max_objects),
                           max_pause_ms=float(max_pause_ms),
                           service=service or _service_default(), labels=_labels(labels),
-                          seq=_seq[0], sizers=sizers)
+                          seq=_seq[0], sizers=sizers,
+                          **_isolation(isolation, child_memory, child_timeout))
     return Snapshot(kind, result)
+
+
+ISOLATION_MODES = ("auto", "fork", "inline")
+
+
+def _isolation(isolation=None, child_memory=None, child_timeout=None):
+    """Isolation settings from the arguments, else TIDEMARK_ISOLATION, TIDEMARK_CHILD_MEMORY
+    and TIDEMARK_CHILD_TIMEOUT, checked; ValueError naming what is wrong."""
+    if isolation is None:
+        isolation = _env("TIDEMARK_ISOLATION") or "auto"
+        name = "TIDEMARK_ISOLATION"
+    else:
+        name = "isolation"
+    if isolation not in ISOLATION_MODES:
+        raise ValueError("%s must be one of %s, not %r" % (name, ", ".join(ISOLATION_MODES),
+                                                           isolation))
+    if child_memory is None:
+        child_memory = _bytes(_env("TIDEMARK_CHILD_MEMORY") or "1GiB", "TIDEMARK_CHILD_MEMORY")
+    else:
+        child_memory = _bytes(child_memory, "child_memory")
+    if child_memory < (1 << 20):
+        raise ValueError("child_memory (TIDEMARK_CHILD_MEMORY) must be at least 1MiB, not %r"
+                         % (child_memory,))
+    if child_timeout is None:
+        child_timeout = _env_float("TIDEMARK_CHILD_TIMEOUT", 60.0)
+    if not float(child_timeout) > 0:
+        raise ValueError("child_timeout (TIDEMARK_CHILD_TIMEOUT) must be a positive number of "
+                         "seconds, not %r" % (child_timeout,))
+    return {"isolation": isolation, "child_memory": int(child_memory),
+            "child_timeout": float(child_timeout)}
 
 
 def dump(path, kind="summary", **options):
@@ -219,7 +261,8 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
           values=False, max_refs=None, exclude=(), signal=None, max_objects=0, max_pause_ms=0,
           budget_bytes=64 << 20, curve_server_key=None, curve_public_key=None,
           curve_secret_key=None, sizers=None, graph_request_interval=None, watch=None,
-          max_overhead=None, warn_after=None, sample_bytes=None, _probation=0.0):
+          max_overhead=None, warn_after=None, sample_bytes=None, isolation=None,
+          child_memory=None, child_timeout=None, _probation=0.0):
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
@@ -238,7 +281,11 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     TIDEMARK_WARN_AFTER (seconds, default 300: no snapshot acknowledged that long is one warning
     to the "tidemark" logger, and delivery resuming another), TIDEMARK_SAMPLE_BYTES (allocation
     sites, off by default: the mean number of bytes allocated between two sampled allocations,
-    as 524288, "512KiB" (the recommended mean) or "1MiB"; "0" is off: see start_sampling()).
+    as 524288, "512KiB" (the recommended mean) or "1MiB"; "0" is off: see start_sampling()),
+    TIDEMARK_ISOLATION ("auto", the default: large heaps are walked in a copy-on-write child
+    so the GIL is held only to make it; "fork"; "inline"), TIDEMARK_CHILD_MEMORY (the child's
+    memory cap, default "1GiB") and TIDEMARK_CHILD_TIMEOUT (its deadline, default 60 seconds):
+    see snapshot() and docs/agent.md.
 
     Raises ValueError naming the argument or variable that is wrong.
     """
@@ -254,6 +301,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
         sample_bytes = _bytes(_env("TIDEMARK_SAMPLE_BYTES") or 0, "TIDEMARK_SAMPLE_BYTES")
     else:
         sample_bytes = _bytes(sample_bytes, "sample_bytes")
+    isolation_settings = _isolation(isolation, child_memory, child_timeout)
     _install_hooks()
     if sample_bytes:
         _native.start_sampling(mean_bytes=sample_bytes)
@@ -268,7 +316,8 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                   curve_secret_key=curve_secret_key or _env("TIDEMARK_CURVE_SECRET_KEY"),
                   sizers=sizers, graph_request_interval=settings["graph_request_interval"],
                   watch=settings["watch"], probation=float(_probation),
-                  max_overhead=settings["max_overhead"], warn_after=settings["warn_after"])
+                  max_overhead=settings["max_overhead"], warn_after=settings["warn_after"],
+                  **isolation_settings)
 
 
 def _bytes(value, name):

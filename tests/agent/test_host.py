@@ -323,7 +323,7 @@ class Overhead(unittest.TestCase):
             import time, tidemark
             ballast = [{"k%d" % i: [i, str(i)]} for i in range(150000)]  # Walks of some ms.
             tidemark.start("tcp://127.0.0.1:9", service="budget", interval=0.01,
-                           max_overhead="20%")
+                           max_overhead="20%", isolation="inline")  # Walks that hold the GIL.
             t0 = time.monotonic()
             while time.monotonic() - t0 < 150:
                 status = tidemark.status()

@@ -1,0 +1,96 @@
+// Where a snapshot's walk runs, and how `auto` chooses. No Python.
+//
+//   inline  the walk runs on the calling thread with the GIL held throughout (the pause grows
+//           with the object count: ~50-170 ns per object).
+//   fork    a copy-on-write child walks a frozen copy of the heap (agent/isolation.h); the GIL
+//           is held only while the child is made (the kernel copies page tables: the pause
+//           grows with the page-table size, VmPTE).
+//   auto    fork when that is the shorter pause by a margin: the predicted walk (the last
+//           walk's time, inline pause or child walk alike, scaled by how the RSS changed since;
+//           before any walk, kFirstWalkMsPerMiB per MiB of RSS) is at least kMinForkWalkMs and
+//           at least twice the predicted fork (page tables x the last fork's pause per byte
+//           of page table, kInitialForkMsPerMiB before any fork). Before any walk the walk is
+//           predicted from sys.getallocatedblocks() (about one block per object) at
+//           kFirstWalkNsPerBlock, or where that counts nothing from the RSS at
+//           kFirstWalkMsPerMiB. Inline otherwise, when Python
+//           sizers are configured (they cannot run in a child), and for good once the system
+//           refused a fork with EPERM or ENOSYS (seccomp, a sandbox); other refusals (EAGAIN:
+//           RLIMIT_NPROC or a memory cgroup; ENOMEM: strict overcommit) are tried again after
+//           kRetryRefusedAfter snapshots.
+//
+// A fork that the host's own fork() interrupts (the agent pauses around it, and kills a child
+// still walking) is not a walk: the prediction stays as it was.
+//
+// Thread-safety: IsolationPolicy is internally locked; one per process (Policy()).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tidemark::agent {
+
+enum class Isolation : uint8_t { kInline, kFork, kAuto };
+
+std::optional<Isolation> ParseIsolation(std::string_view name);  // "inline", "fork", "auto"
+const char* IsolationName(Isolation isolation);
+
+struct IsolationSettings {
+  Isolation mode = Isolation::kAuto;
+  size_t child_max_bytes = size_t{1} << 30;  // The child's own memory: tables and message.
+  double child_timeout_s = 60;               // Killed past this (the parent's wait).
+  int zstd_level = 1;
+};
+
+// What status() shows about isolation: counts since the start and the last snapshot's figures.
+struct IsolationFigures {
+  uint64_t inline_walks = 0;
+  uint64_t fork_walks = 0;
+  uint64_t fork_refused = 0;  // clone() refused: that snapshot was taken inline.
+  uint64_t child_failed = 0;  // A child died, overran its deadline or its memory: dropped.
+  std::string last_isolation = "none";  // inline, fork, or "inline (fork refused: EAGAIN)".
+  std::string last_child_error;
+  double last_fork_pause_ms = 0;  // GIL held to make the child.
+  double last_child_walk_ms = 0;  // The child's walk alone (what inline would have paused).
+  double last_child_wall_ms = 0;  // From the clone to the message in the parent's hands.
+  uint64_t last_child_peak_bytes = 0;   // The child's own memory (tables, message) at its peak.
+  uint64_t last_parent_fault_bytes = 0;  // Pages the parent faulted in while the child lived.
+  uint64_t last_page_table_bytes = 0;
+};
+
+class IsolationPolicy {
+ public:
+  static constexpr double kFirstWalkNsPerBlock = 100.0;
+  static constexpr double kFirstWalkMsPerMiB = 0.5;
+  static constexpr double kInitialForkMsPerMiB = 10.0;  // Of page tables (bench/agent).
+  static constexpr double kMinForkWalkMs = 20.0;
+  static constexpr int kRetryRefusedAfter = 10;
+
+  // The mode for the next walk (never kAuto). `allocated_blocks`: sys.getallocatedblocks(),
+  // or -1.
+  Isolation Decide(Isolation requested, bool sizers, uint64_t rss_bytes,
+                   uint64_t page_table_bytes, int64_t allocated_blocks);
+
+  void RecordInline(double pause_ms, uint64_t rss_bytes, const std::string& why = "inline");
+  void RecordFork(const IsolationFigures& last, uint64_t rss_bytes);
+  void RecordRefused(int error_number);  // Then RecordInline for the walk that replaced it.
+  void RecordChildFailed(const std::string& error);
+
+  IsolationFigures figures() const;
+
+ private:
+  mutable std::mutex mutex_;
+  IsolationFigures figures_;
+  double last_walk_ms_ = -1;
+  uint64_t last_walk_rss_ = 0;
+  double fork_ms_per_mib_ = kInitialForkMsPerMiB;
+  bool unavailable_ = false;
+  int refused_skip_ = 0;  // Walks left before a refused fork is tried again.
+};
+
+IsolationPolicy& Policy();
+
+}  // namespace tidemark::agent
