@@ -355,7 +355,13 @@ int tm_str_readable(PyObject* str) {
 #endif
 }
 
-PyObject* tm_type_lookup(PyTypeObject* type, PyObject* name) { return _PyType_Lookup(type, name); }
+PyObject* tm_type_lookup(PyTypeObject* type, PyObject* name) {
+  /* A static type no code has used yet is not ready: _PyType_Lookup would ready it (3.8-3.11:
+   * find_name_in_mro), allocating its MRO and dict during the walk. Its base is asked
+   * instead: what it does not define itself it inherits. */
+  while (type != NULL && type->tp_mro == NULL) type = type->tp_base;
+  return type == NULL ? NULL : _PyType_Lookup(type, name);
+}
 
 size_t tm_str_sizeof(PyObject* o) {
   size_t size;

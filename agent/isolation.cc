@@ -33,7 +33,8 @@ struct SharedResult {
   uint64_t sizers_skipped;
   uint64_t references;
   uint64_t message_bytes;
-  char error[512];
+  bool abandoned;    // At a configured limit (max_objects): the message holds what was walked.
+  char error[512];   // kFailed: what went wrong; kDone: why the walk was abandoned, if it was.
 };
 
 namespace {
@@ -109,7 +110,6 @@ void InstallChildPyAllocators() {
   WalkOutcome outcome;
   UnresolvedReferences unresolved;
   snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
-  if (outcome.abandoned) ChildFail("walk abandoned: ", outcome.abandon_reason.c_str());
   FinishWithoutGil(std::move(unresolved), &s, rss_bytes);
   s.header.identity.service = "-";  // Valid until the parent puts the agent's identity in.
   s.header.identity.pid = parent;
@@ -121,6 +121,8 @@ void InstallChildPyAllocators() {
   shared->message_bytes = encoded->size();
   shared->sizers_skipped = outcome.needs_sizer.size();
   shared->references = outcome.references;
+  shared->abandoned = outcome.abandoned;
+  std::snprintf(shared->error, sizeof shared->error, "%s", outcome.abandon_reason.c_str());
   shared->walk_ms = outcome.pause_ms;
   shared->child_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
   shared->peak_bytes = ChildPeakBytes();
@@ -269,6 +271,8 @@ snapshot::Result<ChildOutcome> ChildWalk::Wait(const std::atomic<bool>* cancel) 
   outcome.peak_bytes = shared_->peak_bytes;
   outcome.sizers_skipped = shared_->sizers_skipped;
   outcome.references = shared_->references;
+  outcome.abandoned = shared_->abandoned;
+  if (outcome.abandoned) outcome.abandon_reason = shared_->error;
   outcome.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
   outcome.parent_fault_bytes =
       (MinorFaults() - faults_before_) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));

@@ -48,6 +48,8 @@ struct ChildOutcome {
   uint64_t parent_fault_bytes = 0;
   uint64_t sizers_skipped = 0;
   uint64_t references = 0;
+  bool abandoned = false;  // At max_objects (a child has no pause limit: it holds no GIL).
+  std::string abandon_reason;
 };
 
 class ChildWalk {

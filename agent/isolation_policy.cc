@@ -25,7 +25,9 @@ const char* IsolationName(Isolation isolation) {
 }
 
 Isolation IsolationPolicy::Decide(Isolation requested, bool sizers, uint64_t rss_bytes,
-                                  uint64_t page_table_bytes, int64_t allocated_blocks) {
+                                  const Probes& probes, uint64_t* page_table_bytes) {
+  *page_table_bytes = 0;
+  if (requested == Isolation::kFork) *page_table_bytes = probes.page_table_bytes();
   std::lock_guard lock(mutex_);
   if (requested != Isolation::kAuto) return requested;
   if (unavailable_ || sizers) return Isolation::kInline;
@@ -39,12 +41,14 @@ Isolation IsolationPolicy::Decide(Isolation requested, bool sizers, uint64_t rss
     walk_ms = last_walk_rss_ == 0 ? last_walk_ms_
                                   : last_walk_ms_ * static_cast<double>(rss_bytes) /
                                         static_cast<double>(last_walk_rss_);
-  } else if (allocated_blocks > 0) {
-    walk_ms = kFirstWalkNsPerBlock * static_cast<double>(allocated_blocks) / 1e6;
+  } else if (const int64_t blocks = probes.allocated_blocks(); blocks > 0) {
+    walk_ms = kFirstWalkNsPerBlock * static_cast<double>(blocks) / 1e6;
   } else {
     walk_ms = kFirstWalkMsPerMiB * static_cast<double>(rss_bytes) / kMiB;
   }
-  const double fork_ms = fork_ms_per_mib_ * static_cast<double>(page_table_bytes) / kMiB;
+  if (walk_ms < kMinForkWalkMs) return Isolation::kInline;
+  *page_table_bytes = probes.page_table_bytes();
+  const double fork_ms = fork_ms_per_mib_ * static_cast<double>(*page_table_bytes) / kMiB;
   return walk_ms >= kMinForkWalkMs && 2 * fork_ms <= walk_ms ? Isolation::kFork
                                                              : Isolation::kInline;
 }
@@ -90,6 +94,12 @@ void IsolationPolicy::RecordChildFailed(const std::string& error) {
   ++figures_.child_failed;
   figures_.last_isolation = "fork (failed)";
   figures_.last_child_error = error;
+}
+
+void IsolationPolicy::RecordChildCancelled() {
+  std::lock_guard lock(mutex_);
+  ++figures_.child_cancelled;
+  refused_skip_ = kRetryRefusedAfter;
 }
 
 IsolationFigures IsolationPolicy::figures() const {

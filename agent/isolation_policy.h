@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -51,6 +52,7 @@ struct IsolationFigures {
   uint64_t fork_walks = 0;
   uint64_t fork_refused = 0;  // clone() refused: that snapshot was taken inline.
   uint64_t child_failed = 0;  // A child died, overran its deadline or its memory: dropped.
+  uint64_t child_cancelled = 0;  // Killed because the agent paused (a host fork) or stopped.
   std::string last_isolation = "none";  // inline, fork, or "inline (fork refused: EAGAIN)".
   std::string last_child_error;
   double last_fork_pause_ms = 0;  // GIL held to make the child.
@@ -69,15 +71,24 @@ class IsolationPolicy {
   static constexpr double kMinForkWalkMs = 20.0;
   static constexpr int kRetryRefusedAfter = 10;
 
-  // The mode for the next walk (never kAuto). `allocated_blocks`: sys.getallocatedblocks(),
-  // or -1.
-  Isolation Decide(Isolation requested, bool sizers, uint64_t rss_bytes,
-                   uint64_t page_table_bytes, int64_t allocated_blocks);
+  // What Decide may ask, only when it needs to (most walks are decided from the last one
+  // alone): the page tables' size, and sys.getallocatedblocks() (or -1).
+  struct Probes {
+    std::function<uint64_t()> page_table_bytes;
+    std::function<int64_t()> allocated_blocks;
+  };
+
+  // The mode for the next walk (never kAuto). `*page_table_bytes`: what the probe read, or 0.
+  Isolation Decide(Isolation requested, bool sizers, uint64_t rss_bytes, const Probes& probes,
+                   uint64_t* page_table_bytes);
 
   void RecordInline(double pause_ms, uint64_t rss_bytes, const std::string& why = "inline");
   void RecordFork(const IsolationFigures& last, uint64_t rss_bytes);
   void RecordRefused(int error_number);  // Then RecordInline for the walk that replaced it.
   void RecordChildFailed(const std::string& error);
+  // Then `auto` walks inline for the next kRetryRefusedAfter walks: a host that forks more
+  // often than a child walks would otherwise never get a snapshot.
+  void RecordChildCancelled();
 
   IsolationFigures figures() const;
 

@@ -35,6 +35,11 @@ double MsSince(Clock::time_point since) {
   return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
 }
 
+// What the policy may read, when it needs to. REQUIRES: the GIL (the block count).
+IsolationPolicy::Probes Probes() {
+  return {.page_table_bytes = &PageTableBytes, .allocated_blocks = &tm_allocated_blocks};
+}
+
 bool WantsSizers(const WalkOptions& options, PyObject* sizers) {
   return sizers != nullptr && !options.sized_types.empty();
 }
@@ -56,7 +61,11 @@ snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, uint64_t 
                                     ChildOutcome* outcome_out = nullptr) {
   auto outcome = child.Wait(cancel);
   if (!outcome) {
-    if (cancel == nullptr || !cancel->load()) Policy().RecordChildFailed(outcome.error().message);
+    if (cancel != nullptr && cancel->load()) {
+      Policy().RecordChildCancelled();
+    } else {
+      Policy().RecordChildFailed(outcome.error().message);
+    }
     return snapshot::Fail("snapshot child: ", outcome.error());
   }
   auto header = snapshot::DecodeHeader(outcome->message);
@@ -160,7 +169,6 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
                                     const std::atomic<bool>& cancel) {
   if (tm_is_finalizing()) return snapshot::Fail("the interpreter is finalizing");
   const uint64_t rss = ResidentBytes();
-  const uint64_t page_tables = isolation.mode == Isolation::kInline ? 0 : PageTableBytes();
   PyGILState_STATE gil = PyGILState_Ensure();
   const auto held = Clock::now();
   std::unique_lock guard(g_fork_guard, std::try_to_lock);
@@ -174,9 +182,9 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
     return snapshot::Fail("cancelled, or a collection or the interpreter's end was under way");
   }
   CheckSamplerHooked();
+  uint64_t page_tables = 0;
   const Isolation mode =
-      Policy().Decide(isolation.mode, WantsSizers(options, *sizers), rss, page_tables,
-                      isolation.mode == Isolation::kAuto ? tm_allocated_blocks() : -1);
+      Policy().Decide(isolation.mode, WantsSizers(options, *sizers), rss, Probes(), &page_tables);
   std::string why = "inline";
   std::optional<ChildWalk> child = mode == Isolation::kFork
                                        ? StartChild(options, isolation, rss, &why)
@@ -187,7 +195,12 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   const double pause_ms = MsSince(held);
   PyGILState_Release(gil);
   guard.unlock();
-  if (child) return FinishChild(*child, pause_ms, rss, page_tables, &cancel);
+  if (child) {
+    ChildOutcome outcome;
+    result = FinishChild(*child, pause_ms, rss, page_tables, &cancel, &outcome);
+    if (result && outcome.abandoned) return snapshot::Fail("walk abandoned: " + outcome.abandon_reason);
+    return result;
+  }
   if (!result) return result;
   FinishWithoutGil(std::move(unresolved), &result->snapshot);
   Policy().RecordInline(result->snapshot.header.agent.pause_ms, rss, why);
@@ -197,11 +210,10 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
 snapshot::Result<Taken> TakeFromPython(const WalkOptions& options, PyObject* sizers,
                                        const IsolationSettings& isolation, TakeReport* report) {
   const uint64_t rss = ResidentBytes();
-  const uint64_t page_tables = isolation.mode == Isolation::kInline ? 0 : PageTableBytes();
   CheckSamplerHooked();
+  uint64_t page_tables = 0;
   const Isolation mode =
-      Policy().Decide(isolation.mode, WantsSizers(options, sizers), rss, page_tables,
-                      isolation.mode == Isolation::kAuto ? tm_allocated_blocks() : -1);
+      Policy().Decide(isolation.mode, WantsSizers(options, sizers), rss, Probes(), &page_tables);
   if (mode == Isolation::kFork) {
     const auto held = Clock::now();
     std::optional<ChildWalk> child = StartChild(options, isolation, rss, &report->why);
@@ -217,6 +229,8 @@ snapshot::Result<Taken> TakeFromPython(const WalkOptions& options, PyObject* siz
         report->pause_ms = pause_ms;
         report->references = outcome.references;
         report->sizers_skipped = outcome.sizers_skipped;
+        report->abandoned = outcome.abandoned;
+        report->abandon_reason = outcome.abandon_reason;
         return taken;
       }
       report->why = "inline (fork failed: " + taken.error().message + ")";

@@ -223,7 +223,7 @@ class Stripping(unittest.TestCase):
 
     def test_walk_past_its_pause_limit_is_abandoned(self):
         ballast = [[i] for i in range(100000)]  # Far more than one limit check's worth.
-        snap = tidemark.snapshot(kind="graph", max_pause_ms=0.001)
+        snap = tidemark.snapshot(kind="graph", max_pause_ms=0.001, isolation="inline")
         self.assertTrue(snap.abandoned)
         self.assertIn("pause limit", snap.abandon_reason)
         self.assertLess(snap.objects, len(ballast))

@@ -365,6 +365,14 @@ class Settings(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "isolation must be one of auto, fork, inline"):
             tidemark.snapshot(isolation="thread")
 
+    def test_a_child_stops_at_max_objects_and_has_no_pause_limit(self):
+        capped = tidemark.snapshot(isolation="fork", max_objects=1000)
+        self.assertEqual(capped.isolation, "fork")
+        self.assertTrue(capped.abandoned)
+        self.assertIn("object limit of 1000", capped.abandon_reason)
+        unlimited = tidemark.snapshot(isolation="fork", max_pause_ms=0.001)  # It holds no GIL.
+        self.assertFalse(unlimited.abandoned)
+
     def test_auto_forks_for_a_large_heap_and_walks_a_small_one_inline(self):
         done = run_python("""
             import json, tidemark
