@@ -74,7 +74,7 @@ snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, uint64_t 
     return snapshot::Fail("snapshot child's message: ", header.error());
   }
   header->agent.pause_ms = pause_ms;  // What the host paid: the GIL held for the clone.
-  NoteWalkedObjects(header->objects);
+  NoteWalkedObjects(header->objects, rss);
   IsolationFigures figures;
   figures.last_fork_pause_ms = pause_ms;
   figures.last_child_walk_ms = outcome->walk_ms;
@@ -169,6 +169,7 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
                                     const std::atomic<bool>& cancel) {
   if (tm_is_finalizing()) return snapshot::Fail("the interpreter is finalizing");
   const uint64_t rss = ResidentBytes();
+  options.rss_bytes = rss;
   PyGILState_STATE gil = PyGILState_Ensure();
   const auto held = Clock::now();
   std::unique_lock guard(g_fork_guard, std::try_to_lock);
@@ -207,9 +208,10 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   return result;
 }
 
-snapshot::Result<Taken> TakeFromPython(const WalkOptions& options, PyObject* sizers,
+snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
                                        const IsolationSettings& isolation, TakeReport* report) {
   const uint64_t rss = ResidentBytes();
+  options.rss_bytes = rss;
   CheckSamplerHooked();
   uint64_t page_tables = 0;
   const Isolation mode =

@@ -66,7 +66,7 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
 // From Python (tidemark.snapshot()): the GIL held by the caller, released while a child
 // walks. A snapshot whatever happens: a refused fork or a failed child is walked inline
 // again, and `report` says so.
-snapshot::Result<Taken> TakeFromPython(const WalkOptions& options, PyObject* sizers,
+snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
                                        const IsolationSettings& isolation, TakeReport* report);
 
 }  // namespace tidemark::agent

@@ -120,13 +120,15 @@ class Walker {
     sized_.insert(options.sized_types.begin(), options.sized_types.end());
   }
 
-  static void NoteObjects(uint64_t objects) { last_object_count_ = static_cast<size_t>(objects); }
+  static void NoteObjects(uint64_t objects, uint64_t rss) {
+    last_object_count_ = static_cast<size_t>(objects);
+    last_rss_ = rss;
+  }
 
   WalkOutcome Run() {
     start_ = Clock::now();
     // Sized from the previous walk, so the columns rarely grow (and never double) in place.
-    const size_t expected =
-        last_object_count_ ? last_object_count_ + last_object_count_ / 8 : 1 << 16;
+    const size_t expected = ExpectedObjects();
     addresses_.reserve(expected);
     if (graph_) {
       snapshot::Graph& g = out_->graph;
@@ -163,7 +165,7 @@ class Walker {
     ApplyCSizes();
     if (SamplingOn() && !outcome_.abandoned) AttributeSamples();
     Finish();
-    last_object_count_ = static_cast<size_t>(objects_);
+    NoteObjects(objects_, options_.rss_bytes);
     return outcome_;
   }
 
@@ -173,6 +175,19 @@ class Walker {
   static constexpr size_t kMaxObjects = kSeenBefore - 1;
 
   static inline size_t last_object_count_ = 0;
+  static inline uint64_t last_rss_ = 0;
+
+  // The last walk's count, grown as the RSS grew since (a heap that grew between two walks
+  // would otherwise make this one double its columns, copying and faulting them in with the
+  // GIL held), plus an eighth.
+  size_t ExpectedObjects() const {
+    if (last_object_count_ == 0) return 1 << 16;
+    double n = static_cast<double>(last_object_count_);
+    if (last_rss_ > 0 && options_.rss_bytes > last_rss_) {
+      n *= std::min(8.0, static_cast<double>(options_.rss_bytes) / static_cast<double>(last_rss_));
+    }
+    return static_cast<size_t>(n * 1.125);
+  }
 
   void AddRoot(PyObject* o, snapshot::RootKind kind) {
     if (Discover(o) == Found::kExcluded || !graph_) return;
@@ -771,7 +786,9 @@ class Walker {
 
 void PrepareWalks() { GetInterned(); }
 
-void NoteWalkedObjects(uint64_t objects) { Walker::NoteObjects(objects); }
+void NoteWalkedObjects(uint64_t objects, uint64_t rss_bytes) {
+  Walker::NoteObjects(objects, rss_bytes);
+}
 
 WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
                  UnresolvedReferences* unresolved) {

@@ -36,6 +36,9 @@ struct WalkOptions {
   std::vector<std::string> sized_types;    // Listed for sizers after the walk (by type name).
   uint64_t max_objects = 0;                // Abandon past this many objects; 0 = no limit.
   double max_pause_ms = 0;                 // Abandon once the GIL was held this long; 0 = no limit.
+  // The process's RSS as the walk starts, if known: columns are sized from the last walk's
+  // object count scaled by how the RSS grew since. Not a setting.
+  uint64_t rss_bytes = 0;
 };
 
 // An object of one of WalkOptions::sized_types: the configured sizer adds to its size once
@@ -95,7 +98,7 @@ WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
 
 // Tells the next walk how many objects the last one met (a walk sizes its columns from it):
 // for a walk done elsewhere, in a snapshot child.
-void NoteWalkedObjects(uint64_t objects);
+void NoteWalkedObjects(uint64_t objects, uint64_t rss_bytes);
 
 // Replaces the kSeenBefore references with object indices and fills graph->roots, owners and
 // attributes (references to objects the walk did not record, as in an abandoned walk, are
