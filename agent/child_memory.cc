@@ -106,8 +106,8 @@ void* ChildReallocate(void* block, size_t bytes) {
   if (block == nullptr) return ChildAllocate(bytes);
   if (!FromChildMemory(block)) return nullptr;
   const BlockHeader* h = HeaderOf(block);
-  const size_t old_bytes = (h->span_end & ~kFreed) - static_cast<size_t>(
-                                                         static_cast<char*>(block) - g_arena.base);
+  const size_t old_bytes =
+      (h->span_end & ~kFreed) - static_cast<size_t>(static_cast<char*>(block) - g_arena.base);
   void* moved = ChildAllocate(bytes);
   std::memcpy(moved, block, std::min(old_bytes, bytes));
   ChildFree(block);

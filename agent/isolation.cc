@@ -27,14 +27,14 @@ namespace tidemark::agent {
 struct SharedResult {
   enum State : uint32_t { kRunning = 0, kDone = 1, kFailed = 2 };
   std::atomic<uint32_t> state;  // Also the futex word the parent waits on.
-  double walk_ms;   // The walk alone, as an inline walk's pause.
-  double child_ms;  // Walk, encode, compression.
+  double walk_ms;               // The walk alone, as an inline walk's pause.
+  double child_ms;              // Walk, encode, compression.
   uint64_t peak_bytes;
   uint64_t sizers_skipped;
   uint64_t references;
   uint64_t message_bytes;
-  bool abandoned;    // At a configured limit (max_objects): the message holds what was walked.
-  char error[512];   // kFailed: what went wrong; kDone: why the walk was abandoned, if it was.
+  bool abandoned;   // At a configured limit (max_objects): the message holds what was walked.
+  char error[512];  // kFailed: what went wrong; kDone: why the walk was abandoned, if it was.
 };
 
 namespace {
@@ -113,8 +113,8 @@ void InstallChildPyAllocators() {
   FinishWithoutGil(std::move(unresolved), &s, rss_bytes);
   s.header.identity.service = "-";  // Valid until the parent puts the agent's identity in.
   s.header.identity.pid = parent;
-  auto encoded = snapshot::Encode(
-      s, {.zstd_level = settings.zstd_level, .allocator = ChildZstdAllocator()});
+  auto encoded =
+      snapshot::Encode(s, {.zstd_level = settings.zstd_level, .allocator = ChildZstdAllocator()});
   if (!encoded) ChildFail("encode: ", encoded.error().message.c_str());
   if (encoded->size() > settings.child_max_bytes) ChildFail("the message outgrew its mapping");
   std::memcpy(reinterpret_cast<char*>(shared) + kMessageOffset, encoded->data(), encoded->size());
@@ -135,8 +135,8 @@ void InstallChildPyAllocators() {
 // --- In the parent ------------------------------------------------------------------------
 
 snapshot::Result<ChildWalk> ChildWalk::Start(const WalkOptions& options,
-                                             const IsolationSettings& settings,
-                                             uint64_t rss_bytes, int* error_number) {
+                                             const IsolationSettings& settings, uint64_t rss_bytes,
+                                             int* error_number) {
   const size_t shared_bytes = kMessageOffset + settings.child_max_bytes;
   void* mapped = mmap(nullptr, shared_bytes, PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -167,9 +167,8 @@ snapshot::Result<ChildWalk> ChildWalk::Start(const WalkOptions& options,
                                                    strerror(clone_errno) + ")");
   }
   madvise(mapped, shared_bytes, MADV_DONTFORK);  // The host's own forks do not inherit it.
-  const auto deadline =
-      started + std::chrono::duration_cast<Clock::duration>(
-                    std::chrono::duration<double>(settings.child_timeout_s));
+  const auto deadline = started + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(settings.child_timeout_s));
   ChildWalk walk(static_cast<pid_t>(pid), shared, shared_bytes, deadline, faults_before);
   walk.started_ = started;
   return walk;
@@ -213,13 +212,13 @@ std::string ChildWalk::Describe(int status) const {
     return name != nullptr ? std::string("the child was killed by SIG") + name
                            : "the child was killed by signal " + std::to_string(WTERMSIG(status));
   }
-  return "the child exited with status " + std::to_string(WEXITSTATUS(status)) +
-         " and no snapshot";
+  return "the child exited with status " + std::to_string(WEXITSTATUS(status)) + " and no snapshot";
 }
 
 void InterruptChildWaits() {
   // A wake on a word that is no longer mapped fails harmlessly (EFAULT).
-  if (auto* word = g_waiting.load()) syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+  if (auto* word = g_waiting.load())
+    syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
 snapshot::Result<ChildOutcome> ChildWalk::Wait(const std::atomic<bool>* cancel) {
@@ -245,7 +244,8 @@ snapshot::Result<ChildOutcome> ChildWalk::Wait(const std::atomic<bool>* cancel) 
     }
     const auto slice = std::min<Clock::duration>(deadline_ - now, std::chrono::milliseconds(20));
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(slice).count();
-    timespec timeout{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
+                     static_cast<long>(ns % 1'000'000'000)};
     syscall(SYS_futex, &shared_->state, FUTEX_WAIT, SharedResult::kRunning, &timeout, nullptr, 0);
     if (shared_->state.load(std::memory_order_acquire) != SharedResult::kRunning) break;
     const pid_t gone = waitpid(pid_, &status, WNOHANG | __WCLONE);

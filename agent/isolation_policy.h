@@ -50,15 +50,15 @@ struct IsolationSettings {
 struct IsolationFigures {
   uint64_t inline_walks = 0;
   uint64_t fork_walks = 0;
-  uint64_t fork_refused = 0;  // clone() refused: that snapshot was taken inline.
-  uint64_t child_failed = 0;  // A child died, overran its deadline or its memory: dropped.
+  uint64_t fork_refused = 0;     // clone() refused: that snapshot was taken inline.
+  uint64_t child_failed = 0;     // A child died, overran its deadline or its memory: dropped.
   uint64_t child_cancelled = 0;  // Killed because the agent paused (a host fork) or stopped.
   std::string last_isolation = "none";  // inline, fork, or "inline (fork refused: EAGAIN)".
   std::string last_child_error;
-  double last_fork_pause_ms = 0;  // GIL held to make the child.
-  double last_child_walk_ms = 0;  // The child's walk alone (what inline would have paused).
-  double last_child_wall_ms = 0;  // From the clone to the message in the parent's hands.
-  uint64_t last_child_peak_bytes = 0;   // The child's own memory (tables, message) at its peak.
+  double last_fork_pause_ms = 0;         // GIL held to make the child.
+  double last_child_walk_ms = 0;         // The child's walk alone (what inline would have paused).
+  double last_child_wall_ms = 0;         // From the clone to the message in the parent's hands.
+  uint64_t last_child_peak_bytes = 0;    // The child's own memory (tables, message) at its peak.
   uint64_t last_parent_fault_bytes = 0;  // Pages the parent faulted in while the child lived.
   uint64_t last_page_table_bytes = 0;
 };

@@ -112,8 +112,7 @@ bool StartReporter(State& st, ReporterProgress progress, Run run, std::string* e
   PyObject* const* sizers = &st.sizers;
   auto started = Reporter::Start(
       st.settings.reporter, std::move(progress),
-      [walk, sizers, isolation](snapshot::Kind kind, bool values,
-                                const std::atomic<bool>& cancel) {
+      [walk, sizers, isolation](snapshot::Kind kind, bool values, const std::atomic<bool>& cancel) {
         WalkOptions options = walk;
         options.kind = kind;
         options.values = options.values || values;

@@ -151,10 +151,9 @@ snapshot::Result<std::string> Identify(snapshot::Result<Taken> taken, snapshot::
 
 // take(kind, values, max_refs, exclude, max_objects, max_pause_ms, service, labels, seq)
 PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {"kind",         "values",        "max_refs",  "exclude",
-                                   "max_objects",  "max_pause_ms",  "service",   "labels",
-                                   "seq",          "sizers",        "isolation", "child_memory",
-                                   "child_timeout", nullptr};
+  static const char* keywords[] = {
+      "kind",   "values", "max_refs", "exclude",   "max_objects",  "max_pause_ms",  "service",
+      "labels", "seq",    "sizers",   "isolation", "child_memory", "child_timeout", nullptr};
   const char* kind = "summary";
   int values = 0;
   long long max_refs = -1, max_objects = 0, seq = 1, child_memory = 1ll << 30;
@@ -163,9 +162,9 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   const char* service = "python";
   const char* isolation = "auto";
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|spLOLdsOLOsLd", const_cast<char**>(keywords),
-                                   &kind, &values, &max_refs, &exclude, &max_objects,
-                                   &max_pause_ms, &service, &labels, &seq, &sizers, &isolation,
-                                   &child_memory, &child_timeout)) {
+                                   &kind, &values, &max_refs, &exclude, &max_objects, &max_pause_ms,
+                                   &service, &labels, &seq, &sizers, &isolation, &child_memory,
+                                   &child_timeout)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
@@ -205,9 +204,9 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   double encode_ms = 0;
   Py_BEGIN_ALLOW_THREADS {
     const auto start = std::chrono::steady_clock::now();
-    encoded = taken ? Identify(std::move(taken), std::move(identity), static_cast<uint64_t>(seq),
-                               &types)
-                    : std::unexpected(taken.error());
+    encoded =
+        taken ? Identify(std::move(taken), std::move(identity), static_cast<uint64_t>(seq), &types)
+              : std::unexpected(taken.error());
     encode_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
@@ -217,14 +216,13 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   }
   PyObject* result = NewResult(std::move(*encoded), types);
   if (result == nullptr) return nullptr;
-  return Py_BuildValue("{s:N,s:K,s:K,s:d,s:d,s:O,s:s,s:K,s:[LLL],s:s,s:K}", "result", result,
-                       "objects", (unsigned long long)objects, "bytes", (unsigned long long)bytes,
-                       "pause_ms", report.pause_ms, "encode_ms", encode_ms, "abandoned",
-                       report.abandoned ? Py_True : Py_False, "reason",
-                       report.abandon_reason.c_str(), "references",
-                       (unsigned long long)report.references, "gc_before", gc_before[0],
-                       gc_before[1], gc_before[2], "isolation", report.why.c_str(),
-                       "sizers_skipped", (unsigned long long)report.sizers_skipped);
+  return Py_BuildValue(
+      "{s:N,s:K,s:K,s:d,s:d,s:O,s:s,s:K,s:[LLL],s:s,s:K}", "result", result, "objects",
+      (unsigned long long)objects, "bytes", (unsigned long long)bytes, "pause_ms", report.pause_ms,
+      "encode_ms", encode_ms, "abandoned", report.abandoned ? Py_True : Py_False, "reason",
+      report.abandon_reason.c_str(), "references", (unsigned long long)report.references,
+      "gc_before", gc_before[0], gc_before[1], gc_before[2], "isolation", report.why.c_str(),
+      "sizers_skipped", (unsigned long long)report.sizers_skipped);
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
@@ -345,28 +343,27 @@ PyObject* IsolationStatus() {
       (unsigned long long)i.inline_walks, "fork_walks", (unsigned long long)i.fork_walks,
       "fork_refused", (unsigned long long)i.fork_refused, "child_failed",
       (unsigned long long)i.child_failed, "child_cancelled", (unsigned long long)i.child_cancelled,
-      "last", i.last_isolation.c_str(), "last_child_error",
-      i.last_child_error.c_str(), "last_fork_pause_ms", i.last_fork_pause_ms,
-      "last_child_walk_ms", i.last_child_walk_ms, "last_child_wall_ms", i.last_child_wall_ms,
-      "last_child_peak_bytes", (unsigned long long)i.last_child_peak_bytes,
-      "last_parent_fault_bytes", (unsigned long long)i.last_parent_fault_bytes,
-      "last_page_table_bytes", (unsigned long long)i.last_page_table_bytes);
+      "last", i.last_isolation.c_str(), "last_child_error", i.last_child_error.c_str(),
+      "last_fork_pause_ms", i.last_fork_pause_ms, "last_child_walk_ms", i.last_child_walk_ms,
+      "last_child_wall_ms", i.last_child_wall_ms, "last_child_peak_bytes",
+      (unsigned long long)i.last_child_peak_bytes, "last_parent_fault_bytes",
+      (unsigned long long)i.last_parent_fault_bytes, "last_page_table_bytes",
+      (unsigned long long)i.last_page_table_bytes);
 }
 
 PyObject* Status(PyObject*, PyObject*) {
   const AgentStatus status = GetAgentStatus();
   const ReporterFigures& f = status.figures;
-  return Py_BuildValue("{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N}", "running",
-                       status.running ? Py_True : Py_False, "state", status.state, "taken",
-                       (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
-                       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
-                       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes,
-                       "last_pause_ms", f.last_pause_ms, "total_pause_ms", f.total_pause_ms,
-                       "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str(),
-                       "graph_requests", (unsigned long long)f.graph_requests,
-                       "graph_requests_delayed", (unsigned long long)f.graph_requests_delayed,
-                       "intervals_stretched", (unsigned long long)f.stretched, "isolation",
-                       IsolationStatus());
+  return Py_BuildValue(
+      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N}", "running",
+      status.running ? Py_True : Py_False, "state", status.state, "taken",
+      (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
+      (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
+      "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes, "last_pause_ms",
+      f.last_pause_ms, "total_pause_ms", f.total_pause_ms, "last_encode_ms", f.last_encode_ms,
+      "last_error", f.last_error.c_str(), "graph_requests", (unsigned long long)f.graph_requests,
+      "graph_requests_delayed", (unsigned long long)f.graph_requests_delayed, "intervals_stretched",
+      (unsigned long long)f.stretched, "isolation", IsolationStatus());
 }
 
 PyObject* BeforeForkHook(PyObject*, PyObject*) {

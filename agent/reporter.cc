@@ -254,8 +254,7 @@ void Reporter::TakeOne(snapshot::Kind kind, bool values) {
   h.agent.delivered = before.delivered;
   auto encoded =
       taken->encoded.empty()
-          ? snapshot::Encode(taken->snapshot,
-                             {.zstd_level = config_.zstd_level, .cancel = &stop_})
+          ? snapshot::Encode(taken->snapshot, {.zstd_level = config_.zstd_level, .cancel = &stop_})
           : snapshot::ReplaceHeader(taken->encoded, h);
   if (stop_.load()) return;
   const double encode_ms =

@@ -199,7 +199,8 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   if (child) {
     ChildOutcome outcome;
     result = FinishChild(*child, pause_ms, rss, page_tables, &cancel, &outcome);
-    if (result && outcome.abandoned) return snapshot::Fail("walk abandoned: " + outcome.abandon_reason);
+    if (result && outcome.abandoned)
+      return snapshot::Fail("walk abandoned: " + outcome.abandon_reason);
     return result;
   }
   if (!result) return result;
@@ -223,9 +224,9 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
       const double pause_ms = MsSince(held);
       snapshot::Result<Taken> taken = snapshot::Fail("not taken");
       ChildOutcome outcome;
-      Py_BEGIN_ALLOW_THREADS taken = FinishChild(*child, pause_ms, rss, page_tables, nullptr, &outcome);
-      Py_END_ALLOW_THREADS
-      if (taken) {
+      Py_BEGIN_ALLOW_THREADS taken =
+          FinishChild(*child, pause_ms, rss, page_tables, nullptr, &outcome);
+      Py_END_ALLOW_THREADS if (taken) {
         report->ran = Isolation::kFork;
         report->why = "fork";
         report->pause_ms = pause_ms;
@@ -247,8 +248,7 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
   report->abandoned = outcome.abandoned;
   report->abandon_reason = outcome.abandon_reason;
   Py_BEGIN_ALLOW_THREADS FinishWithoutGil(std::move(unresolved), &s);
-  Py_END_ALLOW_THREADS
-  Policy().RecordInline(outcome.pause_ms, rss, report->why);
+  Py_END_ALLOW_THREADS Policy().RecordInline(outcome.pause_ms, rss, report->why);
   return Taken{std::move(s), {}};
 }
 
