@@ -28,6 +28,7 @@ struct SharedResult {
   enum State : uint32_t { kRunning = 0, kDone = 1, kFailed = 2 };
   std::atomic<uint32_t> state;  // Also the futex word the parent waits on.
   double walk_ms;               // The walk alone, as an inline walk's pause.
+  double walk_cpu_ms;           // Its CPU time.
   double child_ms;              // Walk, encode, compression.
   uint64_t peak_bytes;
   uint64_t sizers_skipped;
@@ -124,6 +125,7 @@ void InstallChildPyAllocators() {
   shared->abandoned = outcome.abandoned;
   std::snprintf(shared->error, sizeof shared->error, "%s", outcome.abandon_reason.c_str());
   shared->walk_ms = outcome.pause_ms;
+  shared->walk_cpu_ms = outcome.cpu_ms;
   shared->child_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
   shared->peak_bytes = ChildPeakBytes();
   Publish(SharedResult::kDone);
@@ -267,6 +269,7 @@ snapshot::Result<ChildOutcome> ChildWalk::Wait(const std::atomic<bool>* cancel) 
   outcome.message.assign(reinterpret_cast<const char*>(shared_) + kMessageOffset,
                          shared_->message_bytes);
   outcome.walk_ms = shared_->walk_ms;
+  outcome.walk_cpu_ms = shared_->walk_cpu_ms;
   outcome.child_ms = shared_->child_ms;
   outcome.peak_bytes = shared_->peak_bytes;
   outcome.sizers_skipped = shared_->sizers_skipped;

@@ -40,10 +40,11 @@ struct SharedResult;  // The shared mapping's layout (isolation.cc).
 
 // What a child produced.
 struct ChildOutcome {
-  std::string message;  // The encoded snapshot (its header as the child wrote it).
-  double walk_ms = 0;   // The child's walk: what an inline walk would have held the GIL.
-  double child_ms = 0;  // The child's walk, encode and compression.
-  double wall_ms = 0;   // From the clone to the message here.
+  std::string message;     // The encoded snapshot (its header as the child wrote it).
+  double walk_ms = 0;      // The child's walk: what an inline walk would have held the GIL.
+  double walk_cpu_ms = 0;  // Its CPU time (what the policy compares).
+  double child_ms = 0;     // The child's walk, encode and compression.
+  double wall_ms = 0;      // From the clone to the message here.
   uint64_t peak_bytes = 0;
   uint64_t parent_fault_bytes = 0;
   uint64_t sizers_skipped = 0;

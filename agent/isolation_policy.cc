@@ -53,21 +53,21 @@ Isolation IsolationPolicy::Decide(Isolation requested, bool sizers, uint64_t rss
                                                              : Isolation::kInline;
 }
 
-void IsolationPolicy::RecordInline(double pause_ms, uint64_t rss_bytes, const std::string& why) {
+void IsolationPolicy::RecordInline(double walk_cpu_ms, uint64_t rss_bytes, const std::string& why) {
   std::lock_guard lock(mutex_);
-  last_walk_ms_ = pause_ms;
+  last_walk_ms_ = walk_cpu_ms;
   last_walk_rss_ = rss_bytes;
   ++figures_.inline_walks;
   figures_.last_isolation = why;
 }
 
-void IsolationPolicy::RecordFork(const IsolationFigures& last, uint64_t rss_bytes) {
+void IsolationPolicy::RecordFork(const IsolationFigures& last, uint64_t rss_bytes,
+                                 double walk_cpu_ms, double fork_cpu_ms) {
   std::lock_guard lock(mutex_);
-  last_walk_ms_ = last.last_child_walk_ms;
+  last_walk_ms_ = walk_cpu_ms;
   last_walk_rss_ = rss_bytes;
-  if (last.last_page_table_bytes > 0 && last.last_fork_pause_ms > 0) {
-    fork_ms_per_mib_ =
-        last.last_fork_pause_ms / (static_cast<double>(last.last_page_table_bytes) / (1 << 20));
+  if (last.last_page_table_bytes > 0 && fork_cpu_ms > 0) {
+    fork_ms_per_mib_ = fork_cpu_ms / (static_cast<double>(last.last_page_table_bytes) / (1 << 20));
   }
   ++figures_.fork_walks;
   figures_.last_isolation = "fork";

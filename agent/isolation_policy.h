@@ -6,10 +6,12 @@
 //           is held only while the child is made (the kernel copies page tables: the pause
 //           grows with the page-table size, VmPTE).
 //   auto    fork when that is the shorter pause by a margin: the predicted walk (the last
-//           walk's time, inline pause or child walk alike, scaled by how the RSS changed since;
+//           walk's CPU time, inline or in a child alike, scaled by how the RSS changed since;
 //           before any walk, kFirstWalkMsPerMiB per MiB of RSS) is at least kMinForkWalkMs and
-//           at least twice the predicted fork (page tables x the last fork's pause per byte
-//           of page table, kInitialForkMsPerMiB before any fork). Before any walk the walk is
+//           at least twice the predicted fork (page tables x the last clone's CPU time per
+//           byte of page table, kInitialForkMsPerMiB before any fork). CPU time, not wall
+//           time: a loaded machine that keeps the thread off a CPU stretches both pauses alike
+//           and must not turn a small heap's walk into a fork. Before any walk the walk is
 //           predicted from sys.getallocatedblocks() (about one block per object) at
 //           kFirstWalkNsPerBlock, or where that counts nothing from the RSS at
 //           kFirstWalkMsPerMiB. Inline otherwise, when Python
@@ -82,8 +84,10 @@ class IsolationPolicy {
   Isolation Decide(Isolation requested, bool sizers, uint64_t rss_bytes, const Probes& probes,
                    uint64_t* page_table_bytes);
 
-  void RecordInline(double pause_ms, uint64_t rss_bytes, const std::string& why = "inline");
-  void RecordFork(const IsolationFigures& last, uint64_t rss_bytes);
+  // `walk_cpu_ms`, `fork_cpu_ms`: the CPU time the walk and the clone took (ThreadCpuMs).
+  void RecordInline(double walk_cpu_ms, uint64_t rss_bytes, const std::string& why = "inline");
+  void RecordFork(const IsolationFigures& last, uint64_t rss_bytes, double walk_cpu_ms,
+                  double fork_cpu_ms);
   void RecordRefused(int error_number);  // Then RecordInline for the walk that replaced it.
   void RecordChildFailed(const std::string& error);
   // Then `auto` walks inline for the next kRetryRefusedAfter walks: a host that forks more

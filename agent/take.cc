@@ -45,19 +45,24 @@ bool WantsSizers(const WalkOptions& options, PyObject* sizers) {
 }
 
 // The child for one snapshot, or nullopt (and `why` says so) if the system refused it.
+// `*cpu_ms`: the CPU time making it took (the policy's measure of a fork).
 std::optional<ChildWalk> StartChild(const WalkOptions& options, const IsolationSettings& isolation,
-                                    uint64_t rss, std::string* why) {
+                                    uint64_t rss, std::string* why, double* cpu_ms) {
   int error_number = 0;
+  const double cpu_before = ThreadCpuMs();
   auto child = ChildWalk::Start(options, isolation, rss, &error_number);
+  *cpu_ms = ThreadCpuMs() - cpu_before;
   if (child) return std::move(*child);
   Policy().RecordRefused(error_number);
   *why = "inline (fork refused: " + child.error().message + ")";
   return std::nullopt;
 }
 
-// Waits for the child and makes its message a Taken whose header says what the host paid.
-snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, uint64_t rss,
-                                    uint64_t page_tables, const std::atomic<bool>* cancel,
+// Waits for the child and makes its message a Taken whose header says what the host paid:
+// `pause_ms` of GIL, `fork_cpu_ms` of it making the child.
+snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, double fork_cpu_ms,
+                                    uint64_t rss, uint64_t page_tables,
+                                    const std::atomic<bool>* cancel,
                                     ChildOutcome* outcome_out = nullptr) {
   auto outcome = child.Wait(cancel);
   if (!outcome) {
@@ -82,7 +87,7 @@ snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, uint64_t 
   figures.last_child_peak_bytes = outcome->peak_bytes;
   figures.last_parent_fault_bytes = outcome->parent_fault_bytes;
   figures.last_page_table_bytes = page_tables;
-  Policy().RecordFork(figures, rss);
+  Policy().RecordFork(figures, rss, outcome->walk_cpu_ms, fork_cpu_ms);
   Taken taken;
   taken.snapshot.header = std::move(*header);
   taken.encoded = std::move(outcome->message);
@@ -90,11 +95,12 @@ snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, uint64_t 
   return taken;
 }
 
-// The walk and the sizers, on this thread. REQUIRES: the GIL.
+// The walk and the sizers, on this thread; `*cpu_ms`: the walk's CPU time. REQUIRES: the GIL.
 snapshot::Result<Taken> WalkInline(const WalkOptions& options, PyObject* sizers,
-                                   UnresolvedReferences* unresolved) {
+                                   UnresolvedReferences* unresolved, double* cpu_ms) {
   WalkOutcome outcome;
   snapshot::Snapshot s = TakeHoldingGil(options, &outcome, unresolved);
+  *cpu_ms = outcome.cpu_ms;
   if (outcome.abandoned) return snapshot::Fail("walk abandoned: " + outcome.abandon_reason);
   ApplySizers(sizers, outcome, s);
   return Taken{std::move(s), {}};
@@ -187,25 +193,26 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   const Isolation mode =
       Policy().Decide(isolation.mode, WantsSizers(options, *sizers), rss, Probes(), &page_tables);
   std::string why = "inline";
+  double cpu_ms = 0;  // Of the clone, or of the inline walk.
   std::optional<ChildWalk> child = mode == Isolation::kFork
-                                       ? StartChild(options, isolation, rss, &why)
+                                       ? StartChild(options, isolation, rss, &why, &cpu_ms)
                                        : std::optional<ChildWalk>();
   snapshot::Result<Taken> result = snapshot::Fail("not taken");
   UnresolvedReferences unresolved;
-  if (!child) result = WalkInline(options, *sizers, &unresolved);
+  if (!child) result = WalkInline(options, *sizers, &unresolved, &cpu_ms);
   const double pause_ms = MsSince(held);
   PyGILState_Release(gil);
   guard.unlock();
   if (child) {
     ChildOutcome outcome;
-    result = FinishChild(*child, pause_ms, rss, page_tables, &cancel, &outcome);
+    result = FinishChild(*child, pause_ms, cpu_ms, rss, page_tables, &cancel, &outcome);
     if (result && outcome.abandoned)
       return snapshot::Fail("walk abandoned: " + outcome.abandon_reason);
     return result;
   }
   if (!result) return result;
   FinishWithoutGil(std::move(unresolved), &result->snapshot);
-  Policy().RecordInline(result->snapshot.header.agent.pause_ms, rss, why);
+  Policy().RecordInline(cpu_ms, rss, why);
   return result;
 }
 
@@ -219,13 +226,15 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
       Policy().Decide(isolation.mode, WantsSizers(options, sizers), rss, Probes(), &page_tables);
   if (mode == Isolation::kFork) {
     const auto held = Clock::now();
-    std::optional<ChildWalk> child = StartChild(options, isolation, rss, &report->why);
+    double fork_cpu_ms = 0;
+    std::optional<ChildWalk> child =
+        StartChild(options, isolation, rss, &report->why, &fork_cpu_ms);
     if (child) {
       const double pause_ms = MsSince(held);
       snapshot::Result<Taken> taken = snapshot::Fail("not taken");
       ChildOutcome outcome;
       Py_BEGIN_ALLOW_THREADS taken =
-          FinishChild(*child, pause_ms, rss, page_tables, nullptr, &outcome);
+          FinishChild(*child, pause_ms, fork_cpu_ms, rss, page_tables, nullptr, &outcome);
       Py_END_ALLOW_THREADS if (taken) {
         report->ran = Isolation::kFork;
         report->why = "fork";
@@ -248,7 +257,7 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
   report->abandoned = outcome.abandoned;
   report->abandon_reason = outcome.abandon_reason;
   Py_BEGIN_ALLOW_THREADS FinishWithoutGil(std::move(unresolved), &s);
-  Py_END_ALLOW_THREADS Policy().RecordInline(outcome.pause_ms, rss, report->why);
+  Py_END_ALLOW_THREADS Policy().RecordInline(outcome.cpu_ms, rss, report->why);
   return Taken{std::move(s), {}};
 }
 

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "agent/address_tables.h"
+#include "agent/process_memory.h"
 #include "agent/sampler.h"
 #include "snapshot/names.h"
 
@@ -127,6 +128,7 @@ class Walker {
 
   WalkOutcome Run() {
     start_ = Clock::now();
+    start_cpu_ms_ = ThreadCpuMs();
     // Sized from the previous walk, so the columns rarely grow (and never double) in place.
     const size_t expected = ExpectedObjects();
     addresses_.reserve(expected);
@@ -729,6 +731,7 @@ class Walker {
 
   void Finish() {
     outcome_.pause_ms = ElapsedMs();
+    outcome_.cpu_ms = ThreadCpuMs() - start_cpu_ms_;
     snapshot::Header& h = out_->header;
     h.kind = options_.kind;
     h.objects = objects_;
@@ -780,6 +783,7 @@ class Walker {
   uint64_t objects_ = 0;
   uint64_t total_bytes_ = 0;
   Clock::time_point start_;
+  double start_cpu_ms_ = 0;
 };
 
 }  // namespace

@@ -53,6 +53,7 @@ struct WalkOutcome {
   bool abandoned = false;
   std::string abandon_reason;
   double pause_ms = 0;
+  double cpu_ms = 0;  // The walk's CPU time: pause_ms without the time the thread waited.
   uint64_t references = 0;
   std::vector<SizedObject> needs_sizer;
 };
