@@ -14,7 +14,8 @@ Each heap is built in a fresh interpreter (160,000 items are ~1M objects). In it
 - pages the parent faulted in while the child lived, idle and with a mutator thread
   allocating 1 KiB objects as fast as it can (copy-on-write copies, mostly);
 - an app thread's progress during a snapshot: the longest it went without completing a unit
-  of work (a unit is ~0.1 ms), inline and fork.
+  of work (a unit is ~0.1 ms), and its throughput from the snapshot's start until it is in
+  hand, as a share of its own rate just before, inline and fork.
 """
 
 import argparse
@@ -46,6 +47,10 @@ class App(object):
         while not self.stop:
             sum(range(300))
             self.ends.append(time.perf_counter())
+
+    def rate(self, start, end):
+        """Units of work completed per second between start and end."""
+        return sum(1 for t in self.ends if start <= t <= end) / (end - start)
 
     def longest_gap_ms(self, start, end):
         inside = [t for t in self.ends if start <= t <= end]
@@ -108,6 +113,9 @@ def one(items, churn, repeat):
         app.stop = True
         app.thread.join()
         r["stall_%s_ms" % mode] = app.longest_gap_ms(start, end)
+        # Throughput while the snapshot was under way (from its start until the snapshot is
+        # in hand), as a share of the app's own rate over the 0.25 s before it.
+        r["throughput_%s" % mode] = app.rate(start, end) / app.rate(start - 0.25, start)
     return r
 
 
@@ -136,16 +144,17 @@ def main():
         return
     print("| heap | RSS GB | inline pause ms (first after growth) | fork pause ms | fork/inline"
           " | fork ms/GB RSS | page tables MB | ready after ms (child walk) | child peak MB"
-          " | parent faults MB idle / mutating | longest app stall ms inline / fork |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          " | parent faults MB idle / mutating | longest app stall ms inline / fork"
+          " | app throughput during snapshot inline / fork |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print("| %s | %.2f | %.0f (%.0f) | %.1f | %.1f%% | %.1f | %.1f | %.0f (%.0f) | %.0f"
-              " | %.1f / %.1f | %.0f / %.1f |"
+              " | %.1f / %.1f | %.0f / %.1f | %.0f%% / %.0f%% |"
               % (r["heap"], r["rss_gb"], r["inline_ms"], r["first_inline_ms"], r["fork_ms"],
                  100 * r["fork_ms"] / r["inline_ms"], r["fork_ms"] / r["rss_gb"],
                  r["page_tables_mb"], r["wall_ms"], r["child_walk_ms"], r["child_peak_mb"],
                  r["faults_idle_mb"], r["faults_mutating_mb"], r["stall_inline_ms"],
-                 r["stall_fork_ms"]))
+                 r["stall_fork_ms"], 100 * r["throughput_inline"], 100 * r["throughput_fork"]))
 
 
 if __name__ == "__main__":
