@@ -37,9 +37,9 @@ Isolation IsolationPolicy::Decide(Isolation requested, bool sizers, uint64_t rss
   }
   constexpr double kMiB = 1 << 20;
   double walk_ms;
-  if (last_walk_ms_ >= 0) {
-    walk_ms = last_walk_rss_ == 0 ? last_walk_ms_
-                                  : last_walk_ms_ * static_cast<double>(rss_bytes) /
+  if (last_walk_cpu_ms_ >= 0) {
+    walk_ms = last_walk_rss_ == 0 ? last_walk_cpu_ms_
+                                  : last_walk_cpu_ms_ * static_cast<double>(rss_bytes) /
                                         static_cast<double>(last_walk_rss_);
   } else if (const int64_t blocks = probes.allocated_blocks(); blocks > 0) {
     walk_ms = kFirstWalkNsPerBlock * static_cast<double>(blocks) / 1e6;
@@ -48,14 +48,13 @@ Isolation IsolationPolicy::Decide(Isolation requested, bool sizers, uint64_t rss
   }
   if (walk_ms < kMinForkWalkMs) return Isolation::kInline;
   *page_table_bytes = probes.page_table_bytes();
-  const double fork_ms = fork_ms_per_mib_ * static_cast<double>(*page_table_bytes) / kMiB;
-  return walk_ms >= kMinForkWalkMs && 2 * fork_ms <= walk_ms ? Isolation::kFork
-                                                             : Isolation::kInline;
+  const double fork_ms = fork_cpu_ms_per_mib_ * static_cast<double>(*page_table_bytes) / kMiB;
+  return 2 * fork_ms <= walk_ms ? Isolation::kFork : Isolation::kInline;
 }
 
 void IsolationPolicy::RecordInline(double walk_cpu_ms, uint64_t rss_bytes, const std::string& why) {
   std::lock_guard lock(mutex_);
-  last_walk_ms_ = walk_cpu_ms;
+  last_walk_cpu_ms_ = walk_cpu_ms;
   last_walk_rss_ = rss_bytes;
   ++figures_.inline_walks;
   figures_.last_isolation = why;
@@ -64,10 +63,11 @@ void IsolationPolicy::RecordInline(double walk_cpu_ms, uint64_t rss_bytes, const
 void IsolationPolicy::RecordFork(const IsolationFigures& last, uint64_t rss_bytes,
                                  double walk_cpu_ms, double fork_cpu_ms) {
   std::lock_guard lock(mutex_);
-  last_walk_ms_ = walk_cpu_ms;
+  last_walk_cpu_ms_ = walk_cpu_ms;
   last_walk_rss_ = rss_bytes;
   if (last.last_page_table_bytes > 0 && fork_cpu_ms > 0) {
-    fork_ms_per_mib_ = fork_cpu_ms / (static_cast<double>(last.last_page_table_bytes) / (1 << 20));
+    fork_cpu_ms_per_mib_ =
+        fork_cpu_ms / (static_cast<double>(last.last_page_table_bytes) / (1 << 20));
   }
   ++figures_.fork_walks;
   figures_.last_isolation = "fork";

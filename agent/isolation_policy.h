@@ -99,9 +99,9 @@ class IsolationPolicy {
  private:
   mutable std::mutex mutex_;
   IsolationFigures figures_;
-  double last_walk_ms_ = -1;
+  double last_walk_cpu_ms_ = -1;
   uint64_t last_walk_rss_ = 0;
-  double fork_ms_per_mib_ = kInitialForkMsPerMiB;
+  double fork_cpu_ms_per_mib_ = kInitialForkMsPerMiB;
   bool unavailable_ = false;
   int refused_skip_ = 0;  // Walks left before a refused fork is tried again.
 };

@@ -1,6 +1,6 @@
-// What the kernel says about this process's memory, read from /proc/self and getrusage. No
-// Python. Thread-safety: reentrant; each call allocates a little (stdio), so never from a
-// snapshot child.
+// What the kernel says about this process's memory and CPU time, read from /proc/self,
+// getrusage and clock_gettime. No Python. Thread-safety: reentrant; the /proc readers allocate
+// a little (stdio), so never from a snapshot child (ThreadCpuMs may be).
 #pragma once
 
 #include <cstdint>
