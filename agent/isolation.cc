@@ -110,7 +110,9 @@ void InstallChildPyAllocators() {
   options.max_pause_ms = 0;  // No GIL to spare here: the deadline bounds the child.
   WalkOutcome outcome;
   UnresolvedReferences unresolved;
-  snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
+  const bool graph = options.kind == snapshot::Kind::kGraph;
+  snapshot::Snapshot s =
+      TakeHoldingGil(options, PrepareWalkBuffers(graph, rss_bytes), &outcome, &unresolved);
   FinishWithoutGil(std::move(unresolved), &s, rss_bytes);
   s.header.identity.service = "-";  // Valid until the parent puts the agent's identity in.
   s.header.identity.pid = parent;

@@ -28,19 +28,28 @@ Isolation IsolationPolicy::Decide(Isolation requested, bool sizers, uint64_t rss
                                   const Probes& probes, uint64_t* page_table_bytes) {
   *page_table_bytes = 0;
   if (requested == Isolation::kFork) *page_table_bytes = probes.page_table_bytes();
-  std::lock_guard lock(mutex_);
   if (requested != Isolation::kAuto) return requested;
-  if (unavailable_ || sizers) return Isolation::kInline;
-  if (refused_skip_ > 0) {
-    --refused_skip_;
-    return Isolation::kInline;
+  double last_walk_cpu_ms, fork_cpu_ms_per_mib;
+  uint64_t last_walk_rss;
+  {
+    // The probes run without the mutex: one may wait for the GIL, which a thread asking for
+    // figures() holds.
+    std::lock_guard lock(mutex_);
+    if (unavailable_ || sizers) return Isolation::kInline;
+    if (refused_skip_ > 0) {
+      --refused_skip_;
+      return Isolation::kInline;
+    }
+    last_walk_cpu_ms = last_walk_cpu_ms_;
+    last_walk_rss = last_walk_rss_;
+    fork_cpu_ms_per_mib = fork_cpu_ms_per_mib_;
   }
   constexpr double kMiB = 1 << 20;
   double walk_ms;
-  if (last_walk_cpu_ms_ >= 0) {
-    walk_ms = last_walk_rss_ == 0 ? last_walk_cpu_ms_
-                                  : last_walk_cpu_ms_ * static_cast<double>(rss_bytes) /
-                                        static_cast<double>(last_walk_rss_);
+  if (last_walk_cpu_ms >= 0) {
+    walk_ms = last_walk_rss == 0 ? last_walk_cpu_ms
+                                 : last_walk_cpu_ms * static_cast<double>(rss_bytes) /
+                                       static_cast<double>(last_walk_rss);
   } else if (const int64_t blocks = probes.allocated_blocks(); blocks > 0) {
     walk_ms = kFirstWalkNsPerBlock * static_cast<double>(blocks) / 1e6;
   } else {
@@ -48,7 +57,7 @@ Isolation IsolationPolicy::Decide(Isolation requested, bool sizers, uint64_t rss
   }
   if (walk_ms < kMinForkWalkMs) return Isolation::kInline;
   *page_table_bytes = probes.page_table_bytes();
-  const double fork_ms = fork_cpu_ms_per_mib_ * static_cast<double>(*page_table_bytes) / kMiB;
+  const double fork_ms = fork_cpu_ms_per_mib * static_cast<double>(*page_table_bytes) / kMiB;
   return 2 * fork_ms <= walk_ms ? Isolation::kFork : Isolation::kInline;
 }
 

@@ -81,6 +81,7 @@ class IsolationPolicy {
   };
 
   // The mode for the next walk (never kAuto). `*page_table_bytes`: what the probe read, or 0.
+  // The probes run without the policy's lock held (a probe may take the GIL).
   Isolation Decide(Isolation requested, bool sizers, uint64_t rss_bytes, const Probes& probes,
                    uint64_t* page_table_bytes);
 

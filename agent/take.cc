@@ -40,6 +40,21 @@ IsolationPolicy::Probes Probes() {
   return {.page_table_bytes = &PageTableBytes, .allocated_blocks = &tm_allocated_blocks};
 }
 
+// The same, for a thread that does not hold the GIL: it takes it for the block count (asked
+// only before the first walk).
+IsolationPolicy::Probes ProbesTakingGil() {
+  return {.page_table_bytes = &PageTableBytes, .allocated_blocks = [] {
+            PyGILState_STATE gil = PyGILState_Ensure();
+            const int64_t blocks = tm_allocated_blocks();
+            PyGILState_Release(gil);
+            return blocks;
+          }};
+}
+
+WalkBuffers BuffersFor(const WalkOptions& options) {
+  return PrepareWalkBuffers(options.kind == snapshot::Kind::kGraph, options.rss_bytes);
+}
+
 bool WantsSizers(const WalkOptions& options, PyObject* sizers) {
   return sizers != nullptr && !options.sized_types.empty();
 }
@@ -96,10 +111,13 @@ snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, double fo
 }
 
 // The walk and the sizers, on this thread; `*cpu_ms`: the walk's CPU time. REQUIRES: the GIL.
-snapshot::Result<Taken> WalkInline(const WalkOptions& options, PyObject* sizers,
-                                   UnresolvedReferences* unresolved, double* cpu_ms) {
+snapshot::Result<Taken> WalkInline(const WalkOptions& options, WalkBuffers buffers,
+                                   PyObject* sizers, UnresolvedReferences* unresolved,
+                                   double* cpu_ms) {
+  // After a refused fork, no buffers were made before the GIL was taken.
+  if (buffers.addresses.capacity() == 0) buffers = BuffersFor(options);
   WalkOutcome outcome;
-  snapshot::Snapshot s = TakeHoldingGil(options, &outcome, unresolved);
+  snapshot::Snapshot s = TakeHoldingGil(options, std::move(buffers), &outcome, unresolved);
   *cpu_ms = outcome.cpu_ms;
   if (outcome.abandoned) return snapshot::Fail("walk abandoned: " + outcome.abandon_reason);
   ApplySizers(sizers, outcome, s);
@@ -113,11 +131,11 @@ std::string PythonVersion() {
 
 }  // namespace
 
-snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outcome,
-                                  UnresolvedReferences* unresolved) {
+snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkBuffers buffers,
+                                  WalkOutcome* outcome, UnresolvedReferences* unresolved) {
   snapshot::Snapshot s;
   const int64_t started_ns = snapshot::WallNowNs();
-  *outcome = Walk(options, &s, unresolved);
+  *outcome = Walk(options, std::move(buffers), &s, unresolved);
   if (s.sites.recorded) DescribeSites(&s.sites, &unresolved->object_sites);
   long long counts[3];
   tm_gc_counts(counts);
@@ -176,6 +194,12 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   if (tm_is_finalizing()) return snapshot::Fail("the interpreter is finalizing");
   const uint64_t rss = ResidentBytes();
   options.rss_bytes = rss;
+  // Decided, and an inline walk's buffers faulted in, before the GIL is taken: neither
+  // lengthens the host's pause.
+  uint64_t page_tables = 0;
+  const Isolation mode = Policy().Decide(isolation.mode, WantsSizers(options, *sizers), rss,
+                                         ProbesTakingGil(), &page_tables);
+  WalkBuffers buffers = mode == Isolation::kInline ? BuffersFor(options) : WalkBuffers();
   PyGILState_STATE gil = PyGILState_Ensure();
   const auto held = Clock::now();
   std::unique_lock guard(g_fork_guard, std::try_to_lock);
@@ -189,9 +213,6 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
     return snapshot::Fail("cancelled, or a collection or the interpreter's end was under way");
   }
   CheckSamplerHooked();
-  uint64_t page_tables = 0;
-  const Isolation mode =
-      Policy().Decide(isolation.mode, WantsSizers(options, *sizers), rss, Probes(), &page_tables);
   std::string why = "inline";
   double cpu_ms = 0;  // Of the clone, or of the inline walk.
   std::optional<ChildWalk> child = mode == Isolation::kFork
@@ -199,7 +220,7 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
                                        : std::optional<ChildWalk>();
   snapshot::Result<Taken> result = snapshot::Fail("not taken");
   UnresolvedReferences unresolved;
-  if (!child) result = WalkInline(options, *sizers, &unresolved, &cpu_ms);
+  if (!child) result = WalkInline(options, std::move(buffers), *sizers, &unresolved, &cpu_ms);
   const double pause_ms = MsSince(held);
   PyGILState_Release(gil);
   guard.unlock();
@@ -248,9 +269,11 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
       report->why = "inline (fork failed: " + taken.error().message + ")";
     }
   }
-  WalkOutcome outcome;
+  WalkBuffers buffers;
+  Py_BEGIN_ALLOW_THREADS buffers = BuffersFor(options);
+  Py_END_ALLOW_THREADS WalkOutcome outcome;
   UnresolvedReferences unresolved;
-  snapshot::Snapshot s = TakeHoldingGil(options, &outcome, &unresolved);
+  snapshot::Snapshot s = TakeHoldingGil(options, std::move(buffers), &outcome, &unresolved);
   ApplySizers(sizers, outcome, s);
   report->pause_ms = outcome.pause_ms;
   report->references = outcome.references;

@@ -20,11 +20,11 @@
 
 namespace tidemark::agent {
 
-// The walk, with the GIL held by the caller. A graph's references still need
-// FinishWithoutGil(). The caller checks the sampler's hooks first (CheckSamplerHooked), in
-// the process that owns them.
-snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkOutcome* outcome,
-                                  UnresolvedReferences* unresolved);
+// The walk into `buffers` (PrepareWalkBuffers), with the GIL held by the caller. A graph's
+// references still need FinishWithoutGil(). The caller checks the sampler's hooks first
+// (CheckSamplerHooked), in the process that owns them.
+snapshot::Snapshot TakeHoldingGil(const WalkOptions& options, WalkBuffers buffers,
+                                  WalkOutcome* outcome, UnresolvedReferences* unresolved);
 
 // Runs `sizers` (dict: type name -> callable(obj) returning the bytes the object owns beyond
 // its own size, e.g. a numpy array's buffer) on the objects the walk listed. This is Python

@@ -121,27 +121,14 @@ class Walker {
     sized_.insert(options.sized_types.begin(), options.sized_types.end());
   }
 
-  static void NoteObjects(uint64_t objects, uint64_t rss) {
-    last_object_count_ = static_cast<size_t>(objects);
-    last_rss_ = rss;
-  }
-
-  WalkOutcome Run() {
+  WalkOutcome Run(WalkBuffers buffers) {
     start_ = Clock::now();
     start_cpu_ms_ = ThreadCpuMs();
-    // Sized from the previous walk, so the columns rarely grow (and never double) in place.
-    const size_t expected = ExpectedObjects();
-    addresses_.reserve(expected);
+    addresses_ = std::move(buffers.addresses);
     if (graph_) {
-      snapshot::Graph& g = out_->graph;
-      g.type.reserve(expected);
-      g.size.reserve(expected);
-      g.length.reserve(expected);
-      g.ref_begin.reserve(expected + 1);
-      g.ref_begin.push_back(0);
-      // Untouched capacity costs no memory; growing by doubling would copy.
-      g.refs.reserve(expected * 3);
-      unresolved_->seen_ref_addresses.reserve(expected * 2);
+      out_->graph = std::move(buffers.graph);
+      out_->graph.ref_begin.push_back(0);
+      unresolved_->seen_ref_addresses = std::move(buffers.seen_ref_addresses);
     }
 
     PyObject* modules = PyImport_GetModuleDict();
@@ -167,7 +154,7 @@ class Walker {
     ApplyCSizes();
     if (SamplingOn() && !outcome_.abandoned) AttributeSamples();
     Finish();
-    NoteObjects(objects_, options_.rss_bytes);
+    NoteWalkedObjects(objects_, options_.rss_bytes);
     return outcome_;
   }
 
@@ -175,21 +162,6 @@ class Walker {
   enum class Found { kNew, kSeen, kExcluded };
   // Object indices are 32-bit, and the top two values mark references (kSeenBefore).
   static constexpr size_t kMaxObjects = kSeenBefore - 1;
-
-  static inline size_t last_object_count_ = 0;
-  static inline uint64_t last_rss_ = 0;
-
-  // The last walk's count, grown as the RSS grew since (a heap that grew between two walks
-  // would otherwise make this one double its columns, copying and faulting them in with the
-  // GIL held), plus an eighth.
-  size_t ExpectedObjects() const {
-    if (last_object_count_ == 0) return 1 << 16;
-    double n = static_cast<double>(last_object_count_);
-    if (last_rss_ > 0 && options_.rss_bytes > last_rss_) {
-      n *= std::min(8.0, static_cast<double>(options_.rss_bytes) / static_cast<double>(last_rss_));
-    }
-    return static_cast<size_t>(n * 1.125);
-  }
 
   void AddRoot(PyObject* o, snapshot::RootKind kind) {
     if (Discover(o) == Found::kExcluded || !graph_) return;
@@ -790,17 +762,13 @@ class Walker {
 
 void PrepareWalks() { GetInterned(); }
 
-void NoteWalkedObjects(uint64_t objects, uint64_t rss_bytes) {
-  Walker::NoteObjects(objects, rss_bytes);
-}
-
-WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
+WalkOutcome Walk(const WalkOptions& options, WalkBuffers buffers, snapshot::Snapshot* out,
                  UnresolvedReferences* unresolved) {
   // No collection runs while the walk holds addresses it has not processed yet: a collection
   // would run finalizers on this thread and free queued objects.
   const int gc_was_enabled = tm_gc_pause();
   Walker walker(options, out, unresolved);
-  WalkOutcome outcome = walker.Run();
+  WalkOutcome outcome = walker.Run(std::move(buffers));
   tm_gc_resume(gc_was_enabled);
   return outcome;
 }

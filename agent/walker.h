@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "agent/address_tables.h"
+#include "agent/walk_buffers.h"
 #include "snapshot/snapshot.h"
 
 namespace tidemark::agent {
@@ -36,8 +37,8 @@ struct WalkOptions {
   std::vector<std::string> sized_types;    // Listed for sizers after the walk (by type name).
   uint64_t max_objects = 0;                // Abandon past this many objects; 0 = no limit.
   double max_pause_ms = 0;                 // Abandon once the GIL was held this long; 0 = no limit.
-  // The process's RSS as the walk starts, if known: columns are sized from the last walk's
-  // object count scaled by how the RSS grew since. Not a setting.
+  // The process's RSS as the walk starts, if known (noted for the next walk's buffers, see
+  // walk_buffers.h). Not a setting.
   uint64_t rss_bytes = 0;
 };
 
@@ -92,14 +93,11 @@ void AppendUtf8(struct _object* str, size_t max_chars, std::string* out);
 void PrepareWalks();
 
 // Walks the heap into `out` (header totals, type table, and for graphs every column but
-// refs and roots, which go to `unresolved`).
+// refs and roots, which go to `unresolved`), writing its columns into `buffers`
+// (PrepareWalkBuffers, made before the GIL was taken where the caller could).
 // REQUIRES: GIL held; main interpreter; no collection running.
-WalkOutcome Walk(const WalkOptions& options, snapshot::Snapshot* out,
+WalkOutcome Walk(const WalkOptions& options, WalkBuffers buffers, snapshot::Snapshot* out,
                  UnresolvedReferences* unresolved);
-
-// Tells the next walk how many objects the last one met (a walk sizes its columns from it):
-// for a walk done elsewhere, in a snapshot child.
-void NoteWalkedObjects(uint64_t objects, uint64_t rss_bytes);
 
 // Replaces the kSeenBefore references with object indices and fills graph->roots, owners and
 // attributes (references to objects the walk did not record, as in an abandoned walk, are
