@@ -5,6 +5,7 @@ and past its deadline, and leaves nothing behind (run once per CPython version b
 Programs that host the agent run in fresh interpreters: a failure there is a hang, a stolen
 child or a crash."""
 
+import errno
 import json
 import os
 import signal
@@ -319,34 +320,39 @@ tidemark.snapshot(kind="graph", isolation="fork", child_timeout=120)
         self.assertIn("deadline", late.isolation)
         self.assertGreater(late.objects, 1000)
 
+    # Python code installing a seccomp filter: clone(2) without CLONE_THREAD (a fork; threads
+    # use clone3) fails with errno %(errno)d.
+    REFUSE_CLONE = """
+        import ctypes, struct
+        def insn(code, jt, jf, k):
+            return struct.pack("HBBI", code, jt, jf, k)
+        program = b"".join([
+            insn(0x20, 0, 0, 0),                        # A = syscall number
+            insn(0x15, 0, 3, 56),                       # clone? else allow
+            insn(0x20, 0, 0, 16),                       # A = low word of the flags
+            insn(0x45, 1, 0, 0x10000),                  # CLONE_THREAD? allow
+            insn(0x06, 0, 0, 0x00050000 | %(errno)d),   # fail with errno
+            insn(0x06, 0, 0, 0x7fff0000),               # allow
+        ])
+        buf = ctypes.create_string_buffer(program)
+        class Prog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+        prog = Prog(len(program) // 8, ctypes.addressof(buf))
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
+        assert libc.prctl(22, 2, ctypes.byref(prog), 0, 0) == 0, ctypes.get_errno()
+        """
+
     def test_a_refused_fork_is_walked_inline_and_auto_stops_asking(self):
-        done = run_python("""
-            import ctypes, json, struct, tidemark
-            # seccomp: clone(2) without CLONE_THREAD fails with EPERM (threads use clone3).
-            def insn(code, jt, jf, k):
-                return struct.pack("HBBI", code, jt, jf, k)
-            program = b"".join([
-                insn(0x20, 0, 0, 0),              # A = syscall number
-                insn(0x15, 0, 3, 56),             # clone? else allow
-                insn(0x20, 0, 0, 16),             # A = low word of the flags
-                insn(0x45, 1, 0, 0x10000),        # CLONE_THREAD? allow
-                insn(0x06, 0, 0, 0x00050000 | 1), # EPERM
-                insn(0x06, 0, 0, 0x7fff0000),     # allow
-            ])
-            buf = ctypes.create_string_buffer(program)
-            class Prog(ctypes.Structure):
-                _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-            prog = Prog(len(program) // 8, ctypes.addressof(buf))
-            libc = ctypes.CDLL(None, use_errno=True)
-            assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
-            assert libc.prctl(22, 2, ctypes.byref(prog), 0, 0) == 0, ctypes.get_errno()
-            refused = tidemark.snapshot(isolation="fork")
-            heap = [{} for _ in range(300000)]  # Large enough for auto to want a fork.
-            auto = tidemark.snapshot(isolation="auto")
-            iso = tidemark.status()["isolation"]
-            print(json.dumps({"refused": refused.isolation, "objects": refused.objects,
-                              "auto": auto.isolation, "count": iso["fork_refused"]}))
-            """)
+        done = run_python(textwrap.dedent(self.REFUSE_CLONE % {"errno": errno.EPERM}) + """
+import json, tidemark
+refused = tidemark.snapshot(isolation="fork")
+heap = [{} for _ in range(300000)]  # Large enough for auto to want a fork.
+auto = tidemark.snapshot(isolation="auto")
+iso = tidemark.status()["isolation"]
+print(json.dumps({"refused": refused.isolation, "objects": refused.objects,
+                  "auto": auto.isolation, "count": iso["fork_refused"]}))
+""")
         self.assertEqual(done.returncode, 0, done.stderr)
         out = json.loads(done.stdout)
         self.assertTrue(out["refused"].startswith("inline (fork refused: clone refused: EPERM"),
@@ -354,6 +360,28 @@ tidemark.snapshot(kind="graph", isolation="fork", child_timeout=120)
         self.assertGreater(out["objects"], 1000)
         self.assertEqual(out["auto"], "inline")
         self.assertEqual(out["count"], 1)
+
+    def test_a_fork_refused_for_want_of_memory_or_processes_is_retried_after_ten_walks(self):
+        for number in (errno.EAGAIN, errno.ENOMEM):
+            with self.subTest(errno=errno.errorcode[number]):
+                done = run_python(textwrap.dedent(self.REFUSE_CLONE % {"errno": number}) + """
+import json, tidemark
+heap = [{} for _ in range(1000000)]  # Large enough for auto to want a fork.
+first = tidemark.snapshot(isolation="auto")
+skipped = [tidemark.snapshot(isolation="auto").isolation for _ in range(10)]
+retried = tidemark.snapshot(isolation="auto")
+iso = tidemark.status()["isolation"]
+print(json.dumps({"first": first.isolation, "skipped": skipped, "objects": retried.objects,
+                  "retried": retried.isolation, "count": iso["fork_refused"]}))
+""", timeout=300)
+                self.assertEqual(done.returncode, 0, done.stderr)
+                out = json.loads(done.stdout)
+                refused = "inline (fork refused: clone refused: %s" % errno.errorcode[number]
+                self.assertTrue(out["first"].startswith(refused), out["first"])
+                self.assertEqual(out["skipped"], ["inline"] * 10)
+                self.assertTrue(out["retried"].startswith(refused), out["retried"])
+                self.assertGreater(out["objects"], 1000000)
+                self.assertEqual(out["count"], 2)
 
 
 class Settings(unittest.TestCase):
