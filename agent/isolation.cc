@@ -162,6 +162,7 @@ snapshot::Result<ChildWalk> ChildWalk::Start(const WalkOptions& options,
   const long pid = syscall(SYS_clone, 0ul, nullptr, nullptr, nullptr, 0ul);
   if (pid == 0) RunChild(shared, parent, options, settings, rss_bytes);
   const int clone_errno = errno;
+  const auto cloned = Clock::now();
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (pid < 0) {
     munmap(mapped, shared_bytes);
@@ -175,6 +176,7 @@ snapshot::Result<ChildWalk> ChildWalk::Start(const WalkOptions& options,
                                       std::chrono::duration<double>(settings.child_timeout_s));
   ChildWalk walk(static_cast<pid_t>(pid), shared, shared_bytes, deadline, faults_before);
   walk.started_ = started;
+  walk.clone_ms_ = std::chrono::duration<double, std::milli>(cloned - started).count();
   return walk;
 }
 
@@ -192,7 +194,8 @@ ChildWalk::ChildWalk(ChildWalk&& other) noexcept
       shared_bytes_(other.shared_bytes_),
       started_(other.started_),
       deadline_(other.deadline_),
-      faults_before_(other.faults_before_) {}
+      faults_before_(other.faults_before_),
+      clone_ms_(other.clone_ms_) {}
 
 ChildWalk::~ChildWalk() {
   if (pid_ > 0) KillAndReap();
@@ -279,6 +282,7 @@ snapshot::Result<ChildOutcome> ChildWalk::Wait(const std::atomic<bool>* cancel) 
   outcome.abandoned = shared_->abandoned;
   if (outcome.abandoned) outcome.abandon_reason = shared_->error;
   outcome.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+  outcome.clone_ms = clone_ms_;
   outcome.parent_fault_bytes =
       (MinorFaults() - faults_before_) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   return outcome;

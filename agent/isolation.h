@@ -45,6 +45,7 @@ struct ChildOutcome {
   double walk_cpu_ms = 0;  // Its CPU time (what the policy compares).
   double child_ms = 0;     // The child's walk, encode and compression.
   double wall_ms = 0;      // From the clone to the message here.
+  double clone_ms = 0;     // The clone system call, in the parent: most of the fork's pause.
   uint64_t peak_bytes = 0;
   uint64_t parent_fault_bytes = 0;
   uint64_t sizers_skipped = 0;
@@ -85,6 +86,7 @@ class ChildWalk {
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point deadline_;
   uint64_t faults_before_ = 0;
+  double clone_ms_ = 0;
 };
 
 // Wakes every Wait() in progress so that it sees its cancel flag at once (a run of the

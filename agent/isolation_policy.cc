@@ -81,6 +81,7 @@ void IsolationPolicy::RecordFork(const IsolationFigures& last, uint64_t rss_byte
   ++figures_.fork_walks;
   figures_.last_isolation = "fork";
   figures_.last_fork_pause_ms = last.last_fork_pause_ms;
+  figures_.last_clone_ms = last.last_clone_ms;
   figures_.last_child_walk_ms = last.last_child_walk_ms;
   figures_.last_child_wall_ms = last.last_child_wall_ms;
   figures_.last_child_peak_bytes = last.last_child_peak_bytes;

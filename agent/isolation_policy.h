@@ -58,6 +58,7 @@ struct IsolationFigures {
   std::string last_isolation = "none";  // inline, fork, or "inline (fork refused: EAGAIN)".
   std::string last_child_error;
   double last_fork_pause_ms = 0;         // GIL held to make the child.
+  double last_clone_ms = 0;              // Of which the clone system call (the kernel's part).
   double last_child_walk_ms = 0;         // The child's walk alone (what inline would have paused).
   double last_child_wall_ms = 0;         // From the clone to the message in the parent's hands.
   uint64_t last_child_peak_bytes = 0;    // The child's own memory (tables, message) at its peak.

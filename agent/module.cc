@@ -339,16 +339,16 @@ PyObject* Trigger(PyObject*, PyObject*) {
 PyObject* IsolationStatus() {
   const IsolationFigures i = Policy().figures();
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:s,s:s,s:d,s:d,s:d,s:K,s:K,s:K}", "inline_walks",
+      "{s:K,s:K,s:K,s:K,s:K,s:s,s:s,s:d,s:d,s:d,s:d,s:K,s:K,s:K}", "inline_walks",
       (unsigned long long)i.inline_walks, "fork_walks", (unsigned long long)i.fork_walks,
       "fork_refused", (unsigned long long)i.fork_refused, "child_failed",
       (unsigned long long)i.child_failed, "child_cancelled", (unsigned long long)i.child_cancelled,
       "last", i.last_isolation.c_str(), "last_child_error", i.last_child_error.c_str(),
-      "last_fork_pause_ms", i.last_fork_pause_ms, "last_child_walk_ms", i.last_child_walk_ms,
-      "last_child_wall_ms", i.last_child_wall_ms, "last_child_peak_bytes",
-      (unsigned long long)i.last_child_peak_bytes, "last_parent_fault_bytes",
-      (unsigned long long)i.last_parent_fault_bytes, "last_page_table_bytes",
-      (unsigned long long)i.last_page_table_bytes);
+      "last_fork_pause_ms", i.last_fork_pause_ms, "last_clone_ms", i.last_clone_ms,
+      "last_child_walk_ms", i.last_child_walk_ms, "last_child_wall_ms", i.last_child_wall_ms,
+      "last_child_peak_bytes", (unsigned long long)i.last_child_peak_bytes,
+      "last_parent_fault_bytes", (unsigned long long)i.last_parent_fault_bytes,
+      "last_page_table_bytes", (unsigned long long)i.last_page_table_bytes);
 }
 
 PyObject* Status(PyObject*, PyObject*) {

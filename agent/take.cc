@@ -97,6 +97,7 @@ snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, double fo
   NoteWalkedObjects(header->objects, rss);
   IsolationFigures figures;
   figures.last_fork_pause_ms = pause_ms;
+  figures.last_clone_ms = outcome->clone_ms;
   figures.last_child_walk_ms = outcome->walk_ms;
   figures.last_child_wall_ms = outcome->wall_ms;
   figures.last_child_peak_bytes = outcome->peak_bytes;
