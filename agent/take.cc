@@ -51,8 +51,10 @@ IsolationPolicy::Probes ProbesTakingGil() {
           }};
 }
 
-WalkBuffers BuffersFor(const WalkOptions& options) {
-  return PrepareWalkBuffers(options.kind == snapshot::Kind::kGraph, options.rss_bytes);
+// `blocks`: sys.getallocatedblocks(), for a first walk (0: unknown).
+WalkBuffers BuffersFor(const WalkOptions& options, int64_t blocks = 0) {
+  return PrepareWalkBuffers(options.kind == snapshot::Kind::kGraph, options.rss_bytes,
+                            static_cast<uint64_t>(std::max<int64_t>(blocks, 0)));
 }
 
 bool WantsSizers(const WalkOptions& options, PyObject* sizers) {
@@ -200,7 +202,10 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   uint64_t page_tables = 0;
   const Isolation mode = Policy().Decide(isolation.mode, WantsSizers(options, *sizers), rss,
                                          ProbesTakingGil(), &page_tables);
-  WalkBuffers buffers = mode == Isolation::kInline ? BuffersFor(options) : WalkBuffers();
+  WalkBuffers buffers;
+  if (mode == Isolation::kInline) {
+    buffers = BuffersFor(options, WalkedBefore() ? 0 : ProbesTakingGil().allocated_blocks());
+  }
   PyGILState_STATE gil = PyGILState_Ensure();
   const auto held = Clock::now();
   std::unique_lock guard(g_fork_guard, std::try_to_lock);
@@ -271,7 +276,8 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
     }
   }
   WalkBuffers buffers;
-  Py_BEGIN_ALLOW_THREADS buffers = BuffersFor(options);
+  const int64_t blocks = WalkedBefore() ? 0 : tm_allocated_blocks();
+  Py_BEGIN_ALLOW_THREADS buffers = BuffersFor(options, blocks);
   Py_END_ALLOW_THREADS WalkOutcome outcome;
   UnresolvedReferences unresolved;
   snapshot::Snapshot s = TakeHoldingGil(options, std::move(buffers), &outcome, &unresolved);

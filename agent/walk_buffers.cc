@@ -13,9 +13,9 @@ namespace {
 #define MADV_POPULATE_WRITE 23  // Linux 5.14.
 #endif
 
-// Before any walk: room for an object per 128 bytes of RSS (a Python heap has one per 60-120
-// bytes), of which this many are faulted in.
-constexpr size_t kFirstWalkObjects = 1 << 16;
+// The fewest objects a walk expects; before any walk with no block count, how many are
+// faulted in.
+constexpr size_t kFewestObjects = 1 << 16;
 
 std::atomic<uint64_t> g_last_objects{0};
 std::atomic<uint64_t> g_last_rss{0};
@@ -48,21 +48,26 @@ void NoteWalkedObjects(uint64_t objects, uint64_t rss_bytes) {
   g_last_rss.store(rss_bytes, std::memory_order_relaxed);
 }
 
-size_t ExpectedObjects(uint64_t rss_bytes) {
+bool WalkedBefore() { return g_last_objects.load(std::memory_order_relaxed) != 0; }
+
+size_t ExpectedObjects(uint64_t rss_bytes, uint64_t blocks) {
   const uint64_t last_objects = g_last_objects.load(std::memory_order_relaxed);
   const uint64_t last_rss = g_last_rss.load(std::memory_order_relaxed);
-  if (last_objects == 0) return std::max<size_t>(kFirstWalkObjects, rss_bytes / 128);
+  if (last_objects == 0) {
+    const uint64_t n = blocks > 0 ? blocks + blocks / 8 : rss_bytes / 64;
+    return std::max<size_t>(kFewestObjects, n);
+  }
   double n = static_cast<double>(last_objects);
   if (last_rss > 0 && rss_bytes > last_rss) {
     n *= std::min(8.0, static_cast<double>(rss_bytes) / static_cast<double>(last_rss));
   }
-  return static_cast<size_t>(n * 1.125);
+  return std::max<size_t>(kFewestObjects, static_cast<size_t>(n * 1.125));
 }
 
-WalkBuffers PrepareWalkBuffers(bool graph, uint64_t rss_bytes) {
-  const size_t room = ExpectedObjects(rss_bytes);
+WalkBuffers PrepareWalkBuffers(bool graph, uint64_t rss_bytes, uint64_t blocks) {
+  const size_t room = ExpectedObjects(rss_bytes, blocks);
   const size_t last = g_last_objects.load(std::memory_order_relaxed);
-  const size_t touched = last == 0 ? kFirstWalkObjects : 2 * last;
+  const size_t touched = last > 0 ? 2 * last : blocks > 0 ? room : kFewestObjects;
   WalkBuffers buffers;
   Reserve(buffers.addresses, room, touched);
   if (!graph) return buffers;

@@ -28,14 +28,18 @@ struct WalkBuffers {
 // a snapshot child is noted by the parent).
 void NoteWalkedObjects(uint64_t objects, uint64_t rss_bytes);
 
-// The objects the next walk expects: the last walk's count scaled by how the RSS grew since
-// (up to 8x), plus an eighth; before any walk, one per 128 bytes of RSS (at least 65,536).
-size_t ExpectedObjects(uint64_t rss_bytes);
+// Whether a walk was noted yet.
+bool WalkedBefore();
 
-// Columns with room for ExpectedObjects(rss_bytes) objects (for a graph, 3 references each),
-// of which at most twice the last walk's count (65,536 before any walk) are faulted in:
-// untouched capacity costs no memory, and an RSS grown by something other than objects must
-// not cost touched memory.
-WalkBuffers PrepareWalkBuffers(bool graph, uint64_t rss_bytes);
+// The objects the next walk expects, plus an eighth: the last walk's count scaled by how the
+// RSS grew since (up to 8x); before any walk, `blocks` (sys.getallocatedblocks(), which counts
+// every small object) or if that is 0, one per 64 bytes of RSS; at least 65,536.
+size_t ExpectedObjects(uint64_t rss_bytes, uint64_t blocks = 0);
+
+// Columns with room for ExpectedObjects objects (for a graph, 3 references each), of which
+// at most twice the last walk's count are faulted in (before any walk: all of them if
+// `blocks` gave the estimate, else 65,536): untouched capacity costs no memory, and an RSS
+// grown by something other than objects must not cost touched memory.
+WalkBuffers PrepareWalkBuffers(bool graph, uint64_t rss_bytes, uint64_t blocks = 0);
 
 }  // namespace tidemark::agent

@@ -11,9 +11,20 @@ constexpr uint64_t kMiB = 1 << 20;
 
 // Each test runs in its own process (gtest_discover_tests): the last walk's figures start at 0.
 
-TEST(WalkBuffers, BeforeAnyWalkRoomFollowsTheRss) {
+TEST(WalkBuffers, BeforeAnyWalkRoomFollowsTheBlockCountOrElseTheRss) {
+  EXPECT_FALSE(WalkedBefore());
   EXPECT_EQ(ExpectedObjects(0), size_t{1} << 16);
-  EXPECT_EQ(ExpectedObjects(512 * kMiB), 512 * kMiB / 128);
+  EXPECT_EQ(ExpectedObjects(512 * kMiB), 512 * kMiB / 64);
+  EXPECT_EQ(ExpectedObjects(512 * kMiB, 800'000), 900'000u);
+}
+
+TEST(WalkBuffers, BeforeAnyWalkABlockCountIsFaultedInAndAnRssGuessIsNot) {
+  const uint64_t rss_before = ResidentBytes();
+  WalkBuffers guessed = PrepareWalkBuffers(false, 1024 * kMiB);
+  EXPECT_GE(guessed.addresses.capacity(), 1024 * kMiB / 64);
+  EXPECT_LT(ResidentBytes() - rss_before, 4 * kMiB);  // 65,536 addresses: 512 KiB.
+  WalkBuffers counted = PrepareWalkBuffers(false, 1024 * kMiB, 2'000'000);
+  EXPECT_GE(ResidentBytes() - rss_before, 2'250'000u * 8 * 9 / 10);
 }
 
 TEST(WalkBuffers, RoomFollowsTheLastWalkScaledByTheRssGrowthUpToEightTimes) {
