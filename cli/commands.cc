@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli/analysis_commands.h"
+#include "cli/attach_commands.h"
 #include "cli/command_line.h"
 #include "cli/flags.h"
 #include "cli/output.h"
@@ -112,6 +113,10 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
 const OptionSpec kAll = {"--all", OptionKind::kSwitch, "", "every row, not the first ones"};
 const OptionSpec kBytes = {"--bytes", OptionKind::kSwitch, "",
                            "sizes in exact bytes (default: KiB, MiB, GiB; JSON is always exact)"};
+const OptionSpec kAttachAgent = {"--agent", OptionKind::kText, "DIR",
+                                 "import the agent from DIR if the process cannot (DIR/py3X too)"};
+const OptionSpec kAttachTimeout = {"--timeout", OptionKind::kText, "S",
+                                   "give up after S seconds, leaving it untouched (default 10)"};
 OptionSpec Top(std::string_view help) { return {"--top", OptionKind::kCount, "N", help}; }
 
 std::vector<OptionSpec> With(std::vector<OptionSpec> own, const std::vector<OptionSpec>& more) {
@@ -290,6 +295,47 @@ const std::vector<VerbSpec>& Verbs() {
              {"--json", OptionKind::kSwitch, "", "describe the file written (needs -o)"}},
             kGraphLoadOptions),
        ExportCommand},
+      {"attach",
+       "live processes",
+       "PID",
+       1,
+       1,
+       "start the agent inside a running Python process",
+       "Starts the agent inside running CPython 3.8-3.13 process PID, without restarting it\n"
+       "(gdb attaches for a moment; docs/agent.md, \"Attach\"). Running already: nothing changes.",
+       {{"--endpoint", OptionKind::kText, "URL", "collector (default tcp://127.0.0.1:7878)"},
+        {"--service", OptionKind::kText, "NAME", "service name (default: the program's name)"},
+        {"--interval", OptionKind::kText, "S", "seconds between snapshots (default 60)"},
+        {"--labels", OptionKind::kText, "K=V,...", "labels, as in env=prod,version=1.4"},
+        kAttachAgent,
+        kAttachTimeout,
+        kJsonOption},
+       AttachCommand},
+      {"detach",
+       "live processes",
+       "PID",
+       1,
+       1,
+       "stop the agent in a running process",
+       "Stops the agent inside running process PID (started by attach or by the program).",
+       {kAttachAgent, kAttachTimeout, kJsonOption},
+       DetachCommand},
+      {"dump",
+       "live processes",
+       "PID",
+       1,
+       1,
+       "one snapshot of a running process, to a file",
+       "Takes one snapshot of running process PID and writes it to FILE, readable by every\n"
+       "verb here. The target writes it to its /tmp (mode 0600); it is handed back through\n"
+       "/proc/PID/root and written to FILE by this program, as this user.",
+       {{"--output", OptionKind::kText, "FILE", "where to write it (also -o; required)"},
+        {"--graph", OptionKind::kSwitch, "", "a graph snapshot (default: summary)"},
+        {"--values", OptionKind::kSwitch, "", "with --graph: short values of str, int, float"},
+        kAttachAgent,
+        kAttachTimeout,
+        kJsonOption},
+       DumpCommand},
       {"import-meliae",
        "graph snapshots",
        "DUMP OUT",
