@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <sstream>
@@ -124,14 +125,24 @@ std::string Nonce() {
   return s.str();
 }
 
-double Timeout(const Flags& flags) {
-  auto v = flags.value("--timeout");
-  return v ? std::strtod(v->c_str(), nullptr) : 10.0;
+// A positive number of seconds, or `fallback` when the option is absent; a malformed one is
+// reported and yields nullopt.
+std::optional<double> Seconds(const Flags& flags, const std::string& option, double fallback,
+                              std::ostream& err) {
+  auto v = flags.value(option);
+  if (!v) return fallback;
+  char* end = nullptr;
+  const double seconds = std::strtod(v->c_str(), &end);
+  if (end == v->c_str() || *end != '\0' || !(seconds > 0)) {
+    err << "tidemark: " << option << ": not a positive number of seconds: '" << *v << "'\n";
+    return std::nullopt;
+  }
+  return seconds;
 }
 
 // Injects `action` (with its parameters as Python globals) and returns what it reported.
 snapshot::Result<Json> RunInTarget(const Flags& flags, const std::string& action,
-                                   const Json& parameters, Target* target_out) {
+                                   const Json& parameters, double timeout, Target* target_out) {
   const std::string& pid_text = flags.positional.at(0);
   char* end = nullptr;
   const long pid = std::strtol(pid_text.c_str(), &end, 10);
@@ -155,7 +166,6 @@ snapshot::Result<Json> RunInTarget(const Flags& flags, const std::string& action
   source << action << kPrelude;
   const std::string code =
       "exec(" + Json(source.str()).dump() + ", {'__name__': '__tidemark_attach__'})";
-  const double timeout = Timeout(flags);
   auto where = Inject(*target, {.library = InjectLibrary(), .code = code, .timeout_s = timeout});
   if (!where) return std::unexpected(where.error());
   // The target reports once its new thread had the GIL and ran the code.
@@ -193,22 +203,17 @@ int Failed(const snapshot::Error& error, std::ostream& err) {
 }  // namespace
 
 int AttachCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
+  const auto timeout = Seconds(flags, "--timeout", 10, err);
+  const auto interval = Seconds(flags, "--interval", 60, err);
+  if (!timeout || !interval) return 2;
   Json parameters = {{"ENDPOINT", flags.value("--endpoint").value_or("tcp://127.0.0.1:7878")},
                      {"SERVICE", nullptr},
                      {"INTERVAL", nullptr},
                      {"LABELS", flags.value("--labels").value_or("")}};
   if (auto s = flags.value("--service")) parameters["SERVICE"] = *s;
-  if (auto i = flags.value("--interval")) {
-    char* end = nullptr;
-    const double interval = std::strtod(i->c_str(), &end);
-    if (*end != '\0' || interval <= 0) {
-      err << "tidemark: --interval: not a positive number of seconds: '" << *i << "'\n";
-      return 2;
-    }
-    parameters["INTERVAL"] = interval;
-  }
+  if (flags.has("--interval")) parameters["INTERVAL"] = *interval;
   Target target;
-  auto report = RunInTarget(flags, kAttach, parameters, &target);
+  auto report = RunInTarget(flags, kAttach, parameters, *timeout, &target);
   if (!report) return Failed(report.error(), err);
   if (flags.json) {
     out << report->dump() << "\n";
@@ -223,8 +228,10 @@ int AttachCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
 }
 
 int DetachCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
+  const auto timeout = Seconds(flags, "--timeout", 10, err);
+  if (!timeout) return 2;
   Target target;
-  auto report = RunInTarget(flags, kDetach, Json::object(), &target);
+  auto report = RunInTarget(flags, kDetach, Json::object(), *timeout, &target);
   if (!report) return Failed(report.error(), err);
   if (flags.json) {
     out << report->dump() << "\n";
@@ -243,8 +250,10 @@ int DumpCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   }
   Json parameters = {{"KIND", flags.has("--graph") ? "graph" : "summary"},
                      {"VALUES", flags.has("--values")}};
+  const auto timeout = Seconds(flags, "--timeout", 10, err);
+  if (!timeout) return 2;
   Target target;
-  auto report = RunInTarget(flags, kDump, parameters, &target);
+  auto report = RunInTarget(flags, kDump, parameters, *timeout, &target);
   if (!report) return Failed(report.error(), err);
   // Handed back: read through /proc/PID/root, written here as this user, removed there.
   const fs::path theirs =

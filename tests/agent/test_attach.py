@@ -171,6 +171,9 @@ class Refusals(unittest.TestCase):
             sleeper.wait()
         self.assertIn("no process 999999999", cli("attach", "999999999").stderr)
         self.assertIn("not a process id: 'x'", cli("attach", "x").stderr)
+        bad = cli("attach", "1", "--timeout", "soon")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--timeout: not a positive number of seconds: 'soon'", bad.stderr)
         old = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.7*/bin/python3.7")))
         if old:
             proc = subprocess.Popen([old[0], "-c", "import time; time.sleep(60)"])
