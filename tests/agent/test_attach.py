@@ -4,7 +4,6 @@ holds exactly what it holds; and every refusal is clear and leaves the process u
 
 import glob
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -81,9 +80,10 @@ def cli(*args, timeout=90, env=None):
 
 
 class Target(object):
-    """A target process of this interpreter, without tidemark on its path."""
+    """A target process of this interpreter, without tidemark on its path; killed when the test
+    ends if it still runs (a failed test leaves no process behind)."""
 
-    def __init__(self, body, extra_args=()):
+    def __init__(self, test, body, extra_args=()):
         self.dir = tempfile.mkdtemp()
         self.stop_file = os.path.join(self.dir, "stop")
         env = dict(os.environ)
@@ -92,8 +92,14 @@ class Target(object):
             [sys.executable, "-c", textwrap.dedent(PROLOGUE + body + EPILOGUE), self.stop_file]
             + [str(a) for a in extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=self.dir)
+        test.addCleanup(self.kill)
         assert self.proc.stdout.readline() == "ready\n"
         self.pid = self.proc.pid
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=30)
 
     def end(self):
         open(self.stop_file, "w").close()
@@ -139,22 +145,22 @@ class AttachToRunningProcesses(unittest.TestCase):
         self.assertEqual((status, out, err), (7, "done True\n", ""))
 
     def test_a_sleeping_process(self):
-        self.attach_dump_detach("sleeping", Target(TARGETS["sleeping"]))
+        self.attach_dump_detach("sleeping", Target(self, TARGETS["sleeping"]))
 
     def test_a_busy_python_loop(self):
-        self.attach_dump_detach("busy", Target(TARGETS["busy"]))
+        self.attach_dump_detach("busy", Target(self, TARGETS["busy"]))
 
     def test_a_process_blocked_in_recv(self):
         with socket.socket() as server:
             server.bind(("127.0.0.1", 0))
             server.listen(1)
-            target = Target(TARGETS["recv"], [server.getsockname()[1]])
+            target = Target(self, TARGETS["recv"], [server.getsockname()[1]])
             conn, _ = server.accept()
             with conn:
                 self.attach_dump_detach("recv", target, end=lambda: conn.sendall(b"end"))
 
     def test_a_process_with_several_threads(self):
-        self.attach_dump_detach("threads", Target(TARGETS["threads"]))
+        self.attach_dump_detach("threads", Target(self, TARGETS["threads"]))
 
 
 @unittest.skipIf(not CLI, "TIDEMARK_CLI is not set")
@@ -185,7 +191,7 @@ class Refusals(unittest.TestCase):
                 proc.wait()
 
     def test_an_agent_directory_without_this_version_is_refused_before_injecting(self):
-        target = Target(TARGETS["sleeping"])
+        target = Target(self, TARGETS["sleeping"])
         empty = tempfile.mkdtemp()
         done = cli("attach", target.pid, "--agent", empty)
         self.assertEqual(done.returncode, 1)
@@ -194,7 +200,7 @@ class Refusals(unittest.TestCase):
         self.assertEqual(target.end(), (7, "done True\n", ""))
 
     def test_no_debugger_or_no_permission_is_said_and_nothing_is_touched(self):
-        target = Target(TARGETS["sleeping"])
+        target = Target(self, TARGETS["sleeping"])
         no_gdb = cli("attach", target.pid, "--agent", AGENT_DIR,
                      env=dict(os.environ, PATH="/nonexistent"))
         self.assertIn("no debugger: attaching uses gdb (apt-get install gdb)", no_gdb.stderr)
@@ -209,7 +215,7 @@ class Refusals(unittest.TestCase):
 
     def test_a_process_that_never_reaches_a_safe_point_is_left_untouched(self):
         # Spins without allocating, waiting or calling anything: no safe point.
-        spinner = Target("""
+        spinner = Target(self, """
 flag = 0
 while flag == 0:
     pass
@@ -228,8 +234,7 @@ while flag == 0:
                 self.assertNotIn("libtidemark_inject", f.read())
             self.assertIsNone(spinner.proc.poll())
         finally:
-            spinner.proc.send_signal(signal.SIGKILL)
-            spinner.proc.communicate(timeout=30)
+            spinner.kill()
 
 
 if __name__ == "__main__":
