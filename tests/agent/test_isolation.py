@@ -173,7 +173,8 @@ allocators = [threading.Thread(target=allocate) for _ in range(2)]
 for t in allocators:
     t.start()
 waited, forked, runs, bad = [], [], 0, []
-while time.monotonic() < deadline:
+# At least 5 rounds however loaded the machine is (each waits, runs a subprocess, sleeps).
+while time.monotonic() < deadline or len(forked) < 5:
     pid = os.fork()
     if pid == 0:
         os._exit(3)
@@ -197,7 +198,7 @@ result = {"waited_own": waited == forked, "bad": bad, "runs": runs, "n": len(for
         self.assertTrue(result["waited_own"])
         self.assertEqual(result["bad"], [])
         self.assertEqual(result["runs"], result["n"])
-        self.assertGreater(result["n"], 3)
+        self.assertGreaterEqual(result["n"], 5)
         self.assertEqual(result["pool"], sum(range(1, 51)))
         self.assertTrue(result["hammered"])
 
