@@ -62,6 +62,33 @@ def build_heap(items, churn, seed=1):
     return groups
 
 
+
+def heaps_in_fresh_interpreters(script, one, default_items):
+    """The driver of a bench measuring each benchmark heap, plain and churned, in a fresh
+    interpreter: parses --items, --repeat, --markdown; run as `script --one ITEMS CHURN`, prints
+    one(items, churn, repeat) as JSON and returns None; else runs that for every heap and
+    returns (args, results), each result marked with "churn"."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, nargs="+", default=default_items)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--markdown", action="store_true", help="print the results table")
+    parser.add_argument("--one", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one[0], bool(args.one[1]), args.repeat)))
+        return None
+    results = []
+    for items in args.items:
+        for churn in (False, True):
+            sys.stderr.write("measuring %d items%s...\n" % (items, " churned" if churn else ""))
+            out = subprocess.run([sys.executable, script, "--repeat", str(args.repeat),
+                                  "--one", str(items), str(int(churn))],
+                                 check=True, capture_output=True, text=True).stdout
+            r = json.loads(out)
+            r["churn"] = churn
+            results.append(r)
+    return args, results
+
 def rss_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

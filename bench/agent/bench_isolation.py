@@ -18,11 +18,9 @@ Each heap is built in a fresh interpreter (160,000 items are ~1M objects). In it
   hand, as a share of its own rate just before, inline and fork.
 """
 
-import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -121,25 +119,14 @@ def one(items, churn, repeat):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, nargs="+", default=[160000, 320000, 800000])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--markdown", action="store_true", help="print the results table")
-    parser.add_argument("--one", nargs=2, type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.one:
-        print(json.dumps(one(args.one[0], bool(args.one[1]), args.repeat)))
+    sys.path.insert(0, HERE)
+    from bench_agent import heaps_in_fresh_interpreters
+    ran = heaps_in_fresh_interpreters(__file__, one, [160000, 320000, 800000])
+    if ran is None:
         return
-    results = []
-    for items in args.items:
-        for churn in (False, True):
-            sys.stderr.write("measuring %d items%s...\n" % (items, " churned" if churn else ""))
-            out = subprocess.run([sys.executable, __file__, "--repeat", str(args.repeat),
-                                  "--one", str(items), str(int(churn))],
-                                 check=True, capture_output=True, text=True).stdout
-            r = json.loads(out)
-            r["heap"] = "%.1fM objects%s" % (r["objects"] / 1e6, ", churned" if churn else "")
-            results.append(r)
+    args, results = ran
+    for r in results:
+        r["heap"] = "%.1fM objects%s" % (r["objects"] / 1e6, ", churned" if r["churn"] else "")
     if not args.markdown:
         print(json.dumps(results, indent=1))
         return
