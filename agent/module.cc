@@ -225,6 +225,26 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
       "sizers_skipped", (unsigned long long)report.sizers_skipped);
 }
 
+// The memory limit watch (agent/memory_limit.h). False with a ValueError set.
+bool ParseMemorySettings(long long rss_limit, const char* thresholds, double check_s,
+                         const char* cgroup_dir, ReporterConfig* config) {
+  std::string error;
+  auto percents = ParseThresholds(thresholds, &error);
+  if (!percents) {
+    PyErr_Format(PyExc_ValueError, "memory_thresholds: %s", error.c_str());
+    return false;
+  }
+  if (rss_limit < 0 || !(check_s >= 0)) {
+    PyErr_SetString(PyExc_ValueError, "memory_limit and memory_check must be 0 or more");
+    return false;
+  }
+  config->memory.rss_limit = static_cast<uint64_t>(rss_limit);
+  config->memory.cgroup_dir = cgroup_dir;
+  config->memory_thresholds = std::move(*percents);
+  config->memory_check_s = check_s;
+  return true;
+}
+
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* keywords[] = {"endpoint",
                                    "service",
@@ -250,6 +270,10 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
                                    "isolation",
                                    "child_memory",
                                    "child_timeout",
+                                   "memory_limit",
+                                   "memory_thresholds",
+                                   "memory_check",
+                                   "cgroup_dir",
                                    nullptr};
   const char* endpoint;
   const char* service;
@@ -264,12 +288,17 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   const char* isolation = "auto";
   long long child_memory = 1ll << 30;
   double child_timeout = 60;
+  long long memory_limit = 0;
+  const char* memory_thresholds = "80,90";
+  double memory_check = 1;
+  const char* cgroup_dir = "";
   if (!PyArg_ParseTupleAndKeywords(
-          args, kwargs, "ss|OdipLOLdLisssOdsdddsLd", const_cast<char**>(keywords), &endpoint,
+          args, kwargs, "ss|OdipLOLdLisssOdsdddsLdLsds", const_cast<char**>(keywords), &endpoint,
           &service, &labels, &interval, &graph_every, &values, &max_refs, &exclude, &max_objects,
           &max_pause_ms, &budget, &signum, &server_key, &public_key, &secret_key, &sizers,
           &graph_request_interval, &watch, &probation, &max_overhead, &warn_after, &isolation,
-          &child_memory, &child_timeout)) {
+          &child_memory, &child_timeout, &memory_limit, &memory_thresholds, &memory_check,
+          &cgroup_dir)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
@@ -318,6 +347,9 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
     return nullptr;
   }
   config.warn_after_s = warn_after;
+  if (!ParseMemorySettings(memory_limit, memory_thresholds, memory_check, cgroup_dir, &config)) {
+    return nullptr;
+  }
   config.notice = LogNotice;
   settings.probation_s = probation;
   settings.signal_number = signum;
@@ -351,11 +383,21 @@ PyObject* IsolationStatus() {
       "last_page_table_bytes", (unsigned long long)i.last_page_table_bytes);
 }
 
+PyObject* MemoryStatus(const ReporterFigures& f) {
+  const MemoryReading m = f.memory.value_or(MemoryReading{});
+  return Py_BuildValue(
+      "{s:s,s:K,s:K,s:s,s:K,s:K,s:K,s:K,s:I}", "watch", f.memory_watch.c_str(), "current",
+      (unsigned long long)m.current, "limit", (unsigned long long)m.limit, "source", m.source,
+      "limit_hits", (unsigned long long)m.limit_hits, "oom_kills", (unsigned long long)m.oom_kills,
+      "graphs", (unsigned long long)f.memory_graphs, "summaries",
+      (unsigned long long)f.memory_summaries, "last_crossed", (unsigned int)f.memory_crossed_pct);
+}
+
 PyObject* Status(PyObject*, PyObject*) {
   const AgentStatus status = GetAgentStatus();
   const ReporterFigures& f = status.figures;
   return Py_BuildValue(
-      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N}", "running",
+      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N,s:N}", "running",
       status.running ? Py_True : Py_False, "state", status.state, "taken",
       (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
@@ -363,7 +405,7 @@ PyObject* Status(PyObject*, PyObject*) {
       f.last_pause_ms, "total_pause_ms", f.total_pause_ms, "last_encode_ms", f.last_encode_ms,
       "last_error", f.last_error.c_str(), "graph_requests", (unsigned long long)f.graph_requests,
       "graph_requests_delayed", (unsigned long long)f.graph_requests_delayed, "intervals_stretched",
-      (unsigned long long)f.stretched, "isolation", IsolationStatus());
+      (unsigned long long)f.stretched, "isolation", IsolationStatus(), "memory", MemoryStatus(f));
 }
 
 PyObject* BeforeForkHook(PyObject*, PyObject*) {

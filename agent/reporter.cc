@@ -186,9 +186,16 @@ void Reporter::Loop() {
                              {nullptr, wake_fd, ZMQ_POLLIN, 0}};
   const int nitems = wake_fd >= 0 ? 2 : 1;
   last_delivery_ = Clock::now();
+  if (config_.memory_check_s > 0) {
+    memory_source_ = MemorySource::Discover(config_.memory);
+    if (!progress_.pressure) progress_.pressure.emplace(config_.memory_thresholds);
+    next_memory_check_ = Clock::now();
+    std::lock_guard lock(figures_mutex_);
+    figures_.memory_watch = memory_source_->Describe();
+  }
   while (!stop_.load()) {
-    const auto wake_at =
-        graph_due_ ? std::min(progress_.next_due, *graph_due_) : progress_.next_due;
+    auto wake_at = graph_due_ ? std::min(progress_.next_due, *graph_due_) : progress_.next_due;
+    if (memory_source_) wake_at = std::min(wake_at, next_memory_check_);
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now());
     if (nitems == 1) wait = std::min(wait, std::chrono::milliseconds(100));  // No eventfd.
     if (zmq_poll(items, nitems, std::max<long>(0, wait.count())) < 0 && zmq_errno() == ETERM) break;
@@ -201,6 +208,8 @@ void Reporter::Loop() {
       figures_.delivered = progress_.figures.delivered + connection_->acked();
     }
     CheckDelivery();
+    CheckMemory();
+    if (stop_.load()) break;
     if (graph_due_ && Clock::now() >= *graph_due_) {
       graph_due_.reset();
       TakeOne(snapshot::Kind::kGraph, values_requested_);
@@ -236,13 +245,45 @@ void Reporter::KeepWithinOverhead(Clock::time_point walk_started) {
   ++figures_.stretched;
 }
 
-void Reporter::TakeOne(snapshot::Kind kind, bool values) {
+void Reporter::CheckMemory() {
+  if (!memory_source_ || Clock::now() < next_memory_check_) return;
+  next_memory_check_ = Clock::now() + Seconds(config_.memory_check_s);
+  const std::optional<MemoryReading> reading = memory_source_->Read();
+  {
+    std::lock_guard lock(figures_mutex_);
+    figures_.memory = reading;
+  }
+  if (!reading) return;
+  const uint32_t crossed = progress_.pressure->Cross(reading->share());
+  if (crossed == 0) return;
+  // A graph walk costs ~64 bytes per object of columns (and a snapshot child's copied pages):
+  // near the limit it could be what the OOM killer acts on. Then a summary says what there is.
+  const uint64_t left = reading->limit - std::min(reading->current, reading->limit);
+  const uint64_t graph_cost = last_objects_ * 64;
+  const bool graph = 2 * graph_cost <= left;
+  {
+    std::lock_guard lock(figures_mutex_);
+    ++(graph ? figures_.memory_graphs : figures_.memory_summaries);
+    figures_.memory_crossed_pct = crossed;
+  }
+  const auto mib = [](uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; };
+  Notice("memory at " + std::to_string(static_cast<int>(reading->share() * 100)) + "% of its " +
+         reading->source + " limit (" + mib(reading->current) + " of " + mib(reading->limit) +
+         "), past " + std::to_string(crossed) + "%: " +
+         (graph ? "a graph snapshot is sent now"
+                : "a summary is sent now (a graph walk would need ~" + mib(graph_cost) +
+                      " of the " + mib(left) + " left)"));
+  TakeOne(graph ? snapshot::Kind::kGraph : snapshot::Kind::kSummary, false, crossed);
+}
+
+void Reporter::TakeOne(snapshot::Kind kind, bool values, uint32_t crossed_pct) {
   snapshot::Result<Taken> taken = take_(kind, values, stop_);
   if (stop_.load()) return;  // Abandoned for a pause or stop: not a drop.
   if (!taken) {
     Drop("no snapshot taken: " + taken.error().message);
     return;
   }
+  last_objects_ = taken->snapshot.header.objects;
   const auto encode_start = Clock::now();
   const ReporterFigures before = figures();
   snapshot::Header& h = taken->snapshot.header;
@@ -252,6 +293,14 @@ void Reporter::TakeOne(snapshot::Kind kind, bool values) {
   h.agent.encoded_bytes = before.last_encoded_bytes;
   h.agent.dropped = before.dropped;
   h.agent.delivered = before.delivered;
+  if (memory_source_) {
+    if (const auto m = memory_source_->Read()) {
+      h.memory = {.current = m->current,
+                  .limit = m->limit,
+                  .source = m->source,
+                  .crossed_pct = crossed_pct};
+    }
+  }
   auto encoded =
       taken->encoded.empty()
           ? snapshot::Encode(taken->snapshot, {.zstd_level = config_.zstd_level, .cancel = &stop_})

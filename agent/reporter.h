@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "agent/connection.h"
+#include "agent/memory_limit.h"
 #include "snapshot/result.h"
 #include "snapshot/snapshot.h"
 
@@ -56,6 +57,13 @@ struct ReporterConfig {
   // thread; optional (the agent hands it to the "tidemark" logger, agent/notice.h).
   double warn_after_s = 300;
   std::function<void(const std::string&)> notice;
+  // The memory limit (agent/memory_limit.h), read every memory_check_s (0: not watched; the
+  // cgroup is found when the thread starts). Crossing a threshold takes a graph snapshot
+  // (values off) at once, or a summary when the graph walk would need more than half the
+  // memory left under the limit. Every snapshot's header carries the latest reading.
+  MemoryLimitOptions memory;
+  std::vector<uint32_t> memory_thresholds = {80, 90};
+  double memory_check_s = 1;
   // Called when a run ends, once the take's cancel flag is set: wakes a take waiting off the
   // GIL for something else than the GIL (a snapshot child, agent/isolation.h). Optional.
   std::function<void()> interrupt;
@@ -75,6 +83,11 @@ struct ReporterFigures {
   double last_encode_ms = 0;
   bool connected = false;  // Past its probation, with a connection opened.
   std::string last_error;
+  std::string memory_watch;             // MemorySource::Describe(), once discovered.
+  std::optional<MemoryReading> memory;  // The latest reading, when a limit is known.
+  uint64_t memory_graphs = 0;           // Snapshots taken for a crossed threshold: graphs...
+  uint64_t memory_summaries = 0;        // ...and summaries (no room for a graph walk).
+  uint32_t memory_crossed_pct = 0;      // The last threshold crossed.
 };
 
 // Where a run starts, and where the previous one ended.
@@ -84,6 +97,8 @@ struct ReporterProgress {
   uint64_t periodic = 0;         // Periodic snapshots so far (graph_every counts them).
   uint64_t last_seq = 0;         // Sequence numbers continue after this one.
   ReporterFigures figures;
+  // Which memory thresholds were crossed (built from the config on the first run).
+  std::optional<PressureThresholds> pressure;
 };
 
 // A snapshot as taken: whole, or already encoded (a snapshot child encodes what it walked,
@@ -141,7 +156,9 @@ class Reporter {
   void Run();
   bool WaitForProbation();  // False if stopped first.
   void Loop();
-  void TakeOne(snapshot::Kind kind, bool values);
+  // `crossed_pct`: taken for a memory threshold (MemoryFigures::crossed_pct); 0 otherwise.
+  void TakeOne(snapshot::Kind kind, bool values, uint32_t crossed_pct = 0);
+  void CheckMemory();  // Reads the limit when due; a snapshot when a threshold is crossed.
   void KeepWithinOverhead(Clock::time_point walk_started);
   void OnControl(const snapshot::Control& control);
   void Join();
@@ -167,6 +184,9 @@ class Reporter {
   uint64_t acked_seen_ = 0;          // Connection::acked() when last checked.
   Clock::time_point last_delivery_;  // The last acknowledgement, or the connection's start.
   bool silence_noticed_ = false;
+  std::optional<MemorySource> memory_source_;  // Reporter thread; found when Loop starts.
+  Clock::time_point next_memory_check_;
+  uint64_t last_objects_ = 0;  // The last walk's objects: what a graph walk would cost.
   bool drop_noticed_ = false;
   mutable std::mutex figures_mutex_;
   ReporterFigures figures_;

@@ -52,57 +52,11 @@ GraphDiffResult DiffGraphs(const HeapGraph& a, const HeapGraph& b, const Dominat
   });
   if (order.size() > options.all_groups_listed) order.resize(options.all_groups_listed);
 
-  // The nearest old dominator of every object, in one preorder pass.
-  std::vector<uint32_t> holder(b.size(), kNone);
-  for (uint32_t v : d.preorder()) {
-    const uint32_t up = d.idom(v);
-    holder[v] = up == kNone ? kNone : (is_new[up] ? holder[up] : up);
-  }
-  // Per old dominator, the outermost new objects under it by type: (count, retained bytes).
-  std::unordered_map<uint32_t, std::unordered_map<uint32_t, std::pair<uint64_t, uint64_t>>> outer;
-  for (uint32_t v = 0; v < b.size(); ++v) {
-    const uint32_t up = is_new[v] ? d.idom(v) : kNone;
-    if (!is_new[v] || (up != kNone && is_new[up])) continue;
-    auto& [count, bytes] = outer[holder[v]][b.type(v)];
-    count += 1;
-    bytes += d.retained(v);
-  }
+  const Holding holding(b, d, std::move(is_new));
   PathFinder finder(b);
   for (size_t k = 0; k < order.size(); ++k) {
     NewGroup group = std::move(groups[order[k]]);
-    if (k < options.groups) {
-      std::unordered_map<uint32_t, Holder> by_holder;
-      for (uint32_t v = 0; v < b.size(); ++v) {
-        if (!is_new[v] || b.type(v) != order[k]) continue;
-        // A new object inside another new object of the group is counted with its container.
-        const uint32_t up = d.idom(v);
-        if (up != kNone && is_new[up] && b.type(up) == order[k]) continue;
-        Holder& h = by_holder[holder[v]];
-        h.object = holder[v];
-        h.count += 1;
-        h.bytes += d.retained(v);
-      }
-      for (auto& [object, h] : by_holder) group.holders.push_back(std::move(h));
-      std::sort(group.holders.begin(), group.holders.end(),
-                [](const Holder& x, const Holder& y) { return x.bytes > y.bytes; });
-      if (group.holders.size() > options.holders) group.holders.resize(options.holders);
-      for (Holder& h : group.holders) {
-        for (const auto& [type, figures] : outer[h.object]) {
-          if (figures.second > h.outermost_bytes) {
-            h.outermost_type = b.type_names()[type];
-            h.outermost_count = figures.first;
-            h.outermost_bytes = figures.second;
-          }
-        }
-        if (h.object == kNone) {
-          h.description = "<several roots: no single object holds them>";
-          continue;
-        }
-        h.description = Describe(b, h.object);
-        auto paths = finder.Find({h.object}, PathOptions{.max_paths = 1});
-        h.path = paths.empty() ? "<no path to a root within the search bounds>" : paths[0].text;
-      }
-    }
+    if (k < options.groups) group.holders = holding.Of(order[k], options.holders, finder);
     result.groups.push_back(std::move(group));
   }
   return result;

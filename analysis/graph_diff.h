@@ -19,23 +19,9 @@
 
 #include "analysis/dominators.h"
 #include "analysis/heap_graph.h"
-#include "analysis/queries.h"
+#include "analysis/holders.h"
 
 namespace tidemark::analysis {
-
-struct Holder {
-  uint32_t object = kNone;  // In the later graph; kNone: no single old dominator (many roots).
-  uint64_t count = 0;       // New objects of the group it dominates.
-  uint64_t bytes = 0;       // Their retained bytes.
-  std::string description;  // Describe(holder).
-  std::string path;         // From a root to the holder, named where possible.
-  // The outermost new objects under the holder (those no other new object dominates) of the
-  // type retaining the most: what the leak is made of, its contents included. A leak of
-  // Records each holding a bytes payload: the bytes group's holder says Record.
-  std::string outermost_type;
-  uint64_t outermost_count = 0;
-  uint64_t outermost_bytes = 0;  // Retained, contents included.
-};
 
 struct NewGroup {
   std::string type;

@@ -291,7 +291,8 @@ int ListStore(const Flags& flags, std::ostream& out, std::ostream& err) {
                                         {"bytes", e->bytes},
                                         {"types", e->types},
                                         {"rss_bytes", e->rss_bytes},
-                                        {"message_bytes", e->message_bytes}});
+                                        {"message_bytes", e->message_bytes},
+                                        {"memory_crossed_pct", e->crossed_pct}});
         }
         s["agents"].push_back(agent);
       }
@@ -322,6 +323,9 @@ int ListStore(const Flags& flags, std::ostream& out, std::ostream& err) {
                       e->objects, Size(flags, static_cast<double>(e->bytes)).c_str(),
                       Size(flags, static_cast<double>(e->message_bytes)).c_str());
         out << line;
+        if (e->crossed_pct > 0) {
+          out << "        ^ taken past " << e->crossed_pct << "% of the memory limit\n";
+        }
       }
     }
   }

@@ -32,7 +32,7 @@ IngestSettings SettingsOf(const config::Config& c) {
 }
 
 store::RetentionPolicy PolicyOf(const config::Retention& r) {
-  return {r.max_age_ms * kMsToNs, r.max_bytes, r.keep_last};
+  return {r.max_age_ms * kMsToNs, r.max_bytes, r.keep_last, r.keep_memory};
 }
 
 void SetupLogging(const std::string& level) {

@@ -91,6 +91,12 @@ std::string RenderPipelineCounters(const PipelineCounters& c, const std::vector<
   counter("tidemark_investigations_failed_total",
           "Investigations given up (no connection, no graph in time).", c.investigations_failed);
   counter("tidemark_reports_total", "Scheduled reports made.", c.reports_made);
+  counter("tidemark_memory_pressure_alerts_total",
+          "Memory-pressure alerts raised or updated (snapshots taken for a memory threshold).",
+          c.memory_alerts);
+  counter("tidemark_memory_pressure_graphs_unanalysed_total",
+          "Memory-pressure graphs not analysed: too many were already waiting.",
+          c.memory_graphs_skipped);
   counter("tidemark_growth_late_summaries_total", "Summaries older than the rolling state.",
           c.late_summaries);
   counter("tidemark_growth_untracked_types_total",

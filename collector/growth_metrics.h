@@ -29,6 +29,7 @@ struct PipelineCounters {
   uint64_t summaries_folded = 0, detector_passes = 0, goodbyes = 0;
   uint64_t graph_requests = 0, graph_diffs = 0, investigations_failed = 0;
   uint64_t reports_made = 0;
+  uint64_t memory_alerts = 0, memory_graphs_skipped = 0;
   uint64_t late_summaries = 0, untracked_types = 0, agents_evicted = 0;  // The rolling state's.
 };
 std::string RenderPipelineCounters(const PipelineCounters& counters,

@@ -222,6 +222,7 @@ std::string RunCommand(const config::HookConfig& hook, const std::string& input)
 const char* AlertName(const std::string& kind) {
   if (kind == "native") return "TidemarkNativeMemoryGrowth";
   if (kind == "silent") return "TidemarkAgentSilent";
+  if (kind == "memory-pressure") return "TidemarkMemoryPressure";
   return "TidemarkLeak";
 }
 

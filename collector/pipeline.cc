@@ -10,6 +10,7 @@
 #include "analysis/heap_graph.h"
 #include "collector/diagnosis.h"
 #include "collector/growth_metrics.h"
+#include "collector/memory_pressure.h"
 #include "collector/reports.h"
 #include "diff/json.h"
 #include "diff/sites.h"
@@ -59,7 +60,8 @@ diff::DetectorConfig DetectorConfigOf(const config::Config& c) {
 
 struct Pipeline::Job {
   std::optional<Investigator::GraphPair> graphs;   // A graph diff...
-  std::optional<config::ScheduleConfig> schedule;  // ...or a report.
+  std::optional<config::ScheduleConfig> schedule;  // ...or a report...
+  std::optional<MemorySnapshot> memory;            // ...or a memory-pressure alert.
   int64_t created_ns = 0;
 };
 
@@ -164,9 +166,46 @@ void Pipeline::Stop() {
 
 void Pipeline::OnSummary(const std::string& agent, const snapshot::Header& header,
                          const std::vector<snapshot::TypeStat>& types, int64_t received_ns) {
-  std::lock_guard lock(state_mutex_);
-  rolling_.Fold(agent, header, types, received_ns);
-  summaries_folded_.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(state_mutex_);
+    rolling_.Fold(agent, header, types, received_ns);
+    summaries_folded_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (header.memory.crossed_pct > 0) {
+    QueueMemory({agent, header, types, "", agent + ":" + std::to_string(header.seq),
+                 "a summary, not a graph: the agent had too little memory left for a graph walk"});
+  }
+}
+
+void Pipeline::QueueMemory(MemorySnapshot s) {
+  std::lock_guard lock(work_mutex_);
+  if (!s.message.empty()) {
+    const size_t waiting = std::count_if(jobs_.begin(), jobs_.end(), [](const auto& j) {
+      return j->memory && !j->memory->message.empty();
+    });
+    if (waiting >= kMaxMemoryGraphsQueued) {
+      std::string().swap(s.message);
+      s.note = "not analysed: " + std::to_string(waiting) +
+               " memory-pressure graphs were already waiting for analysis";
+      memory_graphs_skipped_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  auto job = std::make_unique<Job>();
+  job->memory = std::move(s);
+  jobs_.push_back(std::move(job));
+  jobs_wake_.notify_all();
+}
+
+void Pipeline::RaiseMemory(MemorySnapshot s, int64_t now) {
+  diff::Alert alert = MemoryPressureAlert(std::move(s));
+  bool fresh;
+  {
+    std::lock_guard lock(state_mutex_);
+    fresh = detector_.RaiseMemory(alert, now);
+    alert = detector_.active().at(alert.id);
+  }
+  memory_alerts_.fetch_add(1, std::memory_order_relaxed);
+  Emit(alert, fresh ? "firing" : "updated", true);
 }
 
 void Pipeline::OnGoodbye(const std::string& agent) {
@@ -177,6 +216,10 @@ void Pipeline::OnGoodbye(const std::string& agent) {
 
 void Pipeline::OnGraph(const std::string& agent, const snapshot::Header& header,
                        std::string_view message, int64_t received_ns) {
+  if (header.memory.crossed_pct > 0) {
+    QueueMemory(
+        {agent, header, {}, std::string(message), agent + ":" + std::to_string(header.seq), ""});
+  }
   std::lock_guard lock(work_mutex_);
   for (Investigator::GraphPair& pair :
        investigator_.OnGraph(agent, header.timestamp_ns, agent + ":" + std::to_string(header.seq),
@@ -368,6 +411,8 @@ void Pipeline::RunAnalysis() {
     try {
       if (job->schedule) {
         MakeReport(*job->schedule, job->created_ns);
+      } else if (job->memory) {
+        RaiseMemory(std::move(*job->memory), snapshot::WallNowNs());
       } else {
         DiffGraphs(std::move(*job->graphs), snapshot::WallNowNs());
       }
@@ -499,6 +544,8 @@ std::string Pipeline::RenderMetrics() const {
   c.goodbyes = goodbyes_.load();
   c.graph_diffs = graph_diffs_.load();
   c.reports_made = reports_made_.load();
+  c.memory_alerts = memory_alerts_.load();
+  c.memory_graphs_skipped = memory_graphs_skipped_.load();
   {
     std::lock_guard lock(work_mutex_);
     c.graph_requests = investigator_.requests();

@@ -29,6 +29,7 @@
 
 #include "collector/diagnosis.h"
 #include "collector/investigator.h"
+#include "collector/memory_pressure.h"
 #include "collector/notifier.h"
 #include "collector/record_journal.h"
 #include "collector/schedules.h"
@@ -87,6 +88,11 @@ class Pipeline {
                            std::vector<std::string> graphs, int64_t now,
                            std::vector<diff::Cause> causes = {});
   void Emit(const diff::Alert& alert, const std::string& event, bool notify);
+  // A snapshot taken for a memory threshold: analysed on the analysis thread. At most
+  // kMaxMemoryGraphsQueued graphs wait; past that an alert is raised from the header alone.
+  void QueueMemory(MemorySnapshot s);
+  void RaiseMemory(MemorySnapshot s, int64_t now);
+  static constexpr size_t kMaxMemoryGraphsQueued = 4;
   // REQUIRES: work_mutex_ held.
   Investigator::Ask AskFunction();
   bool GrewSince(const std::string& agent, const std::string& type, int64_t since_ns) const;
@@ -118,6 +124,7 @@ class Pipeline {
 
   std::atomic<uint64_t> graph_diffs_{0}, reports_made_{0}, summaries_folded_{0}, goodbyes_{0};
   std::atomic<uint64_t> detector_passes_{0};
+  std::atomic<uint64_t> memory_alerts_{0}, memory_graphs_skipped_{0};
 
   std::thread thread_;
   std::thread analysis_thread_;

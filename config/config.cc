@@ -407,6 +407,7 @@ const std::map<std::string, Key>& Keys() {
       {"retention.graph.max_age", Duration(FIELD(graph_retention.max_age_ms))},
       {"retention.graph.max_bytes", Size(FIELD(graph_retention.max_bytes))},
       {"retention.graph.keep_last", Integer(FIELD(graph_retention.keep_last), 0, 64)},
+      {"retention.graph.keep_memory", Integer(FIELD(graph_retention.keep_memory), 0, 64)},
       {"limits.max_message_bytes", Size(FIELD(max_message_bytes))},
       {"limits.max_body_bytes", Size(FIELD(max_body_bytes))},
       {"limits.max_objects", Integer(FIELD(max_objects), 1, int64_t{1} << 40)},

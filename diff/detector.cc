@@ -66,6 +66,8 @@ const char* AlertKindName(AlertKind kind) {
       return "native";
     case AlertKind::kSilent:
       return "silent";
+    case AlertKind::kMemory:
+      return "memory-pressure";
   }
   return "?";
 }
@@ -108,6 +110,16 @@ std::string Alert::Summary() const {
              std::to_string((updated_ns - since_ns) / 1'000'000'000 + window_ns / 1'000'000'000) +
              " s";
       break;
+    case AlertKind::kMemory:
+      line = "agent " + (agents.empty() ? std::string("?") : agents.front()) + " of service " +
+             service + " is past " + std::to_string(memory.crossed_pct) + "% of its " +
+             memory.source + " memory limit (" + HumanBytes(static_cast<double>(memory.current)) +
+             " of " + HumanBytes(static_cast<double>(memory.limit)) + ")";
+      for (size_t i = 0; i < top_growing.size() && i < 3; ++i) {
+        line += (i == 0 ? "; largest types: " : ", ") + top_growing[i].type + " " +
+                HumanBytes(top_growing[i].bytes_now);
+      }
+      break;
   }
   if (!holders.empty()) line += "; held by " + holders.front().path;
   if (!site.empty()) line += "; " + site;
@@ -115,6 +127,9 @@ std::string Alert::Summary() const {
 }
 
 std::vector<std::string> Alert::EvidenceCommands() const {
+  if (kind == AlertKind::kMemory && graphs.size() == 1) {
+    return {"tidemark why " + graphs[0] + " " + type, "tidemark retained " + graphs[0]};
+  }
   if (graphs.size() != 2) return {};
   const std::string type = holders_type.empty() ? this->type : holders_type;
   return {"tidemark gdiff " + graphs[0] + " " + graphs[1],
@@ -317,7 +332,7 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
   }
   std::vector<std::string> stopped;
   for (const auto& [id, al] : active_) {
-    if (!held.count(id)) stopped.push_back(id);
+    if (!held.count(id) && al.kind != AlertKind::kMemory) stopped.push_back(id);
   }
   for (const std::string& id : stopped) {
     const Alert& al = active_.at(id);
@@ -331,6 +346,7 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
     }
     Step(id, false, {}, timing, now, pass);
   }
+  ResolveMemory(state, now, pass);
 
   int64_t longest_cooldown = config_.native.cooldown_ns;
   for (const LeakRule& rule : config_.rules)
@@ -453,6 +469,50 @@ void Detector::Step(const std::string& id, bool holds, Alert candidate, Timing t
   al.state = AlertState::kFiring;
   al.fired_ns = now;
   pass.events.push_back({AlertEvent::What::kFiring, al});
+}
+
+bool Detector::RaiseMemory(Alert alert, int64_t now_ns) {
+  alert.kind = AlertKind::kMemory;
+  alert.state = AlertState::kFiring;
+  alert.updated_ns = now_ns;
+  auto it = active_.find(alert.id);
+  if (it == active_.end()) {
+    alert.since_ns = alert.fired_ns = now_ns;
+    active_.emplace(alert.id, std::move(alert));
+    return true;
+  }
+  alert.since_ns = it->second.since_ns;
+  alert.fired_ns = it->second.fired_ns;
+  it->second = std::move(alert);
+  return false;
+}
+
+void Detector::ResolveMemory(const RollingState& state, int64_t now, DetectorPass& pass) {
+  for (auto it = active_.begin(); it != active_.end();) {
+    const Alert& al = it->second;
+    if (al.kind != AlertKind::kMemory) {
+      ++it;
+      continue;
+    }
+    const std::string& key = al.agents.empty() ? std::string() : al.agents.front();
+    const RollingState::Agent* a = state.Find(key);
+    const bool gone =
+        a == nullptr || std::find(pass.forget.begin(), pass.forget.end(), key) != pass.forget.end();
+    const double floor = (al.memory.crossed_pct - kMemoryResolvePoints) / 100.0;
+    const bool below = a != nullptr && a->memory_limit > 0 &&
+                       static_cast<double>(a->memory_bytes) < floor * a->memory_limit;
+    if (!gone && !below) {
+      ++it;
+      continue;
+    }
+    Alert resolved = std::move(it->second);
+    it = active_.erase(it);
+    resolved.state = AlertState::kResolved;
+    resolved.resolved_ns = resolved.updated_ns = now;
+    resolved.note = gone ? "the agent is gone (it ended, was replaced, or fell silent)"
+                         : "memory fell back below the threshold";
+    pass.events.push_back({AlertEvent::What::kResolved, std::move(resolved)});
+  }
 }
 
 void Detector::Restore(std::vector<Alert> firing) {

@@ -77,14 +77,15 @@ struct DetectorConfig {
   size_t top_growing = 5;  // Other growing types named in an alert.
 };
 
-enum class AlertKind : uint8_t { kLeak, kNative, kSilent };
+enum class AlertKind : uint8_t { kLeak, kNative, kSilent, kMemory };
 enum class AlertState : uint8_t { kPending, kFiring, kResolved };
 // "1.5 MiB", "-300 B": for the one-line summaries people read.
 std::string HumanBytes(double bytes);
 // "2.5 s", "600 s": durations in the notes people read (3 significant digits).
 std::string HumanSeconds(double seconds);
 
-const char* AlertKindName(AlertKind kind);     // "leak", "native", "silent".
+// "leak", "native", "silent", "memory-pressure".
+const char* AlertKindName(AlertKind kind);
 const char* AlertStateName(AlertState state);  // "pending", "firing", "resolved".
 
 struct TypeGrowthRow {
@@ -117,7 +118,7 @@ std::string CauseKey(const std::vector<HeldBy>& holders);
 
 struct Alert {
   std::string id;  // The key: "leak/<rule>/<service>", "native/<service>",
-                   // "silent/<service>/<host>/<pid>".
+                   // "silent/<service>/<host>/<pid>", "memory/<service>/<host>/<pid>".
   AlertKind kind = AlertKind::kLeak;
   AlertState state = AlertState::kPending;
   std::string rule;
@@ -147,6 +148,9 @@ struct Alert {
   // the new myapp.Session bytes were allocated at myapp/auth.py:42 in login (called from
   // ...)"; "" when the agent was not sampling or no site of the type grew.
   std::string site;
+  // Memory pressure: the agent's reading when it crossed `memory.crossed_pct` of its limit
+  // (top_growing then lists its largest types, with no rates).
+  snapshot::MemoryFigures memory;
 
   std::string Summary() const;  // One line for people: what, where, how fast.
   // The commands that open the evidence: `tidemark gdiff FIRST SECOND`, `tidemark why SECOND
@@ -175,6 +179,14 @@ class Detector {
 
   // Pending and firing alerts, by id.
   const std::map<std::string, Alert>& active() const { return active_; }
+  // A memory-pressure alert (AlertKind::kMemory, id "memory/<service>/<host>/<pid>") from a
+  // snapshot its agent took for a crossed memory threshold: it fires at once, or updates the
+  // agent's firing one (a higher threshold crossed). True if it is new. It resolves when its
+  // agent is forgotten (ended, replaced, silent past forget_after) or when the agent's newest
+  // summary is kMemoryResolvePoints below the threshold it crossed.
+  bool RaiseMemory(Alert alert, int64_t now_ns);
+  static constexpr double kMemoryResolvePoints = 10;
+
   // After a restart: alerts that were firing. Their condition is re-checked on the next pass.
   void Restore(std::vector<Alert> firing);
   // The collector attaches what holds the growth, and the graph snapshots that say so; false
@@ -205,6 +217,7 @@ class Detector {
   };
   void Step(const std::string& id, bool holds, Alert candidate, Timing timing, int64_t now,
             DetectorPass& pass);
+  void ResolveMemory(const RollingState& state, int64_t now, DetectorPass& pass);
   // The leak alert id of `type` under `rule` in `service`, and the cause that split it off
   // (nullptr when it is the rule/service alert).
   std::pair<std::string, const Cause*> LeakId(const std::string& rule, const std::string& service,

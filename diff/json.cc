@@ -94,6 +94,12 @@ json ToJson(const Alert& a) {
               {"evidence", a.EvidenceCommands()},
               {"note", a.note},
               {"site", a.site}};
+  if (a.kind == AlertKind::kMemory) {
+    out["memory"] = {{"current", a.memory.current},
+                     {"limit", a.memory.limit},
+                     {"source", a.memory.source},
+                     {"crossed", a.memory.crossed_pct}};
+  }
   if (a.fired_ns) out["fired"] = Rfc3339(a.fired_ns);
   if (a.resolved_ns) out["resolved"] = Rfc3339(a.resolved_ns);
   return out;
@@ -103,8 +109,10 @@ std::expected<Alert, std::string> AlertFromJson(const json& j) {
   try {
     Alert a;
     a.id = j.at("id").get<std::string>();
-    a.kind = EnumFrom(j.at("kind").get<std::string>(),
-                      {AlertKind::kLeak, AlertKind::kNative, AlertKind::kSilent}, AlertKindName);
+    a.kind =
+        EnumFrom(j.at("kind").get<std::string>(),
+                 {AlertKind::kLeak, AlertKind::kNative, AlertKind::kSilent, AlertKind::kMemory},
+                 AlertKindName);
     a.state = EnumFrom(j.at("state").get<std::string>(),
                        {AlertState::kPending, AlertState::kFiring, AlertState::kResolved},
                        AlertStateName);
@@ -142,6 +150,10 @@ std::expected<Alert, std::string> AlertFromJson(const json& j) {
     if (a.kind == AlertKind::kLeak) a.cause = CauseKey(a.holders);
     // Journals written before graphs were recorded have none.
     a.graphs = j.value("graphs", std::vector<std::string>{});
+    if (const auto m = j.find("memory"); m != j.end()) {
+      a.memory = {m->at("current").get<uint64_t>(), m->at("limit").get<uint64_t>(),
+                  m->at("source").get<std::string>(), m->at("crossed").get<uint32_t>()};
+    }
     return a;
   } catch (const std::exception& e) {
     return std::unexpected(std::string("not an alert: ") + e.what());

@@ -253,6 +253,8 @@ bool RollingState::Fold(const std::string& agent_key, const snapshot::Header& he
     a.rss_bytes = header.rss_bytes;
     a.heap_bytes = header.bytes;
     a.heap_objects = header.objects;
+    a.memory_bytes = header.memory.current;
+    a.memory_limit = header.memory.limit;
   }
   a.first_ns = std::min(a.first_ns, t);
   a.last_received_ns = std::max(a.last_received_ns, received_ns);

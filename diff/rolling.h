@@ -86,6 +86,7 @@ class RollingState {
     double interval_ns = 0;        // Typical gap between summaries (moving average).
     uint64_t summaries = 0;
     uint64_t rss_bytes = 0, heap_bytes = 0, heap_objects = 0;  // Newest summary.
+    uint64_t memory_bytes = 0, memory_limit = 0;  // Its memory figures (limit 0: none known).
 
     size_t type_count() const { return slot_type_.size(); }
     uint32_t type_id(size_t slot) const { return slot_type_[slot]; }

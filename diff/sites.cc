@@ -93,6 +93,20 @@ std::string GrowthSiteLine(const std::vector<SiteRow>& a, const std::vector<Site
          DescribeSite(top->stack);
 }
 
+std::string LiveSiteLine(const std::vector<SiteRow>& rows, const std::string& type) {
+  uint64_t total = 0;
+  const SiteRow* top = nullptr;
+  for (const SiteRow& r : rows) {
+    if (r.type != type || r.bytes == 0) continue;
+    total += r.bytes;
+    if (top == nullptr || r.bytes > top->bytes) top = &r;
+  }
+  if (top == nullptr) return "";
+  const long share = std::lround(100.0 * static_cast<double>(top->bytes) / total);
+  return std::to_string(share) + "% of the live " + type + " bytes were allocated at " +
+         DescribeSite(top->stack);
+}
+
 std::string FoldedSites(const std::vector<SiteRow>& rows) {
   std::string out;
   for (const SiteRow& r : rows) {

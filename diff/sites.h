@@ -52,6 +52,10 @@ std::vector<SiteDelta> DiffSites(const std::vector<SiteRow>& a, const std::vecto
 std::string GrowthSiteLine(const std::vector<SiteRow>& a, const std::vector<SiteRow>& b,
                            const std::string& type);
 
+// Where `type`'s live bytes in one snapshot were allocated: "64% of the live bytes objects
+// were allocated at app.py:12 in fill (called from ...)"; "" when no site of the type.
+std::string LiveSiteLine(const std::vector<SiteRow>& rows, const std::string& type);
+
 // One line per row, "outermost;...;innermost;TYPE BYTES", as flamegraph.pl and speedscope
 // read folded stacks. A frame reads "function (file:line)".
 std::string FoldedSites(const std::vector<SiteRow>& rows);

@@ -46,6 +46,16 @@ struct AgentFigures {
   bool abandoned = false;      // Walk stopped at a configured limit: figures are partial.
 };
 
+// Where the process stands against its memory limit (agent/memory_limit.h), when it has one.
+struct MemoryFigures {
+  uint64_t current = 0;  // Bytes counted against the limit (a cgroup's working set, or RSS).
+  uint64_t limit = 0;    // 0: no limit known; the other fields are then empty.
+  std::string source;    // "cgroup2", "cgroup1" or "rss" (TIDEMARK_MEMORY_LIMIT).
+  // A threshold (percent of the limit) this snapshot was taken for, ahead of the schedule;
+  // 0 for every other snapshot.
+  uint32_t crossed_pct = 0;
+};
+
 struct Header {
   Kind kind = Kind::kSummary;
   Identity identity;
@@ -59,6 +69,7 @@ struct Header {
   std::string python_version;
   bool has_values = false;  // Graph carries short values (str prefixes, small numbers).
   AgentFigures agent;
+  MemoryFigures memory;
 };
 
 // One row of the per-type table. Instance dicts are folded into their owners.

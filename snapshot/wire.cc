@@ -127,7 +127,8 @@ void PackField(Packer& p, std::string_view key, const T& value) {
 template <typename Packer>
 void PackHeader(Packer& p, const Header& h) {
   const AgentFigures& a = h.agent;
-  p.pack_map(20);
+  const MemoryFigures& m = h.memory;
+  p.pack_map(m.limit > 0 ? 21 : 20);
   PackField(p, "service", h.identity.service);
   PackField(p, "host", h.identity.host);
   PackField(p, "pid", h.identity.pid);
@@ -153,6 +154,13 @@ void PackHeader(Packer& p, const Header& h) {
   PackField(p, "dropped", a.dropped);
   PackField(p, "delivered", a.delivered);
   PackField(p, "abandoned", a.abandoned);
+  if (m.limit == 0) return;
+  PackKey(p, "memory");
+  p.pack_map(4);
+  PackField(p, "current", m.current);
+  PackField(p, "limit", m.limit);
+  PackField(p, "source", m.source);
+  PackField(p, "crossed", m.crossed_pct);
 }
 
 template <typename Packer, typename Column>
@@ -341,6 +349,32 @@ Result<void> ReadLabels(MsgpackReader& r, Identity& id) {
   return {};
 }
 
+// The header's "memory" map: {current, limit, source, crossed}; other keys skipped.
+Result<void> ReadMemory(MsgpackReader& r, MemoryFigures& m) {
+  TM_TRY(n, r.ReadMapHeader());
+  for (uint32_t i = 0; i < n; ++i) {
+    TM_TRY(key, r.ReadStr());
+    if (key == "current" || key == "limit" || key == "crossed") {
+      TM_TRY(value, r.ReadUint());
+      if (key == "current") m.current = value;
+      if (key == "limit") m.limit = value;
+      if (key == "crossed") {
+        if (value > 100)
+          return Fail("header: memory.crossed " + std::to_string(value) +
+                      " is not a percentage (0-100)");
+        m.crossed_pct = static_cast<uint32_t>(value);
+      }
+    } else if (key == "source") {
+      TM_TRY(source, r.ReadStr());
+      m.source = std::string(source);
+    } else if (auto skipped = r.Skip(); !skipped) {
+      return skipped;
+    }
+  }
+  if (m.limit == 0 && m.crossed_pct > 0) return Fail("header: memory.crossed without a limit");
+  return {};
+}
+
 Result<Header> ReadHeader(std::string_view bytes, Kind kind) {
   MsgpackReader r(bytes, "header");
   Header h;
@@ -382,6 +416,7 @@ Result<Header> ReadHeader(std::string_view bytes, Kind kind) {
       {"dropped", [&] { return into(h.agent.dropped, &R::ReadUint); }},
       {"delivered", [&] { return into(h.agent.delivered, &R::ReadUint); }},
       {"abandoned", [&] { return into(h.agent.abandoned, &R::ReadBool); }},
+      {"memory", [&] { return ReadMemory(r, h.memory); }},
   };
   constexpr size_t kRequired = 4;  // The first four fields identify the snapshot.
   bool seen[std::size(fields)] = {};

@@ -69,6 +69,7 @@ std::string EncodeEntry(const IndexEntry& e) {
   w.U8('E').U32(e.agent).U64(e.seq).U8(static_cast<uint8_t>(e.kind)).I64(e.timestamp_ns);
   w.I64(e.received_ns).U64(e.segment).U64(e.offset).U32(e.record_bytes).U64(e.message_bytes);
   w.U64(e.raw_body_bytes).U64(e.objects).U64(e.bytes).U64(e.types).U64(e.rss_bytes);
+  if (e.crossed_pct > 0) w.U8(static_cast<uint8_t>(std::min<uint32_t>(e.crossed_pct, 100)));
   return std::move(w.bytes());
 }
 
@@ -90,6 +91,7 @@ std::optional<IndexEntry> DecodeEntry(std::string_view payload) {
   e.bytes = r.U64();
   e.types = r.U64();
   e.rss_bytes = r.U64();
+  if (r.ok() && !r.at_end()) e.crossed_pct = r.U8();  // Written since memory thresholds.
   if (!r.ok() || (e.kind != Kind::kSummary && e.kind != Kind::kGraph)) return std::nullopt;
   return e;
 }
@@ -105,6 +107,7 @@ IndexEntry EntryFor(const snapshot::Header& h, uint64_t message_bytes, uint64_t 
   e.bytes = h.bytes;
   e.types = h.types;
   e.rss_bytes = h.rss_bytes;
+  e.crossed_pct = h.memory.crossed_pct;
   return e;
 }
 
@@ -168,6 +171,7 @@ struct Store::OpenFile {
 
 struct Store::AgentState {
   std::deque<uint64_t> recent[2];  // Segment ids of the newest snapshots, per kind.
+  std::deque<uint64_t> memory;     // ...and of the newest taken for a memory threshold.
 };
 
 Store::Store(std::string dir, StoreOptions options)
@@ -551,9 +555,12 @@ Result<void> Store::RecoverSeries() {
 void Store::NoteEntryLocked(const IndexEntry& entry, Segment& segment) {
   segment.snapshots += 1;
   segment.newest_received_ns = std::max(segment.newest_received_ns, entry.received_ns);
-  auto& recent = agent_states_[entry.agent].recent[KindSlot(entry.kind)];
-  recent.push_back(entry.segment);
-  if (recent.size() > kKeepLastLimit) recent.pop_front();
+  AgentState& state = agent_states_[entry.agent];
+  for (auto* recent : {&state.recent[KindSlot(entry.kind)], &state.memory}) {
+    if (recent == &state.memory && entry.crossed_pct == 0) continue;
+    recent->push_back(entry.segment);
+    if (recent->size() > kKeepLastLimit) recent->pop_front();
+  }
 }
 
 Result<uint32_t> Store::AgentIdLocked(const snapshot::Identity& identity) {
@@ -767,17 +774,16 @@ RetentionResult Store::ApplyRetention(const RetentionPolicy& summary, const Rete
                                       int64_t now_ns) {
   RetentionResult result;
   std::lock_guard lock(mutex_);
-  std::set<uint64_t> kept;  // Segments holding an agent's newest keep_last snapshots.
+  std::set<uint64_t> kept;  // Segments holding an agent's newest keep_last (keep_memory) ones.
+  auto keep_newest = [&kept](const std::deque<uint64_t>& recent, uint32_t keep) {
+    keep = std::min<uint32_t>(keep, kKeepLastLimit);
+    for (size_t i = recent.size() - std::min<size_t>(recent.size(), keep); i < recent.size(); ++i)
+      kept.insert(recent[i]);
+  };
   for (const auto& [agent, state] : agent_states_) {
-    for (int slot = 0; slot < 2; ++slot) {
-      const uint32_t keep =
-          std::min<uint32_t>(slot ? graph.keep_last : summary.keep_last, kKeepLastLimit);
-      const auto& recent = state.recent[slot];
-      for (size_t i = recent.size() - std::min<size_t>(recent.size(), keep); i < recent.size();
-           ++i) {
-        kept.insert(recent[i]);
-      }
-    }
+    keep_newest(state.recent[0], summary.keep_last);
+    keep_newest(state.recent[1], graph.keep_last);
+    keep_newest(state.memory, graph.keep_memory);
   }
   for (Kind kind : {Kind::kSummary, Kind::kGraph}) {
     const RetentionPolicy& policy = kind == Kind::kGraph ? graph : summary;
@@ -831,8 +837,8 @@ RetentionResult Store::ApplyRetention(const RetentionPolicy& summary, const Rete
   std::set<uint64_t> live;
   for (const auto& [id, s] : segments_) live.insert(id);
   for (auto& [agent, state] : agent_states_) {
-    for (auto& recent : state.recent) {
-      std::erase_if(recent, [&](uint64_t id) { return !live.count(id); });
+    for (auto* recent : {&state.recent[0], &state.recent[1], &state.memory}) {
+      std::erase_if(*recent, [&](uint64_t id) { return !live.count(id); });
     }
   }
   return result;

@@ -12,7 +12,7 @@
 //   'S' i64 received_ns, then the message exactly as received
 //   'E' u32 agent, u64 seq, u8 kind, i64 taken_ns, i64 received_ns, u64 segment, u64 offset,
 //       u32 record bytes, u64 message bytes, u64 raw body bytes, u64 objects, u64 bytes,
-//       u64 types, u64 rss
+//       u64 types, u64 rss[, u8 crossed: the memory threshold (percent) it was taken for, if any]
 //   'T' u32 type id (local to its series file), str name
 //   'P' u32 agent, u64 seq, i64 taken_ns, u64 rss, u32 n, n x (var type id, var count, var bytes)
 //   'G' u32 agent, u64 seq, i64 said_ns: the agent said goodbye (it stopped; expect nothing more)
@@ -31,7 +31,9 @@
 // agents.log and an id in entries.
 //
 // Retention works on whole files (a segment and its index): by age of the newest record, by
-// total bytes per kind, and always keeping each agent's newest keep_last snapshots.
+// total bytes per kind, and always keeping each agent's newest keep_last snapshots and (graph
+// policy) its newest keep_memory snapshots taken for a memory threshold, past max_age: what a
+// process looked like before the OOM killer took it outlives the usual retention, bounded.
 //
 // Durability: Append() writes; a sync thread calls fdatasync on every file written since its
 // last round (group commit: appends during one sync ride the next) and then reports the
@@ -82,6 +84,7 @@ struct IndexEntry {
   uint64_t bytes = 0;
   uint64_t types = 0;
   uint64_t rss_bytes = 0;
+  uint32_t crossed_pct = 0;  // Taken for this memory threshold (snapshot::MemoryFigures).
 };
 
 struct TypePoint {
@@ -104,6 +107,9 @@ struct RetentionPolicy {
   int64_t max_age_ns = 0;  // 0: no age limit.
   uint64_t max_bytes = 0;  // 0: no size limit. Overrides keep_last: disk is the hard limit.
   uint32_t keep_last = 0;  // Each agent's newest N are kept past max_age.
+  // Each agent's newest N taken for a memory threshold are kept past max_age (not past
+  // max_bytes). At most 64.
+  uint32_t keep_memory = 0;
 };
 
 struct RetentionResult {
@@ -158,8 +164,8 @@ class Store {
 
   // Records an agent's goodbye in the series (synced with the next group commit, not
   // acknowledged). False when no snapshot of that agent was ever stored: nothing to record.
-  Result<bool> AppendGoodbye(const snapshot::Identity& identity, uint64_t seq,
-                             int64_t timestamp_ns, int64_t now_ns);
+  Result<bool> AppendGoodbye(const snapshot::Identity& identity, uint64_t seq, int64_t timestamp_ns,
+                             int64_t now_ns);
 
   // Syncs everything appended so far and waits for it.
   void Flush();

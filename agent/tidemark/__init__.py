@@ -262,7 +262,8 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
           budget_bytes=64 << 20, curve_server_key=None, curve_public_key=None,
           curve_secret_key=None, sizers=None, graph_request_interval=None, watch=None,
           max_overhead=None, warn_after=None, sample_bytes=None, isolation=None,
-          child_memory=None, child_timeout=None, _probation=0.0):
+          child_memory=None, child_timeout=None, memory_limit=None, memory_thresholds=None,
+          memory_check=None, _probation=0.0):
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
@@ -285,7 +286,11 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     TIDEMARK_ISOLATION ("auto", the default: large heaps are walked in a copy-on-write child
     so the GIL is held only to make it; "fork"; "inline"), TIDEMARK_CHILD_MEMORY (the child's
     memory cap, default "1GiB") and TIDEMARK_CHILD_TIMEOUT (its deadline, default 60 seconds):
-    see snapshot() and docs/agent.md.
+    see snapshot() and docs/agent.md. The memory limit: the process's cgroup limit is watched
+    every TIDEMARK_MEMORY_CHECK seconds (default 1; 0 turns watching off), or the resident set
+    size against TIDEMARK_MEMORY_LIMIT (bytes, "512MiB"; off by default); crossing one of
+    TIDEMARK_MEMORY_THRESHOLDS (percent, default "80,90") sends a graph snapshot at once
+    (TIDEMARK_CGROUP_DIR names the cgroup directory to read instead of this process's own).
 
     Raises ValueError naming the argument or variable that is wrong.
     """
@@ -302,6 +307,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     else:
         sample_bytes = _bytes(sample_bytes, "sample_bytes")
     isolation_settings = _isolation(isolation, child_memory, child_timeout)
+    memory_settings = _memory(memory_limit, memory_thresholds, memory_check)
     _install_hooks()
     if sample_bytes:
         _native.start_sampling(mean_bytes=sample_bytes)
@@ -317,7 +323,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                   sizers=sizers, graph_request_interval=settings["graph_request_interval"],
                   watch=settings["watch"], probation=float(_probation),
                   max_overhead=settings["max_overhead"], warn_after=settings["warn_after"],
-                  **isolation_settings)
+                  **isolation_settings, **memory_settings)
 
 
 def _bytes(value, name):
@@ -425,10 +431,43 @@ def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
             "signal": _signal_number(signal), "watch": watch, "labels": _labels(labels)}
 
 
+def _memory(memory_limit=None, memory_thresholds=None, memory_check=None):
+    """Memory-limit settings from the arguments, else TIDEMARK_MEMORY_LIMIT,
+    TIDEMARK_MEMORY_THRESHOLDS, TIDEMARK_MEMORY_CHECK and TIDEMARK_CGROUP_DIR, checked;
+    ValueError naming what is wrong."""
+    if memory_limit is None:
+        memory_limit = _bytes(_env("TIDEMARK_MEMORY_LIMIT") or 0, "TIDEMARK_MEMORY_LIMIT")
+    else:
+        memory_limit = _bytes(memory_limit, "memory_limit")
+    name = "memory_thresholds"
+    if memory_thresholds is None:
+        memory_thresholds, name = _env("TIDEMARK_MEMORY_THRESHOLDS") or "80,90", \
+            "TIDEMARK_MEMORY_THRESHOLDS"
+    if not isinstance(memory_thresholds, str):
+        memory_thresholds = ",".join(str(t) for t in memory_thresholds)
+    percents = []
+    for item in memory_thresholds.split(","):
+        item = item.strip().rstrip("%")
+        if not item.isdigit() or not 1 <= int(item) <= 100:
+            raise ValueError("%s=%r: expected percentages from 1 to 100, as in \"80,90\""
+                             % (name, memory_thresholds))
+        percents.append(int(item))
+    if memory_check is None:
+        memory_check = _env_float("TIDEMARK_MEMORY_CHECK", 1.0)
+    if not float(memory_check) >= 0:
+        raise ValueError("memory_check (TIDEMARK_MEMORY_CHECK) must be 0 (off) or a positive "
+                         "number of seconds, not %r" % (memory_check,))
+    return {"memory_limit": int(memory_limit),
+            "memory_thresholds": ",".join(str(p) for p in percents),
+            "memory_check": float(memory_check), "cgroup_dir": _env("TIDEMARK_CGROUP_DIR")}
+
+
 def check_environment():
     """Checks every TIDEMARK_* setting without starting anything; raises ValueError naming
     the first that is wrong (python -m tidemark run calls it before running the program)."""
     _settings()
+    _isolation()
+    _memory()
 
 
 def start_from_env(child=False):
