@@ -2,7 +2,8 @@
 // port that decodes each snapshot and acknowledges it with its sequence number.
 //
 // Prints "endpoint tcp://127.0.0.1:PORT" once bound, then one line per message:
-// "ok SERVICE PID SEQ KIND OBJECTS TIMESTAMP_NS", "bye SERVICE PID SEQ START_NS" for a goodbye,
+// "ok SERVICE PID SEQ KIND OBJECTS TIMESTAMP_NS CROSSED MEMORY LIMIT SOURCE" (the header's
+// memory figures: 0 0 0 - without a limit), "bye SERVICE PID SEQ START_NS" for a goodbye,
 // or "bad REASON". Exits when stdin closes.
 // With --graph-requests it asks for graphs as tidemarkd does: three requests at once after the
 // first summary, one more right after the first graph. An argument tcp://HOST:PORT binds there
@@ -61,7 +62,8 @@ int main(int argc, char** argv) {
       const auto& h = snap->header;
       std::cout << "ok " << h.identity.service << " " << h.identity.pid << " " << h.seq << " "
                 << tidemark::snapshot::KindName(h.kind) << " " << h.objects << " " << h.timestamp_ns
-                << std::endl;
+                << " " << h.memory.crossed_pct << " " << h.memory.current << " " << h.memory.limit
+                << " " << (h.memory.source.empty() ? "-" : h.memory.source) << std::endl;
       const std::string peer = identity.to_string();  // Sending empties the message.
       tidemark::snapshot::Control ack;
       ack.ack = h.seq;

@@ -52,7 +52,9 @@ class Collector(object):
                 self._lines.append(line.split())
 
     def received(self):
-        """[service, pid, seq, kind, objects, timestamp_ns] of every snapshot decoded so far."""
+        """[service, pid, seq, kind, objects, timestamp_ns, crossed, memory, limit, source] of
+        every snapshot decoded so far (the last four: its memory figures, "0 0 0 -" without a
+        limit)."""
         with self._lock:
             return [line[1:] for line in self._lines if line and line[0] == "ok"]
 
