@@ -404,6 +404,7 @@ const std::map<std::string, Key>& Keys() {
       {"retention.summary.max_age", Duration(FIELD(summary_retention.max_age_ms))},
       {"retention.summary.max_bytes", Size(FIELD(summary_retention.max_bytes))},
       {"retention.summary.keep_last", Integer(FIELD(summary_retention.keep_last), 0, 64)},
+      {"retention.summary.keep_memory", Integer(FIELD(summary_retention.keep_memory), 0, 64)},
       {"retention.graph.max_age", Duration(FIELD(graph_retention.max_age_ms))},
       {"retention.graph.max_bytes", Size(FIELD(graph_retention.max_bytes))},
       {"retention.graph.keep_last", Integer(FIELD(graph_retention.keep_last), 0, 64)},

@@ -26,9 +26,9 @@ struct Retention {
   int64_t max_age_ms = 0;
   uint64_t max_bytes = 0;
   uint32_t keep_last = 0;  // 0..64: each agent's newest N of this kind outlive max_age.
-  // Graph policy only, 0..64: each agent's newest N snapshots taken for a memory threshold
-  // (the agent's memory-limit watch) outlive max_age.
-  uint32_t keep_memory = 0;
+  // 0..64: each agent's newest N of this kind taken for a memory threshold (the agent's
+  // memory-limit watch) outlive max_age.
+  uint32_t keep_memory = 4;
 };
 
 enum class SyncPolicy {
@@ -132,8 +132,7 @@ struct Config {
   // [retention.summary], [retention.graph]
   Retention summary_retention{.max_age_ms = int64_t{30} * 86400'000,
                               .max_bytes = uint64_t{10} << 30};
-  Retention graph_retention{
-      .max_age_ms = int64_t{7} * 86400'000, .max_bytes = uint64_t{20} << 30, .keep_memory = 4};
+  Retention graph_retention{.max_age_ms = int64_t{7} * 86400'000, .max_bytes = uint64_t{20} << 30};
 
   // [limits]: checked before anything is stored.
   uint64_t max_message_bytes = uint64_t{256} << 20;

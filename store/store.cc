@@ -171,7 +171,7 @@ struct Store::OpenFile {
 
 struct Store::AgentState {
   std::deque<uint64_t> recent[2];  // Segment ids of the newest snapshots, per kind.
-  std::deque<uint64_t> memory;     // ...and of the newest taken for a memory threshold.
+  std::deque<uint64_t> memory[2];  // ...and of the newest taken for a memory threshold.
 };
 
 Store::Store(std::string dir, StoreOptions options)
@@ -556,8 +556,9 @@ void Store::NoteEntryLocked(const IndexEntry& entry, Segment& segment) {
   segment.snapshots += 1;
   segment.newest_received_ns = std::max(segment.newest_received_ns, entry.received_ns);
   AgentState& state = agent_states_[entry.agent];
-  for (auto* recent : {&state.recent[KindSlot(entry.kind)], &state.memory}) {
-    if (recent == &state.memory && entry.crossed_pct == 0) continue;
+  const int slot = KindSlot(entry.kind);
+  for (auto* recent : {&state.recent[slot], &state.memory[slot]}) {
+    if (recent == &state.memory[slot] && entry.crossed_pct == 0) continue;
     recent->push_back(entry.segment);
     if (recent->size() > kKeepLastLimit) recent->pop_front();
   }
@@ -783,7 +784,8 @@ RetentionResult Store::ApplyRetention(const RetentionPolicy& summary, const Rete
   for (const auto& [agent, state] : agent_states_) {
     keep_newest(state.recent[0], summary.keep_last);
     keep_newest(state.recent[1], graph.keep_last);
-    keep_newest(state.memory, graph.keep_memory);
+    keep_newest(state.memory[0], summary.keep_memory);
+    keep_newest(state.memory[1], graph.keep_memory);
   }
   for (Kind kind : {Kind::kSummary, Kind::kGraph}) {
     const RetentionPolicy& policy = kind == Kind::kGraph ? graph : summary;
@@ -837,7 +839,8 @@ RetentionResult Store::ApplyRetention(const RetentionPolicy& summary, const Rete
   std::set<uint64_t> live;
   for (const auto& [id, s] : segments_) live.insert(id);
   for (auto& [agent, state] : agent_states_) {
-    for (auto* recent : {&state.recent[0], &state.recent[1], &state.memory}) {
+    for (auto* recent :
+         {&state.recent[0], &state.recent[1], &state.memory[0], &state.memory[1]}) {
       std::erase_if(*recent, [&](uint64_t id) { return !live.count(id); });
     }
   }

@@ -31,9 +31,9 @@
 // agents.log and an id in entries.
 //
 // Retention works on whole files (a segment and its index): by age of the newest record, by
-// total bytes per kind, and always keeping each agent's newest keep_last snapshots and (graph
-// policy) its newest keep_memory snapshots taken for a memory threshold, past max_age: what a
-// process looked like before the OOM killer took it outlives the usual retention, bounded.
+// total bytes per kind, and always keeping each agent's newest keep_last snapshots and its
+// newest keep_memory snapshots taken for a memory threshold, past max_age: what a process looked
+// like before the OOM killer took it outlives the usual retention, bounded.
 //
 // Durability: Append() writes; a sync thread calls fdatasync on every file written since its
 // last round (group commit: appends during one sync ride the next) and then reports the
@@ -107,8 +107,8 @@ struct RetentionPolicy {
   int64_t max_age_ns = 0;  // 0: no age limit.
   uint64_t max_bytes = 0;  // 0: no size limit. Overrides keep_last: disk is the hard limit.
   uint32_t keep_last = 0;  // Each agent's newest N are kept past max_age.
-  // Each agent's newest N taken for a memory threshold are kept past max_age (not past
-  // max_bytes). At most 64.
+  // Each agent's newest N of this kind taken for a memory threshold are kept past max_age (not
+  // past max_bytes). At most 64.
   uint32_t keep_memory = 0;
 };
 

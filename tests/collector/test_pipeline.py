@@ -25,7 +25,7 @@ from test_collector import Daemon, cli, free_port, wait_for
 LEAK_PER_SECOND = 400  # leakyapp.Order objects leaked per second.
 
 APP = r"""
-import sys, time, tidemark
+import os, sys, time, tidemark
 
 class Order(object):
     __slots__ = ("order_id", "lines")
@@ -49,8 +49,16 @@ JOBS = {}     # two: a second, independent leak beside ORDERS
 RECORDS = []  # records: each Record holds a 200-byte payload, which grows fastest
 CACHE = {}    # warm: fills to its bound, then stays
 BATCH = []    # saw: fills, then is cleared
+PAYLOAD = 4000  # balloon's bytes per Record (a name: a constant b"x" * 4000 would be one object)
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 def main(mode, endpoint, seconds):
+    if mode == "balloon":  # A limit 120 MiB above where it starts, which it grows towards.
+        os.environ["TIDEMARK_MEMORY_LIMIT"] = str(rss() + (120 << 20))
+    limit = int(os.environ.get("TIDEMARK_MEMORY_LIMIT", "0"))
     tidemark.start(endpoint=endpoint, service=mode, interval=0.2, labels={"team": "checkout"})
     start = time.monotonic()
     step = 0.05
@@ -72,6 +80,11 @@ def main(mode, endpoint, seconds):
             while n < int(%(rate)d * (tick - start)):
                 n += 1
                 RECORDS.append(Record(n, bytes(200)))
+        elif mode == "balloon":
+            if rss() < 0.95 * limit:
+                for _ in range(100):  # 400 KB a tick, 8 MB/s.
+                    n += 1
+                    RECORDS.append(Record(n, b"x" * PAYLOAD))
         elif mode == "warm":
             if len(CACHE) < 4000:
                 for _ in range(100):
@@ -299,6 +312,43 @@ class PipelineTest(unittest.TestCase):
         line = APP.splitlines().index("                RECORDS.append(Record(n, bytes(200)))") + 1
         self.assertRegex(alert["site"], r"^\d+%% of the new leakyapp.Record bytes were "
                          r"allocated at .*leakyapp.py:%d in main " % line)
+        self.assertEqual(daemon.stop(), 0)
+
+    def test_a_process_nearing_its_memory_limit_raises_one_alert_naming_its_largest_type_and_holder(self):
+        receiver, daemon = self.investigating_daemon()
+        self.app("balloon", daemon.endpoint, 120,
+                 env={"TIDEMARK_MEMORY_CHECK": "0.1", "TIDEMARK_SAMPLE_BYTES": "64KiB"})
+
+        def memory_alerts():
+            return [(d["event"], d["alert"]) for d in alerts_in(receiver.documents())
+                    if d["alert"]["kind"] == "memory-pressure"]
+        try:
+            wait_for(lambda: len(memory_alerts()) >= 2, 90, "memory alerts at 80 and 90 percent")
+        except AssertionError:
+            raise AssertionError("got: %s; tidemarkd said:\n%s" % (
+                memory_alerts(), "\n".join(daemon.log())))
+        (first_event, first), (second_event, second) = memory_alerts()[:2]
+        self.assertEqual((first_event, second_event), ("firing", "updated"))
+        self.assertEqual((first["memory"]["crossed"], second["memory"]["crossed"]), (80, 90))
+        self.assertEqual(first["id"], second["id"])
+        self.assertEqual(second["memory"]["source"], "rss")
+        self.assertGreaterEqual(second["memory"]["current"] * 100, 90 * second["memory"]["limit"])
+        # What fills the memory is the payloads, and what holds them is the list of Records.
+        self.assertEqual(second["type"], "bytes", second)
+        self.assertEqual(second["holders"][0]["path"], "leakyapp.RECORDS", second["note"])
+        self.assertEqual(second["top_growing"][0]["type"], "bytes")
+        line = APP.splitlines().index('                    RECORDS.append(Record(n, b"x" * PAYLOAD))')
+        self.assertRegex(second["site"], r"^\d+%% of the live bytes bytes were allocated at "
+                         r".*leakyapp.py:%d in main " % (line + 1))
+        self.assertEqual(len(second["graphs"]), 1)
+        self.assertIn("past 90% of its rss memory limit", second["summary"])
+        # The store lists both graphs as taken for the limit.
+        listed = json.loads(cli("ls", "--json", "--all", "--store", daemon.store).stdout)
+        crossed = sorted(s["memory_crossed_pct"] for svc in listed["services"]
+                         for a in svc["agents"] for s in a["snapshots"]
+                         if s["memory_crossed_pct"])
+        self.assertEqual(crossed, [80, 90])
+        self.assertEqual(daemon.metric("tidemark_memory_pressure_alerts_total"), 2)
         self.assertEqual(daemon.stop(), 0)
 
     def test_leak_alert_names_type_rate_and_holder_while_plateau_and_sawtooth_stay_quiet(self):

@@ -108,6 +108,88 @@ class Sim {
 
 double Hours(int64_t t) { return static_cast<double>(t) / kNsPerHour; }
 
+// A memory-pressure alert as the collector raises it for an agent's threshold snapshot.
+Alert MemoryAlert(const snapshot::Identity& who, uint32_t crossed) {
+  Alert a;
+  a.id = "memory/api/host-1/1";
+  a.service = who.service;
+  a.agents = {Sim::store_key(who)};
+  a.memory = {.current = crossed * 10, .limit = 1000, .source = "cgroup2", .crossed_pct = crossed};
+  return a;
+}
+
+// One summary with memory figures: `share` of a 1000-byte limit.
+void MemorySummary(Sim& sim, const snapshot::Identity& who, int64_t t, double share) {
+  snapshot::Header h;
+  h.identity = who;
+  h.timestamp_ns = t;
+  h.memory = {.current = static_cast<uint64_t>(share * 1000), .limit = 1000, .source = "cgroup2"};
+  const std::vector<snapshot::TypeStat> types = {{"dict", 10, 1000, 0}};
+  sim.state.Fold(Sim::store_key(who), h, types, t);
+}
+
+TEST(Detector, MemoryPressureFiresAtOnceUpdatesAtAHigherThresholdAndStaysWhileMemoryIsHigh) {
+  Sim sim;
+  const auto who = Who("api", 1);
+  MemorySummary(sim, who, kT0, 0.85);
+  EXPECT_TRUE(sim.detector.RaiseMemory(MemoryAlert(who, 80), kT0));
+  const Alert& firing = sim.detector.active().at("memory/api/host-1/1");
+  EXPECT_EQ(firing.state, AlertState::kFiring);
+  EXPECT_EQ(firing.kind, AlertKind::kMemory);
+  EXPECT_FALSE(sim.detector.RaiseMemory(MemoryAlert(who, 90), kT0 + kS));
+  EXPECT_EQ(sim.detector.active().at("memory/api/host-1/1").memory.crossed_pct, 90u);
+  EXPECT_EQ(sim.detector.active().at("memory/api/host-1/1").since_ns, kT0);
+  // Leak rules do not see it: passes with memory still high leave it firing.
+  for (int64_t t = kS; t < 10 * kMin; t += 30 * kS) {
+    MemorySummary(sim, who, kT0 + t, 0.95);
+    sim.Pass(kT0 + t);
+  }
+  EXPECT_TRUE(sim.events.empty());
+  EXPECT_EQ(sim.detector.active().size(), 1u);
+}
+
+TEST(Detector, MemoryPressureResolvesOnceMemoryIsTenPointsBelowTheThreshold) {
+  Sim sim;
+  const auto who = Who("api", 1);
+  MemorySummary(sim, who, kT0, 0.92);
+  sim.detector.RaiseMemory(MemoryAlert(who, 90), kT0);
+  MemorySummary(sim, who, kT0 + kS, 0.81);  // Within ten points: still pressing.
+  sim.Pass(kT0 + kS);
+  EXPECT_TRUE(sim.events.empty());
+  MemorySummary(sim, who, kT0 + 2 * kS, 0.79);
+  sim.Pass(kT0 + 2 * kS);
+  ASSERT_EQ(sim.events.size(), 1u);
+  EXPECT_EQ(sim.events[0].what, AlertEvent::What::kResolved);
+  EXPECT_EQ(sim.events[0].alert.note, "memory fell back below the threshold");
+  EXPECT_TRUE(sim.detector.active().empty());
+}
+
+TEST(Detector, MemoryPressureResolvesWhenItsAgentIsGone) {
+  Sim sim;
+  const auto who = Who("api", 1);
+  MemorySummary(sim, who, kT0, 0.92);
+  sim.detector.RaiseMemory(MemoryAlert(who, 90), kT0);
+  sim.state.Forget(Sim::store_key(who));  // Its goodbye.
+  sim.Pass(kT0 + kS);
+  ASSERT_EQ(sim.events.size(), 1u);
+  EXPECT_NE(sim.events[0].alert.note.find("the agent is gone"), std::string::npos);
+}
+
+TEST(Detector, MemoryPressureAlertSurvivesTheJournal) {
+  Alert a = MemoryAlert(Who("api", 1), 90);
+  a.kind = AlertKind::kMemory;
+  a.graphs = {"api/host-1/1@1:7"};
+  a.type = "bytes";
+  auto back = AlertFromJson(ToJson(a));
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->kind, AlertKind::kMemory);
+  EXPECT_EQ(back->memory.crossed_pct, 90u);
+  EXPECT_EQ(back->memory.source, "cgroup2");
+  EXPECT_EQ(ToJson(a)["evidence"][0], "tidemark why api/host-1/1@1:7 bytes");
+  EXPECT_NE(a.Summary().find("past 90% of its cgroup2 memory limit"), std::string::npos)
+      << a.Summary();
+}
+
 TEST(Detector, SteadyLinearLeakFiresWithinAnHourAtTheTrueRate) {
   Sim sim;
   sim.Run(Who("api", 1), 0, 2 * kNsPerHour,

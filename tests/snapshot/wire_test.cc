@@ -103,6 +103,29 @@ TEST(Wire, SummaryRoundTrips) {
   EXPECT_EQ(decoded->graph.object_count(), 0u);
 }
 
+TEST(Wire, MemoryFiguresRoundTripOnlyWhenALimitIsKnown) {
+  Snapshot s = MakeSummary();
+  auto plain = Decode(*Encode(s));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->header.memory.limit, 0u);
+  s.header.memory = {.current = 900, .limit = 1000, .source = "cgroup2", .crossed_pct = 90};
+  auto decoded = Decode(*Encode(s));
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->header.memory.current, 900u);
+  EXPECT_EQ(decoded->header.memory.limit, 1000u);
+  EXPECT_EQ(decoded->header.memory.source, "cgroup2");
+  EXPECT_EQ(decoded->header.memory.crossed_pct, 90u);
+}
+
+TEST(Wire, MemoryCrossedPastAHundredOrWithoutALimitIsRejected) {
+  Snapshot s = MakeSummary();
+  s.header.memory = {.current = 900, .limit = 1000, .source = "rss", .crossed_pct = 150};
+  auto decoded = Decode(*Encode(s));
+  ASSERT_FALSE(decoded);
+  EXPECT_NE(decoded.error().message.find("memory.crossed 150"), std::string::npos)
+      << decoded.error().message;
+}
+
 TEST(Wire, GraphRoundTripsWithUnalignedAddressesAndBackwardReferences) {
   Snapshot s = MakeGraph();
   s.graph.address[2] = 0x7f0000002003;  // Forces the unshifted address encoding.

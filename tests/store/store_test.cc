@@ -510,6 +510,39 @@ TEST_F(StoreTest, RetentionByAgeKeepsEachAgentsNewestAndOtherKinds) {
   EXPECT_EQ(summaries, 2u);
 }
 
+TEST_F(StoreTest, SnapshotsTakenForAMemoryThresholdOutliveMaxAgeUpToKeepMemory) {
+  StoreOptions options;
+  options.segment_age_ns = 1;  // One segment per snapshot.
+  auto store = Open(options);
+  for (uint64_t t = 1; t <= 8; ++t) {
+    Appended a = Make("api", 1, t, Kind::kGraph);
+    if (t <= 3) {  // Three taken for a threshold, long ago.
+      a.snapshot.header.memory = {.current = 90, .limit = 100, .source = "rss",
+                                  .crossed_pct = static_cast<uint32_t>(70 + 10 * t)};
+      a.message = *snapshot::Encode(a.snapshot);
+    }
+    ASSERT_TRUE(Put(*store, a, t * kSecond));
+  }
+  store->Flush();
+  RetentionPolicy graph{.max_age_ns = 2 * kSecond, .max_bytes = 0, .keep_last = 0,
+                        .keep_memory = 2};
+  store->ApplyRetention({}, graph, 10 * kSecond);
+  std::vector<std::pair<uint64_t, uint32_t>> kept;
+  for (const IndexEntry& e : ReadAll().entries) kept.emplace_back(e.seq, e.crossed_pct);
+  // The newest two taken for a threshold (2, 3), and what max_age keeps (8; 7 is too old).
+  EXPECT_EQ(kept, (std::vector<std::pair<uint64_t, uint32_t>>{{2, 90}, {3, 100}, {8, 0}}));
+
+  // Re-indexed from the segments, the mark is still there: it comes from the message.
+  store.reset();
+  for (const auto& entry : fs::directory_iterator(fs::path(dir_) / "graph")) {
+    if (entry.path().extension() == ".idx") fs::remove(entry.path());
+  }
+  store = Open(options);
+  kept.clear();
+  for (const IndexEntry& e : ReadAll().entries) kept.emplace_back(e.seq, e.crossed_pct);
+  EXPECT_EQ(kept, (std::vector<std::pair<uint64_t, uint32_t>>{{2, 90}, {3, 100}, {8, 0}}));
+}
+
 TEST_F(StoreTest, RetentionByBytesRemovesOldestFirstButNotTheActiveSegment) {
   StoreOptions options;
   options.segment_age_ns = 1;
