@@ -242,7 +242,10 @@ json AlertmanagerAlert(const json& alert, const std::string& event) {
   labels["rule"] = alert.value("rule", "");
   labels["tidemark_id"] = alert.value("id", "");
   labels["severity"] = "warning";
-  if (!alert.value("type", "").empty()) labels["type"] = alert.value("type", "");
+  // A memory-pressure alert's largest type may change between two thresholds: an annotation,
+  // not a label, so that Alertmanager sees one alert.
+  const bool memory = alert.value("kind", "") == "memory-pressure";
+  if (!alert.value("type", "").empty() && !memory) labels["type"] = alert.value("type", "");
   json annotations = {{"summary", alert.value("summary", "")},
                       {"bytes_per_hour", std::to_string(alert.value("bytes_per_hour", 0.0))},
                       {"agents", alert.value("agents", json::array()).dump()}};
@@ -252,6 +255,10 @@ json AlertmanagerAlert(const json& alert, const std::string& event) {
     annotations["holders"] = holders.dump();
   }
   if (!alert.value("site", "").empty()) annotations["site"] = alert.value("site", "");
+  if (memory) {
+    annotations["largest_type"] = alert.value("type", "");
+    if (alert.contains("memory")) annotations["memory"] = alert["memory"].dump();
+  }
   const json& evidence = alert.value("evidence", json::array());
   if (!evidence.empty()) {
     std::string commands;

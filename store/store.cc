@@ -839,8 +839,7 @@ RetentionResult Store::ApplyRetention(const RetentionPolicy& summary, const Rete
   std::set<uint64_t> live;
   for (const auto& [id, s] : segments_) live.insert(id);
   for (auto& [agent, state] : agent_states_) {
-    for (auto* recent :
-         {&state.recent[0], &state.recent[1], &state.memory[0], &state.memory[1]}) {
+    for (auto* recent : {&state.recent[0], &state.recent[1], &state.memory[0], &state.memory[1]}) {
       std::erase_if(*recent, [&](uint64_t id) { return !live.count(id); });
     }
   }

@@ -2,6 +2,7 @@
 
 #include "analysis/dominators.h"
 #include "analysis/heap_graph.h"
+#include "analysis/holders.h"
 #include "analysis/queries.h"
 #include "tests/analysis/graph_builder.h"
 
@@ -244,6 +245,54 @@ TEST(Load, SummarySnapshotIsRefusedWithAHint) {
   auto g = HeapGraph::Load(std::move(s));
   ASSERT_FALSE(g);
   EXPECT_NE(g.error().message.find("graph snapshot"), std::string::npos);
+}
+
+// A module list of Records, each holding a payload, beside a str spread over three modules.
+GraphBuilder RecordsHeap() {
+  GraphBuilder b;
+  b.Add("mod", "module", 50, {"records", "s1"}).Name("mod", "app").Root("mod");
+  b.Add("other", "module", 50, {"s2"}).Name("other", "lib").Root("other");
+  b.Add("third", "module", 50, {"s3"}).Name("third", "util").Root("third");
+  std::vector<std::string> records;
+  for (int i = 0; i < 4; ++i) records.push_back("r" + std::to_string(i));
+  b.Add("records", "list", 88, records);
+  for (int i = 0; i < 4; ++i) {
+    b.Add("r" + std::to_string(i), "app.Record", 48, {"p" + std::to_string(i)});
+    b.Add("p" + std::to_string(i), "bytes", 4000);
+  }
+  b.Add("s1", "str", 60).Add("s2", "str", 60).Add("s3", "str", 60);
+  return b;
+}
+
+TEST(Holders, InOneSnapshotThePayloadsAreHeldByTheListOfTheirRecordsNotEachRecord) {
+  const GraphBuilder b = RecordsHeap();
+  HeapGraph g = Load(b);
+  g.BuildParents();
+  const Dominators d = Dominators::Compute(g);
+  const auto largest = LargestTypesHeld(g, d, 3, 3);
+  ASSERT_GE(largest.size(), 2u);
+  EXPECT_EQ(largest[0].type, "bytes");
+  EXPECT_EQ(largest[0].bytes, 16000u);
+  ASSERT_EQ(largest[0].holders.size(), 1u);
+  EXPECT_EQ(largest[0].holders[0].object, At(g, b, "records"));
+  EXPECT_EQ(largest[0].holders[0].count, 4u);
+  EXPECT_EQ(largest[0].holders[0].bytes, 16000u);
+  EXPECT_EQ(largest[1].type, "app.Record");
+  EXPECT_EQ(largest[1].holders[0].object, At(g, b, "records"));
+}
+
+TEST(Holders, ATypeNoSingleObjectHoldsHalfOfIsListedByItsNearestOutsideDominators) {
+  const GraphBuilder b = RecordsHeap();
+  HeapGraph g = Load(b);
+  g.BuildParents();
+  const Dominators d = Dominators::Compute(g);
+  for (const TypeHeld& t : LargestTypesHeld(g, d, 10, 3)) {
+    if (t.type != "str") continue;
+    ASSERT_EQ(t.holders.size(), 3u);  // A third each: the three modules, each holding one.
+    EXPECT_EQ(t.holders[0].count, 1u);
+    return;
+  }
+  FAIL() << "no str row";
 }
 
 }  // namespace

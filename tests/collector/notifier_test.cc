@@ -188,5 +188,18 @@ TEST(AlertmanagerAlert, CarriesLabelsAnnotationsAndEndsAtWhenResolved) {
   EXPECT_FALSE(AlertmanagerAlert(n.payload, "firing").contains("endsAt"));
 }
 
+TEST(AlertmanagerAlert, MemoryPressureIsOneAlertWhateverItsLargestType) {
+  Notification n = AlertNotification("firing");
+  n.payload["kind"] = "memory-pressure";
+  n.payload["memory"] = {{"current", 90}, {"limit", 100}, {"source", "rss"}, {"crossed", 90}};
+  const nlohmann::json a = AlertmanagerAlert(n.payload, "updated");
+  EXPECT_EQ(a["labels"]["alertname"], "TidemarkMemoryPressure");
+  EXPECT_FALSE(a["labels"].contains("type"));
+  EXPECT_EQ(a["annotations"]["largest_type"], "app.Order");
+  EXPECT_NE(a["annotations"]["memory"].get<std::string>().find("\"crossed\":90"),
+            std::string::npos);
+  EXPECT_FALSE(a.contains("endsAt"));
+}
+
 }  // namespace
 }  // namespace tidemark::collector

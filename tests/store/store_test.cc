@@ -517,15 +517,17 @@ TEST_F(StoreTest, SnapshotsTakenForAMemoryThresholdOutliveMaxAgeUpToKeepMemory) 
   for (uint64_t t = 1; t <= 8; ++t) {
     Appended a = Make("api", 1, t, Kind::kGraph);
     if (t <= 3) {  // Three taken for a threshold, long ago.
-      a.snapshot.header.memory = {.current = 90, .limit = 100, .source = "rss",
+      a.snapshot.header.memory = {.current = 90,
+                                  .limit = 100,
+                                  .source = "rss",
                                   .crossed_pct = static_cast<uint32_t>(70 + 10 * t)};
       a.message = *snapshot::Encode(a.snapshot);
     }
     ASSERT_TRUE(Put(*store, a, t * kSecond));
   }
   store->Flush();
-  RetentionPolicy graph{.max_age_ns = 2 * kSecond, .max_bytes = 0, .keep_last = 0,
-                        .keep_memory = 2};
+  RetentionPolicy graph{
+      .max_age_ns = 2 * kSecond, .max_bytes = 0, .keep_last = 0, .keep_memory = 2};
   store->ApplyRetention({}, graph, 10 * kSecond);
   std::vector<std::pair<uint64_t, uint32_t>> kept;
   for (const IndexEntry& e : ReadAll().entries) kept.emplace_back(e.seq, e.crossed_pct);
