@@ -179,5 +179,74 @@ class RealGrowth(unittest.TestCase):
                                             int(line[CROSSED]) * int(line[LIMIT]), line)
 
 
+class RealCgroup(unittest.TestCase):
+    """A memory cgroup made for the test, with a limit the kernel enforces: the agent finds it
+    from /proc/self/cgroup as in production. Skipped where cgroups cannot be made (no root, a
+    v2 tree without the memory controller delegated)."""
+
+    LIMIT = (1024 if SANITIZED else 256) << 20  # ASan keeps freed memory in quarantine.
+
+    def make_cgroup(self):
+        for base, limit_file in (("/sys/fs/cgroup/memory", "memory.limit_in_bytes"),
+                                 ("/sys/fs/cgroup", "memory.max")):
+            if not os.path.exists(os.path.join(base, limit_file if base.endswith("memory")
+                                               else "cgroup.controllers")):
+                continue
+            path = os.path.join(base, "tidemark-test-%d" % os.getpid())
+            try:
+                os.mkdir(path)
+            except OSError:
+                continue
+            self.addCleanup(os.rmdir, path)
+            try:
+                with open(os.path.join(path, limit_file), "w") as f:
+                    f.write(str(self.LIMIT))
+            except OSError:
+                continue
+            return path, "cgroup1" if limit_file == "memory.limit_in_bytes" else "cgroup2"
+        self.skipTest("no memory cgroup can be made here")
+
+    def test_a_process_in_a_real_cgroup_sends_graphs_at_80_and_90_percent_of_its_limit(self):
+        path, version = self.make_cgroup()
+        code = """
+            import os, sys, time
+            with open(os.path.join(sys.argv[2], "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))  # Joins before anything of the agent runs.
+            import tidemark
+            tidemark.start(endpoint=sys.argv[1], service="cgroup-real", interval=3600,
+                           memory_check=0.02)
+            BALLAST = []
+            deadline = time.monotonic() + 60
+            while tidemark.status()["memory"]["last_crossed"] < 90:
+                if time.monotonic() > deadline:
+                    raise SystemExit("no crossing: %r" % (tidemark.status(),))
+                m = tidemark.status()["memory"]
+                if not m["limit"] or m["current"] < 0.95 * m["limit"]:
+                    BALLAST.append(b"x" * (1 << 20))
+                time.sleep(0.01)
+            sys.stdin.readline()
+            m = tidemark.status()["memory"]
+            tidemark.stop()
+            print(m["graphs"], m["last_crossed"], m["source"], m["limit"])
+        """
+        with Collector() as collector:
+            proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code),
+                                     collector.endpoint, path], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                got = wait_for(lambda: proc.poll() is not None or (
+                    crossings(collector, "cgroup-real")
+                    if len(crossings(collector, "cgroup-real")) >= 2 else None),
+                    timeout=90, what="two crossings at the collector")
+                out, err = proc.communicate("done\n", timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+            self.assertEqual(proc.returncode, 0, err + out)
+            self.assertEqual(got, [("graph", 80), ("graph", 90)])
+            self.assertEqual(out.split(), ["2", "90", version, str(self.LIMIT)])
+
+
 if __name__ == "__main__":
     unittest.main()
