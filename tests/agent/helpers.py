@@ -1,12 +1,17 @@
 """What the agent's test files share: waiting on conditions, running code in a fresh
 interpreter, and a real collector to send to."""
 
+import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
+import urllib.request
 
 # Under AddressSanitizer freed memory is held in quarantine and everything runs slower.
 SANITIZED = bool(os.environ.get("TIDEMARK_SANITIZED"))
@@ -80,3 +85,71 @@ class Collector(object):
         finally:
             self._reader.join(timeout=10)
             self.proc.stdout.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Tidemarkd(object):
+    """The real collector daemon (TIDEMARKD) on free loopback ports with a store in a temporary
+    directory; what it stored is read with the CLI (TIDEMARK_CLI)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tidemarkd-")
+        self.endpoint = "tcp://127.0.0.1:%d" % free_port()
+        self.http_port = free_port()
+        self.store = os.path.join(self.dir, "store")
+        config = os.path.join(self.dir, "tidemarkd.toml")
+        with open(config, "w") as f:
+            f.write('[collector]\nendpoint = "%s"\n[http]\nlisten = "127.0.0.1:%d"\n'
+                    '[store]\ndir = "%s"\n' % (self.endpoint, self.http_port, self.store))
+        self.log = open(os.path.join(self.dir, "log"), "w+")
+        self.proc = subprocess.Popen([os.environ["TIDEMARKD"], "--config", config],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.metrics() is not None or self._exited(), 30, "tidemarkd to serve")
+
+    def _exited(self):
+        if self.proc.poll() is not None:
+            self.log.seek(0)
+            raise AssertionError("tidemarkd exited: " + self.log.read())
+        return False
+
+    def metrics(self):
+        """{name: value} of /metrics, or None while it does not answer."""
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http_port,
+                                        timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    def stored(self, service):
+        """[(pid, seq, kind)] of the service's stored snapshots (tidemark ls --json)."""
+        result = subprocess.run([os.environ["TIDEMARK_CLI"], "ls", "--json", "--all", "--store",
+                                 self.store], capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            return []
+        return [(a["pid"], s["seq"], s["kind"]) for svc in json.loads(result.stdout)["services"]
+                if svc["service"] == service for a in svc["agents"] for s in a["snapshots"]]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

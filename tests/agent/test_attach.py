@@ -1,5 +1,5 @@
 """tidemark attach, detach and dump on running processes of this interpreter (cli/attach.h):
-each kind of process keeps running unchanged, its snapshots reach a real collector, and a dump
+each kind of process keeps running unchanged, its snapshots are stored by a real tidemarkd, and a dump
 holds exactly what it holds; and every refusal is clear and leaves the process untouched."""
 
 import glob
@@ -12,7 +12,7 @@ import textwrap
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import SANITIZED, Collector, wait_for  # noqa: E402
+from helpers import SANITIZED, Tidemarkd, wait_for  # noqa: E402
 
 import tidemark  # noqa: E402
 
@@ -112,15 +112,14 @@ class Target(object):
                             "the plain build tests attach on every interpreter")
 class AttachToRunningProcesses(unittest.TestCase):
     def attach_dump_detach(self, kind, target, end=None):
-        with Collector() as collector:
+        with Tidemarkd() as collector:
             service = "attached-%s" % kind
             done = cli("attach", target.pid, "--endpoint", collector.endpoint, "--service",
                        service, "--interval", "0.2", "--agent", AGENT_DIR)
             self.assertEqual(done.returncode, 0, done.stderr)
             self.assertIn("agent started", done.stdout)
-            wait_for(lambda: [r for r in collector.received()
-                              if r[0] == service and r[1] == str(target.pid)],
-                     timeout=60, what="a snapshot from the attached agent")
+            wait_for(lambda: [s for s in collector.stored(service) if s[0] == target.pid],
+                     timeout=60, what="a snapshot from the attached agent, stored")
             again = cli("attach", target.pid, "--endpoint", collector.endpoint,
                         "--agent", AGENT_DIR)
             self.assertEqual(again.returncode, 0, again.stderr)
@@ -137,8 +136,8 @@ class AttachToRunningProcesses(unittest.TestCase):
             stopped = cli("detach", target.pid, "--agent", AGENT_DIR)
             self.assertEqual(stopped.returncode, 0, stopped.stderr)
             self.assertIn("agent stopped", stopped.stdout)
-            wait_for(lambda: [g for g in collector.goodbyes() if g[0] == service],
-                     timeout=30, what="the detached agent's goodbye")
+            wait_for(lambda: (collector.metrics() or {}).get("tidemark_agent_goodbyes_total", 0) >= 1,
+                     timeout=30, what="the detached agent's goodbye at tidemarkd")
         if end is not None:
             end()
         status, out, err = target.end()

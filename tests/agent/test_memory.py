@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 
 from helpers import SANITIZED, Collector, run_python, wait_for
@@ -37,50 +38,52 @@ class FakeCgroupTree(unittest.TestCase):
             f.write(text)
         os.rename(tmp, os.path.join(self.dir, name))  # Never read half written.
 
-    # The agent runs in a child interpreter that sets its usage through a pipe of commands:
-    # the test says "use N", the child writes the file and waits for the collector's count.
+    # The agent runs in a child interpreter; for each line "N" the test sends, it writes usage
+    # N (in units of `scale`) to the file and answers "set"; the test waits on the collector.
     HOST = """
         import os, sys, time, tidemark
         endpoint, usage_file, scale = sys.argv[1], sys.argv[2], int(sys.argv[3])
         tidemark.start(endpoint=endpoint, service="cgroup", interval=3600, memory_check=0.02)
-        def use(n):
+        for line in sys.stdin:
             tmp = usage_file + ".tmp"
             with open(tmp, "w") as f:
-                f.write("%d\\n" % (n * scale))
+                f.write("%d\\n" % (int(line) * scale))
             os.rename(tmp, usage_file)
-        def wait_taken(count):
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                m = tidemark.status()["memory"]
-                if m["graphs"] + m["summaries"] >= count:
-                    return
-                time.sleep(0.01)
-            raise SystemExit("no snapshot for the crossing: %r" % (tidemark.status(),))
-        for step in sys.stdin:
-            n, expect = (int(x) for x in step.split())
-            use(n)
-            time.sleep(0.1)  # A few checks' worth: a crossing not expected would show.
-            wait_taken(expect)
+            print("set", flush=True)
         m = tidemark.status()["memory"]
         tidemark.stop()
         print(m["graphs"], m["summaries"], m["last_crossed"], m["source"], m["limit"])
     """
 
     def run_steps(self, usage_file, scale, steps):
-        """Runs HOST through `steps` ((usage in percent, snapshots expected so far), ...)."""
+        """Runs HOST through `steps`: (usage in percent, crossings the collector has by then)."""
         with Collector() as collector:
             env = dict(os.environ, TIDEMARK_CGROUP_DIR=self.dir)
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 [sys.executable, "-c", textwrap.dedent(self.HOST), collector.endpoint,
                  os.path.join(self.dir, usage_file), str(scale)],
-                input="".join("%d %d\n" % s for s in steps), capture_output=True, text=True,
-                timeout=120, env=env)
-            self.assertEqual(proc.returncode, 0, proc.stderr + proc.stdout)
-            expected = steps[-1][1]
-            got = wait_for(lambda: crossings(collector, "cgroup")
-                           if len(crossings(collector, "cgroup")) >= expected else None,
-                           what="%d crossings at the collector" % expected)
-            return proc.stdout.split(), got, collector.received()
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, env=env)
+            try:
+                for usage, expected in steps:
+                    proc.stdin.write("%d\n" % usage)
+                    proc.stdin.flush()
+                    self.assertEqual(proc.stdout.readline(), "set\n")
+                    wait_for(lambda: len(crossings(collector, "cgroup")) >= expected,
+                             what="%d crossings at the collector" % expected)
+                    # Ten checks' worth: a crossing that should not be would show by then.
+                    deadline = time.monotonic() + 0.2
+                    while time.monotonic() < deadline:
+                        self.assertEqual(len(crossings(collector, "cgroup")), expected,
+                                         "at %d%%: %s" % (usage, crossings(collector, "cgroup")))
+                        time.sleep(0.01)
+                out, err = proc.communicate(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+            self.assertEqual(proc.returncode, 0, err)
+            return out.split(), crossings(collector, "cgroup"), collector.received()
 
     def test_cgroup_v2_thresholds_each_send_one_graph_until_memory_falls_back(self):
         self.write("memory.max", "%d\n" % (100 << 20))
