@@ -49,15 +49,16 @@ JOBS = {}     # two: a second, independent leak beside ORDERS
 RECORDS = []  # records: each Record holds a 200-byte payload, which grows fastest
 CACHE = {}    # warm: fills to its bound, then stays
 BATCH = []    # saw: fills, then is cleared
-PAYLOAD = 4000  # balloon's bytes per Record (a name: a constant b"x" * 4000 would be one object)
+PAYLOAD = 40000  # balloon's bytes per Record (a name: a constant b"x" * 40000 is one object)
 
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 def main(mode, endpoint, seconds):
-    if mode == "balloon":  # A limit 120 MiB above where it starts, which it grows towards.
-        os.environ["TIDEMARK_MEMORY_LIMIT"] = str(rss() + (120 << 20))
+    if mode == "balloon":  # A limit 200 MiB above where it starts, which it grows towards.
+        # At 90 percent 20 MiB are left: room for a graph walk (~64 bytes an object, twice).
+        os.environ["TIDEMARK_MEMORY_LIMIT"] = str(rss() + (200 << 20))
     limit = int(os.environ.get("TIDEMARK_MEMORY_LIMIT", "0"))
     tidemark.start(endpoint=endpoint, service=mode, interval=0.2, labels={"team": "checkout"})
     start = time.monotonic()
@@ -82,7 +83,7 @@ def main(mode, endpoint, seconds):
                 RECORDS.append(Record(n, bytes(200)))
         elif mode == "balloon":
             if rss() < 0.95 * limit:
-                for _ in range(100):  # 400 KB a tick, 8 MB/s.
+                for _ in range(20):  # 800 KB a tick, 16 MB/s.
                     n += 1
                     RECORDS.append(Record(n, b"x" * PAYLOAD))
         elif mode == "warm":
@@ -335,6 +336,7 @@ class PipelineTest(unittest.TestCase):
         self.assertGreaterEqual(second["memory"]["current"] * 100, 90 * second["memory"]["limit"])
         # What fills the memory is the payloads, and what holds them is the list of Records.
         self.assertEqual(second["type"], "bytes", second)
+        self.assertTrue(second["holders"], second)
         self.assertEqual(second["holders"][0]["path"], "leakyapp.RECORDS", second["note"])
         self.assertEqual(second["top_growing"][0]["type"], "bytes")
         line = APP.splitlines().index('                    RECORDS.append(Record(n, b"x" * PAYLOAD))')
