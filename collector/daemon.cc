@@ -10,6 +10,7 @@
 #include <chrono>
 #include <csignal>
 
+#include "collector/api.h"
 #include "collector/http_server.h"
 #include "collector/ingest.h"
 #include "collector/metrics.h"
@@ -65,8 +66,9 @@ class Daemon {
         signals_(io_, SIGINT, SIGTERM, SIGHUP),
         retention_timer_(io_),
         http_(
-            io_, [this](const std::string& m, const std::string& t) { return Serve(m, t); },
-            static_cast<size_t>(config_.http_max_connections)) {}
+            io_, [this](const HttpRequest& r, HttpServer::Reply reply) { Serve(r, reply); },
+            static_cast<size_t>(config_.http_max_connections)),
+        api_(config::ResolvedStoreDir(config_), ApiOptions{}) {}
 
   int Run() {
     const std::string dir = config::ResolvedStoreDir(config_);
@@ -123,7 +125,7 @@ class Daemon {
         spdlog::error("{}", http.error().message);
         return Shutdown(kExitFailure);
       }
-      spdlog::info("serving http on {} (/healthz, /metrics, /alerts)", *http);
+      spdlog::info("serving http on {} (/healthz, /metrics, /alerts, /api/v1/)", *http);
     }
     WaitForSignal();
     ScheduleRetention();
@@ -215,17 +217,23 @@ class Daemon {
     });
   }
 
-  HttpResponse Serve(const std::string& method, const std::string& target) {
-    const std::string path = target.substr(0, target.find('?'));
+  void Serve(const HttpRequest& request, const HttpServer::Reply& reply) {
+    const std::string path = request.target.substr(0, request.target.find('?'));
+    if (path.rfind(Api::kPrefix, 0) == 0) return api_.Handle(request, reply);
+    reply(ServeNow(request.method, path));
+  }
+
+  HttpResponse ServeNow(const std::string& method, const std::string& path) {
     if (method != "GET" && method != "HEAD") return {405, "text/plain", "GET only\n"};
     if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
     if (path == "/metrics") {
       return {200, "text/plain; version=0.0.4; charset=utf-8",
               metrics_.Render(store_->stats(), snapshot::WallNowNs()) + pipeline_->RenderMetrics() +
-                  HttpMetrics(http_.counters())};
+                  HttpMetrics(http_.counters()) + api_.RenderMetrics()};
     }
     if (path == "/alerts") return {200, "application/json", pipeline_->ActiveAlertsJson() + "\n"};
-    return {404, "text/plain; charset=utf-8", "not found; try /healthz, /metrics or /alerts\n"};
+    return {404, "text/plain; charset=utf-8",
+            "not found; try /healthz, /metrics, /alerts or /api/v1/services\n"};
   }
 
   const DaemonOptions& options_;
@@ -234,6 +242,7 @@ class Daemon {
   boost::asio::signal_set signals_;
   boost::asio::steady_timer retention_timer_;
   HttpServer http_;
+  Api api_;  // After io_: its workers' replies are posted to io_ until it is destroyed.
   Metrics metrics_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Notifier> notifier_;

@@ -1,6 +1,7 @@
 #include "collector/http_server.h"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -32,12 +33,21 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void Respond() {
-    HttpResponse answer;
+    HttpRequest request{std::string(request_.method_string()), std::string(request_.target())};
+    auto reply = [self = shared_from_this()](HttpResponse answer) {
+      auto executor = self->stream_.get_executor();
+      boost::asio::post(executor, [self = std::move(self), answer = std::move(answer)]() mutable {
+        self->Write(std::move(answer));
+      });
+    };
     try {
-      answer = handler_(std::string(request_.method_string()), std::string(request_.target()));
+      handler_(request, reply);
     } catch (const std::exception& e) {
-      answer = {500, "text/plain; charset=utf-8", std::string("error: ") + e.what() + "\n"};
+      reply({500, "text/plain; charset=utf-8", std::string("error: ") + e.what() + "\n"});
     }
+  }
+
+  void Write(HttpResponse answer) {
     response_.result(static_cast<http::status>(answer.status));
     response_.version(request_.version());
     response_.set(http::field::server, "tidemarkd");

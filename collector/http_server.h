@@ -1,5 +1,6 @@
-// A small HTTP/1.1 server on Boost.Beast for /healthz and /metrics: one request per
-// connection, read with a timeout, answered by a handler on the io_context's thread.
+// A small HTTP/1.1 server on Boost.Beast for /healthz, /metrics and the query API: one request
+// per connection, read with a timeout, handed to a handler on the io_context's thread, which
+// replies at once or later from another thread (the reply is written on the io_context's).
 //
 // Bounded: at most max_connections at once; one more is answered 503 and closed (counted),
 // so HTTP clients cannot take the descriptors that agents' connections need. When accept()
@@ -34,9 +35,16 @@ struct HttpCounters {
   std::atomic<uint64_t> accept_errors{0};  // accept() failed (no descriptor left, ...).
 };
 
+struct HttpRequest {
+  std::string method, target;
+};
+
 class HttpServer {
  public:
-  using Handler = std::function<HttpResponse(const std::string& method, const std::string& target)>;
+  // Called exactly once per request, from any thread; the connection stays open until then
+  // (a request still unanswered when the server is destroyed is closed unanswered).
+  using Reply = std::function<void(HttpResponse)>;
+  using Handler = std::function<void(const HttpRequest& request, Reply reply)>;
 
   HttpServer(boost::asio::io_context& io, Handler handler, size_t max_connections = 64);
   // Binds HOST:PORT (port 0 picks a free one); returns the bound HOST:PORT.

@@ -1,0 +1,183 @@
+"""The query API (docs/api.md) against a real tidemarkd fed by real agents: every endpoint's
+answer matches docs/openapi.json and what the agents hold, and every malformed parameter is a
+400 naming it.
+
+Environment: as test_collector.py.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from test_collector import Daemon, wait_for
+
+SOURCE_ROOT = os.environ.get("TIDEMARK_SOURCE_ROOT",
+                             os.path.join(os.path.dirname(__file__), "..", ".."))
+
+AGENT = """
+import sys, time, tidemark
+class Widget(object):
+    pass
+WIDGETS = [Widget() for _ in range(500)]
+tidemark.start(endpoint=sys.argv[1], service=sys.argv[2], interval=0.1, graph_every=4,
+               max_overhead=0)
+deadline = time.monotonic() + 30
+while tidemark.status()["delivered"] < 8 and time.monotonic() < deadline:
+    WIDGETS.append(Widget())
+    time.sleep(0.02)
+tidemark.stop()
+print(len(WIDGETS))
+"""
+
+
+def check(schema, value, spec, where="$"):
+    """A small JSON-schema check of what OpenAPI 3.0 uses here: $ref, type, nullable, enum,
+    required, properties, items. Returns the problems found."""
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    if value is None:
+        return [] if schema.get("nullable") else ["%s is null" % where]
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool,
+             "integer": int, "number": (int, float)}
+    kind = schema.get("type")
+    if kind and (not isinstance(value, kinds[kind]) or
+                 (kind in ("integer", "number") and isinstance(value, bool))):
+        return ["%s is %r, not %s" % (where, value, kind)]
+    problems = []
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append("%s is %r, not one of %s" % (where, value, schema["enum"]))
+    for name in schema.get("required", []):
+        if name not in value:
+            problems.append("%s lacks %r" % (where, name))
+    for name, sub in schema.get("properties", {}).items():
+        if isinstance(value, dict) and name in value:
+            problems += check(sub, value[name], spec, "%s.%s" % (where, name))
+    if kind == "array":
+        for i, item in enumerate(value):
+            problems += check(schema["items"], item, spec, "%s[%d]" % (where, i))
+    return problems
+
+
+class ApiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        base = os.environ.get("TIDEMARK_TMP") or tempfile.gettempdir()
+        cls.workdir = tempfile.mkdtemp(prefix="api-", dir=base)
+        cls.daemon = Daemon(cls.workdir).start()
+        for service in ("shop", "search"):
+            out = subprocess.run([sys.executable, "-c", textwrap.dedent(AGENT),
+                                  cls.daemon.endpoint, service],
+                                 capture_output=True, text=True, timeout=90)
+            assert out.returncode == 0, out.stderr
+        with open(os.path.join(SOURCE_ROOT, "docs", "openapi.json")) as f:
+            cls.spec = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.daemon.proc.poll() is None:
+            cls.daemon.stop()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    def get(self, path, **params):
+        url = "http://127.0.0.1:%d%s" % (self.daemon.http_port, path)
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def answer(self, path, **params):
+        """The 200 answer of `path`, checked against the OpenAPI file."""
+        status, body = self.get(path, **params)
+        self.assertEqual(status, 200, body)
+        schema = self.spec["paths"][path]["get"]["responses"]["200"]["content"][
+            "application/json"]["schema"]
+        self.assertEqual(check(schema, body, self.spec), [], path)
+        return body
+
+    def test_every_endpoint_answers_as_the_openapi_file_says_with_what_the_agents_hold(self):
+        answered = set()
+
+        def answer(path, **params):
+            answered.add(path)
+            return self.answer(path, **params)
+
+        services = {s["service"]: s for s in answer("/api/v1/services")["services"]}
+        self.assertEqual(set(services), {"shop", "search"})
+        self.assertEqual(services["shop"]["agents"], 1)
+        self.assertGreater(services["shop"]["rss_bytes"], 0)
+
+        agents = answer("/api/v1/agents", service="shop")["agents"]
+        self.assertEqual(len(agents), 1)
+        name = agents[0]["name"]
+        self.assertRegex(name, r"^shop/[^/]+/\d+@\d+$")  # As alerts and `tidemark ls` name it.
+
+        listed = answer("/api/v1/snapshots", agent=name)
+        self.assertGreaterEqual(listed["total"], 8)
+        refs = [s["ref"] for s in listed["snapshots"]]
+        self.assertEqual(refs[0], "%s:%d" % (name, listed["snapshots"][0]["seq"]))
+        graphs = answer("/api/v1/snapshots", agent="shop", kind="graph")["snapshots"]
+        self.assertTrue(graphs and all(s["kind"] == "graph" for s in graphs))
+
+        table = answer("/api/v1/snapshot/types", ref=name + ":last", top=1000)
+        widgets = [t for t in table["types"] if t["type"] == "__main__.Widget"]
+        self.assertEqual(len(widgets), 1)
+        self.assertGreaterEqual(widgets[0]["count"], 500)
+
+        diffed = answer("/api/v1/snapshot/diff", a=name + ":first", b=name + ":last", top=1000)
+        growth = {t["type"]: t for t in diffed["types"]}
+        self.assertGreater(growth["__main__.Widget"]["count_delta"], 0)
+
+        series = answer("/api/v1/series", service="shop", **{"from": "-10m"}, step="1m",
+                        types=100)
+        self.assertEqual(series["agents"], 1)
+        self.assertEqual(len(series["t_ns"]), 10)
+        rows = {t["type"]: t for t in series["types"]}
+        self.assertIn("__main__.Widget", rows)
+        self.assertTrue([c for c in rows["__main__.Widget"]["count"] if c])
+        self.assertTrue([r for r in series["rss_bytes"] if r])
+
+        self.assertEqual(answer("/api/v1/alerts", all="1")["firing"], [])
+        self.assertEqual(answer("/api/v1/reports")["reports"], [])
+        self.assertEqual(answered, set(self.spec["paths"]), "every documented endpoint is tested")
+
+    def test_malformed_parameters_are_400_naming_the_parameter(self):
+        cases = [
+            ("/api/v1/snapshots", {}, 400, "agent"),
+            ("/api/v1/snapshots", {"agent": "shop", "limit": "many"}, 400, "limit"),
+            ("/api/v1/snapshots", {"agent": "shop", "kind": "heap"}, 400, "kind"),
+            ("/api/v1/snapshots", {"agent": "nobody"}, 404, "agent"),
+            ("/api/v1/snapshot/types", {"ref": "shop:999999"}, 404, "ref"),
+            ("/api/v1/snapshot/types", {"ref": "shop"}, 400, "ref"),
+            ("/api/v1/snapshot/diff", {"a": "shop:first", "b": "search:last"}, 400, "b"),
+            ("/api/v1/series", {}, 400, "service"),
+            ("/api/v1/series", {"service": "shop", "agent": "shop"}, 400, "agent"),
+            ("/api/v1/series", {"service": "shop", "step": "fast"}, 400, "step"),
+            ("/api/v1/series", {"service": "shop", "from": "yesterday"}, 400, "from"),
+            ("/api/v1/series", {"service": "shop", "from": "-2d", "step": "1s"}, 400, "step"),
+            ("/api/v1/series", {"service": "shop", "from": "now", "to": "-1h"}, 400, "from"),
+            ("/api/v1/series", {"service": "nothing"}, 404, "service"),
+            ("/api/v1/services", {"colour": "blue"}, 400, "colour"),
+            ("/api/v1/reports", {"id": "nope"}, 404, "id"),
+        ]
+        for path, params, status, parameter in cases:
+            got, body = self.get(path, **params)
+            self.assertEqual((got, body.get("parameter")), (status, parameter), (path, body))
+            self.assertTrue(body["error"])
+        got, body = self.get("/api/v1/nothing-here")
+        self.assertEqual(got, 404)
+        self.assertIn("/api/v1/services", body["error"])
+        self.assertGreaterEqual(self.daemon.metric("tidemark_api_errors_total"), len(cases))
+
+
+if __name__ == "__main__":
+    unittest.main()
