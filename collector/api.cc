@@ -3,6 +3,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "collector/api_graph_queries.h"
 #include "collector/api_queries.h"
 #include "snapshot/clock.h"
 
@@ -21,18 +22,25 @@ HttpResponse Error(const QueryError& e) {
   return Json(e.status, body);
 }
 
-using Query = std::function<QueryResult(const std::string&, const QueryParams&, int64_t)>;
+using Query = std::function<QueryResult(const GraphSource&, const QueryParams&, int64_t)>;
 
 const std::map<std::string, Query>& Routes() {
   static const std::map<std::string, Query> routes = {
-      {"services", [](auto& d, auto& p, int64_t) { return Services(d, p); }},
-      {"agents", [](auto& d, auto& p, int64_t) { return Agents(d, p); }},
-      {"snapshots", Snapshots},
-      {"snapshot/types", SnapshotTypes},
-      {"snapshot/diff", SnapshotDiff},
-      {"series", Series},
-      {"alerts", [](auto& d, auto& p, int64_t) { return Alerts(d, p); }},
-      {"reports", [](auto& d, auto& p, int64_t) { return Reports(d, p); }},
+      {"services", [](auto& s, auto& p, int64_t) { return Services(s.store_dir, p); }},
+      {"agents", [](auto& s, auto& p, int64_t) { return Agents(s.store_dir, p); }},
+      {"snapshots", [](auto& s, auto& p, int64_t t) { return Snapshots(s.store_dir, p, t); }},
+      {"snapshot/types",
+       [](auto& s, auto& p, int64_t t) { return SnapshotTypes(s.store_dir, p, t); }},
+      {"snapshot/diff",
+       [](auto& s, auto& p, int64_t t) { return SnapshotDiff(s.store_dir, p, t); }},
+      {"series", [](auto& s, auto& p, int64_t t) { return Series(s.store_dir, p, t); }},
+      {"alerts", [](auto& s, auto& p, int64_t) { return Alerts(s.store_dir, p); }},
+      {"reports", [](auto& s, auto& p, int64_t) { return Reports(s.store_dir, p); }},
+      {"graph/retained", GraphRetained},
+      {"graph/dominated", GraphDominated},
+      {"graph/why", GraphWhy},
+      {"graph/diff", GraphDiff},
+      {"sites", GraphSites},
   };
   return routes;
 }
@@ -40,7 +48,10 @@ const std::map<std::string, Query>& Routes() {
 }  // namespace
 
 Api::Api(std::string store_dir, ApiOptions options)
-    : store_dir_(std::move(store_dir)), pool_(options.workers, options.max_queued) {}
+    : store_dir_(std::move(store_dir)),
+      options_(options),
+      cache_(options.graph_cache_bytes),
+      pool_(options.workers, options.max_queued) {}
 
 void Api::Handle(const HttpRequest& request, HttpServer::Reply reply) {
   if (request.method != "GET" && request.method != "HEAD") {
@@ -79,7 +90,8 @@ HttpResponse Api::Answer(const std::string& path, const std::string& query) cons
   }
   auto params = QueryParams::Parse(query);
   if (!params) return Error({400, params.error().message, ""});
-  QueryResult result = route->second(store_dir_, *params, snapshot::WallNowNs());
+  const GraphSource source{store_dir_, cache_, options_.max_graph_objects};
+  QueryResult result = route->second(source, *params, snapshot::WallNowNs());
   if (!result) return Error(result.error());
   return Json(200, *result);
 }
@@ -96,6 +108,14 @@ std::string Api::RenderMetrics() const {
           errors_.load());
   counter("tidemark_api_refused_total", "Query API requests refused: the worker queue was full.",
           pool_.refused());
+  counter("tidemark_api_graph_cache_hits_total", "Graph queries answered from loaded graphs.",
+          cache_.hits());
+  counter("tidemark_api_graph_cache_misses_total", "Graph queries that loaded their graph.",
+          cache_.misses());
+  out +=
+      "# HELP tidemark_api_graph_cache_bytes Loaded graphs kept for the query API.\n"
+      "# TYPE tidemark_api_graph_cache_bytes gauge\ntidemark_api_graph_cache_bytes " +
+      std::to_string(cache_.bytes()) + "\n";
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 
+#include "collector/graph_cache.h"
 #include "collector/http_server.h"
 #include "collector/worker_pool.h"
 
@@ -20,6 +21,8 @@ namespace tidemark::collector {
 struct ApiOptions {
   size_t workers = 2;
   size_t max_queued = 32;
+  uint64_t graph_cache_bytes = uint64_t{512} << 20;
+  uint64_t max_graph_objects = 20'000'000;
 };
 
 class Api {
@@ -38,7 +41,9 @@ class Api {
   HttpResponse Answer(const std::string& path, const std::string& query) const;
 
   const std::string store_dir_;
-  WorkerPool pool_;
+  const ApiOptions options_;
+  mutable GraphCache cache_;
+  WorkerPool pool_;  // Last: its workers stop before what they use goes.
   mutable std::atomic<uint64_t> answered_{0}, errors_{0};
 };
 

@@ -68,7 +68,13 @@ class Daemon {
         http_(
             io_, [this](const HttpRequest& r, HttpServer::Reply reply) { Serve(r, reply); },
             static_cast<size_t>(config_.http_max_connections)),
-        api_(config::ResolvedStoreDir(config_), ApiOptions{}) {}
+        api_(
+            config::ResolvedStoreDir(config_),
+            ApiOptions{.workers = static_cast<size_t>(config_.api_workers),
+                       .max_queued = static_cast<size_t>(config_.api_max_queued),
+                       .graph_cache_bytes = config_.api_graph_cache_bytes,
+                       .max_graph_objects = static_cast<uint64_t>(config_.api_max_graph_objects)}) {
+  }
 
   int Run() {
     const std::string dir = config::ResolvedStoreDir(config_);

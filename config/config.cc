@@ -394,6 +394,10 @@ const std::map<std::string, Key>& Keys() {
       {"collector.receive_hwm", Integer(FIELD(receive_hwm), 1, 1'000'000)},
       {"http.listen", String(FIELD(http_listen), CheckHostPort)},
       {"http.max_connections", Integer(FIELD(http_max_connections), 1, 100'000)},
+      {"http.api_workers", Integer(FIELD(api_workers), 1, 64)},
+      {"http.api_max_queued", Integer(FIELD(api_max_queued), 1, 100'000)},
+      {"http.graph_cache", Size(FIELD(api_graph_cache_bytes))},
+      {"http.max_graph_objects", Integer(FIELD(api_max_graph_objects), 1, int64_t{1} << 32)},
       {"store.dir", String(FIELD(store_dir), nullptr)},
       {"store.sync", OneOf(FIELD(sync),
                            std::vector<std::pair<std::string, SyncPolicy>>{
@@ -732,6 +736,14 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
   if (running.http_listen != loaded.http_listen) keys.push_back("http.listen");
   if (running.http_max_connections != loaded.http_max_connections) {
     keys.push_back("http.max_connections");
+  }
+  if (running.api_workers != loaded.api_workers) keys.push_back("http.api_workers");
+  if (running.api_max_queued != loaded.api_max_queued) keys.push_back("http.api_max_queued");
+  if (running.api_graph_cache_bytes != loaded.api_graph_cache_bytes) {
+    keys.push_back("http.graph_cache");
+  }
+  if (running.api_max_graph_objects != loaded.api_max_graph_objects) {
+    keys.push_back("http.max_graph_objects");
   }
   if (ResolvedStoreDir(running) != ResolvedStoreDir(loaded)) keys.push_back("store.dir");
   if (running.sync != loaded.sync) keys.push_back("store.sync");

@@ -121,6 +121,12 @@ struct Config {
   // [http]: "" disables the endpoint.
   std::string http_listen = "127.0.0.1:7879";
   int http_max_connections = 64;  // At once; more are answered 503.
+  // The query API (docs/api.md): worker threads, queries waiting at most, the loaded graphs
+  // kept (bytes), and the largest graph snapshot a query loads (objects).
+  int api_workers = 2;
+  int api_max_queued = 32;
+  uint64_t api_graph_cache_bytes = uint64_t{512} << 20;
+  int64_t api_max_graph_objects = 20'000'000;
 
   // [store]: dir "" is $STATE_DIRECTORY (systemd) or ./tidemark-data.
   std::string store_dir;

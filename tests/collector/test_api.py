@@ -71,10 +71,11 @@ class ApiTest(unittest.TestCase):
         base = os.environ.get("TIDEMARK_TMP") or tempfile.gettempdir()
         cls.workdir = tempfile.mkdtemp(prefix="api-", dir=base)
         cls.daemon = Daemon(cls.workdir).start()
-        for service in ("shop", "search"):
+        for service, sampling in (("shop", "16KiB"), ("search", "0")):
             out = subprocess.run([sys.executable, "-c", textwrap.dedent(AGENT),
                                   cls.daemon.endpoint, service],
-                                 capture_output=True, text=True, timeout=90)
+                                 capture_output=True, text=True, timeout=90,
+                                 env=dict(os.environ, TIDEMARK_SAMPLE_BYTES=sampling))
             assert out.returncode == 0, out.stderr
         with open(os.path.join(SOURCE_ROOT, "docs", "openapi.json")) as f:
             cls.spec = json.load(f)
@@ -146,6 +147,30 @@ class ApiTest(unittest.TestCase):
         self.assertTrue([c for c in rows["__main__.Widget"]["count"] if c])
         self.assertTrue([r for r in series["rss_bytes"] if r])
 
+        graph = name + ":%d" % graphs[0]["seq"]
+        first_graph = name + ":%d" % graphs[-1]["seq"]
+        retained = answer("/api/v1/graph/retained", ref=graph, top=5)
+        self.assertEqual(len(retained["retainers"]), 5)
+        self.assertGreaterEqual(retained["retainers"][0]["retained"],
+                                retained["retainers"][-1]["retained"])
+        top_level = answer("/api/v1/graph/dominated", ref=graph, top=3)
+        self.assertGreater(top_level["children_total"], 0)
+        below = answer("/api/v1/graph/dominated", ref=graph,
+                       address=top_level["children"][0]["address"])
+        self.assertEqual(below["object"]["address"], top_level["children"][0]["address"])
+        why = answer("/api/v1/graph/why", ref=graph, type="__main__.Widget")
+        self.assertGreaterEqual(why["targets"], 500)
+        self.assertIn("WIDGETS", why["paths"][0]["text"])
+        self.assertEqual(why["holders"][0]["type"], "list")
+        diffed = answer("/api/v1/graph/diff", a=first_graph, b=graph)
+        widgets = [g for g in diffed["groups"] if g["type"] == "__main__.Widget"]
+        self.assertTrue(widgets and widgets[0]["count"] > 0, diffed)
+        self.assertIn("WIDGETS", widgets[0]["holders"][0]["path"])
+        sites = answer("/api/v1/sites", ref=graph)
+        self.assertTrue(sites["sampled"])
+        self.assertTrue(sites["sites"], sites)
+        self.assertFalse(answer("/api/v1/sites", ref="search:last")["sampled"])
+
         self.assertEqual(answer("/api/v1/alerts", all="1")["firing"], [])
         self.assertEqual(answer("/api/v1/reports")["reports"], [])
         self.assertEqual(answered, set(self.spec["paths"]), "every documented endpoint is tested")
@@ -168,6 +193,10 @@ class ApiTest(unittest.TestCase):
             ("/api/v1/series", {"service": "nothing"}, 404, "service"),
             ("/api/v1/services", {"colour": "blue"}, 400, "colour"),
             ("/api/v1/reports", {"id": "nope"}, 404, "id"),
+            ("/api/v1/graph/retained", {"ref": "shop:1"}, 400, "ref"),  # A summary.
+            ("/api/v1/graph/why", {"ref": "shop:last"}, 400, "type"),
+            ("/api/v1/graph/dominated", {"ref": "shop:last", "address": "here"}, 400, "address"),
+            ("/api/v1/graph/diff", {"a": "shop:last", "b": "search:last"}, 400, "b"),
         ]
         for path, params, status, parameter in cases:
             got, body = self.get(path, **params)
@@ -177,6 +206,32 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(got, 404)
         self.assertIn("/api/v1/services", body["error"])
         self.assertGreaterEqual(self.daemon.metric("tidemark_api_errors_total"), len(cases))
+
+
+class GraphLimit(unittest.TestCase):
+    def test_a_graph_over_the_object_limit_is_refused_before_it_is_loaded(self):
+        base = os.environ.get("TIDEMARK_TMP") or tempfile.gettempdir()
+        workdir = tempfile.mkdtemp(prefix="api-limit-", dir=base)
+        self.addCleanup(shutil.rmtree, workdir, True)
+        daemon = Daemon(workdir)
+        daemon.write_config('[http]\nlisten = "127.0.0.1:%d"\nmax_graph_objects = 10\n'
+                            % daemon.http_port)
+        daemon.start()
+        self.addCleanup(lambda: daemon.stop() if daemon.proc.poll() is None else None)
+        out = subprocess.run([sys.executable, "-c", textwrap.dedent(AGENT), daemon.endpoint,
+                              "big"], capture_output=True, text=True, timeout=90)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/snapshots?agent=big&kind=graph"
+                                    % daemon.http_port, timeout=30) as r:
+            seq = json.loads(r.read())["snapshots"][0]["seq"]
+        url = "http://127.0.0.1:%d/api/v1/graph/retained?ref=big%%3A%d" % (daemon.http_port, seq)
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=30)
+        self.assertEqual(refused.exception.code, 400)
+        body = json.loads(refused.exception.read())
+        self.assertEqual(body["parameter"], "ref")
+        self.assertIn("over the query API's limit of 10 (http.max_graph_objects)", body["error"])
+        self.assertEqual(daemon.metric("tidemark_api_graph_cache_misses_total"), 0)
 
 
 if __name__ == "__main__":
