@@ -48,7 +48,8 @@ struct Ingest::State {
     std::string peer;
     uint64_t seq;
   };
-  std::map<uint64_t, PendingAck> pending;  // By ticket; guarded by ack_mutex_.
+  // By ticket (a resent snapshot waits on its first copy's); guarded by ack_mutex_.
+  std::multimap<uint64_t, PendingAck> pending;
 
   std::set<std::string> allowed;  // Binary 32-byte public keys; the socket thread's.
   IngestSettings settings;        // The socket thread's copy.
@@ -218,14 +219,31 @@ void Ingest::Process(std::string peer, const std::string& peer_address, std::str
   }
   const int64_t now = snapshot::WallNowNs();
   metrics_.Received(valid->header, message.size(), now);
+  bool duplicate = false, durable = false;
   {
     std::lock_guard lock(ack_mutex_);
-    auto ticket = store_.Append(message, valid->header, valid->types, now);
+    auto ticket = store_.Append(message, valid->header, valid->types, now, &duplicate);
     if (!ticket) {
       Drop(DropReason::kStore, ticket.error().message);
       return;
     }
-    state_->pending.emplace(*ticket, State::PendingAck{peer, valid->header.seq});
+    // A resent snapshot stored already is acknowledged once its first copy is durable: now,
+    // or with that copy's durable event (queued after this, as the lock guarantees).
+    durable = duplicate && *ticket <= store_.durable_ticket();
+    if (!durable) state_->pending.emplace(*ticket, State::PendingAck{peer, valid->header.seq});
+  }
+  if (duplicate) {
+    metrics_.Duplicate();
+    if (durable) {
+      snapshot::Control ack;
+      ack.ack = valid->header.seq;
+      {
+        std::lock_guard lock(peers_mutex_);
+        controls_.emplace_back(peer, ack);
+      }
+      Wake();
+    }
+    return;  // Stored and folded once.
   }
   if (!pipeline_) return;
   const std::string key = snapshot::AgentName(valid->header.identity);

@@ -71,6 +71,9 @@ std::string Metrics::Render(const store::StoreStats& store, int64_t now_ns) {
   family("tidemark_snapshots_acknowledged_total", "counter",
          "Snapshots acknowledged to their agent once durable.");
   out << "tidemark_snapshots_acknowledged_total " << acknowledged_ << '\n';
+  family("tidemark_snapshots_duplicate_total", "counter",
+         "Snapshots received again (same agent and sequence number): acknowledged, stored once.");
+  out << "tidemark_snapshots_duplicate_total " << duplicates_ << '\n';
   family("tidemark_messages_dropped_total", "counter", "Messages dropped, by reason.");
   for (int r = 0; r < static_cast<int>(DropReason::kCount); ++r) {
     out << "tidemark_messages_dropped_total{reason=\"" << DropReasonName(static_cast<DropReason>(r))

@@ -26,6 +26,8 @@ class Metrics {
 
   void Received(const snapshot::Header& header, uint64_t message_bytes, int64_t now_ns);
   void Acknowledged() { acknowledged_.fetch_add(1, std::memory_order_relaxed); }
+  // A resent snapshot the store holds already: acknowledged, not stored again.
+  void Duplicate() { duplicates_.fetch_add(1, std::memory_order_relaxed); }
   void Dropped(DropReason reason) {
     drops_[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
   }
@@ -51,6 +53,7 @@ class Metrics {
   std::atomic<uint64_t> snapshots_[2] = {};
   std::atomic<uint64_t> bytes_[2] = {};
   std::atomic<uint64_t> acknowledged_{0};
+  std::atomic<uint64_t> duplicates_{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(DropReason::kCount)> drops_ = {};
   std::atomic<uint64_t> retention_snapshots_{0};
   std::atomic<uint64_t> retention_bytes_{0};

@@ -172,6 +172,8 @@ struct Store::OpenFile {
 struct Store::AgentState {
   std::deque<uint64_t> recent[2];  // Segment ids of the newest snapshots, per kind.
   std::deque<uint64_t> memory[2];  // ...and of the newest taken for a memory threshold.
+  // The last kSeqMemory (sequence number, ticket) stored, oldest first.
+  std::deque<std::pair<uint64_t, uint64_t>> seqs;
 };
 
 Store::Store(std::string dir, StoreOptions options)
@@ -556,6 +558,8 @@ void Store::NoteEntryLocked(const IndexEntry& entry, Segment& segment) {
   segment.snapshots += 1;
   segment.newest_received_ns = std::max(segment.newest_received_ns, entry.received_ns);
   AgentState& state = agent_states_[entry.agent];
+  state.seqs.emplace_back(entry.seq, 0);  // 0: stored before this process opened the store.
+  if (state.seqs.size() > kSeqMemory) state.seqs.pop_front();
   const int slot = KindSlot(entry.kind);
   for (auto* recent : {&state.recent[slot], &state.memory[slot]}) {
     if (recent == &state.memory[slot] && entry.crossed_pct == 0) continue;
@@ -671,7 +675,8 @@ Result<void> Store::AppendSeriesLocked(uint32_t agent, const snapshot::Header& h
 }
 
 Result<uint64_t> Store::Append(std::string_view message, const snapshot::Header& header,
-                               const std::vector<snapshot::TypeStat>& types, int64_t received_ns) {
+                               const std::vector<snapshot::TypeStat>& types, int64_t received_ns,
+                               bool* duplicate) {
   auto envelope = snapshot::DecodeEnvelope(message);
   if (!envelope) return std::unexpected(envelope.error());
   if (message.size() > kMaxRecordBytes - kSegmentPrefix) {
@@ -681,6 +686,12 @@ Result<uint64_t> Store::Append(std::string_view message, const snapshot::Header&
   std::lock_guard lock(mutex_);
   auto agent = AgentIdLocked(header.identity);
   if (!agent) return std::unexpected(agent.error());
+  if (duplicate) *duplicate = false;
+  for (const auto& [seq, ticket] : agent_states_[*agent].seqs) {
+    if (seq != header.seq) continue;
+    if (duplicate) *duplicate = true;
+    return ticket;
+  }
   auto active = ActiveLocked(header.kind, received_ns);
   if (!active) return std::unexpected(active.error());
   OpenFile& file = **active;
@@ -717,6 +728,7 @@ Result<uint64_t> Store::Append(std::string_view message, const snapshot::Header&
   segment.bytes += file.segment->size() - entry.offset + file.index->size() - index_before;
   NoteEntryLocked(entry, segment);
   const uint64_t ticket = ++appended_;
+  agent_states_[*agent].seqs.back().second = ticket;  // NoteEntryLocked pushed it.
   work_.notify_one();
   return ticket;
 }
@@ -762,6 +774,11 @@ void Store::SyncLoop() {
     lock.lock();
     synced_.notify_all();
   }
+}
+
+uint64_t Store::durable_ticket() const {
+  std::lock_guard lock(mutex_);
+  return durable_;
 }
 
 void Store::Flush() {

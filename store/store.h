@@ -158,9 +158,16 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Appends one validated message with its decoded header (and type table for summaries).
-  // Returns its ticket. On failure nothing of it stays in the store.
+  // Returns its ticket. On failure nothing of it stays in the store. A message whose (agent,
+  // seq) is stored already (an agent resending what it was not sure arrived) is not stored
+  // again: `*duplicate` is set and the stored one's ticket returned (0: stored before this
+  // Store was opened). Each agent's last kSeqMemory sequence numbers are remembered.
   Result<uint64_t> Append(std::string_view message, const snapshot::Header& header,
-                          const std::vector<snapshot::TypeStat>& types, int64_t received_ns);
+                          const std::vector<snapshot::TypeStat>& types, int64_t received_ns,
+                          bool* duplicate = nullptr);
+  static constexpr size_t kSeqMemory = 64;  // 1 KiB an agent.
+  // The last ticket known durable: acknowledgements up to it may be sent.
+  uint64_t durable_ticket() const;
 
   // Records an agent's goodbye in the series (synced with the next group commit, not
   // acknowledged). False when no snapshot of that agent was ever stored: nothing to record.

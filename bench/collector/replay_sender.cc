@@ -1,6 +1,7 @@
 // Synthetic agents for tidemarkd's tests and benchmark: N DEALER sockets replaying one real
 // encoded snapshot (its header rewritten per agent and seq, its compressed body reused), or
-// sending malformed messages of one kind.
+// sending malformed messages of one kind. --mode resend sends every good message twice, as an
+// agent that was not sure a collector got it does (both copies are acknowledged).
 //
 // Prints one JSON line when done: {"agents", "sent", "acked", "seconds", "bytes_sent",
 // "cpu_seconds"}; with --print-acks also "ack SERVICE PID SEQ" per acknowledgement, as it
@@ -231,23 +232,25 @@ int main(int argc, char** argv) {
   auto send_next = [&](Agent& a) {
     a.header.seq = static_cast<uint64_t>(a.next_seq++);
     a.header.timestamp_ns = start_ns + static_cast<int64_t>(a.header.seq) * 1'000'000;
+    const bool good = o.mode == "good" || o.mode == "resend";
     const std::string message =
-        o.mode == "good"
-            ? *snapshot::ReplaceHeader(base, a.header)
-            : Malformed(o.mode, *snapshot::ReplaceHeader(base, a.header), a.header, o, rng);
-    if (a.socket.send(zmq::buffer(message), zmq::send_flags::dontwait)) {
-      ++sent;
-      bytes_sent += message.size();
-      ++a.in_flight;
+        good ? *snapshot::ReplaceHeader(base, a.header)
+             : Malformed(o.mode, *snapshot::ReplaceHeader(base, a.header), a.header, o, rng);
+    for (int copy = 0; copy < (o.mode == "resend" ? 2 : 1); ++copy) {
+      if (a.socket.send(zmq::buffer(message), zmq::send_flags::dontwait)) {
+        ++sent;
+        bytes_sent += message.size();
+        ++a.in_flight;
+      }
     }
   };
 
-  if (o.mode != "good") {
+  if (o.mode != "good" && o.mode != "resend") {
     for (Agent& a : agents) {
       for (long n = 0; n < o.count; ++n) send_next(a);
     }
   } else {
-    const long total = o.count * o.agents;
+    const long total = o.count * o.agents * (o.mode == "resend" ? 2 : 1);
     std::vector<zmq::pollitem_t> items;
     for (Agent& a : agents) items.push_back({a.socket.handle(), 0, ZMQ_POLLIN, 0});
     for (Agent& a : agents) {

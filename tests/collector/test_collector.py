@@ -217,6 +217,15 @@ class CollectorTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         return json.loads(result.stdout.strip().splitlines()[-1])
 
+    def test_a_resent_snapshot_is_acknowledged_twice_and_stored_once(self):
+        d = self.daemon().start()
+        sent = self.sender(d.endpoint, "--mode", "resend", "--agents", "3", "--count", "20",
+                           "--service", "resent")
+        self.assertEqual((sent["sent"], sent["acked"]), (120, 120), sent)
+        stored = [s for svc in d.ls()["services"] for a in svc["agents"] for s in a["snapshots"]]
+        self.assertEqual(len(stored), 60)
+        self.assertEqual(d.metric("tidemark_snapshots_duplicate_total"), 60)
+
     def test_snapshots_from_several_services_arrive_are_acknowledged_listed_and_decode(self):
         d = self.daemon().start()
         agents = {s: Agent(s, d.endpoint, want=4) for s in ("checkout", "search", "billing")}

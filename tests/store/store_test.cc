@@ -510,6 +510,34 @@ TEST_F(StoreTest, RetentionByAgeKeepsEachAgentsNewestAndOtherKinds) {
   EXPECT_EQ(summaries, 2u);
 }
 
+TEST_F(StoreTest, AResentSnapshotIsStoredOnceAndRecognisedAfterAReopen) {
+  {
+    auto store = Open();
+    const Appended a = Make("api", 1, 1), b = Make("api", 1, 2);
+    bool duplicate = true;
+    auto first = store->Append(a.message, a.snapshot.header, a.snapshot.types, kSecond, &duplicate);
+    ASSERT_TRUE(first);
+    EXPECT_FALSE(duplicate);
+    ASSERT_TRUE(Put(*store, b, kSecond));
+    auto again =
+        store->Append(a.message, a.snapshot.header, a.snapshot.types, 2 * kSecond, &duplicate);
+    ASSERT_TRUE(again);
+    EXPECT_TRUE(duplicate);
+    EXPECT_EQ(*again, *first);  // Acknowledged with the first copy.
+    store->Flush();
+    EXPECT_GE(store->durable_ticket(), *first);
+  }
+  auto store = Open();
+  const Appended b = Make("api", 1, 2);
+  bool duplicate = false;
+  auto again =
+      store->Append(b.message, b.snapshot.header, b.snapshot.types, 3 * kSecond, &duplicate);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(duplicate);
+  EXPECT_EQ(*again, 0u);  // Stored before this Store was opened: durable.
+  EXPECT_EQ(ReadAll().entries.size(), 2u);
+}
+
 TEST_F(StoreTest, SnapshotsTakenForAMemoryThresholdOutliveMaxAgeUpToKeepMemory) {
   StoreOptions options;
   options.segment_age_ns = 1;  // One segment per snapshot.
