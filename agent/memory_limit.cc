@@ -124,28 +124,28 @@ MemorySource MemorySource::Discover(const MemoryLimitOptions& options) {
 }
 
 std::optional<MemoryReading> MemorySource::ReadCgroup(const std::string& dir) const {
+  // The limit first: a cgroup without one (most ancestors) costs one small read.
+  const bool v2 = version_ == Version::kV2;
+  if (version_ == Version::kNone) return std::nullopt;
+  uint64_t limit =  // 0 when unreadable, or no limit ("max" in v2 is no number).
+      ReadUintFile(dir + (v2 ? "/memory.max" : "/memory.limit_in_bytes")).value_or(0);
+  if (!v2 && limit >= kV1Unlimited) limit = 0;
+  if (limit == 0) return std::nullopt;
   MemoryReading r;
-  // 0 when unreadable, or no limit ("max" in v2 is no number).
-  uint64_t usage = 0, limit = 0, inactive_file = 0;
-  if (version_ == Version::kV2) {
-    r.source = "cgroup2";
-    usage = ReadUintFile(dir + "/memory.current").value_or(0);
-    limit = ReadUintFile(dir + "/memory.max").value_or(0);
-    inactive_file = KeyedValue(ReadSmallFile(dir + "/memory.stat"), "inactive_file");
+  r.source = v2 ? "cgroup2" : "cgroup1";
+  r.limit = limit;
+  const uint64_t usage =
+      ReadUintFile(dir + (v2 ? "/memory.current" : "/memory.usage_in_bytes")).value_or(0);
+  const uint64_t inactive_file =
+      KeyedValue(ReadSmallFile(dir + "/memory.stat"), v2 ? "inactive_file" : "total_inactive_file");
+  r.current = usage - std::min(usage, inactive_file);
+  if (v2) {
     const auto events = ReadSmallFile(dir + "/memory.events");
     r.limit_hits = KeyedValue(events, "max");
     r.oom_kills = KeyedValue(events, "oom_kill");
-  } else if (version_ == Version::kV1) {
-    r.source = "cgroup1";
-    usage = ReadUintFile(dir + "/memory.usage_in_bytes").value_or(0);
-    limit = ReadUintFile(dir + "/memory.limit_in_bytes").value_or(0);
-    if (limit >= kV1Unlimited) limit = 0;
-    inactive_file = KeyedValue(ReadSmallFile(dir + "/memory.stat"), "total_inactive_file");
+  } else {
     r.limit_hits = ReadUintFile(dir + "/memory.failcnt").value_or(0);
   }
-  if (limit == 0) return std::nullopt;
-  r.current = usage - std::min(usage, inactive_file);
-  r.limit = limit;
   return r;
 }
 
