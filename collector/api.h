@@ -1,5 +1,5 @@
 // The read-only query API under /api/v1/ on tidemarkd's HTTP port (docs/api.md, and
-// docs/openapi.yaml, which a test checks against what this serves). Every request runs on a
+// docs/openapi.json, which a test checks against what this serves). Every request runs on a
 // bounded worker pool, never on the I/O thread: when `max_queued` requests already wait, one
 // more is answered 503 at once (counted). Answers are JSON; errors are
 // {"error": MESSAGE, "parameter": NAME} with 400 (a bad parameter, named), 404 (what was named
