@@ -25,7 +25,7 @@ const std::map<std::string, std::set<std::string>> kAllowed = {
     {"analysis", {"snapshot"}},
     {"collector", {"snapshot", "store", "diff", "analysis", "config"}},
     {"cli", {"snapshot", "store", "diff", "analysis", "config"}},
-    {"bench", {"snapshot", "store", "diff", "analysis", "config", "collector", "cli"}},
+    {"bench", {"snapshot", "store", "diff", "analysis", "config", "collector", "cli", "agent"}},
     {"tests", {"snapshot", "store", "diff", "analysis", "config", "collector", "cli", "agent"}},
 };
 
