@@ -420,7 +420,12 @@ class Settings(unittest.TestCase):
             print(json.dumps([small, large]))
             """, env={"TIDEMARK_ISOLATION": ""})
         self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertEqual(json.loads(done.stdout), ["inline", "fork"])
+        small, large = json.loads(done.stdout)
+        self.assertEqual(large, "fork")
+        # Under AddressSanitizer every walk costs several times its CPU time, so that even a
+        # small heap's walk may be predicted longer than a fork: auto then rightly forks.
+        if not SANITIZED:
+            self.assertEqual(small, "inline")
 
 
 if __name__ == "__main__":
