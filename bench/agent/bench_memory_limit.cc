@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   const double us =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
       readings;
-  std::printf("{\"watch\": \"%s\", \"readings\": %d, \"us_per_reading\": %.1f, "
-              "\"cgroup_limited\": %s}\n",
-              source.Describe().c_str(), readings, us, limited ? "true" : "false");
+  std::printf(
+      "{\"watch\": \"%s\", \"readings\": %d, \"us_per_reading\": %.1f, "
+      "\"cgroup_limited\": %s}\n",
+      source.Describe().c_str(), readings, us, limited ? "true" : "false");
 }

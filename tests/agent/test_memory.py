@@ -23,6 +23,24 @@ def crossings(collector, service):
             if line[0] == service and int(line[CROSSED]) > 0]
 
 
+def grow_until_two_crossings(collector, service, code, *args):
+    """Runs `code` (which grows until it crossed 90%, then waits for a line on stdin) against
+    `collector`; returns (its crossings at the collector, returncode, stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), collector.endpoint]
+                            + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        got = wait_for(lambda: proc.poll() is not None or (
+            crossings(collector, service) if len(crossings(collector, service)) >= 2 else None),
+            timeout=90, what="two crossings at the collector")
+        out, err = proc.communicate("done\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return got, proc.returncode, out, err
+
+
 class FakeCgroupTree(unittest.TestCase):
     """TIDEMARK_CGROUP_DIR pointed at a directory the test writes, as the kernel would."""
 
@@ -159,20 +177,8 @@ class RealGrowth(unittest.TestCase):
             print(m["graphs"], m["last_crossed"], m["source"], len(BALLAST))
         """ % (200 if SANITIZED else 100)
         with Collector() as collector:
-            proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code),
-                                     collector.endpoint], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            try:
-                got = wait_for(lambda: proc.poll() is not None or (
-                    crossings(collector, "balloon")
-                    if len(crossings(collector, "balloon")) >= 2 else None),
-                    timeout=90, what="two crossings at the collector")
-                out, err = proc.communicate("done\n", timeout=60)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate()
-            self.assertEqual(proc.returncode, 0, err + out)
+            got, returncode, out, err = grow_until_two_crossings(collector, "balloon", code)
+            self.assertEqual(returncode, 0, err + out)
             self.assertEqual(got, [("graph", 80), ("graph", 90)])
             graphs, last, source, ballast = out.split()
             self.assertEqual((graphs, last, source), ("2", "90", "rss"))
@@ -233,20 +239,9 @@ class RealCgroup(unittest.TestCase):
             print(m["graphs"], m["last_crossed"], m["source"], m["limit"])
         """
         with Collector() as collector:
-            proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code),
-                                     collector.endpoint, path], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            try:
-                got = wait_for(lambda: proc.poll() is not None or (
-                    crossings(collector, "cgroup-real")
-                    if len(crossings(collector, "cgroup-real")) >= 2 else None),
-                    timeout=90, what="two crossings at the collector")
-                out, err = proc.communicate("done\n", timeout=60)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate()
-            self.assertEqual(proc.returncode, 0, err + out)
+            got, returncode, out, err = grow_until_two_crossings(collector, "cgroup-real",
+                                                                 code, path)
+            self.assertEqual(returncode, 0, err + out)
             self.assertEqual(got, [("graph", 80), ("graph", 90)])
             self.assertEqual(out.split(), ["2", "90", version, str(self.LIMIT)])
 
