@@ -50,21 +50,26 @@ const std::map<std::string, Query>& Routes() {
 Api::Api(std::string store_dir, ApiOptions options)
     : store_dir_(std::move(store_dir)),
       options_(options),
+      snapshot_limiter_(options.snapshot_interval_ns, 10'000),
       cache_(options.graph_cache_bytes),
       pool_(options.workers, options.max_queued) {}
 
 void Api::Handle(const HttpRequest& request, HttpServer::Reply reply) {
-  if (request.method != "GET" && request.method != "HEAD") {
-    reply(Error({405, "the query API is read-only: GET only", ""}));
-    return;
-  }
   const size_t q = request.target.find('?');
   std::string path = request.target.substr(0, q);
   std::string query = q == std::string::npos ? "" : request.target.substr(q + 1);
-  auto job = [this, path = std::move(path), query = std::move(query), reply]() {
+  const bool write = request.method == "POST" && path == std::string(kPrefix) + kSnapshotNow;
+  if (request.method != "GET" && request.method != "HEAD" && !write) {
+    reply(Error({405,
+                 "GET only, but for POST " + std::string(kPrefix) + kSnapshotNow +
+                     " (a graph snapshot of an agent now)",
+                 ""}));
+    return;
+  }
+  auto job = [this, write, path = std::move(path), query = std::move(query), reply]() {
     HttpResponse answer;
     try {
-      answer = Answer(path, query);
+      answer = write ? SnapshotNow(query) : Answer(path, query);
     } catch (const std::exception& e) {
       answer = Error({500, std::string("internal error: ") + e.what(), ""});
     }
@@ -96,6 +101,39 @@ HttpResponse Api::Answer(const std::string& path, const std::string& query) cons
   return Json(200, *result);
 }
 
+HttpResponse Api::SnapshotNow(const std::string& query) {
+  if (!options_.writes_enabled) {
+    return Error({403,
+                  "taking snapshots needs a token: set http.token_file in tidemarkd's "
+                  "configuration",
+                  ""});
+  }
+  auto params = QueryParams::Parse(query);
+  if (!params) return Error({400, params.error().message, ""});
+  if (auto unknown = params->Unknown({"agent"})) {
+    return Error({400, "unknown parameter '" + *unknown + "'", *unknown});
+  }
+  auto ref = params->Required("agent");
+  if (!ref) return Error({400, ref.error().message, "agent"});
+  auto agent = AgentNamed(store_dir_, *ref, "agent");
+  if (!agent) return Error(agent.error());
+  if (auto wait = snapshot_limiter_.Acquire(*agent, snapshot::WallNowNs())) {
+    const int64_t seconds = (*wait + 999'999'999) / 1'000'000'000;
+    HttpResponse busy = Json(429, {{"error", "a snapshot of " + *agent +
+                                                 " was asked for less than http.snapshot_interval "
+                                                 "ago; try again in " +
+                                                 std::to_string(seconds) + " s"},
+                                   {"parameter", "agent"}});
+    busy.headers.emplace_back("Retry-After", std::to_string(seconds));
+    return busy;
+  }
+  if (!requester_ || !requester_(*agent)) {
+    return Error({409, *agent + " has no open connection to this collector", "agent"});
+  }
+  ++snapshots_requested_;
+  return Json(202, {{"agent", *agent}, {"requested", "graph"}});
+}
+
 std::string Api::RenderMetrics() const {
   std::string out;
   auto counter = [&out](const char* name, const char* help, uint64_t value) {
@@ -112,6 +150,12 @@ std::string Api::RenderMetrics() const {
           cache_.hits());
   counter("tidemark_api_graph_cache_misses_total", "Graph queries that loaded their graph.",
           cache_.misses());
+  counter("tidemark_api_snapshots_requested_total",
+          "Graph snapshots asked of agents through POST /api/v1/agents/snapshot.",
+          snapshots_requested_.load());
+  counter("tidemark_api_snapshot_table_overflows_total",
+          "Snapshot requests refused because the per-agent rate table was full.",
+          snapshot_limiter_.overflows());
   out +=
       "# HELP tidemark_api_graph_cache_bytes Loaded graphs kept for the query API.\n"
       "# TYPE tidemark_api_graph_cache_bytes gauge\ntidemark_api_graph_cache_bytes " +

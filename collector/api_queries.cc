@@ -485,6 +485,14 @@ QueryResult Series(const std::string& dir, const QueryParams& params, int64_t no
               {"heap_bytes", heap_json}, {"types", type_rows}};
 }
 
+std::expected<std::string, QueryError> AgentNamed(const std::string& dir, const std::string& name,
+                                                  const std::string& parameter) {
+  TM_CATALOG(catalog, dir);
+  auto agents = store::ResolveAgent(catalog, name);
+  if (!agents) return std::unexpected(FromStore(agents.error(), parameter));
+  return snapshot::AgentName(catalog.agents.at(agents->front()).identity);
+}
+
 QueryResult Alerts(const std::string& dir, const QueryParams& params) {
   TM_KNOWN(params, "all");
   auto records = store::ReadJournal(dir + "/alerts.jnl", "TDMA");

@@ -52,6 +52,11 @@ QueryResult Snapshots(const std::string& store_dir, const QueryParams& params, i
 QueryResult SnapshotTypes(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
 QueryResult SnapshotDiff(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
 QueryResult Series(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
+// The name ("SERVICE/HOST/PID@START") of the newest stored agent `name` matches (parameter
+// `parameter` in errors).
+std::expected<std::string, QueryError> AgentNamed(const std::string& store_dir,
+                                                  const std::string& name,
+                                                  const std::string& parameter);
 QueryResult Alerts(const std::string& store_dir, const QueryParams& params);
 QueryResult Reports(const std::string& store_dir, const QueryParams& params);
 

@@ -11,6 +11,8 @@
 #include <csignal>
 
 #include "collector/api.h"
+#include "collector/console.h"
+#include "collector/http_auth.h"
 #include "collector/http_server.h"
 #include "collector/ingest.h"
 #include "collector/metrics.h"
@@ -45,7 +47,7 @@ void SetupLogging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
-std::string HttpMetrics(const HttpCounters& c) {
+std::string HttpMetrics(const HttpCounters& c, uint64_t unauthorized) {
   return "# HELP tidemark_http_connections_refused_total HTTP connections over "
          "http.max_connections, answered 503.\n"
          "# TYPE tidemark_http_connections_refused_total counter\n"
@@ -55,7 +57,11 @@ std::string HttpMetrics(const HttpCounters& c) {
          "each followed by a pause.\n"
          "# TYPE tidemark_http_accept_errors_total counter\n"
          "tidemark_http_accept_errors_total " +
-         std::to_string(c.accept_errors.load()) + "\n";
+         std::to_string(c.accept_errors.load()) +
+         "\n# HELP tidemark_http_unauthorized_total Requests refused 401: no or a wrong token.\n"
+         "# TYPE tidemark_http_unauthorized_total counter\n"
+         "tidemark_http_unauthorized_total " +
+         std::to_string(unauthorized) + "\n";
 }
 
 class Daemon {
@@ -68,13 +74,14 @@ class Daemon {
         http_(
             io_, [this](const HttpRequest& r, HttpServer::Reply reply) { Serve(r, reply); },
             static_cast<size_t>(config_.http_max_connections)),
-        api_(
-            config::ResolvedStoreDir(config_),
-            ApiOptions{.workers = static_cast<size_t>(config_.api_workers),
-                       .max_queued = static_cast<size_t>(config_.api_max_queued),
-                       .graph_cache_bytes = config_.api_graph_cache_bytes,
-                       .max_graph_objects = static_cast<uint64_t>(config_.api_max_graph_objects)}) {
-  }
+        api_(config::ResolvedStoreDir(config_),
+             ApiOptions{.workers = static_cast<size_t>(config_.api_workers),
+                        .max_queued = static_cast<size_t>(config_.api_max_queued),
+                        .graph_cache_bytes = config_.api_graph_cache_bytes,
+                        .max_graph_objects = static_cast<uint64_t>(config_.api_max_graph_objects),
+                        .writes_enabled = !config_.http_token.empty(),
+                        .snapshot_interval_ns = config_.http_snapshot_interval_ms * kMsToNs}),
+        auth_(config_.http_token) {}
 
   int Run() {
     const std::string dir = config::ResolvedStoreDir(config_);
@@ -108,6 +115,10 @@ class Daemon {
       return ingest && ingest->RequestGraph(agent, values);
     });
     ingest_ptr_ = ingest_.get();
+    api_.SetGraphRequester([this](const std::string& agent) {
+      Ingest* ingest = ingest_ptr_.load();
+      return ingest && ingest->RequestGraph(agent, /*values=*/false);
+    });
     IngestOptions ingest_options;
     ingest_options.endpoint = config_.endpoint;
     ingest_options.receive_hwm = config_.receive_hwm;
@@ -131,7 +142,8 @@ class Daemon {
         spdlog::error("{}", http.error().message);
         return Shutdown(kExitFailure);
       }
-      spdlog::info("serving http on {} (/healthz, /metrics, /alerts, /api/v1/)", *http);
+      spdlog::info("serving http on {} (console at /, /healthz, /metrics, /alerts, /api/v1/){}",
+                   *http, auth_.Enabled() ? "; requests need the token of http.token_file" : "");
     }
     WaitForSignal();
     ScheduleRetention();
@@ -225,6 +237,16 @@ class Daemon {
 
   void Serve(const HttpRequest& request, const HttpServer::Reply& reply) {
     const std::string path = request.target.substr(0, request.target.find('?'));
+    // The console's files hold no data: the page must load to ask for the token.
+    if (auto file = ConsoleFile(request.method, path)) return reply(std::move(*file));
+    if (auth_.Enabled() && path != "/healthz" && !auth_.Allows(request.authorization)) {
+      unauthorized_.fetch_add(1, std::memory_order_relaxed);
+      return reply({401,
+                    "application/json",
+                    "{\"error\": \"this collector needs \\\"Authorization: Bearer TOKEN\\\" "
+                    "(the token of http.token_file)\"}\n",
+                    {{"WWW-Authenticate", "Bearer realm=\"tidemark\""}}});
+    }
     if (path.rfind(Api::kPrefix, 0) == 0) return api_.Handle(request, reply);
     reply(ServeNow(request.method, path));
   }
@@ -235,7 +257,7 @@ class Daemon {
     if (path == "/metrics") {
       return {200, "text/plain; version=0.0.4; charset=utf-8",
               metrics_.Render(store_->stats(), snapshot::WallNowNs()) + pipeline_->RenderMetrics() +
-                  HttpMetrics(http_.counters()) + api_.RenderMetrics()};
+                  HttpMetrics(http_.counters(), unauthorized_.load()) + api_.RenderMetrics()};
     }
     if (path == "/alerts") return {200, "application/json", pipeline_->ActiveAlertsJson() + "\n"};
     return {404, "text/plain; charset=utf-8",
@@ -249,6 +271,8 @@ class Daemon {
   boost::asio::steady_timer retention_timer_;
   HttpServer http_;
   Api api_;  // After io_: its workers' replies are posted to io_ until it is destroyed.
+  const BearerAuth auth_;
+  std::atomic<uint64_t> unauthorized_{0};
   Metrics metrics_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Notifier> notifier_;

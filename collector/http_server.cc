@@ -14,6 +14,11 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using boost::asio::ip::tcp;
 
+// Only this origin's scripts, styles, images and requests; nothing inline, nothing framed.
+constexpr char kContentSecurityPolicy[] =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   // `open` counts the sessions alive: this one until it is destroyed.
@@ -33,7 +38,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void Respond() {
-    HttpRequest request{std::string(request_.method_string()), std::string(request_.target())};
+    HttpRequest request{std::string(request_.method_string()), std::string(request_.target()),
+                        std::string(request_[http::field::authorization])};
     auto reply = [self = shared_from_this()](HttpResponse answer) {
       auto executor = self->stream_.get_executor();
       boost::asio::post(executor, [self = std::move(self), answer = std::move(answer)]() mutable {
@@ -52,6 +58,12 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.version(request_.version());
     response_.set(http::field::server, "tidemarkd");
     response_.set(http::field::content_type, answer.content_type);
+    response_.set("Content-Security-Policy", kContentSecurityPolicy);
+    response_.set("X-Content-Type-Options", "nosniff");
+    response_.set("X-Frame-Options", "DENY");
+    response_.set("Referrer-Policy", "no-referrer");
+    response_.set(http::field::cache_control, "no-store");
+    for (const auto& [name, value] : answer.headers) response_.set(name, value);
     response_.keep_alive(false);
     response_.body() = std::move(answer.body);
     response_.prepare_payload();

@@ -2,6 +2,9 @@
 // per connection, read with a timeout, handed to a handler on the io_context's thread, which
 // replies at once or later from another thread (the reply is written on the io_context's).
 //
+// Every response carries a strict Content-Security-Policy (scripts, styles and requests from
+// this origin only; no inline script, no framing), nosniff, no referrer and no caching.
+//
 // Bounded: at most max_connections at once; one more is answered 503 and closed (counted),
 // so HTTP clients cannot take the descriptors that agents' connections need. When accept()
 // fails for lack of descriptors (EMFILE, ENFILE) the server waits before accepting again
@@ -19,6 +22,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "snapshot/result.h"
 
@@ -28,6 +33,7 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // Beyond those always sent.
 };
 
 struct HttpCounters {
@@ -37,6 +43,7 @@ struct HttpCounters {
 
 struct HttpRequest {
   std::string method, target;
+  std::string authorization;  // The Authorization header, "" if absent.
 };
 
 class HttpServer {

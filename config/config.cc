@@ -4,6 +4,8 @@
 // reports as a parse error (a lone "[=", a UTF-8 sequence cut by the end of the file): every
 // build type reports it.
 #define TOML_ASSERT(expr) static_cast<void>(0)
+#include <arpa/inet.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <cerrno>
 #include <cstdio>
@@ -228,6 +230,17 @@ std::string CheckHostPort(const std::string& v) {
   return "";
 }
 
+// Whether HOST:PORT names a loopback address (127.0.0.0/8, ::1, [::1]).
+bool IsLoopback(const std::string& host_port) {
+  std::string host = host_port.substr(0, host_port.rfind(':'));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  unsigned char v4[4], v6[16];
+  if (::inet_pton(AF_INET, host.c_str(), v4) == 1) return v4[0] == 127;
+  static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return ::inet_pton(AF_INET6, host.c_str(), v6) == 1 && std::memcmp(v6, kLoopback6, 16) == 0;
+}
+
 std::string CheckLevel(const std::string& v) {
   static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
   return levels.count(v) ? "" : "expected one of trace, debug, info, warn, error, off";
@@ -343,6 +356,35 @@ std::string SetSecretKeyFile(const toml::node& node, Config& c) {
   return "";
 }
 
+// A token file: one line (surrounding blanks ignored), at least 16 characters, readable by its
+// owner and group only.
+std::string SetTokenFile(const toml::node& node, Config& c) {
+  if (!node.is_string()) return "expected a path, got " + Describe(node);
+  const std::string path = node.as_string()->get();
+  if (path.empty()) {
+    c.http_token_file.clear();
+    c.http_token.clear();
+    return "";
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IROTH)) {
+    return path + " is readable by every user; chmod o-r " + path;
+  }
+  auto text = ReadWholeFile(path);
+  if (!text) return text.error().message;
+  std::string token = *text;
+  token.erase(0, token.find_first_not_of(" \t\r\n"));
+  token.erase(token.find_last_not_of(" \t\r\n") + 1);
+  if (token.size() < 16 || token.find_first_of(" \t\r\n") != std::string::npos) {
+    return path +
+           ": the token must be one word of at least 16 characters (e.g. the output of "
+           "`head -c 32 /dev/urandom | base64`)";
+  }
+  c.http_token_file = path;
+  c.http_token = token;
+  return "";
+}
+
 std::string SetClientKeysFile(const toml::node& node, Config& c) {
   if (!node.is_string()) return "expected a path, got " + Describe(node);
   auto keys = ReadKeyFile(node.as_string()->get());
@@ -398,6 +440,8 @@ const std::map<std::string, Key>& Keys() {
       {"http.api_max_queued", Integer(FIELD(api_max_queued), 1, 100'000)},
       {"http.graph_cache", Size(FIELD(api_graph_cache_bytes))},
       {"http.max_graph_objects", Integer(FIELD(api_max_graph_objects), 1, int64_t{1} << 32)},
+      {"http.token_file", {SetTokenFile, ShowString(FIELD(http_token_file))}},
+      {"http.snapshot_interval", Duration(FIELD(http_snapshot_interval_ms))},
       {"store.dir", String(FIELD(store_dir), nullptr)},
       {"store.sync", OneOf(FIELD(sync),
                            std::vector<std::pair<std::string, SyncPolicy>>{
@@ -592,6 +636,12 @@ std::string Apply(const toml::table& table, const std::string& prefix, std::stri
 }
 
 std::string CheckWhole(const Config& c) {
+  if (!c.http_listen.empty() && c.http_token.empty() && !IsLoopback(c.http_listen)) {
+    return "http.listen is \"" + c.http_listen +
+           "\", not a loopback address: set http.token_file (requests then need "
+           "\"Authorization: Bearer TOKEN\"), or listen on 127.0.0.1 behind a reverse proxy "
+           "that authenticates";
+  }
   if (c.curve_enabled && c.curve_secret_key.empty()) {
     return "curve.enabled is true but neither curve.secret_key nor curve.secret_key_file is set";
   }
@@ -744,6 +794,10 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
   }
   if (running.api_max_graph_objects != loaded.api_max_graph_objects) {
     keys.push_back("http.max_graph_objects");
+  }
+  if (running.http_token != loaded.http_token) keys.push_back("http.token_file");
+  if (running.http_snapshot_interval_ms != loaded.http_snapshot_interval_ms) {
+    keys.push_back("http.snapshot_interval");
   }
   if (ResolvedStoreDir(running) != ResolvedStoreDir(loaded)) keys.push_back("store.dir");
   if (running.sync != loaded.sync) keys.push_back("store.sync");

@@ -127,6 +127,12 @@ struct Config {
   int api_max_queued = 32;
   uint64_t api_graph_cache_bytes = uint64_t{512} << 20;
   int64_t api_max_graph_objects = 20'000'000;
+  // The bearer token every request but /healthz and the console's files needs, read from
+  // http_token_file ("" = none; required when http_listen is not a loopback address), and the
+  // least time between two "graph snapshot now" requests for one agent.
+  std::string http_token_file;
+  std::string http_token;
+  int64_t http_snapshot_interval_ms = 60'000;
 
   // [store]: dir "" is $STATE_DIRECTORY (systemd) or ./tidemark-data.
   std::string store_dir;
