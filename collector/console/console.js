@@ -33,7 +33,7 @@ function setPage(title, crumbs, ...content) {
   const list = document.getElementById('crumbs');
   list.replaceChildren(...crumbs.map(([text, href]) =>
     el('li', {}, href ? el('a', {href}, text) : el('span', {'aria-current': 'page'}, text))));
-  main().replaceChildren(el('h1', {}, title), ...content);
+  main().replaceChildren(el('h1', {}, title), ...content.filter((c) => c !== null && c !== undefined));
 }
 
 function errorBox(error) {
@@ -118,14 +118,16 @@ const PALETTE = ['#0b62b4', '#d1495b', '#edae49', '#00798c', '#66a182', '#8d6a9f
 function chart(canvas, series, options) {
   const t = series.t_ns;
   const span = t.length ? t[t.length - 1] - t[0] : 0;
-  const datasets = options.datasets.map((d, i) => ({
-    label: d.label,
-    data: d.values.map((v, k) => ({x: t[k] / 1e6, y: v})).filter((p) => p.y !== null),
-    borderColor: PALETTE[i % PALETTE.length],
-    backgroundColor: PALETTE[i % PALETTE.length] + (options.stacked ? 'b0' : '30'),
-    fill: options.stacked ? (i === 0 ? 'origin' : '-1') : false,
-    pointRadius: t.length < 30 ? 2 : 0, borderWidth: 1.5, tension: 0, spanGaps: true,
-  }));
+  const datasets = options.datasets.map((d, i) => {
+    const data = d.values.map((v, k) => ({x: t[k] / 1e6, y: v})).filter((p) => p.y !== null);
+    return {
+      label: d.label, data,
+      borderColor: PALETTE[i % PALETTE.length],
+      backgroundColor: PALETTE[i % PALETTE.length] + (options.stacked ? 'b0' : '30'),
+      fill: options.stacked ? (i === 0 ? 'origin' : '-1') : false,
+      pointRadius: data.length < 30 ? 2 : 0, borderWidth: 1.5, tension: 0, spanGaps: true,
+    };
+  });
   const instance = new Chart(canvas, {
     type: 'line',
     data: {datasets},

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <sys/stat.h>
+
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -296,6 +298,45 @@ TEST(Config, CurveNeedsASecretKey) {
   auto parsed = Parse("[curve]\nenabled = true\n", "t");
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.error().message.find("curve.secret_key"), std::string::npos)
+      << parsed.error().message;
+}
+
+TEST(Config, ListeningOffLoopbackNeedsATokenFile) {
+  for (const char* loopback : {"127.0.0.1:7879", "127.8.9.1:80", "[::1]:7879", "::1:7879"}) {
+    EXPECT_TRUE(Parse(std::string("[http]\nlisten = \"") + loopback + "\"\n", "t")) << loopback;
+  }
+  for (const char* open : {"0.0.0.0:7879", "10.1.2.3:7879", "[::]:7879"}) {
+    auto parsed = Parse(std::string("[http]\nlisten = \"") + open + "\"\n", "t");
+    ASSERT_FALSE(parsed) << open;
+    EXPECT_NE(parsed.error().message.find("http.token_file"), std::string::npos)
+        << parsed.error().message;
+  }
+  const std::string path = std::string(TEST_TMPDIR) + "/token";
+  std::ofstream(path) << "  0123456789abcdefXYZ \n";
+  ::chmod(path.c_str(), 0600);
+  auto parsed =
+      Parse("[http]\nlisten = \"0.0.0.0:7879\"\ntoken_file = \"" + path + "\"\n", "t");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->http_token, "0123456789abcdefXYZ");
+}
+
+TEST(Config, ATokenFileEveryoneCanReadOrAShortTokenIsRefused) {
+  const std::string path = std::string(TEST_TMPDIR) + "/token-bad";
+  std::ofstream(path) << "0123456789abcdefXYZ\n";
+  ::chmod(path.c_str(), 0644);
+  auto parsed = Parse("[http]\ntoken_file = \"" + path + "\"\n", "t");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("readable by every user"), std::string::npos)
+      << parsed.error().message;
+  ::chmod(path.c_str(), 0600);
+  std::ofstream(path) << "short\n";
+  parsed = Parse("[http]\ntoken_file = \"" + path + "\"\n", "t");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("at least 16"), std::string::npos)
+      << parsed.error().message;
+  parsed = Parse("[http]\ntoken_file = \"" + path + "-missing\"\n", "t");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("token-bad-missing"), std::string::npos)
       << parsed.error().message;
 }
 
