@@ -71,7 +71,7 @@ std::optional<HeapGraph> LoadGraph(const std::string& arg, const Flags& flags, s
                                    bool parents) {
   Progress progress(err);
   progress.Step("reading " + arg);
-  auto message = ReadSnapshotArgument(arg, flags.store_dir, flags.now_ns);
+  auto message = ReadSnapshotArgument(arg, flags);
   if (!message) {
     err << "tidemark: " << message.error().message << "\n";
     return std::nullopt;
@@ -85,7 +85,7 @@ std::optional<HeapGraph> LoadGraph(const std::string& arg, const Flags& flags, s
   }
   std::string().swap(*message);
   if (decoded->header.kind != snapshot::Kind::kGraph) {
-    const std::string hint = NewestGraphHint(arg, flags.store_dir, flags.now_ns);
+    const std::string hint = NewestGraphHint(arg, flags);
     err << "tidemark: " << arg << " is a summary snapshot, which has no objects to analyse: "
         << (hint.empty() ? "take a graph snapshot (tidemark.dump(path, kind=\"graph\") or "
                            "TIDEMARK_GRAPH_EVERY)"

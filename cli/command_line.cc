@@ -1,10 +1,12 @@
 #include "cli/command_line.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <ostream>
 #include <sstream>
 
+#include "cli/remote_file_system.h"
 #include "cli/stored.h"
 
 namespace tidemark::cli {
@@ -13,6 +15,10 @@ const OptionSpec kStoreOption = {
     "--store", OptionKind::kText, "DIR",
     "the store tidemarkd writes (default: $TIDEMARK_STORE, else ./tidemark-data, else "
     "/var/lib/tidemark)"};
+const OptionSpec kCollectorOption = {
+    "--collector", OptionKind::kText, "URL",
+    "read the store through tidemarkd's query API at URL (http://HOST:PORT) instead of a "
+    "directory (default: $TIDEMARK_COLLECTOR; a token from $TIDEMARK_TOKEN_FILE)"};
 const OptionSpec kJsonOption = {"--json", OptionKind::kSwitch, "",
                                 "print JSON: every row unless --top limits it, then with "
                                 "\"truncated\": true and the total"};
@@ -26,6 +32,7 @@ const std::vector<OptionSpec> kGraphLoadOptions = {
      "keep instance __dict__s as objects of their own instead of folding them into their "
      "owners"},
     kStoreOption,
+    kCollectorOption,
 };
 
 namespace {
@@ -78,6 +85,32 @@ bool IsCount(const std::string& text) {
   return std::stoll(text) > 0;
 }
 
+// Where the verb reads the store: --collector URL (or $TIDEMARK_COLLECTOR, unless --store is
+// given) through the query API, else the directory ChooseStore finds.
+int ChooseSource(const VerbSpec& verb, Flags& flags, std::ostream& err) {
+  std::optional<std::string> collector = flags.value("--collector");
+  if (collector && flags.has("--store")) {
+    return Refuse(verb, err, "give one of --store DIR and --collector URL");
+  }
+  const char* env = std::getenv("TIDEMARK_COLLECTOR");
+  if (!collector && !flags.has("--store") && env && *env && FindOption(verb, "--collector")) {
+    collector = env;
+  }
+  if (collector) {
+    auto fs = OpenRemoteFileSystem(*collector);
+    if (!fs) return Refuse(verb, err, fs.error().message);
+    flags.remote = std::move(*fs);
+    flags.fs = flags.remote.get();
+    flags.store_dir = RemoteStoreRoot(*collector);
+    flags.store_source = flags.has("--collector") ? "--collector" : "TIDEMARK_COLLECTOR";
+    return 0;
+  }
+  const StoreChoice store = ChooseStore(flags.value("--store"));
+  flags.store_dir = store.dir;
+  flags.store_source = store.source;
+  return 0;
+}
+
 }  // namespace
 
 int ParseCommandLine(const VerbSpec& verb, const std::vector<std::string>& args, Flags& flags,
@@ -118,10 +151,7 @@ int ParseCommandLine(const VerbSpec& verb, const std::vector<std::string>& args,
   if (flags.positional.size() > verb.max_arguments) {
     return Refuse(verb, err, "unexpected argument '" + flags.positional[verb.max_arguments] + "'");
   }
-  const StoreChoice store = ChooseStore(flags.value("--store"));
-  flags.store_dir = store.dir;
-  flags.store_source = store.source;
-  return 0;
+  return ChooseSource(verb, flags, err);
 }
 
 std::string VerbHelp(const VerbSpec& verb) {

@@ -47,6 +47,7 @@ struct VerbSpec {
 
 // The --store option, and the options every verb that loads a graph takes.
 extern const OptionSpec kStoreOption;
+extern const OptionSpec kCollectorOption;
 extern const OptionSpec kJsonOption;
 extern const std::vector<OptionSpec> kGraphLoadOptions;
 

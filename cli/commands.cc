@@ -147,7 +147,8 @@ const std::vector<VerbSpec>& Verbs() {
        2,
        "per-type count and byte deltas from A to B",
        "Per-type count and byte deltas from snapshot A to snapshot B, largest growth first.",
-       {kAll, Top("the N largest changes (default 20)"), kBytes, kJsonOption, kStoreOption},
+       {kAll, Top("the N largest changes (default 20)"), kBytes, kJsonOption, kStoreOption,
+        kCollectorOption},
        Diff},
       {"ls",
        "the store",
@@ -157,7 +158,7 @@ const std::vector<VerbSpec>& Verbs() {
        "services, agents and their stored snapshots",
        "The store's services, their agents (with labels) and stored snapshots, the newest 5 per\n"
        "agent unless --all.",
-       {kAll, kBytes, kJsonOption, kStoreOption},
+       {kAll, kBytes, kJsonOption, kStoreOption, kCollectorOption},
        ListStore,
        true},
       {"verify",
@@ -202,7 +203,8 @@ const std::vector<VerbSpec>& Verbs() {
         {"--all", OptionKind::kSwitch, "", "every type, shrinking ones too"},
         kBytes,
         kJsonOption,
-        kStoreOption},
+        kStoreOption,
+        kCollectorOption},
        GrowthCommand,
        true},
       {"alerts",
@@ -215,7 +217,8 @@ const std::vector<VerbSpec>& Verbs() {
        {{"--all", OptionKind::kSwitch, "", "the resolved alerts too"},
         kBytes,
         kJsonOption,
-        kStoreOption},
+        kStoreOption,
+        kCollectorOption},
        AlertsCommand,
        true},
       {"reports",
@@ -225,7 +228,7 @@ const std::vector<VerbSpec>& Verbs() {
        1,
        "scheduled diff reports, or one",
        "The diff reports [[schedules]] in tidemarkd's configuration made, or one of them.",
-       {kBytes, kJsonOption, kStoreOption},
+       {kBytes, kJsonOption, kStoreOption, kCollectorOption},
        ReportsCommand,
        true},
       {"sites",
@@ -243,7 +246,8 @@ const std::vector<VerbSpec>& Verbs() {
         Top("the N largest sites (default 20)"),
         kBytes,
         kJsonOption,
-        kStoreOption},
+        kStoreOption,
+        kCollectorOption},
        SitesCommand},
       {"types", "graph snapshots", "SNAP", 1, 1, "per-type count, bytes and retained bytes",
        "Per-type count, bytes, largest object and retained bytes (dominator tree) of a graph\n"
@@ -363,7 +367,7 @@ bool StoreMissing(const VerbSpec& verb, const Flags& flags, std::ostream& err) {
   const bool needed =
       verb.reads_store || std::any_of(flags.positional.begin(), flags.positional.end(),
                                       [](const std::string& a) { return IsStoredReference(a); });
-  if (!needed || IsStore(flags.store_dir)) return false;
+  if (!needed || flags.remote || IsStore(flags.store_dir)) return false;
   err << "tidemark " << verb.name << ": no tidemark store at " << flags.store_dir << " ("
       << flags.store_source << "); name one with --store DIR or TIDEMARK_STORE\n";
   return true;

@@ -6,9 +6,12 @@
 #include <cstdint>
 #include <iosfwd>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "store/file_system.h"
 
 namespace tidemark::cli {
 
@@ -17,7 +20,11 @@ struct Flags {
   bool all = false;
   std::string store_dir;     // Where the store was found, or the first place looked.
   std::string store_source;  // How store_dir was chosen: "--store", "TIDEMARK_STORE", ...
-  int64_t now_ns = 0;        // The wall clock, read once by Main: "-1h" and windows count from it.
+  // The store's files: the local file system, or the collector's over its query API
+  // (--collector; `remote` owns it).
+  store::FileSystem* fs = &store::FileSystem::Default();
+  std::shared_ptr<store::FileSystem> remote;
+  int64_t now_ns = 0;  // The wall clock, read once by Main: "-1h" and windows count from it.
   std::map<std::string, std::vector<std::string>> values;  // "--depth" -> {"12"}; repeatable.
   std::vector<std::string> positional;
 

@@ -89,7 +89,7 @@ int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   }
   const std::string service = flags.value("--service").value_or("");
   const std::string agent_filter = flags.value("--agent").value_or("");
-  auto agents = store::ReadAgents(flags.store_dir);
+  auto agents = store::ReadAgents(flags.store_dir, *flags.fs);
   if (!agents) {
     err << "tidemark growth: " << agents.error().message << "\n";
     return 1;
@@ -112,7 +112,7 @@ int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   }
   // The window, plus a little so its first point is in; "last" needs the newest two only.
   const int64_t since = window_ns == 0 ? INT64_MIN : now - window_ns - window_ns / 10;
-  auto points = store::ReadSeries(flags.store_dir, std::nullopt, since);
+  auto points = store::ReadSeries(flags.store_dir, std::nullopt, since, *flags.fs);
   if (!points) {
     err << "tidemark growth: " << points.error().message << "\n";
     return 1;
@@ -248,7 +248,7 @@ void PrintAlert(const diff::Alert& a, const Flags& flags, std::ostream& out) {
 }  // namespace
 
 int AlertsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
-  auto records = store::ReadJournal(flags.store_dir + "/alerts.jnl", "TDMA");
+  auto records = store::ReadJournal(flags.store_dir + "/alerts.jnl", "TDMA", *flags.fs);
   if (!records) {
     err << "tidemark alerts: " << records.error().message << "\n";
     return 1;
@@ -278,7 +278,7 @@ int AlertsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
 
 // tidemark reports [ID|last] [--json]
 int ReportsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
-  auto records = store::ReadJournal(flags.store_dir + "/reports.jnl", "TDMR");
+  auto records = store::ReadJournal(flags.store_dir + "/reports.jnl", "TDMR", *flags.fs);
   if (!records) {
     err << "tidemark reports: " << records.error().message << "\n";
     return 1;

@@ -38,8 +38,8 @@ std::string IsoTime(int64_t ns) {
   return out;
 }
 
-Result<store::Catalog> OpenCatalog(const std::string& dir) {
-  auto catalog = store::ReadCatalog(dir);
+Result<store::Catalog> OpenCatalog(const std::string& dir, store::FileSystem& fs) {
+  auto catalog = store::ReadCatalog(dir, fs);
   if (!catalog) return Fail("cannot read the store: " + catalog.error().message);
   return catalog;
 }
@@ -101,7 +101,7 @@ bool IsStoredReference(const std::string& arg) {
 
 bool LoadSnapshotArgument(const std::string& arg, const Flags& flags, snapshot::Snapshot& out,
                           std::ostream& err) {
-  auto message = ReadSnapshotArgument(arg, flags.store_dir, flags.now_ns);
+  auto message = ReadSnapshotArgument(arg, flags);
   if (!message) {
     err << "tidemark: " << message.error().message << "\n";
     return false;
@@ -116,24 +116,23 @@ bool LoadSnapshotArgument(const std::string& arg, const Flags& flags, snapshot::
   return true;
 }
 
-Result<std::string> ReadSnapshotArgument(const std::string& arg, const std::string& store_dir,
-                                         int64_t now_ns) {
+Result<std::string> ReadSnapshotArgument(const std::string& arg, const Flags& flags) {
   if (!IsStoredReference(arg)) {
     if (std::filesystem::is_regular_file(arg)) return ReadSnapshotFile(arg);
     return Fail(snapshot::Code::kNotFound, "cannot open '" + arg + "'");
   }
-  auto catalog = OpenCatalog(store_dir);
+  auto catalog = OpenCatalog(flags.store_dir, *flags.fs);
   if (!catalog) return std::unexpected(catalog.error());
-  auto entry = ResolveRef(*catalog, arg, now_ns);
+  auto entry = ResolveRef(*catalog, arg, flags.now_ns);
   if (!entry) return std::unexpected(entry.error());
-  return store::ReadMessage(store_dir, *entry);
+  return store::ReadMessage(flags.store_dir, *entry, *flags.fs);
 }
 
-std::string NewestGraphHint(const std::string& arg, const std::string& store_dir, int64_t now_ns) {
+std::string NewestGraphHint(const std::string& arg, const Flags& flags) {
   if (!IsStoredReference(arg)) return "";
-  auto catalog = OpenCatalog(store_dir);
+  auto catalog = OpenCatalog(flags.store_dir, *flags.fs);
   if (!catalog) return "";
-  auto entry = ResolveRef(*catalog, arg, now_ns);
+  auto entry = ResolveRef(*catalog, arg, flags.now_ns);
   if (!entry) return "";
   const store::IndexEntry* newest = nullptr;
   for (const auto& e : catalog->entries) {
@@ -157,7 +156,7 @@ std::string NewestGraphHint(const std::string& arg, const std::string& store_dir
 int ListStore(const Flags& flags, std::ostream& out, std::ostream& err) {
   const std::string& dir = flags.store_dir;
   const bool all = flags.all, json = flags.json;
-  auto catalog = OpenCatalog(dir);
+  auto catalog = OpenCatalog(dir, *flags.fs);
   if (!catalog) {
     err << "tidemark ls: " << catalog.error().message << "\n";
     return 1;
@@ -237,7 +236,8 @@ int ListStore(const Flags& flags, std::ostream& out, std::ostream& err) {
 }
 
 int VerifyStore(const std::string& dir, bool json, std::ostream& out, std::ostream& err) {
-  auto catalog = OpenCatalog(dir);
+  store::FileSystem& fs = store::FileSystem::Default();  // verify reads a local store.
+  auto catalog = OpenCatalog(dir, fs);
   if (!catalog) {
     err << "tidemark verify: " << catalog.error().message << "\n";
     return 1;
@@ -247,14 +247,14 @@ int VerifyStore(const std::string& dir, bool json, std::ostream& out, std::ostre
   nlohmann::json failures = nlohmann::json::array();
   std::optional<store::Catalog> now;  // Read again when a segment is missing.
   auto still_listed = [&](const store::IndexEntry& e) {
-    if (!now) now = OpenCatalog(dir).value_or(store::Catalog{});
+    if (!now) now = OpenCatalog(dir, fs).value_or(store::Catalog{});
     return std::any_of(now->entries.begin(), now->entries.end(), [&](const auto& n) {
       return n.agent == e.agent && n.seq == e.seq && n.kind == e.kind;
     });
   };
   for (size_t i = 0; i < catalog->entries.size(); ++i) {
     const auto& e = catalog->entries[i];
-    auto message = store::ReadMessage(dir, e);
+    auto message = store::ReadMessage(dir, e, fs);
     std::string problem;
     if (!message && message.error().code == snapshot::Code::kNotFound && !still_listed(e)) {
       ++removed;  // Retention removed it since the catalog was read: the store is live.

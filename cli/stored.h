@@ -32,8 +32,8 @@ bool IsStore(const std::string& dir);
 bool IsStoredReference(const std::string& arg);
 
 // The encoded message `arg` names: a file's bytes, or a stored snapshot's.
-snapshot::Result<std::string> ReadSnapshotArgument(const std::string& arg,
-                                                   const std::string& store_dir, int64_t now_ns);
+// (flags.store_dir through flags.fs).
+snapshot::Result<std::string> ReadSnapshotArgument(const std::string& arg, const Flags& flags);
 
 // ReadSnapshotArgument, decoded; false after a message on `err` naming what is wrong.
 bool LoadSnapshotArgument(const std::string& arg, const Flags& flags, snapshot::Snapshot& out,
@@ -42,7 +42,7 @@ bool LoadSnapshotArgument(const std::string& arg, const Flags& flags, snapshot::
 // For a stored reference to a summary, where graph verbs should look instead: "the newest
 // graph snapshot of AGENT is AGENT:SEQ, taken TIME", or that the agent has none. "" when `arg`
 // is a file or names nothing.
-std::string NewestGraphHint(const std::string& arg, const std::string& store_dir, int64_t now_ns);
+std::string NewestGraphHint(const std::string& arg, const Flags& flags);
 
 // `tidemark ls`: the store at flags.store_dir; --all, --json, --bytes.
 int ListStore(const Flags& flags, std::ostream& out, std::ostream& err);

@@ -5,6 +5,7 @@
 
 #include "collector/api_graph_queries.h"
 #include "collector/api_queries.h"
+#include "collector/api_store_files.h"
 #include "snapshot/clock.h"
 
 namespace tidemark::collector {
@@ -84,10 +85,25 @@ void Api::Handle(const HttpRequest& request, HttpServer::Reply reply) {
   }
 }
 
+namespace {
+
+using RawQuery =
+    std::function<std::expected<HttpResponse, QueryError>(const std::string&, const QueryParams&)>;
+
+// Answers that are not JSON documents of their own: the store's files (api_store_files.h).
+const std::map<std::string, RawQuery>& RawRoutes() {
+  static const std::map<std::string, RawQuery> routes = {{"store/file", StoreFile},
+                                                         {"store/list", StoreList}};
+  return routes;
+}
+
+}  // namespace
+
 HttpResponse Api::Answer(const std::string& path, const std::string& query) const {
   const std::string name = path.substr(sizeof(kPrefix) - 1);
   auto route = Routes().find(name);
-  if (route == Routes().end()) {
+  auto raw = RawRoutes().find(name);
+  if (route == Routes().end() && raw == RawRoutes().end()) {
     std::string known;
     for (const auto& [n, q] : Routes())
       known += (known.empty() ? "" : ", ") + std::string(kPrefix) + n;
@@ -95,6 +111,10 @@ HttpResponse Api::Answer(const std::string& path, const std::string& query) cons
   }
   auto params = QueryParams::Parse(query);
   if (!params) return Error({400, params.error().message, ""});
+  if (raw != RawRoutes().end()) {
+    auto answer = raw->second(store_dir_, *params);
+    return answer ? std::move(*answer) : Error(answer.error());
+  }
   const GraphSource source{store_dir_, cache_, options_.max_graph_objects};
   QueryResult result = route->second(source, *params, snapshot::WallNowNs());
   if (!result) return Error(result.error());

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from test_collector import Daemon, wait_for
+from test_collector import Daemon, free_port, wait_for
 
 SOURCE_ROOT = os.environ.get("TIDEMARK_SOURCE_ROOT",
                              os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -354,6 +354,87 @@ class Security(unittest.TestCase):
         status, _, body = request(daemon.http_port, "/api/v1/agents/snapshot?agent=x", None, "POST")
         self.assertEqual(status, 403)
         self.assertIn("http.token_file", json.loads(body)["error"])
+
+
+class CliThroughTheApi(unittest.TestCase):
+    """`tidemark VERB --collector URL` prints what `tidemark VERB --store DIR` prints on the
+    collector's host: the CLI reads the same files through the query API."""
+
+    @classmethod
+    def setUpClass(cls):
+        base = os.environ.get("TIDEMARK_TMP") or tempfile.gettempdir()
+        cls.workdir = tempfile.mkdtemp(prefix="api-cli-", dir=base)
+        cls.token_file = os.path.join(cls.workdir, "token")
+        with open(os.open(cls.token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(TOKEN + "\n")
+        cls.daemon = Daemon(cls.workdir)
+        cls.daemon.write_config('[http]\nlisten = "127.0.0.1:%d"\ntoken_file = "%s"\n'
+                                % (cls.daemon.http_port, cls.token_file))
+        cls.daemon.start()
+        out = subprocess.run([sys.executable, "-c", textwrap.dedent(AGENT), cls.daemon.endpoint,
+                              "shop"], capture_output=True, text=True, timeout=90,
+                             env=dict(os.environ, TIDEMARK_SAMPLE_BYTES="16KiB"))
+        assert out.returncode == 0, out.stderr
+        cls.url = "http://127.0.0.1:%d" % cls.daemon.http_port
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.daemon.proc.poll() is None:
+            cls.daemon.stop()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    def run_cli(self, args, env=None):
+        return subprocess.run([os.environ["TIDEMARK_CLI"]] + args, capture_output=True,
+                              text=True, timeout=120, env=dict(os.environ, **(env or {})))
+
+    def test_every_reading_verb_prints_the_same_through_the_api(self):
+        graph = json.loads(self.run_cli(["ls", "--json", "--store", self.daemon.store]).stdout)
+        snaps = graph["services"][0]["agents"][0]["snapshots"]
+        graphs = ["shop:%d" % s["seq"] for s in snaps if s["kind"] == "graph"]
+        self.assertGreaterEqual(len(graphs), 2)
+        verbs = [["ls"], ["ls", "--all", "--bytes"], ["summary", "shop:last"],
+                 ["diff", "shop:first", "shop:last"], ["alerts", "--all"], ["reports"],
+                 ["growth", "--window", "1h"], ["summary", graphs[-1], "--json"],
+                 ["why", graphs[-1], "__main__.Widget"], ["gdiff", graphs[0], graphs[-1]],
+                 ["sites", graphs[-1]], ["types", graphs[-1]], ["retained", graphs[-1]],
+                 ["export", graphs[-1], "--format", "folded"]]
+        token = {"TIDEMARK_TOKEN_FILE": self.token_file}
+        for verb in verbs:
+            local = self.run_cli(verb + ["--store", self.daemon.store])
+            remote = self.run_cli(verb + ["--collector", self.url], token)
+            self.assertEqual(local.returncode, 0, (verb, local.stderr))
+            self.assertEqual((remote.returncode, remote.stdout, remote.stderr),
+                             (0, local.stdout, local.stderr), verb)
+        by_env = self.run_cli(["ls"], dict(token, TIDEMARK_COLLECTOR=self.url + "/"))
+        self.assertEqual(by_env.stdout, self.run_cli(["ls", "--store", self.daemon.store]).stdout)
+
+    def test_errors_name_the_token_the_url_and_the_snapshot(self):
+        refused = self.run_cli(["ls", "--collector", self.url])
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("TIDEMARK_TOKEN_FILE", refused.stderr)
+        bad = self.run_cli(["ls", "--collector", "127.0.0.1:1"])
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("http://HOST:PORT", bad.stderr)
+        both = self.run_cli(["ls", "--collector", self.url, "--store", self.daemon.store])
+        self.assertEqual(both.returncode, 2)
+        missing = self.run_cli(["summary", "shop:999999", "--collector", self.url],
+                               {"TIDEMARK_TOKEN_FILE": self.token_file})
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn("999999", missing.stderr)
+        down = self.run_cli(["ls", "--collector", "http://127.0.0.1:%d" % free_port()])
+        self.assertEqual(down.returncode, 1)
+        self.assertIn("cannot ask tidemarkd", down.stderr)
+
+    def test_store_files_stay_inside_the_store(self):
+        for path in ("../tidemarkd.toml", "/etc/passwd", "index/../../token", "./agents.log"):
+            status, _, body = request(self.daemon.http_port, "/api/v1/store/file?path="
+                                      + urllib.parse.quote(path, safe=""), TOKEN)
+            self.assertEqual((status, json.loads(body)["parameter"]), (400, "path"), path)
+        status, _, body = request(self.daemon.http_port, "/api/v1/store/file?path=agents.log",
+                                  TOKEN)
+        self.assertEqual(status, 200)
+        with open(os.path.join(self.daemon.store, "agents.log"), "rb") as f:
+            self.assertEqual(body, f.read())
 
 
 if __name__ == "__main__":
