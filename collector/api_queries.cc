@@ -383,6 +383,95 @@ double PerHour(const std::vector<std::pair<double, double>>& points) {
   return den > 0 ? num / den * 3600.0 * kSecondNs : 0;
 }
 
+// A series' steps summed over agents as the records stream by (store::ScanSeries): each
+// agent's last record in a step counts. An agent's records come oldest first, so its record
+// for a step is final once one for a later step arrives; one older than the agent's previous
+// record (a clock stepped back) is skipped.
+class StepSums {
+ public:
+  explicit StepSums(size_t steps) : has_(steps), rss_(steps), heap_(steps) {}
+
+  void Add(const store::SeriesRecord& r, size_t step) {
+    if (r.file != file_) {  // Type ids are the file's own.
+      file_ = r.file;
+      local_.clear();
+    }
+    Pending& p = pending_[r.agent];
+    if (p.step != kNone && (step < p.step || r.timestamp_ns < p.timestamp_ns)) return;
+    if (p.step != kNone && step != p.step) Commit(p);
+    p.step = step;
+    p.timestamp_ns = r.timestamp_ns;
+    p.rss = r.rss_bytes;
+    p.figures.clear();
+    for (const store::SeriesFigures& f : r.types) {
+      p.figures.push_back({Global(f.type, *r.names), f.count, f.bytes});
+    }
+  }
+
+  // REQUIRES: every record added.
+  void Finish() {
+    for (auto& [agent, p] : pending_) {
+      if (p.step != kNone) Commit(p);
+    }
+  }
+
+  size_t agents() const { return pending_.size(); }
+  const std::vector<bool>& has() const { return has_; }
+  const std::vector<uint64_t>& rss() const { return rss_; }
+  const std::vector<uint64_t>& heap() const { return heap_; }
+  const std::vector<std::string>& names() const { return names_; }
+  const std::vector<uint64_t>& bytes(size_t type) const { return bytes_[type]; }
+  const std::vector<uint64_t>& count(size_t type) const { return count_[type]; }
+
+ private:
+  static constexpr size_t kNone = SIZE_MAX;
+  struct Figure {
+    size_t type;
+    uint64_t count, bytes;
+  };
+  struct Pending {
+    size_t step = kNone;
+    int64_t timestamp_ns = 0;
+    uint64_t rss = 0;
+    std::vector<Figure> figures;
+  };
+
+  size_t Global(uint32_t id, const std::unordered_map<uint32_t, std::string>& names) {
+    auto known = local_.find(id);
+    if (known != local_.end()) return known->second;
+    auto name = names.find(id);
+    const std::string& text = name == names.end() ? kUnnamed : name->second;
+    auto [at, added] = index_.emplace(text, names_.size());
+    if (added) {
+      names_.push_back(text);
+      bytes_.emplace_back(has_.size(), 0);
+      count_.emplace_back(has_.size(), 0);
+    }
+    local_.emplace(id, at->second);
+    return at->second;
+  }
+
+  void Commit(const Pending& p) {
+    has_[p.step] = true;
+    rss_[p.step] += p.rss;
+    for (const Figure& f : p.figures) {
+      bytes_[f.type][p.step] += f.bytes;
+      count_[f.type][p.step] += f.count;
+      heap_[p.step] += f.bytes;
+    }
+  }
+
+  inline static const std::string kUnnamed;
+  std::vector<bool> has_;
+  std::vector<uint64_t> rss_, heap_;
+  std::vector<std::string> names_;
+  std::vector<std::vector<uint64_t>> bytes_, count_;
+  std::unordered_map<std::string, size_t> index_;
+  std::unordered_map<uint32_t, size_t> local_;
+  size_t file_ = kNone;
+  std::map<uint32_t, Pending> pending_;
+};
+
 }  // namespace
 
 QueryResult Series(const std::string& dir, const QueryParams& params, int64_t now_ns) {
@@ -405,7 +494,11 @@ QueryResult Series(const std::string& dir, const QueryParams& params, int64_t no
                                "step"));
   }
   TM_PARAM(type_count, params.Integer("types", 10, 0, 100), "types");
-  TM_CATALOG(catalog, dir);
+  // Agents only (agents.log): a series needs no index entry.
+  auto named = store::ReadAgents(dir);
+  if (!named) return std::unexpected(FromStore(named.error()));
+  store::Catalog catalog;
+  catalog.agents = std::move(*named);
   std::set<uint32_t> agents;
   if (agent_name) {
     auto ids = store::ResolveAgent(catalog, *agent_name);
@@ -420,56 +513,41 @@ QueryResult Series(const std::string& dir, const QueryParams& params, int64_t no
           QueryError{404, "no service '" + *service + "' in the store", "service"});
     }
   }
-  auto points = store::ReadSeries(
-      dir, agents.size() == 1 ? std::optional<uint32_t>(*agents.begin()) : std::nullopt, from);
-  if (!points) return std::unexpected(FromStore(points.error()));
-  // Each agent's last point in each step.
-  std::map<uint32_t, std::vector<const store::SeriesPoint*>> last;
-  for (const store::SeriesPoint& p : *points) {
-    if (p.goodbye || !agents.count(p.agent) || p.timestamp_ns < from || p.timestamp_ns >= to) {
-      continue;
-    }
-    auto& buckets = last[p.agent];
-    buckets.resize(static_cast<size_t>(steps), nullptr);
-    const size_t b = static_cast<size_t>((p.timestamp_ns - from) / step);
-    if (!buckets[b] || buckets[b]->timestamp_ns <= p.timestamp_ns) buckets[b] = &p;
-  }
   const size_t n = static_cast<size_t>(steps);
-  std::vector<bool> has(n, false);
-  std::vector<uint64_t> rss(n, 0), heap(n, 0);
-  std::unordered_map<std::string, std::pair<std::vector<uint64_t>, std::vector<uint64_t>>> types;
-  for (const auto& [agent, buckets] : last) {
-    for (size_t b = 0; b < n; ++b) {
-      if (!buckets[b]) continue;
-      has[b] = true;
-      rss[b] += buckets[b]->rss_bytes;
-      for (const store::TypePoint& t : buckets[b]->types) {
-        auto& [bytes, count] = types[t.type];
-        bytes.resize(n, 0), count.resize(n, 0);
-        bytes[b] += t.bytes, count[b] += t.count;
-        heap[b] += t.bytes;
-      }
-    }
-  }
+  StepSums sums(n);
+  auto scanned = store::ScanSeries(
+      dir, agents.size() == 1 ? std::optional<uint32_t>(*agents.begin()) : std::nullopt, from,
+      [&](const store::SeriesRecord& r) {
+        if (r.goodbye || !agents.count(r.agent) || r.timestamp_ns < from || r.timestamp_ns >= to) {
+          return;
+        }
+        sums.Add(r, static_cast<size_t>((r.timestamp_ns - from) / step));
+      });
+  if (!scanned) return std::unexpected(FromStore(scanned.error()));
+  sums.Finish();
+  const std::vector<bool>& has = sums.has();
   // The largest types in the last step with data.
   size_t end = n;
   while (end > 0 && !has[end - 1]) --end;
-  std::vector<std::string> names;
-  for (const auto& [name, figures] : types) names.push_back(name);
-  std::sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
-    const uint64_t x = end ? types[a].first[end - 1] : 0, y = end ? types[b].first[end - 1] : 0;
-    return x != y ? x > y : a < b;
+  std::vector<size_t> top(sums.names().size());
+  for (size_t k = 0; k < top.size(); ++k) top[k] = k;
+  auto last_bytes = [&](size_t k) { return end ? sums.bytes(k)[end - 1] : 0; };
+  std::sort(top.begin(), top.end(), [&](size_t a, size_t b) {
+    const uint64_t x = last_bytes(a), y = last_bytes(b);
+    return x != y ? x > y : sums.names()[a] < sums.names()[b];
   });
-  if (names.size() > static_cast<size_t>(type_count)) names.resize(static_cast<size_t>(type_count));
+  if (top.size() > static_cast<size_t>(type_count)) top.resize(static_cast<size_t>(type_count));
   json t = json::array(), rss_json = json::array(), heap_json = json::array();
   for (size_t b = 0; b < n; ++b) {
     t.push_back(from + static_cast<int64_t>(b) * step);
-    rss_json.push_back(has[b] ? json(rss[b]) : json(nullptr));
-    heap_json.push_back(has[b] ? json(heap[b]) : json(nullptr));
+    rss_json.push_back(has[b] ? json(sums.rss()[b]) : json(nullptr));
+    heap_json.push_back(has[b] ? json(sums.heap()[b]) : json(nullptr));
   }
   json type_rows = json::array();
-  for (const std::string& name : names) {
-    const auto& [bytes, count] = types[name];
+  for (size_t k : top) {
+    const std::string& name = sums.names()[k];
+    const std::vector<uint64_t>& bytes = sums.bytes(k);
+    const std::vector<uint64_t>& count = sums.count(k);
     json b_json = json::array(), c_json = json::array();
     std::vector<std::pair<double, double>> fit;
     for (size_t b = 0; b < n; ++b) {
@@ -481,7 +559,7 @@ QueryResult Series(const std::string& dir, const QueryParams& params, int64_t no
         {{"type", name}, {"bytes", b_json}, {"count", c_json}, {"bytes_per_hour", PerHour(fit)}});
   }
   return json{{"from_ns", from},         {"to_ns", to},       {"step_s", step / kSecondNs},
-              {"agents", last.size()},   {"t_ns", t},         {"rss_bytes", rss_json},
+              {"agents", sums.agents()}, {"t_ns", t},         {"rss_bytes", rss_json},
               {"heap_bytes", heap_json}, {"types", type_rows}};
 }
 

@@ -969,13 +969,13 @@ Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry,
   return std::string(payload->substr(kSegmentPrefix));
 }
 
-Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optional<uint32_t> agent,
-                                            int64_t since_ns, FileSystem& fs) {
+Result<void> ScanSeries(const std::string& dir, std::optional<uint32_t> agent, int64_t since_ns,
+                        const std::function<void(const SeriesRecord&)>& visit, FileSystem& fs) {
   auto names = fs.List(dir + "/series");
   if (!names) return std::unexpected(names.error());
   std::erase_if(*names, [](const std::string& name) { return !FileId(name, "log"); });
   std::sort(names->begin(), names->end());
-  std::vector<SeriesPoint> points;
+  std::vector<SeriesFigures> figures;  // Reused: one allocation for the whole scan.
   for (size_t i = 0; i < names->size(); ++i) {
     const std::string& name = (*names)[i];
     // A file holds points up to the creation of the next one.
@@ -999,29 +999,51 @@ Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optiona
                        return;
                      }
                      if (tag != 'P' && tag != 'G') return;  // Unknown tags: later additions.
-                     SeriesPoint p;
+                     SeriesRecord p;
+                     p.names = &types;
+                     p.file = i;
                      p.agent = r.U32();
                      if (agent && p.agent != *agent) return;
-                     if (tag == 'G') {
-                       p.seq = r.U64();
-                       p.timestamp_ns = r.I64();
-                       p.goodbye = true;
-                       if (r.ok() && p.timestamp_ns >= since_ns) points.push_back(std::move(p));
-                       return;
-                     }
                      p.seq = r.U64();
                      p.timestamp_ns = r.I64();
+                     if (tag == 'G') {
+                       p.goodbye = true;
+                       if (r.ok() && p.timestamp_ns >= since_ns) visit(p);
+                       return;
+                     }
                      p.rss_bytes = r.U64();
                      if (p.timestamp_ns < since_ns) return;
                      const uint32_t n = r.U32();
-                     for (uint32_t i = 0; i < n && r.ok(); ++i) {
+                     figures.clear();
+                     for (uint32_t k = 0; k < n && r.ok(); ++k) {
                        const uint32_t id = static_cast<uint32_t>(r.Var());
                        const uint64_t count = r.Var();
-                       p.types.push_back(TypePoint{types[id], count, r.Var()});
+                       figures.push_back({id, count, r.Var()});
                      }
-                     if (r.ok()) points.push_back(std::move(p));
+                     p.types = figures;
+                     if (r.ok()) visit(p);
                    });
   }
+  return {};
+}
+
+Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optional<uint32_t> agent,
+                                            int64_t since_ns, FileSystem& fs) {
+  std::vector<SeriesPoint> points;
+  auto scanned = ScanSeries(
+      dir, agent, since_ns,
+      [&](const SeriesRecord& r) {
+        SeriesPoint p{r.agent, r.seq, r.timestamp_ns, r.rss_bytes, {}, r.goodbye};
+        p.types.reserve(r.types.size());
+        for (const SeriesFigures& f : r.types) {
+          auto name = r.names->find(f.type);
+          p.types.push_back(
+              TypePoint{name == r.names->end() ? std::string() : name->second, f.count, f.bytes});
+        }
+        points.push_back(std::move(p));
+      },
+      fs);
+  if (!scanned) return std::unexpected(scanned.error());
   return points;
 }
 

@@ -51,6 +51,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -260,8 +261,31 @@ Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs = FileSystem:
 // catalog was read is an error saying so.
 Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry,
                                 FileSystem& fs = FileSystem::Default());
-// Series points in file order (each agent's oldest first); only `agent`'s when given, and only
-// points taken at or after since_ns (whole files older than that are not read).
+// One series record as ScanSeries hands it over, valid during the call only: no type name is
+// copied. `types[i].type` is an id local to the series file: `names.at(id)`; `file` changes
+// when the next file starts (ids of one file mean nothing in another).
+struct SeriesFigures {
+  uint32_t type = 0;
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+};
+struct SeriesRecord {
+  uint32_t agent = 0;
+  uint64_t seq = 0;
+  int64_t timestamp_ns = 0;
+  uint64_t rss_bytes = 0;
+  bool goodbye = false;
+  std::span<const SeriesFigures> types;
+  const std::unordered_map<uint32_t, std::string>* names = nullptr;
+  size_t file = 0;
+};
+// Calls `visit` for each series record in file order (each agent's oldest first); only
+// `agent`'s when given, and only those taken at or after since_ns (whole files older than
+// that are not read). For queries over many points: nothing is copied per point.
+Result<void> ScanSeries(const std::string& dir, std::optional<uint32_t> agent, int64_t since_ns,
+                        const std::function<void(const SeriesRecord&)>& visit,
+                        FileSystem& fs = FileSystem::Default());
+// ScanSeries, kept: series points in file order.
 Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir,
                                             std::optional<uint32_t> agent = std::nullopt,
                                             int64_t since_ns = INT64_MIN,
