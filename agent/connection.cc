@@ -39,19 +39,32 @@ snapshot::Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionO
 
 void* Connection::socket_handle() { return zmq_ ? zmq_->socket.handle() : nullptr; }
 
-Connection::Sent Connection::Send(const std::string& encoded, uint64_t seq) {
+Connection::Sent Connection::Send(std::string&& encoded, uint64_t seq) {
   const auto now = Clock::now();
   const auto expiry = std::chrono::duration<double>(options_.unacked_expiry_s);
   while (!unacked_.empty() && now - unacked_.front().sent > expiry) {
-    unacked_bytes_ -= unacked_.front().bytes;
+    unacked_bytes_ -= unacked_.front().encoded.size();
     unacked_.pop_front();
   }
   if (unacked_bytes_ + encoded.size() > options_.unacked_budget_bytes) return Sent::kOverBudget;
   zmq::message_t message(encoded.data(), encoded.size());
   if (!zmq_->socket.send(message, zmq::send_flags::dontwait)) return Sent::kNotConnected;
-  unacked_.push_back({seq, encoded.size(), now});
   unacked_bytes_ += encoded.size();
+  unacked_.push_back({seq, std::move(encoded), now});
   return Sent::kOk;
+}
+
+std::vector<std::pair<uint64_t, std::string>> Connection::TakeUnacked() {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  for (Unacked& u : unacked_) out.emplace_back(u.seq, std::move(u.encoded));
+  unacked_.clear();
+  unacked_bytes_ = 0;
+  return out;
+}
+
+std::optional<Connection::Clock::time_point> Connection::oldest_unacked() const {
+  if (unacked_.empty()) return std::nullopt;
+  return unacked_.front().sent;
 }
 
 bool Connection::SendGoodbye(const snapshot::Goodbye& goodbye) {
@@ -73,7 +86,7 @@ bool Connection::RecvFrame(std::string* frame) {
 void Connection::Acknowledge(uint64_t seq) {
   // Acks arrive in order; anything older than the acked one is not coming.
   while (!unacked_.empty() && unacked_.front().seq <= seq) {
-    unacked_bytes_ -= unacked_.front().bytes;
+    unacked_bytes_ -= unacked_.front().encoded.size();
     if (unacked_.front().seq == seq) ++acked_;
     unacked_.pop_front();
   }

@@ -4,7 +4,8 @@
 // It never blocks: the socket queues only to a completed connection (ZMQ_IMMEDIATE), its
 // high-water mark is small, sends never wait, and the bytes sent but not acknowledged are
 // capped by a budget (entries older than the expiry are written off). Whatever cannot go now
-// is refused, for the caller to count as dropped.
+// is refused, for the caller to count as dropped. What was sent and not acknowledged is kept
+// (within the budget) so that it can be sent to another collector (agent/endpoints.h).
 //
 // Opening one makes a ZeroMQ context, whose I/O and reaper threads and descriptors (epoll,
 // eventfds, the TCP socket; all close-on-exec) live until Close().
@@ -19,6 +20,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "snapshot/control.h"
 #include "snapshot/result.h"
@@ -55,8 +58,16 @@ class Connection {
   void* socket_handle();
 
   enum class Sent { kOk, kOverBudget, kNotConnected };
-  // Sends one encoded snapshot with sequence number `seq` without waiting.
-  Sent Send(const std::string& encoded, uint64_t seq);
+  // Sends one encoded snapshot with sequence number `seq` without waiting. Taken (moved from)
+  // only when sent (kOk), and kept, within the budget, until acknowledged or expired, for
+  // TakeUnacked; otherwise `encoded` is left as it was.
+  Sent Send(std::string&& encoded, uint64_t seq);
+
+  // The snapshots sent and not acknowledged, oldest first, handed over (to be sent to another
+  // collector) and forgotten here.
+  std::vector<std::pair<uint64_t, std::string>> TakeUnacked();
+  // When the oldest of them was sent, if any.
+  std::optional<Clock::time_point> oldest_unacked() const;
 
   // Says the instance is ending (snapshot::Goodbye), without waiting. False if it could not
   // be queued (no collector connected).
@@ -84,7 +95,7 @@ class Connection {
   std::unique_ptr<Zmq> zmq_;
   struct Unacked {
     uint64_t seq;
-    size_t bytes;
+    std::string encoded;
     Clock::time_point sent;
   };
   std::deque<Unacked> unacked_;

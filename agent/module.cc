@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/endpoints.h"
 #include "agent/lifecycle.h"
 #include "agent/notice.h"
 #include "agent/result.h"
@@ -274,6 +275,8 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
                                    "memory_thresholds",
                                    "memory_check",
                                    "cgroup_dir",
+                                   "failover",
+                                   "home_retry",
                                    nullptr};
   const char* endpoint;
   const char* service;
@@ -292,13 +295,14 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   const char* memory_thresholds = "80,90";
   double memory_check = 1;
   const char* cgroup_dir = "";
+  double failover = 30, home_retry = 300;
   if (!PyArg_ParseTupleAndKeywords(
-          args, kwargs, "ss|OdipLOLdLisssOdsdddsLdLsds", const_cast<char**>(keywords), &endpoint,
+          args, kwargs, "ss|OdipLOLdLisssOdsdddsLdLsdsdd", const_cast<char**>(keywords), &endpoint,
           &service, &labels, &interval, &graph_every, &values, &max_refs, &exclude, &max_objects,
           &max_pause_ms, &budget, &signum, &server_key, &public_key, &secret_key, &sizers,
           &graph_request_interval, &watch, &probation, &max_overhead, &warn_after, &isolation,
           &child_memory, &child_timeout, &memory_limit, &memory_thresholds, &memory_check,
-          &cgroup_dir)) {
+          &cgroup_dir, &failover, &home_retry)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
@@ -324,7 +328,19 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
     return nullptr;
   }
   ReporterConfig& config = settings.reporter;
-  config.connection.endpoint = endpoint;
+  const std::vector<std::string> endpoints = SplitEndpoints(endpoint);
+  if (endpoints.empty()) {
+    PyErr_SetString(PyExc_ValueError, "endpoint names no collector");
+    return nullptr;
+  }
+  if (!(failover > 0) || !(home_retry > 0)) {
+    PyErr_SetString(PyExc_ValueError, "failover and home_retry must be positive seconds");
+    return nullptr;
+  }
+  config.connection.endpoint = endpoints.front();
+  if (endpoints.size() > 1) config.endpoints = endpoints;
+  config.failover_s = failover;
+  config.home_retry_s = home_retry;
   config.connection.unacked_budget_bytes = static_cast<size_t>(budget);
   config.connection.curve_server_key = server_key;
   config.connection.curve_public_key = public_key;
@@ -397,7 +413,7 @@ PyObject* Status(PyObject*, PyObject*) {
   const AgentStatus status = GetAgentStatus();
   const ReporterFigures& f = status.figures;
   return Py_BuildValue(
-      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N,s:N}", "running",
+      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N,s:N,s:s,s:K,s:K}", "running",
       status.running ? Py_True : Py_False, "state", status.state, "taken",
       (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
@@ -405,7 +421,9 @@ PyObject* Status(PyObject*, PyObject*) {
       f.last_pause_ms, "total_pause_ms", f.total_pause_ms, "last_encode_ms", f.last_encode_ms,
       "last_error", f.last_error.c_str(), "graph_requests", (unsigned long long)f.graph_requests,
       "graph_requests_delayed", (unsigned long long)f.graph_requests_delayed, "intervals_stretched",
-      (unsigned long long)f.stretched, "isolation", IsolationStatus(), "memory", MemoryStatus(f));
+      (unsigned long long)f.stretched, "isolation", IsolationStatus(), "memory", MemoryStatus(f),
+      "endpoint", f.endpoint.c_str(), "failovers", (unsigned long long)f.failovers, "resent",
+      (unsigned long long)f.resent);
 }
 
 PyObject* BeforeForkHook(PyObject*, PyObject*) {

@@ -7,7 +7,9 @@
 
 #include <zmq.h>
 #include <chrono>
+#include <stdexcept>
 
+#include "agent/endpoints.h"
 #include "agent/wake.h"
 #include "snapshot/clock.h"
 #include "snapshot/control.h"
@@ -29,6 +31,22 @@ Reporter::Reporter(ReporterConfig config, ReporterProgress progress, TakeFn take
       progress_(std::move(progress)) {
   figures_ = progress_.figures;
   figures_.connected = false;
+  endpoints_ = config_.endpoints.empty()
+                   ? std::vector<std::string>{config_.connection.endpoint}
+                   : RendezvousOrder(config_.endpoints, snapshot::AgentName(config_.identity));
+  figures_.endpoint = endpoints_[0];
+}
+
+snapshot::Result<std::unique_ptr<Connection>> Reporter::OpenCurrent() {
+  ConnectionOptions options = config_.connection;
+  options.endpoint = endpoints_[current_];
+  on_current_since_ = Clock::now();
+  refused_since_.reset();
+  {
+    std::lock_guard lock(figures_mutex_);
+    figures_.endpoint = options.endpoint;
+  }
+  return Connection::Open(options);
 }
 
 snapshot::Result<std::unique_ptr<Reporter>> Reporter::Start(ReporterConfig config,
@@ -38,7 +56,7 @@ snapshot::Result<std::unique_ptr<Reporter>> Reporter::Start(ReporterConfig confi
   std::unique_ptr<Reporter> r(
       new Reporter(std::move(config), std::move(progress), std::move(take), std::move(how.ready)));
   if (how.open_now) {
-    auto opened = Connection::Open(r->config_.connection);
+    auto opened = r->OpenCurrent();
     if (!opened) return std::unexpected(opened.error());
     r->connection_ = std::move(*opened);
   }
@@ -60,10 +78,19 @@ void Reporter::Join() {
   thread_.join();
 }
 
+void Reporter::WriteOffResend() {
+  if (resend_.empty()) return;
+  std::lock_guard lock(figures_mutex_);
+  figures_.dropped += resend_.size();
+  resend_.clear();
+  resend_bytes_ = 0;
+}
+
 ReporterProgress Reporter::Pause() {
   Join();
   if (connection_) connection_->Close(0);
   connection_.reset();
+  WriteOffResend();
   ReporterProgress progress = progress_;
   progress.figures = figures();
   progress.figures.connected = false;
@@ -72,6 +99,7 @@ ReporterProgress Reporter::Pause() {
 
 void Reporter::Stop() {
   Join();
+  WriteOffResend();  // Still waiting for a collector to take them: the instance ends.
   if (!connection_) return;
   if (figures().sent > 0) {
     snapshot::Goodbye goodbye;
@@ -115,9 +143,10 @@ void Reporter::CheckDelivery() {
   if (acked != acked_seen_) {
     acked_seen_ = acked;
     last_delivery_ = now;
+    refused_since_.reset();
     if (silence_noticed_) {
       silence_noticed_ = false;
-      Notice("snapshots are acknowledged by " + config_.connection.endpoint + " again");
+      Notice("snapshots are acknowledged by " + endpoints_[current_] + " again");
     }
     return;
   }
@@ -125,7 +154,7 @@ void Reporter::CheckDelivery() {
   silence_noticed_ = true;
   const ReporterFigures f = figures();
   const auto silent_s = std::chrono::duration_cast<std::chrono::seconds>(now - last_delivery_);
-  Notice("no snapshot acknowledged by a collector at " + config_.connection.endpoint + " for " +
+  Notice("no snapshot acknowledged by a collector at " + endpoints_[current_] + " for " +
          std::to_string(silent_s.count()) + " s; " + std::to_string(f.dropped) + " dropped so far" +
          (f.last_error.empty() ? "" : " (last: " + f.last_error + ")"));
 }
@@ -143,7 +172,7 @@ void Reporter::Run() {
     if (!WaitForProbation()) return;
     if (!connection_) {
       if ((ready_ && !ready_(stop_)) || stop_.load()) return;
-      auto opened = Connection::Open(config_.connection);
+      auto opened = OpenCurrent();
       if (!opened) {
         RecordError(opened.error().message);
         return;
@@ -198,6 +227,9 @@ void Reporter::Loop() {
     if (memory_source_) wake_at = std::min(wake_at, next_memory_check_);
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now());
     if (nitems == 1) wait = std::min(wait, std::chrono::milliseconds(100));  // No eventfd.
+    if (!resend_.empty() || endpoints_.size() > 1) {
+      wait = std::min(wait, std::chrono::milliseconds(100));  // Resending, or watching for stalls.
+    }
     if (zmq_poll(items, nitems, std::max<long>(0, wait.count())) < 0 && zmq_errno() == ETERM) break;
     const bool triggered = wake::TakeTrigger();
     if (stop_.load()) break;
@@ -208,6 +240,8 @@ void Reporter::Loop() {
       figures_.delivered = progress_.figures.delivered + connection_->acked();
     }
     CheckDelivery();
+    if (MaybeMove()) items[0].socket = connection_->socket_handle();
+    FlushResend();
     CheckMemory();
     if (stop_.load()) break;
     if (graph_due_ && Clock::now() >= *graph_due_) {
@@ -322,18 +356,104 @@ void Reporter::TakeOne(snapshot::Kind kind, bool values, uint32_t crossed_pct) {
     Drop(encoded.error().message);
     return;
   }
-  switch (connection_->Send(*encoded, seq)) {
+  SendOrQueue(std::move(*encoded), seq);
+}
+
+void Reporter::SendOrQueue(std::string encoded, uint64_t seq) {
+  if (!resend_.empty()) {  // Behind what waits to go again: the collector sees them in order.
+    resend_bytes_ += encoded.size();
+    resend_.emplace_back(seq, std::move(encoded));
+    while (resend_bytes_ > config_.connection.unacked_budget_bytes && resend_.size() > 1) {
+      resend_bytes_ -= resend_.front().second.size();
+      resend_.pop_front();
+      Drop("unacknowledged bytes over budget while moving to another collector", true);
+    }
+    std::lock_guard lock(figures_mutex_);
+    ++figures_.sent;
+    return;
+  }
+  switch (connection_->Send(std::move(encoded), seq)) {
     case Connection::Sent::kOverBudget:
       Drop("unacknowledged bytes over budget", true);
       return;
     case Connection::Sent::kNotConnected:
+      if (!refused_since_) refused_since_ = Clock::now();
+      if (endpoints_.size() > 1) {  // Kept for the next collector: MaybeMove will move.
+        resend_bytes_ += encoded.size();
+        resend_.emplace_back(seq, std::move(encoded));
+        std::lock_guard lock(figures_mutex_);
+        ++figures_.sent;
+        return;
+      }
       Drop("no collector connected (or its queue is full)", true);
       return;
     case Connection::Sent::kOk:
+      refused_since_.reset();
       break;
   }
   std::lock_guard lock(figures_mutex_);
   ++figures_.sent;
+}
+
+bool Reporter::MaybeMove() {
+  if (endpoints_.size() < 2) return false;
+  const auto now = Clock::now();
+  const auto failover = Seconds(config_.failover_s);
+  const auto oldest = connection_->oldest_unacked();
+  const bool stalled = (oldest && now - *oldest > failover) ||
+                       (!resend_.empty() && now - on_current_since_ > failover) ||
+                       (refused_since_ && now - *refused_since_ > failover);
+  const bool home_again = current_ != 0 && now - on_current_since_ > Seconds(config_.home_retry_s);
+  if (!stalled && !home_again) return false;
+  const std::string from = endpoints_[current_];
+  // What the old collector did not acknowledge goes first, then what already waited.
+  auto unacked = connection_->TakeUnacked();
+  for (auto it = unacked.rbegin(); it != unacked.rend(); ++it) {
+    resend_bytes_ += it->second.size();
+    resend_.emplace_front(it->first, std::move(it->second));
+  }
+  progress_.figures.delivered += connection_->acked();
+  connection_->Close(0);
+  connection_.reset();
+  acked_seen_ = 0;
+  current_ = stalled ? (current_ + 1) % endpoints_.size() : 0;
+  for (size_t tries = 0; !connection_ && tries < endpoints_.size(); ++tries) {
+    auto opened = OpenCurrent();
+    if (opened) {
+      connection_ = std::move(*opened);
+    } else {
+      RecordError(opened.error().message);
+      current_ = (current_ + 1) % endpoints_.size();
+    }
+  }
+  if (!connection_) throw std::runtime_error("no collector endpoint opens");
+  {
+    std::lock_guard lock(figures_mutex_);
+    ++figures_.failovers;
+  }
+  Notice((stalled ? "nothing acknowledged by " + from + " for " +
+                        std::to_string(static_cast<int>(config_.failover_s)) + " s: moving to "
+                  : "trying home again: moving from " + from + " to ") +
+         endpoints_[current_] + " (" + std::to_string(resend_.size()) +
+         " unacknowledged snapshots to send again)");
+  return true;
+}
+
+void Reporter::FlushResend() {
+  while (!resend_.empty()) {
+    auto& [seq, encoded] = resend_.front();
+    const size_t bytes = encoded.size();
+    const Connection::Sent sent = connection_->Send(std::move(encoded), seq);
+    if (sent == Connection::Sent::kNotConnected) return;  // Not connected yet: next turn.
+    resend_bytes_ -= bytes;
+    resend_.pop_front();
+    std::lock_guard lock(figures_mutex_);
+    if (sent == Connection::Sent::kOk) {
+      ++figures_.resent;
+    } else {
+      ++figures_.dropped;
+    }
+  }
 }
 
 }  // namespace tidemark::agent

@@ -20,12 +20,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "agent/connection.h"
 #include "agent/memory_limit.h"
@@ -41,6 +44,14 @@ inline constexpr char kReporterThreadName[] = "tidemark";
 
 struct ReporterConfig {
   ConnectionOptions connection;
+  // Several collectors (agent/endpoints.h), in any order: the reporter orders them by
+  // rendezvous hashing of `identity`, its home first. Empty: connection.endpoint alone. The
+  // agent moves to the next when what it sent waited failover_s unacknowledged (or no
+  // collector took a snapshot for that long), sending what was unacknowledged again, and tries
+  // its home again after home_retry_s elsewhere.
+  std::vector<std::string> endpoints;
+  double failover_s = 30;
+  double home_retry_s = 300;
   snapshot::Identity identity;          // pid and start time are the caller's.
   double interval_s = 60;               // Fractions allowed.
   int graph_every = 0;                  // Every Nth snapshot is a graph; 0 = summaries only.
@@ -88,6 +99,9 @@ struct ReporterFigures {
   uint64_t memory_graphs = 0;           // Snapshots taken for a crossed threshold: graphs...
   uint64_t memory_summaries = 0;        // ...and summaries (no room for a graph walk).
   uint32_t memory_crossed_pct = 0;      // The last threshold crossed.
+  std::string endpoint;                 // The collector in use.
+  uint64_t failovers = 0;               // Moves to another collector (home again included).
+  uint64_t resent = 0;                  // Unacknowledged snapshots sent again after a move.
 };
 
 // Where a run starts, and where the previous one ended.
@@ -166,6 +180,13 @@ class Reporter {
   // `collector_trouble`: dropped because no collector took it; the silence notice covers it.
   void Drop(std::string why, bool collector_trouble = false);
   void CheckDelivery();  // The silence notice, and the one when delivery resumes.
+  snapshot::Result<std::unique_ptr<Connection>> OpenCurrent();
+  // Moves to another collector when the one in use stalls, or home when it is time to try;
+  // true if the connection changed (its socket is new).
+  bool MaybeMove();
+  void SendOrQueue(std::string encoded, uint64_t seq);
+  void FlushResend();     // Sends what waits to be sent again, in order, while the socket takes it.
+  void WriteOffResend();  // The run ends with some still waiting: counted as dropped.
   void Notice(const std::string& what);
 
   const ReporterConfig config_;
@@ -188,6 +209,15 @@ class Reporter {
   Clock::time_point next_memory_check_;
   uint64_t last_objects_ = 0;  // The last walk's objects: what a graph walk would cost.
   bool drop_noticed_ = false;
+  // Reporter thread only: the collectors (home first), the one in use, since when, since when
+  // a snapshot found no collector (with nothing acknowledged since), and what waits to be sent
+  // again after a move (oldest first; bounded by the unacknowledged budget).
+  std::vector<std::string> endpoints_;
+  size_t current_ = 0;
+  Clock::time_point on_current_since_;
+  std::optional<Clock::time_point> refused_since_;
+  std::deque<std::pair<uint64_t, std::string>> resend_;
+  size_t resend_bytes_ = 0;
   mutable std::mutex figures_mutex_;
   ReporterFigures figures_;
   std::thread thread_;

@@ -267,7 +267,11 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
-    tcp://127.0.0.1:7878), TIDEMARK_SERVICE, TIDEMARK_INTERVAL (seconds, default 60),
+    tcp://127.0.0.1:7878; several, comma-separated, are collectors to fail over between: the
+    agent's home is chosen by rendezvous hashing of its instance, it moves to the next when
+    nothing is acknowledged for TIDEMARK_FAILOVER seconds (default 30), sending again what was
+    not acknowledged, and tries its home again after TIDEMARK_HOME_RETRY seconds (default 300)
+    elsewhere; status()["endpoint"] is the one in use), TIDEMARK_SERVICE, TIDEMARK_INTERVAL (seconds, default 60),
     TIDEMARK_GRAPH_EVERY, TIDEMARK_VALUES ("1": graphs carry short values, so analysis can name
     dict keys and attributes), TIDEMARK_LABELS ("env=prod,version=1.4"), TIDEMARK_SIGNAL (e.g.
     "USR1": that signal takes a snapshot now; off by default), TIDEMARK_CURVE_SERVER_KEY,
@@ -323,6 +327,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
                   sizers=sizers, graph_request_interval=settings["graph_request_interval"],
                   watch=settings["watch"], probation=float(_probation),
                   max_overhead=settings["max_overhead"], warn_after=settings["warn_after"],
+                  failover=settings["failover"], home_retry=settings["home_retry"],
                   **isolation_settings, **memory_settings)
 
 
@@ -365,7 +370,13 @@ def stop_sampling():
 
 
 def _check_endpoint(endpoint, name):
-    scheme, sep, rest = endpoint.partition("://")
+    """One ZeroMQ endpoint, or several separated by commas (collectors to fail over between)."""
+    parts = [p.strip() for p in endpoint.split(",") if p.strip()]
+    if len(parts) > 1:
+        for part in parts:
+            _check_endpoint(part, name)
+        return ",".join(parts)
+    scheme, sep, rest = endpoint.strip().partition("://")
     if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
         raise ValueError("%s=%r is not a ZeroMQ endpoint: expected tcp://HOST:PORT "
                          "(as in %s)" % (name, endpoint, DEFAULT_ENDPOINT))
@@ -425,7 +436,13 @@ def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
     if not float(warn_after) > 0:
         raise ValueError("warn_after (TIDEMARK_WARN_AFTER) must be a positive number of seconds, "
                          "not %r" % (warn_after,))
+    failover = _env_float("TIDEMARK_FAILOVER", 30.0)
+    home_retry = _env_float("TIDEMARK_HOME_RETRY", 300.0)
+    for variable, value in (("TIDEMARK_FAILOVER", failover), ("TIDEMARK_HOME_RETRY", home_retry)):
+        if not value > 0:
+            raise ValueError("%s must be a positive number of seconds, not %r" % (variable, value))
     return {"endpoint": endpoint, "interval": float(interval), "graph_every": int(graph_every),
+            "failover": failover, "home_retry": home_retry,
             "max_overhead": max_overhead, "warn_after": float(warn_after),
             "graph_request_interval": float(graph_request_interval),
             "signal": _signal_number(signal), "watch": watch, "labels": _labels(labels)}

@@ -102,14 +102,23 @@ class Tidemarkd(object):
         self.endpoint = "tcp://127.0.0.1:%d" % free_port()
         self.http_port = free_port()
         self.store = os.path.join(self.dir, "store")
-        config = os.path.join(self.dir, "tidemarkd.toml")
-        with open(config, "w") as f:
+        self.config = os.path.join(self.dir, "tidemarkd.toml")
+        with open(self.config, "w") as f:
             f.write('[collector]\nendpoint = "%s"\n[http]\nlisten = "127.0.0.1:%d"\n'
                     '[store]\ndir = "%s"\n' % (self.endpoint, self.http_port, self.store))
         self.log = open(os.path.join(self.dir, "log"), "w+")
-        self.proc = subprocess.Popen([os.environ["TIDEMARKD"], "--config", config],
+        self.restart()
+
+    def restart(self):
+        """Starts it (again: same ports, same store) and waits until it serves."""
+        self.proc = subprocess.Popen([os.environ["TIDEMARKD"], "--config", self.config],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: self.metrics() is not None or self._exited(), 30, "tidemarkd to serve")
+
+    def kill(self):
+        """kill -9: nothing is flushed or said goodbye to."""
+        self.proc.kill()
+        self.proc.wait()
 
     def _exited(self):
         if self.proc.poll() is not None:
