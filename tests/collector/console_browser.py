@@ -25,7 +25,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from test_collector import Daemon, wait_for
-from test_pipeline import APP, FAST_RULE, RUNNER
+from test_pipeline import APP, FAST_RULE, INVESTIGATE_FAST, RUNNER
 
 APP_PYTHON = os.environ["TIDEMARK_APP_PYTHON"]
 SCREENSHOTS = os.environ.get("TIDEMARK_SCREENSHOTS") or tempfile.gettempdir()
@@ -44,17 +44,10 @@ class ConsoleInABrowser(unittest.TestCase):
         with open(os.path.join(cls.workdir, "leakyapp.py"), "w") as f:
             f.write(APP)
         cls.daemon = Daemon(cls.workdir)
-        cls.daemon.write_config(FAST_RULE + """
+        cls.daemon.write_config(FAST_RULE + INVESTIGATE_FAST + """
         [http]
         listen = "127.0.0.1:%d"
         token_file = "%s"
-        [native]
-        enabled = false
-        window = "8s"
-        [investigate]
-        gap = "1s"
-        min_interval = "1m"
-        wait = "15s"
         """ % (cls.daemon.http_port, token_file))
         cls.daemon.start()
         env = dict(os.environ, PYTHONPATH=cls.workdir + os.pathsep + os.environ.get("PYTHONPATH", ""),

@@ -116,6 +116,17 @@ FAST_RULE = """
         cooldown = "1m"
 """
 
+# Graphs asked a second apart, no native alerts: what the leak-diagnosis tests share.
+INVESTIGATE_FAST = """
+        [native]
+        enabled = false
+        window = "8s"
+        [investigate]
+        gap = "1s"
+        min_interval = "1m"
+        wait = "15s"
+"""
+
 RUNNER = "import sys, leakyapp; leakyapp.main(sys.argv[1], sys.argv[2], float(sys.argv[3]))"
 
 
@@ -239,14 +250,7 @@ class PipelineTest(unittest.TestCase):
         webhook receiver: what the leak-diagnosis tests share."""
         receiver = Receiver()
         self.cleanup.append(receiver.close)
-        daemon = self.daemon(FAST_RULE + """
-        [native]
-        enabled = false
-        window = "8s"
-        [investigate]
-        gap = "1s"
-        min_interval = "1m"
-        wait = "15s"
+        daemon = self.daemon(FAST_RULE + INVESTIGATE_FAST + """
         [[hooks]]
         name = "receiver"
         kind = "webhook"
