@@ -85,6 +85,19 @@ bool IsCount(const std::string& text) {
   return std::stoll(text) > 0;
 }
 
+// "a, b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> SplitList(const std::string& list) {
+  std::vector<std::string> out;
+  std::istringstream parts(list);
+  std::string part;
+  while (std::getline(parts, part, ',')) {
+    part.erase(0, part.find_first_not_of(" \t"));
+    part.erase(part.find_last_not_of(" \t") + 1);
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
 // Where the verb reads the store: --collector URL (or $TIDEMARK_COLLECTOR, unless --store is
 // given) through the query API, else the directory ChooseStore finds.
 int ChooseSource(const VerbSpec& verb, Flags& flags, std::ostream& err) {
@@ -97,11 +110,20 @@ int ChooseSource(const VerbSpec& verb, Flags& flags, std::ostream& err) {
     collector = env;
   }
   if (collector) {
-    auto fs = OpenRemoteFileSystem(*collector);
-    if (!fs) return Refuse(verb, err, fs.error().message);
-    flags.remote = std::move(*fs);
+    for (const std::string& url : SplitList(*collector)) {
+      auto fs = OpenRemoteFileSystem(url);
+      if (!fs) return Refuse(verb, err, fs.error().message);
+      flags.collectors.push_back({RemoteStoreRoot(url), std::move(*fs)});
+    }
+    if (flags.collectors.empty()) return Refuse(verb, err, "--collector names no collector");
+    if (flags.collectors.size() > 1 && !verb.merges) {
+      return Refuse(verb, err,
+                    "reads one collector; ls, growth and alerts merge several (--collector "
+                    "URL1,URL2)");
+    }
+    flags.remote = flags.collectors.front().fs;
     flags.fs = flags.remote.get();
-    flags.store_dir = RemoteStoreRoot(*collector);
+    flags.store_dir = flags.collectors.size() == 1 ? flags.collectors.front().dir : *collector;
     flags.store_source = flags.has("--collector") ? "--collector" : "TIDEMARK_COLLECTOR";
     return 0;
   }

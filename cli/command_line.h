@@ -43,6 +43,7 @@ struct VerbSpec {
   std::vector<OptionSpec> options;
   Runner run;
   bool reads_store = false;  // Works on the store only (ls, alerts...), not on snapshots.
+  bool merges = false;       // Reads several collectors at once, merged (cli/merged.h).
 };
 
 // The --store option, and the options every verb that loads a graph takes.

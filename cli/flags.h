@@ -15,6 +15,12 @@
 
 namespace tidemark::cli {
 
+// A store a verb reads: a directory, or a collector's URL with the file system that reads it.
+struct Source {
+  std::string dir;
+  std::shared_ptr<store::FileSystem> fs;
+};
+
 struct Flags {
   bool json = false;
   bool all = false;
@@ -24,6 +30,9 @@ struct Flags {
   // (--collector; `remote` owns it).
   store::FileSystem* fs = &store::FileSystem::Default();
   std::shared_ptr<store::FileSystem> remote;
+  // --collector URL1,URL2,...: every collector's store (ls, growth and alerts merge them,
+  // cli/merged.h); store_dir and fs are the first's.
+  std::vector<Source> collectors;
   int64_t now_ns = 0;  // The wall clock, read once by Main: "-1h" and windows count from it.
   std::map<std::string, std::vector<std::string>> values;  // "--depth" -> {"12"}; repeatable.
   std::vector<std::string> positional;

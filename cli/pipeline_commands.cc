@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "cli/merged.h"
 #include "cli/output.h"
 #include "config/config.h"
 #include "diff/detector.h"
@@ -69,6 +70,17 @@ json GrowthJson(const Row& r) {
 }
 
 // tidemark growth [--service S] [--agent KEY] [--window 1h|last] [--top N] [--all] [--json]
+// One store's agents and series points since `since`.
+snapshot::Result<MergedSeries> ReadGrowthInputs(const std::string& dir, store::FileSystem& fs,
+                                                int64_t since) {
+  MergedSeries in;
+  auto agents = store::ReadAgents(dir, fs);
+  if (!agents) return std::unexpected(agents.error());
+  auto points = store::ReadSeries(dir, std::nullopt, since, fs);
+  if (!points) return std::unexpected(points.error());
+  return MergedSeries{std::move(*agents), std::move(*points)};
+}
+
 }  // namespace
 
 int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
@@ -89,11 +101,16 @@ int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   }
   const std::string service = flags.value("--service").value_or("");
   const std::string agent_filter = flags.value("--agent").value_or("");
-  auto agents = store::ReadAgents(flags.store_dir, *flags.fs);
-  if (!agents) {
-    err << "tidemark growth: " << agents.error().message << "\n";
+  // The window, plus a little so its first point is in; "last" needs the newest two only.
+  const int64_t since = window_ns == 0 ? INT64_MIN : now - window_ns - window_ns / 10;
+  auto inputs = flags.collectors.size() > 1 ? ReadMergedSeries(flags.collectors, since)
+                                            : ReadGrowthInputs(flags.store_dir, *flags.fs, since);
+  if (!inputs) {
+    err << "tidemark growth: " << inputs.error().message << "\n";
     return 1;
   }
+  const std::map<uint32_t, store::AgentRecord>* agents = &inputs->agents;
+  const std::vector<store::SeriesPoint>* points = &inputs->points;
   // A service or an agent nobody reported as is a mistake, not an empty result.
   const auto matches = [&](uint32_t id, const snapshot::Identity& who) {
     const std::string full = snapshot::AgentName(who);
@@ -108,13 +125,6 @@ int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
         << (service.empty() ? "" : " of service '" + service + "'") << " in the store "
         << flags.store_dir << " (tidemark ls lists them; --agent takes an id, SERVICE/HOST/PID "
         << "or SERVICE/HOST/PID@START)\n";
-    return 1;
-  }
-  // The window, plus a little so its first point is in; "last" needs the newest two only.
-  const int64_t since = window_ns == 0 ? INT64_MIN : now - window_ns - window_ns / 10;
-  auto points = store::ReadSeries(flags.store_dir, std::nullopt, since, *flags.fs);
-  if (!points) {
-    err << "tidemark growth: " << points.error().message << "\n";
     return 1;
   }
   // Per agent: the series of each type, absent types as zero.
@@ -244,16 +254,24 @@ void PrintAlert(const diff::Alert& a, const Flags& flags, std::ostream& out) {
   out << "\n";
 }
 
+// One store's alert journal, replayed.
+snapshot::Result<diff::AlertLog> ReadAlerts(const std::string& dir, store::FileSystem& fs) {
+  auto records = store::ReadJournal(dir + "/alerts.jnl", "TDMA", fs);
+  if (!records) return std::unexpected(records.error());
+  return diff::ReplayAlertRecords(*records);
+}
+
 // tidemark alerts [--all] [--json]
 }  // namespace
 
 int AlertsCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
-  auto records = store::ReadJournal(flags.store_dir + "/alerts.jnl", "TDMA", *flags.fs);
-  if (!records) {
-    err << "tidemark alerts: " << records.error().message << "\n";
+  auto read = flags.collectors.size() > 1 ? ReadMergedAlerts(flags.collectors)
+                                          : ReadAlerts(flags.store_dir, *flags.fs);
+  if (!read) {
+    err << "tidemark alerts: " << read.error().message << "\n";
     return 1;
   }
-  const diff::AlertLog log = diff::ReplayAlertRecords(*records);
+  const diff::AlertLog& log = *read;
   if (flags.json) {
     json j = {{"firing", json::array()}, {"resolved", json::array()}};
     for (const auto& a : log.active) j["firing"].push_back(diff::ToJson(a));

@@ -1,5 +1,7 @@
 #include "cli/stored.h"
 
+#include "cli/merged.h"
+
 #include <unistd.h>
 #include <zmq.h>
 
@@ -156,7 +158,8 @@ std::string NewestGraphHint(const std::string& arg, const Flags& flags) {
 int ListStore(const Flags& flags, std::ostream& out, std::ostream& err) {
   const std::string& dir = flags.store_dir;
   const bool all = flags.all, json = flags.json;
-  auto catalog = OpenCatalog(dir, *flags.fs);
+  auto catalog = flags.collectors.size() > 1 ? ReadMergedCatalog(flags.collectors)
+                                             : OpenCatalog(dir, *flags.fs);
   if (!catalog) {
     err << "tidemark ls: " << catalog.error().message << "\n";
     return 1;

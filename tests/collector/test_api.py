@@ -31,6 +31,7 @@ tidemark.start(endpoint=sys.argv[1], service=sys.argv[2], interval=0.1, graph_ev
 deadline = time.monotonic() + 30
 while tidemark.status()["delivered"] < 8 and time.monotonic() < deadline:
     WIDGETS.append(Widget())
+    WIDGETS[-1].payload = bytes(4096)  # Live bytes enough for sampled sites (2 KiB mean).
     time.sleep(0.02)
 tidemark.stop()
 print(len(WIDGETS))
@@ -71,7 +72,7 @@ class ApiTest(unittest.TestCase):
         base = os.environ.get("TIDEMARK_TMP") or tempfile.gettempdir()
         cls.workdir = tempfile.mkdtemp(prefix="api-", dir=base)
         cls.daemon = Daemon(cls.workdir).start()
-        for service, sampling in (("shop", "16KiB"), ("search", "0")):
+        for service, sampling in (("shop", "2KiB"), ("search", "0")):
             out = subprocess.run([sys.executable, "-c", textwrap.dedent(AGENT),
                                   cls.daemon.endpoint, service],
                                  capture_output=True, text=True, timeout=90,
@@ -438,6 +439,75 @@ class CliThroughTheApi(unittest.TestCase):
         self.assertEqual(status, 200)
         with open(os.path.join(self.daemon.store, "agents.log"), "rb") as f:
             self.assertEqual(body, f.read())
+
+
+MOVING_AGENT = """
+import sys, time, tidemark
+class Widget(object):
+    pass
+WIDGETS = []
+tidemark.start(endpoint=sys.argv[1], service="moving", interval=0.1, max_overhead=0)
+while not sys.stdin.readline().startswith("stop"):
+    WIDGETS.extend(Widget() for _ in range(100))
+tidemark.stop()
+"""
+
+
+class CliAcrossCollectors(unittest.TestCase):
+    """`tidemark ls|growth|alerts --collector URL1,URL2` merges the collectors' stores: an agent
+    that moved from one to the other is one agent with all its snapshots."""
+
+    def test_an_agent_that_moved_is_one_agent_with_every_snapshot(self):
+        base = os.environ.get("TIDEMARK_TMP") or tempfile.gettempdir()
+        daemons = []
+        for name in ("one", "two"):
+            workdir = tempfile.mkdtemp(prefix="api-%s-" % name, dir=base)
+            self.addCleanup(shutil.rmtree, workdir, True)
+            daemon = Daemon(workdir).start()
+            self.addCleanup(lambda d=daemon: d.proc.poll() is None and d.stop())
+            daemons.append(daemon)
+        agent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(MOVING_AGENT),
+                                  ",".join(d.endpoint for d in daemons)],
+                                 stdin=subprocess.PIPE, text=True,
+                                 env=dict(os.environ, TIDEMARK_FAILOVER="1"))
+        self.addCleanup(lambda: agent.poll() is None and (agent.kill(), agent.wait()))
+
+        def stored(daemon):
+            out = subprocess.run([os.environ["TIDEMARK_CLI"], "ls", "--json", "--all", "--store",
+                                  daemon.store], capture_output=True, text=True, timeout=60)
+            if out.returncode != 0:
+                return set()
+            return {s["seq"] for svc in json.loads(out.stdout)["services"]
+                    for a in svc["agents"] for s in a["snapshots"]}
+        wait_for(lambda: any(len(stored(d)) >= 5 for d in daemons), 60, "the agent's home")
+        home = max(daemons, key=lambda d: len(stored(d)))
+        away = daemons[1] if home is daemons[0] else daemons[0]
+        home.stop()
+        wait_for(lambda: len(stored(away)) >= 5, 60, "the agent on the other collector")
+        home.start()
+        agent.stdin.write("stop\n")
+        agent.stdin.close()
+        self.assertEqual(agent.wait(timeout=60), 0)
+        urls = ",".join("http://127.0.0.1:%d" % d.http_port for d in daemons)
+        merged = json.loads(self.run_cli(["ls", "--json", "--all", "--collector", urls]).stdout)
+        agents = [a for svc in merged["services"] for a in svc["agents"]]
+        self.assertEqual(len(agents), 1, merged)
+        seqs = sorted(s["seq"] for s in agents[0]["snapshots"])
+        self.assertEqual(seqs, sorted(stored(home) | stored(away)))
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
+        growth = self.run_cli(["growth", "--json", "--window", "1h", "--collector", urls])
+        self.assertEqual(growth.returncode, 0, growth.stderr)
+        self.assertEqual([(s["service"], s["agents"]) for s in json.loads(growth.stdout)],
+                         [("moving", 1)])
+        alerts = self.run_cli(["alerts", "--collector", urls])
+        self.assertEqual((alerts.returncode, alerts.stdout), (0, "no alert is firing\n"))
+        one = self.run_cli(["summary", "moving:last", "--collector", urls])
+        self.assertEqual(one.returncode, 2)
+        self.assertIn("ls, growth and alerts merge several", one.stderr)
+
+    def run_cli(self, args):
+        return subprocess.run([os.environ["TIDEMARK_CLI"]] + args, capture_output=True, text=True,
+                              timeout=120)
 
 
 if __name__ == "__main__":
