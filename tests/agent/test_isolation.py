@@ -136,6 +136,12 @@ class TheHostSeesOnlyItsOwnChildren(unittest.TestCase):
                     "tidemark.start(%r, service='host', interval=0.05, isolation='fork',\n"
                     "               child_timeout=2)  # A child stuck on a lock fails.\n"
                     "SECONDS = %r\n" % (collector.endpoint, seconds) + body + "\n"
+                    # Each fork pauses the agent and reconnects it: on a loaded machine a
+                    # connection may not complete between two forks. Once the program stops
+                    # forking, the agent delivers.
+                    "settle = time.monotonic() + 60\n"
+                    "while tidemark.status()['delivered'] < 1 and time.monotonic() < settle:\n"
+                    "    time.sleep(0.05)\n"
                     "s = tidemark.status()\n"
                     "tidemark.stop()\n"
                     "print(json.dumps({'result': result, 'isolation': s['isolation'],\n"
