@@ -39,14 +39,22 @@ Options Parse(int argc, char** argv) {
       if (i + 1 >= argc) Die(a + " needs a value");
       return std::atof(argv[++i]);
     };
-    if (a == "--agents") o.agents = static_cast<int>(value());
-    else if (a == "--types") o.types = static_cast<int>(value());
-    else if (a == "--services") o.services = static_cast<int>(value());
-    else if (a == "--hours") o.hours = value();
-    else if (a == "--interval") o.interval_s = value();
-    else if (!a.empty() && a[0] != '-' && o.dir.empty()) o.dir = a;
-    else Die("unknown argument " + a + " (make_store DIR [--agents N] [--types N] [--hours H] "
-             "[--interval S] [--services N])");
+    if (a == "--agents")
+      o.agents = static_cast<int>(value());
+    else if (a == "--types")
+      o.types = static_cast<int>(value());
+    else if (a == "--services")
+      o.services = static_cast<int>(value());
+    else if (a == "--hours")
+      o.hours = value();
+    else if (a == "--interval")
+      o.interval_s = value();
+    else if (!a.empty() && a[0] != '-' && o.dir.empty())
+      o.dir = a;
+    else
+      Die("unknown argument " + a +
+          " (make_store DIR [--agents N] [--types N] [--hours H] "
+          "[--interval S] [--services N])");
   }
   if (o.dir.empty()) Die("name the store directory");
   if (o.agents < 1 || o.types < 1 || o.services < 1 || o.hours <= 0 || o.interval_s <= 0) {
@@ -79,7 +87,10 @@ int main(int argc, char** argv) {
     const int64_t t = first + step * step_ns;
     for (int a = 0; a < o.agents; ++a) {
       s.header.identity = {"service-" + std::to_string(a % o.services),
-                           "host-" + std::to_string(a / o.services), 1000 + a, first, {}};
+                           "host-" + std::to_string(a / o.services),
+                           1000 + a,
+                           first,
+                           {}};
       s.header.seq = static_cast<uint64_t>(step + 1);
       s.header.timestamp_ns = t;
       uint64_t heap = 0;
@@ -108,8 +119,8 @@ int main(int argc, char** argv) {
     }
   }
   st.Flush();
-  std::fprintf(stderr, "\nmake_store: %llu summaries of %d types from %d agents over %.1f h in %s\n",
-               static_cast<unsigned long long>(written), o.types, o.agents, o.hours,
-               o.dir.c_str());
+  std::fprintf(stderr,
+               "\nmake_store: %llu summaries of %d types from %d agents over %.1f h in %s\n",
+               static_cast<unsigned long long>(written), o.types, o.agents, o.hours, o.dir.c_str());
   return 0;
 }

@@ -12,7 +12,7 @@ TEST(BearerAuth, OnlyTheExactTokenWithTheBearerSchemeIsAllowed) {
   ASSERT_TRUE(auth.Enabled());
   EXPECT_TRUE(auth.Allows("Bearer s3cret-token-0123456789"));
   EXPECT_TRUE(auth.Allows("bearer s3cret-token-0123456789"));  // The scheme's case is free.
-  EXPECT_FALSE(auth.Allows("Bearer s3cret-token-012345678"));   // One character short.
+  EXPECT_FALSE(auth.Allows("Bearer s3cret-token-012345678"));  // One character short.
   EXPECT_FALSE(auth.Allows("Bearer s3cret-token-01234567890"));
   EXPECT_FALSE(auth.Allows("Bearer S3CRET-TOKEN-0123456789"));  // The token's case is not.
   EXPECT_FALSE(auth.Allows("Basic s3cret-token-0123456789"));

@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <sys/stat.h>
+#include <algorithm>
 
 #include <fstream>
 #include <set>
@@ -314,8 +314,7 @@ TEST(Config, ListeningOffLoopbackNeedsATokenFile) {
   const std::string path = std::string(TEST_TMPDIR) + "/token";
   std::ofstream(path) << "  0123456789abcdefXYZ \n";
   ::chmod(path.c_str(), 0600);
-  auto parsed =
-      Parse("[http]\nlisten = \"0.0.0.0:7879\"\ntoken_file = \"" + path + "\"\n", "t");
+  auto parsed = Parse("[http]\nlisten = \"0.0.0.0:7879\"\ntoken_file = \"" + path + "\"\n", "t");
   ASSERT_TRUE(parsed) << parsed.error().message;
   EXPECT_EQ(parsed->http_token, "0123456789abcdefXYZ");
 }
