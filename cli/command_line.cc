@@ -121,8 +121,7 @@ int ChooseSource(const VerbSpec& verb, Flags& flags, std::ostream& err) {
                     "reads one collector; ls, growth and alerts merge several (--collector "
                     "URL1,URL2)");
     }
-    flags.remote = flags.collectors.front().fs;
-    flags.fs = flags.remote.get();
+    flags.fs = flags.collectors.front().fs.get();
     flags.store_dir = flags.collectors.size() == 1 ? flags.collectors.front().dir : *collector;
     flags.store_source = flags.has("--collector") ? "--collector" : "TIDEMARK_COLLECTOR";
     return 0;

@@ -370,7 +370,7 @@ bool StoreMissing(const VerbSpec& verb, const Flags& flags, std::ostream& err) {
   const bool needed =
       verb.reads_store || std::any_of(flags.positional.begin(), flags.positional.end(),
                                       [](const std::string& a) { return IsStoredReference(a); });
-  if (!needed || flags.remote || IsStore(flags.store_dir)) return false;
+  if (!needed || !flags.collectors.empty() || IsStore(flags.store_dir)) return false;
   err << "tidemark " << verb.name << ": no tidemark store at " << flags.store_dir << " ("
       << flags.store_source << "); name one with --store DIR or TIDEMARK_STORE\n";
   return true;

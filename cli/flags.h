@@ -26,12 +26,10 @@ struct Flags {
   bool all = false;
   std::string store_dir;     // Where the store was found, or the first place looked.
   std::string store_source;  // How store_dir was chosen: "--store", "TIDEMARK_STORE", ...
-  // The store's files: the local file system, or the collector's over its query API
-  // (--collector; `remote` owns it).
+  // The store's files: the local file system, or the first collector's over its query API.
   store::FileSystem* fs = &store::FileSystem::Default();
-  std::shared_ptr<store::FileSystem> remote;
   // --collector URL1,URL2,...: every collector's store (ls, growth and alerts merge them,
-  // cli/merged.h); store_dir and fs are the first's.
+  // cli/merged.h); store_dir and fs are the first's. Empty for a local store.
   std::vector<Source> collectors;
   int64_t now_ns = 0;  // The wall clock, read once by Main: "-1h" and windows count from it.
   std::map<std::string, std::vector<std::string>> values;  // "--depth" -> {"12"}; repeatable.

@@ -107,6 +107,7 @@ HttpResponse Api::Answer(const std::string& path, const std::string& query) cons
     std::string known;
     for (const auto& [n, q] : Routes())
       known += (known.empty() ? "" : ", ") + std::string(kPrefix) + n;
+    for (const auto& [n, q] : RawRoutes()) known += ", " + std::string(kPrefix) + n;
     return Error({404, "no endpoint " + path + " (endpoints: " + known + ")", ""});
   }
   auto params = QueryParams::Parse(query);
