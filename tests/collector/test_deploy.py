@@ -43,7 +43,7 @@ def read(path):
 
 
 def dashboard_exprs():
-    return [t["expr"] for p in json.load(open(DASHBOARD))["panels"] for t in p["targets"]]
+    return [t["expr"] for p in json.loads(read(DASHBOARD))["panels"] for t in p["targets"]]
 
 
 def recorded_names():
