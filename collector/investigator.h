@@ -78,6 +78,7 @@ class Investigator {
   bool HoldFiring(const diff::Alert& alert);
   // Its firing notification went out.
   void Notified(const std::string& alert_id) { notified_.insert(alert_id); }
+  bool WasNotified(const std::string& alert_id) const { return notified_.count(alert_id) > 0; }
   // Resolved: forgotten. True if its firing had been notified.
   bool Resolved(const std::string& alert_id);
   // Investigations of alerts no longer active are dropped.

@@ -21,6 +21,9 @@
 #include <chrono>
 #include <optional>
 
+#include "diff/json.h"
+#include "snapshot/clock.h"
+
 extern char** environ;
 
 namespace tidemark::collector {
@@ -232,7 +235,7 @@ json Notification::Document() const {
   return {{"version", 1}, {"kind", kind}, {"event", event}, {kind, payload}};
 }
 
-json AlertmanagerAlert(const json& alert, const std::string& event) {
+json AlertmanagerAlert(const json& alert, const std::string& event, int64_t valid_until_ns) {
   json labels = json::object();
   // The agents' own labels first, so ours win on a clash.
   const json agent_labels = alert.value("labels", json::object());
@@ -268,7 +271,11 @@ json AlertmanagerAlert(const json& alert, const std::string& event) {
   }
   json out = {
       {"labels", labels}, {"annotations", annotations}, {"startsAt", alert.value("since", "")}};
-  if (event == "resolved" && alert.contains("resolved")) out["endsAt"] = alert["resolved"];
+  if (event == "resolved") {
+    if (alert.contains("resolved")) out["endsAt"] = alert["resolved"];
+  } else {
+    out["endsAt"] = diff::Rfc3339(valid_until_ns);
+  }
   return out;
 }
 
@@ -281,7 +288,14 @@ snapshot::Result<void> Deliver(const config::HookConfig& hook, const Notificatio
     case config::HookKind::kAlertmanager: {
       std::string base = hook.url;
       while (!base.empty() && base.back() == '/') base.pop_back();
-      const json body = json::array({AlertmanagerAlert(n.payload, n.event)});
+      const int64_t until = snapshot::WallNowNs() + hook.alert_ttl_ms * 1'000'000;
+      json body = json::array();
+      if (n.event == "refresh") {
+        for (const json& alert : n.payload)
+          body.push_back(AlertmanagerAlert(alert, "firing", until));
+      } else {
+        body.push_back(AlertmanagerAlert(n.payload, n.event, until));
+      }
       error = HttpPost(hook, base + "/api/v2/alerts", body.dump());
       break;
     }
@@ -306,6 +320,7 @@ struct Notifier::Hook {
   mutable std::mutex mutex;
   std::condition_variable wake;
   std::deque<Item> queue;
+  std::chrono::steady_clock::time_point next_refresh{};
   bool stopping = false;
   HookStats stats;
   std::thread thread;
@@ -338,6 +353,8 @@ void Notifier::Notify(const Notification& n) {
     if (n.kind == "report") {
       wanted = std::find(n.hooks.begin(), n.hooks.end(), c.name) != n.hooks.end() &&
                c.kind != config::HookKind::kAlertmanager;
+    } else if (n.event == "refresh") {
+      wanted = false;  // Refresh() only.
     } else {
       wanted = c.alerts && (n.event != "resolved" || c.send_resolved);
     }
@@ -348,6 +365,26 @@ void Notifier::Notify(const Notification& n) {
       ++hook->stats.dropped;
     }
     hook->queue.push_back({n, 0, std::chrono::steady_clock::now()});
+    hook->wake.notify_all();
+  }
+}
+
+void Notifier::Refresh(const json& firing) {
+  if (firing.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& hook : hooks_) {
+    const config::HookConfig& c = hook->config;
+    if (c.kind != config::HookKind::kAlertmanager || !c.alerts) continue;
+    std::lock_guard lock(hook->mutex);
+    if (now < hook->next_refresh) continue;
+    hook->next_refresh = now + std::chrono::milliseconds(c.resend_interval_ms);
+    std::erase_if(hook->queue,
+                  [](const Hook::Item& i) { return i.notification.event == "refresh"; });
+    if (hook->queue.size() >= kMaxQueued) {
+      hook->queue.pop_front();
+      ++hook->stats.dropped;
+    }
+    hook->queue.push_back({{"alert", "refresh", firing, {}}, 0, now});
     hook->wake.notify_all();
   }
 }

@@ -8,7 +8,10 @@
 // What a hook receives (docs/alerts.md documents every field):
 //   webhook      POST url, Content-Type application/json, the document below
 //   alertmanager POST <url>/api/v2/alerts, a JSON array of one Alertmanager v2 alert
-//                (reports are not sent to Alertmanager: it has no place for them)
+//                (reports are not sent to Alertmanager: it has no place for them); a firing
+//                alert is valid for the hook's alert_ttl (endsAt), and Refresh() posts every
+//                firing alert again each resend_interval, as Prometheus does: Alertmanager
+//                keeps a live alert firing, and lets one that no collector speaks for expire
 //   command      the document on stdin; a non-zero exit or the timeout is a failed attempt
 //   log          the document on one log line
 // The document: {"version": 1, "kind": "alert"|"report", "event": "firing"|"resolved"|"report",
@@ -35,8 +38,8 @@ namespace tidemark::collector {
 
 struct Notification {
   std::string kind;                // "alert" or "report".
-  std::string event;               // "firing", "resolved" or "report".
-  nlohmann::json payload;          // diff::ToJson of the alert or report.
+  std::string event;               // "firing", "updated", "resolved", "report" or "refresh".
+  nlohmann::json payload;          // diff::ToJson of the alert or report (refresh: an array).
   std::vector<std::string> hooks;  // Reports: these hooks only. Alerts: every hook taking them.
 
   nlohmann::json Document() const;
@@ -59,6 +62,9 @@ class Notifier {
   Notifier& operator=(const Notifier&) = delete;
 
   void Notify(const Notification& notification);
+  // The firing alerts (diff::ToJson each), for Alertmanager hooks whose resend_interval has
+  // passed since their last refresh: one POST of them all, replacing a refresh still queued.
+  void Refresh(const nlohmann::json& firing);
   std::vector<HookStats> stats() const;
 
  private:
@@ -72,7 +78,9 @@ class Notifier {
 // name resolution).
 snapshot::Result<void> Deliver(const config::HookConfig& hook, const Notification& notification);
 
-// The Alertmanager v2 form of an alert (diff::ToJson's form in, one element of the array out).
-nlohmann::json AlertmanagerAlert(const nlohmann::json& alert, const std::string& event);
+// The Alertmanager v2 form of an alert (diff::ToJson's form in, one element of the array out);
+// a firing one ends at valid_until_ns unless posted again.
+nlohmann::json AlertmanagerAlert(const nlohmann::json& alert, const std::string& event,
+                                 int64_t valid_until_ns);
 
 }  // namespace tidemark::collector

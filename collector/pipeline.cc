@@ -272,20 +272,29 @@ void Pipeline::Detect(int64_t now) {
   const auto start = std::chrono::steady_clock::now();
   diff::DetectorPass pass;
   std::set<std::string> active;
+  std::vector<diff::Alert> firing;
   bool investigate;
   std::string view;
   {
     std::lock_guard lock(state_mutex_);
     pass = detector_.Evaluate(rolling_, now);
     for (const std::string& key : pass.forget) rolling_.Forget(key);
-    for (const auto& [id, alert] : detector_.active()) active.insert(id);
+    for (const auto& [id, alert] : detector_.active()) {
+      active.insert(id);
+      if (alert.state == diff::AlertState::kFiring) firing.push_back(alert);
+    }
     investigate = config_.investigate.enabled;
     view = RenderGrowthGauges(rolling_, detector_.active(), config_);
   }
+  nlohmann::json notified = nlohmann::json::array();
   {
     std::lock_guard lock(work_mutex_);
     investigator_.Retain(active);
+    for (const diff::Alert& alert : firing) {
+      if (investigator_.WasNotified(alert.id)) notified.push_back(diff::ToJson(alert));
+    }
   }
+  notifier_.Refresh(notified);  // Alertmanager: what is still firing, before this pass's news.
   for (const diff::AlertEvent& e : pass.events) {
     const diff::Alert& alert = e.alert;
     switch (e.what) {

@@ -526,6 +526,8 @@ const std::map<std::string, Key>& Keys() {
       {"hooks.headers", {SetHeaders, ShowHeaders}},
       {"hooks.ca_file", String(FIELD(hooks.back().ca_file), nullptr)},
       {"hooks.tls_verify", Bool(FIELD(hooks.back().tls_verify))},
+      {"hooks.resend_interval", Duration(FIELD(hooks.back().resend_interval_ms))},
+      {"hooks.alert_ttl", Duration(FIELD(hooks.back().alert_ttl_ms))},
       // [[schedules]]
       {"schedules.name", String(FIELD(schedules.back().name), CheckName)},
       {"schedules.every", {Duration(FIELD(schedules.back().every_ms)).set, ShowEvery}},
@@ -577,6 +579,9 @@ std::string CheckElement(const std::string& path, const Config& c) {
     const bool http = h.kind == HookKind::kWebhook || h.kind == HookKind::kAlertmanager;
     if (http && h.url.empty())
       return "hook '" + h.name + "': kind " + HookKindName(h.kind) + " needs url";
+    if (h.resend_interval_ms < 1000 || h.alert_ttl_ms <= h.resend_interval_ms) {
+      return "hook '" + h.name + "': resend_interval must be at least 1s and alert_ttl longer";
+    }
     if (h.kind == HookKind::kCommand && h.command.empty()) {
       return "hook '" + h.name + "': kind command needs command = [\"program\", \"arg\", ...]";
     }

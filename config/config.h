@@ -97,6 +97,10 @@ struct HookConfig {
   std::vector<std::pair<std::string, std::string>> headers;  // Extra HTTP headers (auth).
   std::string ca_file;  // https: CA bundle; "" uses the system's.
   bool tls_verify = true;
+  // alertmanager: firing alerts are posted again this often, each valid (endsAt) for alert_ttl,
+  // so that Alertmanager neither resolves a live alert nor keeps one a dead collector raised.
+  int64_t resend_interval_ms = 60'000;
+  int64_t alert_ttl_ms = 15 * 60'000;
 
   bool operator==(const HookConfig&) const = default;
 };

@@ -175,9 +175,9 @@ TEST_F(NotifierTest, HooksTakeWhatTheyAreConfiguredFor) {
   EXPECT_EQ(text.find("nightly-1"), std::string::npos);
 }
 
-TEST(AlertmanagerAlert, CarriesLabelsAnnotationsAndEndsAtWhenResolved) {
+TEST(AlertmanagerAlert, CarriesLabelsAnnotationsAndEndsAtWhenResolvedOrValidUntilWhenFiring) {
   const Notification n = AlertNotification("resolved");
-  const nlohmann::json a = AlertmanagerAlert(n.payload, "resolved");
+  const nlohmann::json a = AlertmanagerAlert(n.payload, "resolved", 0);
   EXPECT_EQ(a["labels"]["alertname"], "TidemarkLeak");
   EXPECT_EQ(a["labels"]["service"], "api");
   EXPECT_EQ(a["labels"]["type"], "app.Order");
@@ -185,20 +185,22 @@ TEST(AlertmanagerAlert, CarriesLabelsAnnotationsAndEndsAtWhenResolved) {
   EXPECT_EQ(a["annotations"]["held_by"], "app.ORDERS");
   EXPECT_EQ(a["startsAt"], "2026-11-26T03:00:00.000Z");
   EXPECT_EQ(a["endsAt"], "2026-11-26T04:00:00.000Z");
-  EXPECT_FALSE(AlertmanagerAlert(n.payload, "firing").contains("endsAt"));
+  // Firing: valid until the time given (the hook's alert_ttl from now), not the resolution.
+  EXPECT_EQ(AlertmanagerAlert(n.payload, "firing", 1'795'000'000'000'000'000)["endsAt"],
+            "2026-11-18T11:06:40.000Z");
 }
 
 TEST(AlertmanagerAlert, MemoryPressureIsOneAlertWhateverItsLargestType) {
   Notification n = AlertNotification("firing");
   n.payload["kind"] = "memory-pressure";
   n.payload["memory"] = {{"current", 90}, {"limit", 100}, {"source", "rss"}, {"crossed", 90}};
-  const nlohmann::json a = AlertmanagerAlert(n.payload, "updated");
+  const nlohmann::json a = AlertmanagerAlert(n.payload, "updated", 1'795'000'000'000'000'000);
   EXPECT_EQ(a["labels"]["alertname"], "TidemarkMemoryPressure");
   EXPECT_FALSE(a["labels"].contains("type"));
   EXPECT_EQ(a["annotations"]["largest_type"], "app.Order");
   EXPECT_NE(a["annotations"]["memory"].get<std::string>().find("\"crossed\":90"),
             std::string::npos);
-  EXPECT_FALSE(a.contains("endsAt"));
+  EXPECT_EQ(a["endsAt"], "2026-11-18T11:06:40.000Z");
 }
 
 }  // namespace

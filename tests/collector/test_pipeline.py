@@ -389,6 +389,8 @@ class PipelineTest(unittest.TestCase):
         name = "am"
         kind = "alertmanager"
         url = "http://127.0.0.1:%d"
+        resend_interval = "1s"
+        alert_ttl = "4s"
         """ % alertmanager.port
         daemon = self.daemon(FAST_RULE + """
         [native]
@@ -509,6 +511,14 @@ class PipelineTest(unittest.TestCase):
             self.assertEqual(received["labels"]["team"], "checkout")
             self.assertEqual(received["annotations"]["held_by"], "leakyapp.ORDERS")
             self.assertIn("tidemark why ", received["annotations"]["evidence"])
+            # Posted again each second, valid 4 s each time: it stays active past its first
+            # endsAt instead of lapsing as an alert sent once would.
+            first_end = received["endsAt"]
+            wait_for(lambda: [a for a in in_alertmanager() if a["endsAt"] > first_end and
+                              a["status"]["state"] == "active" and
+                              a["startsAt"] == received["startsAt"]], 20,
+                     "the alert posted again with a later endsAt")
+            self.assertEqual(len(in_alertmanager()), 1)
 
         if prometheus:
             query = ('/api/v1/query?query=tidemark_type_bytes%7Bservice%3D%22leaky%22%2C'
