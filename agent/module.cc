@@ -295,7 +295,7 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   const char* memory_thresholds = "80,90";
   double memory_check = 1;
   const char* cgroup_dir = "";
-  double failover = 30, home_retry = 300;
+  double failover = 30, home_retry = 120;
   if (!PyArg_ParseTupleAndKeywords(
           args, kwargs, "ss|OdipLOLdLisssOdsdddsLdLsdsdd", const_cast<char**>(keywords), &endpoint,
           &service, &labels, &interval, &graph_every, &values, &max_refs, &exclude, &max_objects,

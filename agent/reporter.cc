@@ -101,15 +101,19 @@ void Reporter::Stop() {
   Join();
   WriteOffResend();  // Still waiting for a collector to take them: the instance ends.
   if (!connection_) return;
-  if (figures().sent > 0) {
-    snapshot::Goodbye goodbye;
-    goodbye.identity = config_.identity;
-    goodbye.seq = ++progress_.last_seq;
-    goodbye.timestamp_ns = snapshot::WallNowNs();
-    connection_->SendGoodbye(goodbye);
-  }
+  if (figures().sent > 0) SayGoodbye(false);
   connection_->Close(config_.linger_ms);
   connection_.reset();
+}
+
+void Reporter::SayGoodbye(bool moved) {
+  snapshot::Goodbye goodbye;
+  goodbye.identity = config_.identity;
+  // Ending: one past the last snapshot's. Moving: the last one's, as numbering goes on.
+  goodbye.seq = moved ? progress_.last_seq : ++progress_.last_seq;
+  goodbye.timestamp_ns = snapshot::WallNowNs();
+  goodbye.moved = moved;
+  connection_->SendGoodbye(goodbye);
 }
 
 ReporterFigures Reporter::figures() const {
@@ -413,7 +417,10 @@ bool Reporter::MaybeMove() {
     resend_.emplace_front(it->first, std::move(it->second));
   }
   progress_.figures.delivered += connection_->acked();
-  connection_->Close(0);
+  // The collector left behind forgets this agent without calling it silent, and leaves its
+  // alerts to the next one (best effort: a collector that stopped answering may be gone).
+  SayGoodbye(true);
+  connection_->Close(stalled ? 0 : config_.linger_ms);
   connection_.reset();
   acked_seen_ = 0;
   current_ = stalled ? (current_ + 1) % endpoints_.size() : 0;

@@ -51,7 +51,7 @@ struct ReporterConfig {
   // its home again after home_retry_s elsewhere.
   std::vector<std::string> endpoints;
   double failover_s = 30;
-  double home_retry_s = 300;
+  double home_retry_s = 120;
   snapshot::Identity identity;          // pid and start time are the caller's.
   double interval_s = 60;               // Fractions allowed.
   int graph_every = 0;                  // Every Nth snapshot is a graph; 0 = summaries only.
@@ -184,6 +184,9 @@ class Reporter {
   // Moves to another collector when the one in use stalls, or home when it is time to try;
   // true if the connection changed (its socket is new).
   bool MaybeMove();
+  // A goodbye on the connection in use (best effort); `moved`: the agent goes on elsewhere.
+  // REQUIRES: connection_.
+  void SayGoodbye(bool moved);
   void SendOrQueue(std::string encoded, uint64_t seq);
   void FlushResend();     // Sends what waits to be sent again, in order, while the socket takes it.
   void WriteOffResend();  // The run ends with some still waiting: counted as dropped.

@@ -84,6 +84,10 @@ std::string RenderPipelineCounters(const PipelineCounters& c, const std::vector<
           c.detector_passes);
   counter("tidemark_agent_goodbyes_total",
           "Agents that said goodbye when they stopped (then forgotten, never silent).", c.goodbyes);
+  counter("tidemark_agents_moved_away_total",
+          "Agents that moved to another of their collectors (forgotten here; the alerts about "
+          "them alone handed over unresolved).",
+          c.moved_away);
   counter("tidemark_graph_requests_total", "Graph snapshots requested from agents.",
           c.graph_requests);
   counter("tidemark_graph_diffs_total", "Graph diffs run to find what holds a leak.",

@@ -26,7 +26,7 @@ std::string RenderGrowthGauges(const diff::RollingState& rolling,
 
 // The pipeline's counters since the daemon started.
 struct PipelineCounters {
-  uint64_t summaries_folded = 0, detector_passes = 0, goodbyes = 0;
+  uint64_t summaries_folded = 0, detector_passes = 0, goodbyes = 0, moved_away = 0;
   uint64_t graph_requests = 0, graph_diffs = 0, investigations_failed = 0;
   uint64_t reports_made = 0;
   uint64_t memory_alerts = 0, memory_graphs_skipped = 0;

@@ -203,7 +203,7 @@ void Ingest::ProcessGoodbye(std::string_view message, const std::string& peer_ad
     std::lock_guard lock(peers_mutex_);
     peers_.erase(key);
   }
-  if (pipeline_) pipeline_->OnGoodbye(key);
+  if (pipeline_) pipeline_->OnGoodbye(key, goodbye->moved);
 }
 
 void Ingest::Process(std::string peer, const std::string& peer_address, std::string_view message,

@@ -208,10 +208,21 @@ void Pipeline::RaiseMemory(MemorySnapshot s, int64_t now) {
   Emit(alert, fresh ? "firing" : "updated", true);
 }
 
-void Pipeline::OnGoodbye(const std::string& agent) {
-  std::lock_guard lock(state_mutex_);
-  rolling_.Forget(agent);
-  goodbyes_.fetch_add(1, std::memory_order_relaxed);
+void Pipeline::OnGoodbye(const std::string& agent, bool moved) {
+  std::vector<diff::Alert> handed;
+  {
+    std::lock_guard lock(state_mutex_);
+    rolling_.Forget(agent);
+    if (moved) handed = detector_.HandOver(agent, snapshot::WallNowNs());
+  }
+  (moved ? moved_away_ : goodbyes_).fetch_add(1, std::memory_order_relaxed);
+  for (const diff::Alert& alert : handed) {
+    {
+      std::lock_guard lock(work_mutex_);
+      investigator_.Resolved(alert.id);  // Forgotten here: no refresh, no investigation.
+    }
+    Emit(alert, "handed-over", false);
+  }
 }
 
 void Pipeline::OnGraph(const std::string& agent, const snapshot::Header& header,
@@ -515,8 +526,8 @@ void Pipeline::RunSchedules(int64_t now) {
 void Pipeline::Emit(const diff::Alert& alert, const std::string& event, bool notify) {
   if (event == "firing") {
     spdlog::warn("ALERT firing: {}", alert.Summary());
-  } else if (event == "resolved") {
-    spdlog::info("alert resolved: {} ({})", alert.id, alert.note);
+  } else if (event == "resolved" || event == "handed-over") {
+    spdlog::info("alert {}: {} ({})", event, alert.id, alert.note);
   }
   size_t history, active;
   {
@@ -551,6 +562,7 @@ std::string Pipeline::RenderMetrics() const {
   c.summaries_folded = summaries_folded_.load();
   c.detector_passes = detector_passes_.load();
   c.goodbyes = goodbyes_.load();
+  c.moved_away = moved_away_.load();
   c.graph_diffs = graph_diffs_.load();
   c.reports_made = reports_made_.load();
   c.memory_alerts = memory_alerts_.load();

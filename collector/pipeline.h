@@ -67,8 +67,9 @@ class Pipeline {
                  const std::vector<snapshot::TypeStat>& types, int64_t received_ns);
   void OnGraph(const std::string& agent, const snapshot::Header& header, std::string_view message,
                int64_t received_ns);
-  // The agent stopped (its goodbye): it is forgotten, so its silence is no alert.
-  void OnGoodbye(const std::string& agent);
+  // The agent stopped (its goodbye): it is forgotten, so its silence is no alert. `moved`: it
+  // went on at another collector; the alerts about it alone are handed over, not resolved.
+  void OnGoodbye(const std::string& agent, bool moved);
 
   // Prometheus text: per-service per-type gauges, growth rates, alert states, own figures.
   std::string RenderMetrics() const;
@@ -122,7 +123,8 @@ class Pipeline {
   mutable std::mutex view_mutex_;
   std::string view_;
 
-  std::atomic<uint64_t> graph_diffs_{0}, reports_made_{0}, summaries_folded_{0}, goodbyes_{0};
+  std::atomic<uint64_t> graph_diffs_{0}, reports_made_{0}, summaries_folded_{0}, goodbyes_{0},
+      moved_away_{0};
   std::atomic<uint64_t> detector_passes_{0};
   std::atomic<uint64_t> memory_alerts_{0}, memory_graphs_skipped_{0};
 

@@ -523,6 +523,25 @@ void Detector::Restore(std::vector<Alert> firing) {
   }
 }
 
+std::vector<Alert> Detector::HandOver(const std::string& agent, int64_t now_ns) {
+  std::vector<Alert> gone;
+  for (auto it = active_.begin(); it != active_.end();) {
+    const std::vector<std::string>& agents = it->second.agents;
+    if (agents.empty() || std::any_of(agents.begin(), agents.end(),
+                                      [&](const std::string& a) { return a != agent; })) {
+      ++it;
+      continue;
+    }
+    Alert alert = std::move(it->second);
+    alert.updated_ns = now_ns;
+    alert.note = "handed over: its agent moved to another collector, which raises it again";
+    failing_since_.erase(it->first);
+    it = active_.erase(it);
+    gone.push_back(std::move(alert));
+  }
+  return gone;
+}
+
 bool Detector::SetHolders(const std::string& id, const std::string& type,
                           std::vector<HeldBy> holders, std::string note,
                           std::vector<std::string> graphs, std::string site, int64_t now_ns) {

@@ -189,6 +189,11 @@ class Detector {
 
   // After a restart: alerts that were firing. Their condition is re-checked on the next pass.
   void Restore(std::vector<Alert> firing);
+  // `agent` moved to another collector (its goodbye said so; forget it in the rolling state
+  // too): the active alerts that were about it alone leave this detector unresolved, and are
+  // returned (state kFiring or kPending as they were; note says where they went). The next
+  // collector raises them again from what it receives; nothing here resolves them.
+  std::vector<Alert> HandOver(const std::string& agent, int64_t now_ns);
   // The collector attaches what holds the growth, and the graph snapshots that say so; false
   // if the alert is not active.
   bool SetHolders(const std::string& id, const std::string& type, std::vector<HeldBy> holders,

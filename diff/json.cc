@@ -178,7 +178,7 @@ AlertLog ReplayAlertRecords(const std::vector<std::string>& records) {
       continue;
     }
     auto at = active_at.find(alert->id);
-    if (event == "resolved") {
+    if (event == "resolved" || event == "handed-over") {
       if (at != active_at.end()) {
         const size_t gone = at->second;
         log.active.erase(log.active.begin() + static_cast<ptrdiff_t>(gone));

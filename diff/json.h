@@ -20,11 +20,12 @@ nlohmann::json ToJson(const Alert& alert);
 std::expected<Alert, std::string> AlertFromJson(const nlohmann::json& json);
 
 // The alert journal (<store>/alerts.jnl): one record per change, {"event": "firing" |
-// "resolved" | "updated", "alert": {...}}.
+// "resolved" | "updated" | "handed-over", "alert": {...}}; handed over (its agents moved to
+// another collector) ends it here as resolved does, with its note saying so.
 std::string AlertRecord(const std::string& event, const Alert& alert);
 struct AlertLog {
   std::vector<Alert> active;   // Firing, newest record of each, oldest first.
-  std::vector<Alert> history;  // Resolved, oldest first.
+  std::vector<Alert> history;  // Resolved or handed over, oldest first.
   size_t unreadable = 0;       // Records that are not alerts (skipped).
 };
 AlertLog ReplayAlertRecords(const std::vector<std::string>& records);

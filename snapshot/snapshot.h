@@ -44,6 +44,7 @@ struct AgentFigures {
   uint64_t dropped = 0;        // Snapshots dropped so far (no collector, budget, limits).
   uint64_t delivered = 0;      // Snapshots acknowledged by a collector so far.
   bool abandoned = false;      // Walk stopped at a configured limit: figures are partial.
+  bool moved = false;          // A goodbye's only: the agent lives on, at another collector.
 };
 
 // Where the process stands against its memory limit (agent/memory_limit.h), when it has one.

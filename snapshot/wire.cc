@@ -416,6 +416,7 @@ Result<Header> ReadHeader(std::string_view bytes, Kind kind) {
       {"dropped", [&] { return into(h.agent.dropped, &R::ReadUint); }},
       {"delivered", [&] { return into(h.agent.delivered, &R::ReadUint); }},
       {"abandoned", [&] { return into(h.agent.abandoned, &R::ReadBool); }},
+      {"moved", [&] { return into(h.agent.moved, &R::ReadBool); }},
       {"memory", [&] { return ReadMemory(r, h.memory); }},
   };
   constexpr size_t kRequired = 4;  // The first four fields identify the snapshot.
@@ -1025,7 +1026,7 @@ std::string EncodeGoodbye(const Goodbye& goodbye) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> p(buf);
   const Identity& id = goodbye.identity;
-  p.pack_map(7);
+  p.pack_map(goodbye.moved ? 8 : 7);
   PackField(p, "service", id.service);
   PackField(p, "host", id.host);
   PackField(p, "pid", id.pid);
@@ -1038,6 +1039,10 @@ std::string EncodeGoodbye(const Goodbye& goodbye) {
   }
   PackField(p, "seq", goodbye.seq);
   PackField(p, "ts_ns", goodbye.timestamp_ns);
+  if (goodbye.moved) {
+    PackKey(p, "moved");
+    p.pack(true);
+  }
   std::string out(kGoodbyeMagic, 4);
   PutLE(out, kFormatVersion, 2);
   PutLE(out, 0, 2);
@@ -1068,6 +1073,7 @@ Result<Goodbye> DecodeGoodbye(std::string_view message) {
   g.identity = std::move(header.identity);
   g.seq = header.seq;
   g.timestamp_ns = header.timestamp_ns;
+  g.moved = header.agent.moved;
   return g;
 }
 

@@ -112,7 +112,10 @@ Result<Snapshot> Decode(std::string_view message, const DecodeLimits& limits = {
 //        6     2  reserved, 0
 //        8     H  header: msgpack map with the snapshot header's identity keys (service,
 //                 host, pid, start_ns, labels), its seq (one past the last snapshot's, so
-//                 sequence numbers never repeat) and ts_ns; H <= kMaxGoodbyeBytes - 8
+//                 sequence numbers never repeat) and ts_ns, and "moved": true when the
+//                 instance lives on and moves to another of its collectors (a shard's agent
+//                 going home; seq is then its last snapshot's, as its numbering goes on); H <=
+//                 kMaxGoodbyeBytes - 8
 inline constexpr char kGoodbyeMagic[4] = {'T', 'D', 'M', 'B'};
 inline constexpr size_t kMaxGoodbyeBytes = 64 * 1024;
 
@@ -120,6 +123,7 @@ struct Goodbye {
   Identity identity;
   uint64_t seq = 0;
   int64_t timestamp_ns = 0;
+  bool moved = false;  // To another collector: not ended, so its alerts are not resolved here.
 };
 
 std::string EncodeGoodbye(const Goodbye& goodbye);

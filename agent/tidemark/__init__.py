@@ -270,7 +270,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     tcp://127.0.0.1:7878; several, comma-separated, are collectors to fail over between: the
     agent's home is chosen by rendezvous hashing of its instance, it moves to the next when
     nothing is acknowledged for TIDEMARK_FAILOVER seconds (default 30), sending again what was
-    not acknowledged, and tries its home again after TIDEMARK_HOME_RETRY seconds (default 300)
+    not acknowledged, and tries its home again after TIDEMARK_HOME_RETRY seconds (default 120)
     elsewhere; status()["endpoint"] is the one in use), TIDEMARK_SERVICE, TIDEMARK_INTERVAL (seconds, default 60),
     TIDEMARK_GRAPH_EVERY, TIDEMARK_VALUES ("1": graphs carry short values, so analysis can name
     dict keys and attributes), TIDEMARK_LABELS ("env=prod,version=1.4"), TIDEMARK_SIGNAL (e.g.
@@ -437,7 +437,7 @@ def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
         raise ValueError("warn_after (TIDEMARK_WARN_AFTER) must be a positive number of seconds, "
                          "not %r" % (warn_after,))
     failover = _env_float("TIDEMARK_FAILOVER", 30.0)
-    home_retry = _env_float("TIDEMARK_HOME_RETRY", 300.0)
+    home_retry = _env_float("TIDEMARK_HOME_RETRY", 120.0)
     for variable, value in (("TIDEMARK_FAILOVER", failover), ("TIDEMARK_HOME_RETRY", home_retry)):
         if not value > 0:
             raise ValueError("%s must be a positive number of seconds, not %r" % (variable, value))

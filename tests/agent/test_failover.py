@@ -1,6 +1,7 @@
 """An agent given several collectors (TIDEMARK_ENDPOINT=a,b): it picks its home by rendezvous
 hashing, moves to the other when its home is killed -9, sends again what was not
-acknowledged, loses nothing, and goes home again once its home is back (run once per CPython
+acknowledged, loses nothing, and goes home again once its home is back, telling the other it
+moved (run once per CPython
 version by ctest, against two real tidemarkd)."""
 
 import json
@@ -56,6 +57,10 @@ class Failover(unittest.TestCase):
             before = status["delivered"]
             wait_for(lambda: seen(lambda s: s["endpoint"] == home and s["delivered"] > before + 5),
                      30, "the agent home again")
+            # Leaving the collector that stood in, the agent said it moved: forgotten there,
+            # never called silent.
+            wait_for(lambda: (daemons[away].metrics() or {}).get(
+                "tidemark_agents_moved_away_total", 0) >= 1, 30, "the moved goodbye")
             agent.stdin.close()
             agent.wait(timeout=30)
             self.assertEqual(agent.returncode, 0)

@@ -297,6 +297,23 @@ TEST(Detector, ResolvesAfterTheGrowthStops) {
   EXPECT_TRUE(sim.detector.active().empty());
 }
 
+TEST(Detector, AnAlertWhoseAgentMovedToAnotherCollectorIsHandedOverNeverResolvedHere) {
+  Sim sim;
+  const snapshot::Identity api = Who("api", 1);
+  sim.Run(api, 0, 2 * kNsPerHour, [](int64_t t) { return 20 * kMiB + 6 * kMiB * Hours(t); });
+  ASSERT_EQ(sim.Fired(AlertKind::kLeak), 1);
+  EXPECT_TRUE(sim.detector.HandOver("api/host-1/99", kT0).empty());  // Not its agent.
+  const std::vector<Alert> handed = sim.detector.HandOver(Sim::store_key(api), kT0);
+  ASSERT_EQ(handed.size(), 1u);
+  EXPECT_EQ(handed[0].state, AlertState::kFiring);
+  EXPECT_NE(handed[0].note.find("moved to another collector"), std::string::npos);
+  EXPECT_TRUE(sim.detector.active().empty());
+  sim.state.Forget(Sim::store_key(api));
+  const size_t before = sim.events.size();
+  for (int64_t t = 2 * kNsPerHour; t < 4 * kNsPerHour; t += 30 * kS) sim.Pass(kT0 + t);
+  EXPECT_EQ(sim.events.size(), before);  // Neither resolved nor silent here.
+}
+
 TEST(Detector, CooldownKeepsAResolvedAlertFromFiringAgainAtOnce) {
   DetectorConfig config;
   config.rules[0].cooldown_ns = 10 * kNsPerHour;

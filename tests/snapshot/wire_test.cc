@@ -540,7 +540,19 @@ TEST(Wire, GoodbyeRoundTripsAndIsToldApartFromSnapshots) {
   EXPECT_EQ(decoded->identity.labels.at(0).second, "prod");
   EXPECT_EQ(decoded->seq, 12u);
   EXPECT_EQ(decoded->timestamp_ns, 1234);
+  EXPECT_FALSE(decoded->moved);
   EXPECT_FALSE(Decode(frame));  // Not a snapshot.
+}
+
+TEST(Wire, AGoodbyeOfAnAgentMovingToAnotherCollectorSaysSo) {
+  Goodbye g;
+  g.identity = MakeSummary().header.identity;
+  g.seq = 3;
+  g.moved = true;
+  auto decoded = DecodeGoodbye(EncodeGoodbye(g));
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_TRUE(decoded->moved);
+  EXPECT_EQ(decoded->seq, 3u);
 }
 
 TEST(Wire, DamagedGoodbyesAreRejectedWithTheReason) {
