@@ -222,8 +222,11 @@ class ShardedCollectors(unittest.TestCase):
         self.assertEqual(len(result), 1, result)
         times = [float(t) for t, _ in result[0]["values"]]
         gaps = [b - a for a, b in zip(times, times[1:])]
-        self.assertLessEqual(max(gaps), FAILOVER_S + 2 * SCRAPE_S + 1,
+        # The failover, a scrape of the stand-in and a rule evaluation, and a second of slack.
+        self.assertLessEqual(max(gaps), FAILOVER_S + 2 * SCRAPE_S + 2,
                              "the series stops for longer than the failover")
+        print("\nagents moved %.1f s after the kill; longest gap in Prometheus %.1f s "
+              "(failover %d s)" % (moved_after, max(gaps), FAILOVER_S), file=sys.stderr)
 
         # Nothing acknowledged is lost: every sequence number up to the last stored is stored
         # by one collector or another.
