@@ -113,7 +113,8 @@ std::string RenderPipelineCounters(const PipelineCounters& c, const std::vector<
       {"tidemark_hook_delivered_total", &HookStats::delivered},
       {"tidemark_hook_failed_attempts_total", &HookStats::failed_attempts},
       {"tidemark_hook_given_up_total", &HookStats::given_up},
-      {"tidemark_hook_dropped_total", &HookStats::dropped}};
+      {"tidemark_hook_dropped_total", &HookStats::dropped},
+      {"tidemark_hook_superseded_total", &HookStats::superseded}};
   for (const auto& [name, field] : fields) {
     out << "# HELP " << name << " Hook notifications, by hook.\n# TYPE " << name << " counter\n";
     for (const HookStats& h : hooks) {

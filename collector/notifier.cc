@@ -316,11 +316,13 @@ struct Notifier::Hook {
     Notification notification;
     int attempts = 0;
     std::chrono::steady_clock::time_point due;
+    uint64_t generation = 0;  // Hook::notified when it was queued.
   };
   mutable std::mutex mutex;
   std::condition_variable wake;
   std::deque<Item> queue;
   std::chrono::steady_clock::time_point next_refresh{};
+  uint64_t notified = 0;  // Alert events and reports queued so far.
   bool stopping = false;
   HookStats stats;
   std::thread thread;
@@ -364,7 +366,7 @@ void Notifier::Notify(const Notification& n) {
       hook->queue.pop_front();
       ++hook->stats.dropped;
     }
-    hook->queue.push_back({n, 0, std::chrono::steady_clock::now()});
+    hook->queue.push_back({n, 0, std::chrono::steady_clock::now(), ++hook->notified});
     hook->wake.notify_all();
   }
 }
@@ -384,7 +386,7 @@ void Notifier::Refresh(const json& firing) {
       hook->queue.pop_front();
       ++hook->stats.dropped;
     }
-    hook->queue.push_back({{"alert", "refresh", firing, {}}, 0, now});
+    hook->queue.push_back({{"alert", "refresh", firing, {}}, 0, now, hook->notified});
     hook->wake.notify_all();
   }
 }
@@ -415,6 +417,10 @@ void Notifier::Run(Hook& hook) {
     }
     Hook::Item item = std::move(*next);
     hook.queue.erase(next);
+    if (item.notification.event == "refresh" && item.generation != hook.notified) {
+      ++hook.stats.superseded;
+      continue;
+    }
     lock.unlock();
     std::string error;
     try {

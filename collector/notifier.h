@@ -49,6 +49,7 @@ struct HookStats {
   std::string name;
   std::string kind;
   uint64_t delivered = 0, failed_attempts = 0, given_up = 0, dropped = 0;
+  uint64_t superseded = 0;  // Refreshes not sent (again): an alert event came after them.
 };
 
 class Notifier {
@@ -64,6 +65,8 @@ class Notifier {
   void Notify(const Notification& notification);
   // The firing alerts (diff::ToJson each), for Alertmanager hooks whose resend_interval has
   // passed since their last refresh: one POST of them all, replacing a refresh still queued.
+  // A refresh is never sent after an alert event notified later (it could fire again what was
+  // just resolved): one still waiting then, or waiting to be retried, is dropped (superseded).
   void Refresh(const nlohmann::json& firing);
   std::vector<HookStats> stats() const;
 

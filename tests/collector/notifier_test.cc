@@ -9,10 +9,13 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 namespace tidemark::collector {
 namespace {
@@ -60,6 +63,68 @@ config::HookConfig Command(std::vector<std::string> argv, int64_t timeout_ms = 1
   hook.timeout_ms = timeout_ms;
   return hook;
 }
+
+// A loopback HTTP server that answers the first `failures` requests 500, the rest 200, and keeps
+// each request's body.
+class HttpServer {
+ public:
+  explicit HttpServer(int failures) : failures_(failures) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(fd_, 8) != 0) {
+      ADD_FAILURE() << "cannot listen: " << std::strerror(errno);
+    }
+    socklen_t length = sizeof address;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~HttpServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<std::string> bodies() const {
+    std::lock_guard lock(mutex_);
+    return bodies_;
+  }
+
+ private:
+  void Serve() {
+    for (int client; (client = ::accept(fd_, nullptr, nullptr)) >= 0; ::close(client)) {
+      std::string request;
+      char buffer[4096];
+      size_t end = std::string::npos, length = 0;
+      for (ssize_t n; (n = ::read(client, buffer, sizeof buffer)) > 0;) {
+        request.append(buffer, static_cast<size_t>(n));
+        if (end == std::string::npos && (end = request.find("\r\n\r\n")) != std::string::npos) {
+          const size_t at = request.find("Content-Length: ");
+          length = at < end ? std::stoul(request.substr(at + 16)) : 0;
+        }
+        if (end != std::string::npos && request.size() >= end + 4 + length) break;
+      }
+      bool fail;
+      {
+        std::lock_guard lock(mutex_);
+        bodies_.push_back(end == std::string::npos ? "" : request.substr(end + 4));
+        fail = static_cast<int>(bodies_.size()) <= failures_;
+      }
+      const std::string response = std::string(fail ? "HTTP/1.1 500 Oops" : "HTTP/1.1 200 OK") +
+                                   "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      (void)!::write(client, response.data(), response.size());
+    }
+  }
+  const int failures_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> bodies_;
+};
 
 class NotifierTest : public ::testing::Test {
  protected:
@@ -173,6 +238,28 @@ TEST_F(NotifierTest, HooksTakeWhatTheyAreConfiguredFor) {
   EXPECT_NE(text.find("\"event\":\"firing\""), std::string::npos);
   EXPECT_EQ(text.find("\"event\":\"resolved\""), std::string::npos);
   EXPECT_EQ(text.find("nightly-1"), std::string::npos);
+}
+
+TEST_F(NotifierTest, AlertmanagerRefreshWaitingForARetryIsNotSentAfterAResolution) {
+  HttpServer alertmanager(/*failures=*/1);
+  config::HookConfig hook;
+  hook.name = "am";
+  hook.kind = config::HookKind::kAlertmanager;
+  hook.url = alertmanager.url();
+  hook.max_attempts = 5;
+  hook.backoff_ms = 1000;
+  Notifier notifier({hook});
+  const Notification firing = AlertNotification("firing");
+  notifier.Refresh(nlohmann::json::array({firing.payload}));
+  ASSERT_TRUE(WaitFor([&] { return notifier.stats()[0].failed_attempts == 1; }));
+  // The refresh waits a second for its retry; the alert resolves meanwhile.
+  notifier.Notify(AlertNotification("resolved"));
+  ASSERT_TRUE(WaitFor([&] { return notifier.stats()[0].superseded == 1; }))
+      << "the refresh was sent again after the resolution";
+  EXPECT_EQ(notifier.stats()[0].delivered, 1u);
+  const auto bodies = alertmanager.bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(bodies[1])[0]["endsAt"], "2026-11-26T04:00:00.000Z");
 }
 
 TEST(AlertmanagerAlert, CarriesLabelsAnnotationsAndEndsAtWhenResolvedOrValidUntilWhenFiring) {

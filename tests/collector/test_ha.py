@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 
 from test_collector import Daemon, cli, free_port, wait_for
-from test_pipeline import APP, RUNNER, External, Receiver
+from test_pipeline import APP, FAST_RULE, RUNNER, External, Receiver
 
 ROOT = os.environ.get("TIDEMARK_SOURCE_ROOT",
                       os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -32,18 +32,10 @@ FAILOVER_S = 3
 HOME_RETRY_S = 5
 SCRAPE_S = 1
 
-COLLECTOR = """
-[growth]
-span = "30s"
-detect_interval = "250ms"
-[[rules]]
-name = "fast"
-window = "8s"
-for = "1s"
-min_rate = "5MiB/h"
-min_growth = "64KiB"
-resolve_after = "15s"
-cooldown = "1m"
+# test_pipeline's fast rule, with a longer memory and a resolution slow enough to tell a
+# handed-over alert from a resolved one.
+COLLECTOR = FAST_RULE.replace('span = "12s"', 'span = "30s"').replace(
+    'resolve_after = "2s"', 'resolve_after = "15s"') + """
 [native]
 enabled = false
 window = "8s"
