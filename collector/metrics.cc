@@ -33,11 +33,13 @@ void Metrics::Received(const snapshot::Header& header, uint64_t message_bytes, i
     found->second.identity = who;
   }
   if (found == agents_.end()) {
+    if (agents_.size() >= kMaxAgents && now_ns >= next_sweep_ns_) {
+      Sweep(now_ns);
+      next_sweep_ns_ = now_ns + kSweepIntervalNs;
+    }
     if (agents_.size() >= kMaxAgents) {
-      std::erase_if(agents_, [&](const auto& a) {
-        return now_ns - a.second.last_seen_ns > kAgentForgetAfterNs;
-      });
-      if (agents_.size() >= kMaxAgents) return;  // Counted above; not charted one by one.
+      uncharted_.fetch_add(1, std::memory_order_relaxed);  // In the totals, not charted.
+      return;
     }
     found = agents_.emplace(key, AgentSeen{}).first;
     found->second.identity = header.identity;
@@ -48,6 +50,11 @@ void Metrics::Received(const snapshot::Header& header, uint64_t message_bytes, i
   agent.rss_bytes = header.rss_bytes;
   agent.heap_objects = header.objects;
   agent.heap_bytes = header.bytes;
+}
+
+void Metrics::Sweep(int64_t now_ns) {
+  std::erase_if(
+      agents_, [&](const auto& a) { return now_ns - a.second.last_seen_ns > kAgentForgetAfterNs; });
 }
 
 void Metrics::RetentionRemoved(const store::RetentionResult& r) {
@@ -94,10 +101,13 @@ std::string Metrics::Render(const store::StoreStats& store, int64_t now_ns) {
   family("tidemark_retention_removed_bytes_total", "counter", "Bytes removed by retention.");
   out << "tidemark_retention_removed_bytes_total " << retention_bytes_ << '\n';
 
-  std::lock_guard lock(mutex_);
-  std::erase_if(
-      agents_, [&](const auto& a) { return now_ns - a.second.last_seen_ns > kAgentForgetAfterNs; });
-  family("tidemark_agents", "gauge", "Agents heard from in the last hour.");
+  family("tidemark_agent_snapshots_uncharted_total", "counter",
+         "Snapshots from agents left out of the per-agent series: 10,000 agents were in them.");
+  out << "tidemark_agent_snapshots_uncharted_total " << uncharted_ << '\n';
+
+      std::lock_guard lock(mutex_);
+  Sweep(now_ns);
+  family("tidemark_agents", "gauge", "Agents heard from in the last hour (at most 10,000).");
   out << "tidemark_agents " << agents_.size() << '\n';
   struct Series {
     const char* name;

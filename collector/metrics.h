@@ -1,7 +1,10 @@
 // The daemon's counters and the agents it has heard from, rendered as Prometheus text.
 //
 // Counters are atomics bumped by the ingest thread; the agent table is guarded by a mutex and
-// bounded: an agent silent for kAgentForgetAfter leaves it (the store still lists it).
+// bounded: an agent silent for kAgentForgetAfter leaves it (the store still lists it), swept at
+// each scrape and, while the table is full, at most once per kSweepInterval as snapshots come
+// (a full table costs a snapshot one lookup, not a scan); a snapshot from an agent that finds no
+// room is counted (uncharted), not charted.
 // Thread-safety: thread-safe.
 #pragma once
 
@@ -23,6 +26,7 @@ class Metrics {
  public:
   static constexpr int64_t kAgentForgetAfterNs = int64_t{3600} * 1'000'000'000;
   static constexpr size_t kMaxAgents = 10'000;
+  static constexpr int64_t kSweepIntervalNs = int64_t{60} * 1'000'000'000;
 
   void Received(const snapshot::Header& header, uint64_t message_bytes, int64_t now_ns);
   void Acknowledged() { acknowledged_.fetch_add(1, std::memory_order_relaxed); }
@@ -57,9 +61,12 @@ class Metrics {
   std::array<std::atomic<uint64_t>, static_cast<size_t>(DropReason::kCount)> drops_ = {};
   std::atomic<uint64_t> retention_snapshots_{0};
   std::atomic<uint64_t> retention_bytes_{0};
+  std::atomic<uint64_t> uncharted_{0};
 
   std::mutex mutex_;
   std::map<std::string, AgentSeen> agents_;  // By service, host and pid: its labels.
+  int64_t next_sweep_ns_ = 0;                // While full: no sweep before then.
+  void Sweep(int64_t now_ns);                // REQUIRES: mutex_ held.
 };
 
 // Writes a Prometheus label value: backslash, double quote and newline escaped.

@@ -6,9 +6,18 @@
 // Prints one JSON line when done: {"agents", "sent", "acked", "seconds", "bytes_sent",
 // "cpu_seconds"}; with --print-acks also "ack SERVICE PID SEQ" per acknowledgement, as it
 // arrives (the crash test compares them with what the store holds).
+//
+// --interval S paces instead (bench/collector/bench_fleet.py): every agent sends one summary
+// each S seconds, their phases spread evenly, stamped with the wall clock, for --duration
+// seconds; the agents share --connections sockets (agent i on socket i mod K; the collector
+// keys agents by the identity in each snapshot, so K sockets carry any number of agents), and
+// the first --leak-agents of them grow their first type by --leak-rate bytes an hour. Then it
+// also prints "skipped" (sends refused by a full socket) and "behind_ms" (the longest a send
+// came after its due time).
 #include <sys/resource.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -17,6 +26,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 #include <zmq.hpp>
 
@@ -44,6 +54,11 @@ struct Options {
   double timeout_s = 60;
   double lost_after_s = 1.0;
   bool print_acks = false;
+  double interval_s = 0;  // Paced mode when > 0.
+  double duration_s = 60;
+  int connections = 0;  // 0: one per agent.
+  int leak_agents = 0;
+  double leak_rate = 64.0 * (1 << 20);  // Bytes an hour.
   std::string server_key, public_key, secret_key;
 };
 
@@ -145,6 +160,109 @@ double CpuSeconds() {
          (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
+std::string AgentService(const Options& o, int i) {
+  return o.agents == 1 ? o.service : o.service + "-" + std::to_string(i % 16);
+}
+
+// --interval: the fleet at its own pace (see the top of the file).
+int Paced(const Options& o) {
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = files.rlim_max;  // One descriptor per connection, and libzmq's own.
+  setrlimit(RLIMIT_NOFILE, &files);
+  const int connections = o.connections > 0 ? std::min(o.connections, o.agents) : o.agents;
+  zmq::context_t context(1);
+  context.set(zmq::ctxopt::max_sockets, connections + 64);
+  std::vector<zmq::socket_t> sockets;
+  for (int i = 0; i < connections; ++i) {
+    sockets.emplace_back(context, zmq::socket_type::dealer);
+    sockets.back().set(zmq::sockopt::linger, 0);
+    sockets.back().set(zmq::sockopt::sndhwm, 1000);
+    sockets.back().connect(o.endpoint);
+  }
+  // Sockets with acknowledgements to come: polling every socket at each wake-up would cost the
+  // sender more than the collectors their work at 3,000 connections.
+  std::vector<int> unacked(connections, 0);
+  std::vector<int> waiting;
+
+  const snapshot::Snapshot synthetic = Synthetic(o);
+  const std::string base = BaseMessage(o);
+  snapshot::Header header = *snapshot::DecodeHeader(base);
+  header.identity.host = "fleet-host";
+  header.identity.start_time_ns = snapshot::WallNowNs();
+  std::vector<uint64_t> seq(o.agents, 0);
+  uint64_t sent = 0, acked = 0, skipped = 0, bytes_sent = 0;
+  double behind_ms = 0;
+  const auto started = Clock::now();
+  const double cpu_start = CpuSeconds();
+  const auto interval = std::chrono::duration<double>(o.interval_s);
+  const auto end = started + std::chrono::duration<double>(o.duration_s);
+  auto receive = [&](std::chrono::milliseconds wait) {
+    std::this_thread::sleep_for(wait);
+    std::erase_if(waiting, [&](int i) {
+      for (zmq::message_t reply; sockets[i].recv(reply, zmq::recv_flags::dontwait);) {
+        auto control = snapshot::DecodeControl(reply.to_string_view());
+        if (control && control->ack) {
+          ++acked;
+          --unacked[i];
+        }
+      }
+      return unacked[i] <= 0;
+    });
+  };
+  // Agent i sends at started + (round + i / agents) * interval: each turn sends what is due,
+  // then reads acknowledgements until the next is.
+  auto due = [&](long turn) {
+    const double at = static_cast<double>(turn / o.agents) + double(turn % o.agents) / o.agents;
+    return started + std::chrono::duration_cast<Clock::duration>(interval * at);
+  };
+  for (long turn = 0; due(turn) < end;) {
+    for (auto now = Clock::now(); due(turn) <= now && due(turn) < end; ++turn) {
+      behind_ms =
+          std::max(behind_ms, std::chrono::duration<double, std::milli>(now - due(turn)).count());
+      const int i = static_cast<int>(turn % o.agents);
+      header.identity.service = AgentService(o, i);
+      header.identity.pid = o.pid_base + i;
+      header.seq = ++seq[i];
+      header.timestamp_ns = snapshot::WallNowNs();
+      std::string message;
+      if (i < o.leak_agents) {
+        snapshot::Snapshot leaking = synthetic;
+        leaking.header = header;
+        const double hours = std::chrono::duration<double>(now - started).count() / 3600;
+        leaking.types[0].bytes += static_cast<uint64_t>(o.leak_rate * hours);
+        leaking.types[0].count += static_cast<uint64_t>(o.leak_rate * hours / 64);
+        message = *snapshot::Encode(leaking);
+      } else {
+        message = *snapshot::ReplaceHeader(base, header);
+      }
+      const int k = i % connections;
+      if (sockets[k].send(zmq::buffer(message), zmq::send_flags::dontwait)) {
+        ++sent;
+        bytes_sent += message.size();
+        if (unacked[k]++ == 0) waiting.push_back(k);
+      } else {
+        ++skipped;
+      }
+    }
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(due(turn) - Clock::now());
+    receive(std::clamp(wait, std::chrono::milliseconds(10), std::chrono::milliseconds(100)));
+  }
+  for (const auto drain = Clock::now() + std::chrono::seconds(10);
+       acked < sent && Clock::now() < drain;) {
+    receive(std::chrono::milliseconds(100));
+  }
+  std::printf(
+      "{\"agents\": %d, \"connections\": %d, \"sent\": %llu, \"acked\": %llu, \"skipped\": %llu, "
+      "\"seconds\": %.3f, \"bytes_sent\": %llu, \"behind_ms\": %.1f, \"cpu_seconds\": %.3f}\n",
+      o.agents, connections, static_cast<unsigned long long>(sent),
+      static_cast<unsigned long long>(acked), static_cast<unsigned long long>(skipped),
+      std::chrono::duration<double>(Clock::now() - started).count(),
+      static_cast<unsigned long long>(bytes_sent), behind_ms, CpuSeconds() - cpu_start);
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -181,6 +299,16 @@ int main(int argc, char** argv) {
       o.timeout_s = std::stod(next());
     else if (a == "--print-acks")
       o.print_acks = true;
+    else if (a == "--interval")
+      o.interval_s = std::stod(next());
+    else if (a == "--duration")
+      o.duration_s = std::stod(next());
+    else if (a == "--connections")
+      o.connections = std::stoi(next());
+    else if (a == "--leak-agents")
+      o.leak_agents = std::stoi(next());
+    else if (a == "--leak-rate")
+      o.leak_rate = std::stod(next());
     else if (a == "--curve-server-key")
       o.server_key = next();
     else if (a == "--curve-public-key")
@@ -191,6 +319,7 @@ int main(int argc, char** argv) {
       Die("unknown argument " + a);
   }
   if (o.endpoint.empty()) Die("--endpoint is required");
+  if (o.interval_s > 0) return Paced(o);
 
   const std::string base = BaseMessage(o);
   auto base_header = snapshot::DecodeHeader(base);
@@ -219,8 +348,7 @@ int main(int argc, char** argv) {
     }
     a.socket.connect(o.endpoint);
     a.header = *base_header;
-    a.header.identity.service =
-        o.agents == 1 ? o.service : o.service + "-" + std::to_string(i % 16);
+    a.header.identity.service = AgentService(o, i);
     a.header.identity.host = "replay-host";
     a.header.identity.pid = o.pid_base + i;
     a.header.identity.start_time_ns = start_ns;

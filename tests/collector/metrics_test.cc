@@ -34,5 +34,24 @@ TEST(Metrics, ARestartWithTheSamePidReplacesTheSeriesInsteadOfDuplicatingThem) {
   EXPECT_NE(text.find(series + " 2000"), std::string::npos) << text;
 }
 
+TEST(Metrics, AgentsPastTheTableAreCountedNotChartedAndTheSilentMakeRoom) {
+  Metrics metrics;
+  const int64_t hour = Metrics::kAgentForgetAfterNs;
+  for (size_t pid = 1; pid <= Metrics::kMaxAgents; ++pid)
+    metrics.Received(Summary(pid, 1, 1), 10, 1);
+  for (int i = 0; i < 3; ++i) metrics.Received(Summary(999'999, 1, 1), 10, 2);  // No room.
+  metrics.Received(Summary(1, 1, 1), 10, hour);  // Known: still charted.
+  std::string text = metrics.Render({}, hour);
+  EXPECT_NE(text.find("tidemark_agent_snapshots_uncharted_total 3\n"), std::string::npos);
+  EXPECT_NE(text.find("tidemark_agents 10000\n"), std::string::npos);
+  EXPECT_EQ(text.find("pid=\"999999\""), std::string::npos);
+  // An hour on, all but agent 1 are silent: the next newcomer finds room.
+  metrics.Received(Summary(999'999, 1, 1), 10, hour + 2);
+  text = metrics.Render({}, hour + 2);
+  EXPECT_NE(text.find("tidemark_agents 2\n"), std::string::npos) << text.substr(0, 2000);
+  EXPECT_NE(text.find("pid=\"999999\""), std::string::npos);
+  EXPECT_NE(text.find("tidemark_agent_snapshots_uncharted_total 3\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tidemark::collector
