@@ -106,9 +106,13 @@ std::string RenderPipelineCounters(const PipelineCounters& c, const std::vector<
   counter("tidemark_growth_untracked_types_total",
           "Types not followed: over growth.max_types_per_agent.", c.untracked_types);
   counter("tidemark_growth_agents_evicted_total",
-          "Agents forgotten, least recently heard first, to keep the growth state within "
-          "growth.max_memory.",
+          "Quiet agents forgotten, least recently heard first, to make room in the growth state "
+          "(growth.max_memory).",
           c.agents_evicted);
+  counter("tidemark_growth_summaries_refused_total",
+          "Summaries of new agents not followed: the growth state (growth.max_memory) was full "
+          "of agents heard recently.",
+          c.summaries_refused);
   const std::pair<const char*, uint64_t HookStats::*> fields[] = {
       {"tidemark_hook_delivered_total", &HookStats::delivered},
       {"tidemark_hook_failed_attempts_total", &HookStats::failed_attempts},

@@ -30,7 +30,8 @@ struct PipelineCounters {
   uint64_t graph_requests = 0, graph_diffs = 0, investigations_failed = 0;
   uint64_t reports_made = 0;
   uint64_t memory_alerts = 0, memory_graphs_skipped = 0;
-  uint64_t late_summaries = 0, untracked_types = 0, agents_evicted = 0;  // The rolling state's.
+  // The rolling state's.
+  uint64_t late_summaries = 0, untracked_types = 0, agents_evicted = 0, summaries_refused = 0;
 };
 std::string RenderPipelineCounters(const PipelineCounters& counters,
                                    const std::vector<HookStats>& hooks);

@@ -105,7 +105,7 @@ std::string Metrics::Render(const store::StoreStats& store, int64_t now_ns) {
          "Snapshots from agents left out of the per-agent series: 10,000 agents were in them.");
   out << "tidemark_agent_snapshots_uncharted_total " << uncharted_ << '\n';
 
-      std::lock_guard lock(mutex_);
+  std::lock_guard lock(mutex_);
   Sweep(now_ns);
   family("tidemark_agents", "gauge", "Agents heard from in the last hour (at most 10,000).");
   out << "tidemark_agents " << agents_.size() << '\n';

@@ -577,6 +577,7 @@ std::string Pipeline::RenderMetrics() const {
     c.late_summaries = rolling_.late();
     c.untracked_types = rolling_.untracked();
     c.agents_evicted = rolling_.evicted();
+    c.summaries_refused = rolling_.refused();
   }
   std::string out;
   {

@@ -16,6 +16,9 @@ size_t Position(int64_t bucket) {
 uint32_t HashOf(uint32_t id) { return id * 0x9E3779B1u; }
 
 constexpr int kB = RollingState::kBuckets;
+// What a series costs an agent (bench/diff measures it: 219 B with the index's slack).
+constexpr size_t kBytesPerSeries =
+    2 * kB * sizeof(float) + 2 * sizeof(float) + 4 * sizeof(uint32_t);
 
 }  // namespace
 
@@ -149,6 +152,11 @@ void RollingState::Compact(Agent& a) {
 
 bool RollingState::Fold(const std::string& agent_key, const snapshot::Header& header,
                         std::span<const snapshot::TypeStat> types, int64_t received_ns) {
+  if (max_memory_bytes_ != 0 && !agents_.contains(agent_key) &&
+      !MakeRoom(sizeof(Agent) + agent_key.size() + types.size() * kBytesPerSeries, received_ns)) {
+    ++refused_;
+    return false;
+  }
   auto [it, inserted] = agents_.try_emplace(agent_key);
   if (inserted) {
     it->second = std::make_unique<Agent>();
@@ -285,6 +293,17 @@ void RollingState::EvictOver(const Agent& keep) {
     Forget(std::string(recency_.front()->key));
     ++evicted_;
   }
+}
+
+bool RollingState::MakeRoom(size_t bytes, int64_t received_ns) {
+  while (memory_bytes() + bytes > max_memory_bytes_ && !recency_.empty()) {
+    const Agent& oldest = *recency_.front();
+    const double quiet = std::max(3 * oldest.interval_ns, static_cast<double>(bucket_ns_));
+    if (static_cast<double>(received_ns - oldest.last_received_ns) <= quiet) return false;
+    Forget(std::string(oldest.key));
+    ++evicted_;
+  }
+  return memory_bytes() + bytes <= max_memory_bytes_;
 }
 
 void RollingState::Forget(const std::string& agent_key) {

@@ -14,8 +14,12 @@
 // bench/diff measures it. Type names are interned once for all agents.
 //
 // Agents are keyed by store::IdentityKey; a restarted process is a new agent. An agent is
-// dropped with Forget() (the detector says when), or evicted, least recently heard first, when
-// the state would outgrow its memory bound.
+// dropped with Forget() (the detector says when), or evicted when the state is at its memory
+// bound: a new agent takes the place of the least recently heard one only if that one has gone
+// quiet (not heard for 3 of its intervals, or a bucket width if it sent once); else the new
+// agent is not followed (its summaries counted in refused()). So a collector given more agents
+// than fit follows as many as fit, steadily, rather than forgetting each one before its next
+// summary (least-recently-heard eviction under a fleet's round-robin arrivals forgets them all).
 //
 // Thread-safety: none; the collector guards it with a mutex.
 #pragma once
@@ -72,8 +76,9 @@ class RollingState {
 
   // REQUIRES: span_ns >= kBucketsPerSpan. max_types_per_agent bounds the series of one agent:
   // types first seen once an agent has that many are not tracked (counted in untracked()).
-  // max_memory_bytes bounds the whole state: past it the least recently heard agents are
-  // forgotten (counted in evicted()), never the one just folded. 0: no bound.
+  // max_memory_bytes bounds the whole state (see the top of the file); an agent already followed
+  // that outgrows it makes the least recently heard ones forgotten (counted in evicted()),
+  // never itself. 0: no bound.
   explicit RollingState(int64_t span_ns, size_t max_types_per_agent = 5000,
                         size_t max_memory_bytes = 0);
 
@@ -121,7 +126,8 @@ class RollingState {
     const float* Row(size_t pos) const { return means_.data() + pos * 2 * capacity_; }
   };
 
-  // Folds one summary. Returns false if it was ignored (older than the agent's ring).
+  // Folds one summary. Returns false if it was ignored: older than the agent's ring, or a new
+  // agent with no room (refused()).
   bool Fold(const std::string& agent_key, const snapshot::Header& header,
             std::span<const snapshot::TypeStat> types, int64_t received_ns);
   void Forget(const std::string& agent_key);
@@ -146,6 +152,7 @@ class RollingState {
   uint64_t late() const { return late_; }
   uint64_t untracked() const { return untracked_; }
   uint64_t evicted() const { return evicted_; }
+  uint64_t refused() const { return refused_; }
   size_t series() const;
   // What the state holds, as accounted after each fold (agents, their series, type names).
   size_t memory_bytes() const;
@@ -156,6 +163,9 @@ class RollingState {
   void Compact(Agent& agent);
   void Account(Agent& agent);
   void EvictOver(const Agent& keep);
+  // Forgets quiet agents, least recently heard first, until `bytes` more fit. False if they
+  // do not.
+  bool MakeRoom(size_t bytes, int64_t received_ns);
   template <typename Value>
   void AgentSeries(const Agent& agent, Value value, std::vector<Sample>& out) const;
 
@@ -171,6 +181,7 @@ class RollingState {
   uint64_t late_ = 0;
   uint64_t untracked_ = 0;
   uint64_t evicted_ = 0;
+  uint64_t refused_ = 0;
 };
 
 }  // namespace tidemark::diff

@@ -559,24 +559,30 @@ TEST(RollingState, TypesGoneForTheWholeSpanAreDropped) {
   EXPECT_EQ(state.names().Name(state.Find("k")->type_id(0)), "stays");
 }
 
-TEST(RollingState, StateOverItsMemoryBoundForgetsTheLeastRecentlyHeardAgents) {
-  // Every agent with 100 types of its own (as a hostile or very varied fleet would send).
+// Folds agent `agent` (100 types of its own, as a hostile or very varied fleet would send) at
+// `t`; false if the state did not take it.
+bool FoldOwnTypes(RollingState& state, int agent, int64_t t) {
+  std::vector<snapshot::TypeStat> types;
+  for (int i = 0; i < 100; ++i) {
+    types.push_back({"a" + std::to_string(agent) + ".Type" + std::to_string(i), 1, 100, 0});
+  }
+  snapshot::Header h;
+  h.identity = Who("api", agent);
+  h.timestamp_ns = t;
+  return state.Fold("agent-" + std::to_string(agent), h, types, t);
+}
+
+TEST(RollingState, AFullStateForgetsQuietAgentsToFollowNewOnes) {
   const size_t bound = 4 << 20;
   RollingState state(kNsPerHour, 5000, bound);
   size_t peak = 0;
-  for (int agent = 0; agent < 2000; ++agent) {
-    std::vector<snapshot::TypeStat> types;
-    for (int i = 0; i < 100; ++i) {
-      types.push_back({"a" + std::to_string(agent) + ".Type" + std::to_string(i), 1, 100, 0});
-    }
-    snapshot::Header h;
-    h.identity = Who("api", agent);
-    h.timestamp_ns = kT0 + agent * kS;
-    state.Fold("agent-" + std::to_string(agent), h, types, kT0 + agent * kS);
+  for (int agent = 0; agent < 2000; ++agent) {  // Each heard once, 10 minutes apart.
+    EXPECT_TRUE(FoldOwnTypes(state, agent, kT0 + agent * 600 * kS));
     peak = std::max(peak, state.memory_bytes());
   }
   EXPECT_LE(peak, bound);
   EXPECT_GT(state.evicted(), 0u);
+  EXPECT_EQ(state.refused(), 0u);
   EXPECT_EQ(state.agents().size() + state.evicted(), 2000u);
   EXPECT_NE(state.Find("agent-1999"), nullptr);  // The newest are kept...
   EXPECT_EQ(state.Find("agent-0"), nullptr);     // ...the oldest forgotten,
@@ -584,6 +590,28 @@ TEST(RollingState, StateOverItsMemoryBoundForgetsTheLeastRecentlyHeardAgents) {
   EXPECT_LT(state.names().memory_bytes(), bound / 2);
   EXPECT_EQ(state.names().Find("a0.Type0"), -1);
   EXPECT_NE(state.names().Find("a1999.Type0"), -1);
+}
+
+TEST(RollingState, AFullStateOfAgentsHeardRecentlyKeepsThemAndRefusesNewOnes) {
+  // 2000 agents each sending every 100 s, in turn, into room for about 180: forgetting the
+  // least recently heard would forget each agent before its next summary.
+  const size_t bound = 4 << 20;
+  RollingState state(kNsPerHour, 5000, bound);
+  for (int round = 0; round < 5; ++round) {
+    for (int agent = 0; agent < 2000; ++agent) {
+      FoldOwnTypes(state, agent, kT0 + round * 100 * kS + agent * kS / 20);
+      EXPECT_LE(state.memory_bytes(), bound);
+    }
+  }
+  const size_t followed = state.agents().size();
+  EXPECT_GT(followed, 100u);
+  EXPECT_EQ(state.evicted(), 0u);
+  EXPECT_EQ(state.refused(), 5 * (2000 - followed));
+  for (size_t agent = 0; agent < followed; ++agent) {  // The first ones, with all five summaries.
+    const RollingState::Agent* a = state.Find("agent-" + std::to_string(agent));
+    ASSERT_NE(a, nullptr) << agent;
+    EXPECT_EQ(a->summaries, 5u);
+  }
 }
 
 TEST(RollingState, ForgettingAnAgentFreesTheNamesOnlyItUsed) {
