@@ -268,6 +268,11 @@ bool RollingState::Fold(const std::string& agent_key, const snapshot::Header& he
   a.last_received_ns = std::max(a.last_received_ns, received_ns);
   ++a.summaries;
   Account(a);
+  if (inserted && max_memory_bytes_ != 0 && memory_bytes() > max_memory_bytes_) {
+    Forget(agent_key);  // Larger than MakeRoom reckoned: it, not a followed agent, goes.
+    ++refused_;
+    return false;
+  }
   EvictOver(a);
   return true;
 }
@@ -298,7 +303,10 @@ void RollingState::EvictOver(const Agent& keep) {
 bool RollingState::MakeRoom(size_t bytes, int64_t received_ns) {
   while (memory_bytes() + bytes > max_memory_bytes_ && !recency_.empty()) {
     const Agent& oldest = *recency_.front();
-    const double quiet = std::max(3 * oldest.interval_ns, static_cast<double>(bucket_ns_));
+    // Heard once, its interval unknown: a quarter of the span (a fleet's first round must not
+    // forget its first agents before their second summary).
+    const double quiet =
+        oldest.interval_ns > 0 ? 3 * oldest.interval_ns : static_cast<double>(span_ns_) / 4;
     if (static_cast<double>(received_ns - oldest.last_received_ns) <= quiet) return false;
     Forget(std::string(oldest.key));
     ++evicted_;

@@ -16,7 +16,7 @@
 // Agents are keyed by store::IdentityKey; a restarted process is a new agent. An agent is
 // dropped with Forget() (the detector says when), or evicted when the state is at its memory
 // bound: a new agent takes the place of the least recently heard one only if that one has gone
-// quiet (not heard for 3 of its intervals, or a bucket width if it sent once); else the new
+// quiet (not heard for 3 of its intervals, or a quarter of the span if it sent once); else the new
 // agent is not followed (its summaries counted in refused()). So a collector given more agents
 // than fit follows as many as fit, steadily, rather than forgetting each one before its next
 // summary (least-recently-heard eviction under a fleet's round-robin arrivals forgets them all).
