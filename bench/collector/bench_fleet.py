@@ -20,15 +20,15 @@ fresh collectors:
   capped    the same under the default growth.max_memory (1 GiB): what the cap does to a
             collector given more agents than it can follow.
 
-Reported per scenario, summed or averaged over its collectors: summaries acknowledged
-per second, daemon CPU per acknowledged summary (everything the daemon did: ingest, store,
-folding, detector passes, hooks, /metrics), daemon RSS per agent (RSS at the end minus RSS before
-the first agent, over the agents it follows), the growth state's accounted bytes per agent
-(tidemark_growth_memory_bytes), the slowest detector pass, agents evicted from the growth state,
-detection latency (from the leak's start to its alert at the webhook receiver: first and last
-of the alerts, four per collector; the rule needs 70 s of growth, see RULES) and the alert fan-out (alerts
-received, per collector and in all). Store bytes per agent-day are extrapolated from the store's
-size and the summaries in it.
+Reported per scenario, summed or averaged over its collectors: summaries acknowledged per
+second, daemon CPU per acknowledged summary (everything the daemon did: ingest, store, folding,
+detector passes, hooks, /metrics) and the system-call share of it, daemon RSS and RSS per agent
+(RSS at the end minus RSS before the first agent, over the agents), the growth state's
+accounted bytes per agent (tidemark_growth_memory_bytes), agents evicted from the growth state,
+the slowest detector pass, detection latency (from the leak's start to its alert at the
+webhook receiver, first and last of the four alerts per collector; the rule needs 70 s of
+growth, see RULES) and the alert fan-out (alerts received of those expected). Store bytes per
+agent-day are extrapolated from the store's size and the summaries in it.
 """
 
 import argparse
@@ -189,7 +189,8 @@ def run_scenario(args, name, workdir):
         while any(s.poll() is None for s in senders):
             time.sleep(2)
             for c in collectors:
-                slowest_pass = max(slowest_pass, c.metrics().get("tidemark_detector_pass_seconds", 0))
+                slowest_pass = max(slowest_pass,
+                                   c.metrics().get("tidemark_detector_pass_seconds", 0))
         sent = [json.loads(s.stdout.read().strip().splitlines()[-1]) for s in senders]
         seconds = max(s["seconds"] for s in sent)
         cpu1 = [proc_cpu(c.proc.pid) for c in collectors]
@@ -218,6 +219,8 @@ def run_scenario(args, name, workdir):
             "growth_per_agent_kb": sum(m.get("tidemark_growth_memory_bytes", 0)
                                        for m in metrics) / (per * count) / 1024,
             "evicted": sum(m.get("tidemark_growth_agents_evicted_total", 0) for m in metrics),
+            "followed": sum(m.get("tidemark_growth_series", 0) for m in metrics) / args.types,
+            "refused": sum(m.get("tidemark_growth_summaries_refused_total", 0) for m in metrics),
             "slowest_pass_s": slowest_pass,
             "alerts": len(firing), "alerts_expected": count * LEAKS_PER_COLLECTOR,
             "first_alert_s": latencies[0] if latencies else None,
@@ -236,8 +239,8 @@ def run_scenario(args, name, workdir):
 
 COLUMNS = ("scenario", "collectors", "agents", "connections", "acked/s", "skipped", "send lag",
            "daemon CPU/summary", "daemon CPU (system share)", "daemon RSS", "RSS/agent",
-           "growth state/agent", "evicted", "slowest detector pass", "alerts",
-           "detection (first-last)", "store/agent-day")
+           "growth state/agent", "followed", "refused summaries", "evicted",
+           "slowest detector pass", "alerts", "detection (first-last)", "store/agent-day")
 
 
 def markdown(rows):
@@ -251,7 +254,8 @@ def markdown(rows):
                  "%.0f µs" % r["cpu_us_per_summary"],
                  "%.0f%% (%.0f%%)" % (100 * r["daemon_cpu_share"], 100 * r["daemon_system_share"]),
                  "%.0f MB" % r["rss_mb"], "%.1f KB" % r["rss_per_agent_kb"],
-                 "%.1f KB" % r["growth_per_agent_kb"], "%d" % r["evicted"],
+                 "%.1f KB" % r["growth_per_agent_kb"], "%d" % r["followed"],
+                 "%d" % r["refused"], "%d" % r["evicted"],
                  "%.2f s" % r["slowest_pass_s"], "%d/%d" % (r["alerts"], r["alerts_expected"]),
                  detection, "%.1f MB" % r["store_mb_per_agent_day"])
         print("| " + " | ".join(str(c) for c in cells) + " |")
