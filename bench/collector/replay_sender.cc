@@ -164,6 +164,17 @@ std::string AgentService(const Options& o, int i) {
   return o.agents == 1 ? o.service : o.service + "-" + std::to_string(i % 16);
 }
 
+// A leaking agent's summary `elapsed` after the start: its first type grown by --leak-rate.
+std::string Leaking(const Options& o, const snapshot::Snapshot& synthetic,
+                    const snapshot::Header& header, std::chrono::duration<double> elapsed) {
+  snapshot::Snapshot leaking = synthetic;
+  leaking.header = header;
+  const double grown = o.leak_rate * elapsed.count() / 3600;
+  leaking.types[0].bytes += static_cast<uint64_t>(grown);
+  leaking.types[0].count += static_cast<uint64_t>(grown / 64);
+  return *snapshot::Encode(leaking);
+}
+
 // --interval: the fleet at its own pace (see the top of the file).
 int Paced(const Options& o) {
   rlimit files{};
@@ -225,17 +236,10 @@ int Paced(const Options& o) {
       header.identity.pid = o.pid_base + i;
       header.seq = ++seq[i];
       header.timestamp_ns = snapshot::WallNowNs();
-      std::string message;
-      if (i < o.leak_agents) {
-        snapshot::Snapshot leaking = synthetic;
-        leaking.header = header;
-        const double hours = std::chrono::duration<double>(now - started).count() / 3600;
-        leaking.types[0].bytes += static_cast<uint64_t>(o.leak_rate * hours);
-        leaking.types[0].count += static_cast<uint64_t>(o.leak_rate * hours / 64);
-        message = *snapshot::Encode(leaking);
-      } else {
-        message = *snapshot::ReplaceHeader(base, header);
-      }
+      const std::string message =
+          i < o.leak_agents
+              ? Leaking(o, synthetic, header, std::chrono::duration<double>(now - started))
+              : *snapshot::ReplaceHeader(base, header);
       const int k = i % connections;
       if (sockets[k].send(zmq::buffer(message), zmq::send_flags::dontwait)) {
         ++sent;
