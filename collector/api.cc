@@ -34,7 +34,7 @@ const std::map<std::string, Query>& Routes() {
        [](auto& s, auto& p, int64_t t) { return SnapshotTypes(s.store_dir, p, t); }},
       {"snapshot/diff",
        [](auto& s, auto& p, int64_t t) { return SnapshotDiff(s.store_dir, p, t); }},
-      {"series", [](auto& s, auto& p, int64_t t) { return Series(s.store_dir, p, t); }},
+      {"series", [](auto& s, auto& p, int64_t t) { return Series(s.store_dir, s.rollup, p, t); }},
       {"alerts", [](auto& s, auto& p, int64_t) { return Alerts(s.store_dir, p); }},
       {"reports", [](auto& s, auto& p, int64_t) { return Reports(s.store_dir, p); }},
       {"graph/retained", GraphRetained},
@@ -53,6 +53,8 @@ Api::Api(std::string store_dir, ApiOptions options)
       options_(options),
       snapshot_limiter_(options.snapshot_interval_ns, 10'000),
       cache_(options.graph_cache_bytes),
+      rollup_(RollupOptions{.max_bytes = options.series_memory_bytes,
+                            .horizon_ns = options.series_span_ns}),
       pool_(options.workers, options.max_queued) {}
 
 void Api::Handle(const HttpRequest& request, HttpServer::Reply reply) {
@@ -116,7 +118,7 @@ HttpResponse Api::Answer(const std::string& path, const std::string& query) cons
     auto answer = raw->second(store_dir_, *params);
     return answer ? std::move(*answer) : Error(answer.error());
   }
-  const GraphSource source{store_dir_, cache_, options_.max_graph_objects};
+  const GraphSource source{store_dir_, cache_, options_.max_graph_objects, &rollup_};
   QueryResult result = route->second(source, *params, snapshot::WallNowNs());
   if (!result) return Error(result.error());
   return Json(200, *result);
@@ -177,6 +179,28 @@ std::string Api::RenderMetrics() const {
   counter("tidemark_api_snapshot_table_overflows_total",
           "Snapshot requests refused because the per-agent rate table was full.",
           snapshot_limiter_.overflows());
+  const RollupStats rollup = rollup_.stats();
+  counter("tidemark_api_series_blocks_evicted_total",
+          "Hours of a service's series rollup dropped for http.series_memory or http.series_span.",
+          rollup.blocks_evicted);
+  counter("tidemark_api_series_late_records_total",
+          "Summaries older than their agent's latest when they reached the series rollup.",
+          rollup.records_late);
+  counter("tidemark_api_series_types_folded_total",
+          "Type figures summed under one row: a service had more types than the rollup keeps.",
+          rollup.types_folded);
+  auto gauge = [&out](const char* name, const char* help, double value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           " " + std::to_string(value) + "\n";
+  };
+  gauge("tidemark_api_series_rollup_bytes", "Memory of the series rollups.",
+        static_cast<double>(rollup.bytes));
+  gauge("tidemark_api_series_rollup_live",
+        "1 once the series rollups are rebuilt from the files (series queries read no file).",
+        rollup.live ? 1 : 0);
+  gauge("tidemark_api_series_covered_from_seconds",
+        "Unix time from which the series rollups hold every summary.",
+        rollup.live ? static_cast<double>(rollup.covered_from_ns) / 1e9 : 0);
   out +=
       "# HELP tidemark_api_graph_cache_bytes Loaded graphs kept for the query API.\n"
       "# TYPE tidemark_api_graph_cache_bytes gauge\ntidemark_api_graph_cache_bytes " +

@@ -19,6 +19,7 @@
 #include "collector/graph_cache.h"
 #include "collector/http_server.h"
 #include "collector/rate_limiter.h"
+#include "collector/series_rollup.h"
 #include "collector/worker_pool.h"
 
 namespace tidemark::collector {
@@ -30,6 +31,8 @@ struct ApiOptions {
   uint64_t max_graph_objects = 20'000'000;
   bool writes_enabled = false;  // A token is configured.
   int64_t snapshot_interval_ns = int64_t{60} * 1'000'000'000;
+  uint64_t series_memory_bytes = uint64_t{512} << 20;
+  int64_t series_span_ns = int64_t{7} * 24 * 3600 * 1'000'000'000;
 };
 
 class Api {
@@ -49,6 +52,10 @@ class Api {
   // REQUIRES: the request's path starts with kPrefix.
   void Handle(const HttpRequest& request, HttpServer::Reply reply);
 
+  // The series rollups: the store feeds them (store::StoreOptions::on_series), and they are
+  // rebuilt from the files once the store is open (SeriesRollup::StartRebuild).
+  SeriesRollup& rollup() { return rollup_; }
+
   // Prometheus text: requests answered, refused (pool full), failed.
   std::string RenderMetrics() const;
 
@@ -61,6 +68,7 @@ class Api {
   GraphRequester requester_;
   RateLimiter snapshot_limiter_;
   mutable GraphCache cache_;
+  SeriesRollup rollup_;
   WorkerPool pool_;  // Last: its workers stop before what they use goes.
   mutable std::atomic<uint64_t> answered_{0}, errors_{0};
   std::atomic<uint64_t> snapshots_requested_{0};

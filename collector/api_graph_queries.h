@@ -11,6 +11,7 @@
 
 #include "collector/api_queries.h"
 #include "collector/graph_cache.h"
+#include "collector/series_rollup.h"
 
 namespace tidemark::collector {
 
@@ -18,6 +19,7 @@ struct GraphSource {
   const std::string& store_dir;
   GraphCache& cache;
   uint64_t max_objects;
+  const SeriesRollup* rollup = nullptr;
 };
 
 QueryResult GraphRetained(const GraphSource& source, const QueryParams& params, int64_t now_ns);

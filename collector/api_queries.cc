@@ -383,45 +383,53 @@ double PerHour(const std::vector<std::pair<double, double>>& points) {
   return den > 0 ? num / den * 3600.0 * kSecondNs : 0;
 }
 
-// A series' steps summed over agents as the records stream by (store::ScanSeries): each
-// agent's last record in a step counts. An agent's records come oldest first, so its record
-// for a step is final once one for a later step arrives; one older than the agent's previous
-// record (a clock stepped back) is skipped.
-class StepSums {
+// One agent's steps as its records stream by (store::ScanSeries, store::ReadSeriesAt): each
+// step's last record counts. An agent's records come oldest first, so its record for a step is
+// final once one for a later step arrives; one older than the previous record (a clock stepped
+// back) is skipped.
+class AgentSteps {
  public:
-  explicit StepSums(size_t steps) : has_(steps), rss_(steps), heap_(steps) {}
+  explicit AgentSteps(size_t steps)
+      : table_{std::vector<bool>(steps),
+               std::vector<uint64_t>(steps),
+               std::vector<uint64_t>(steps),
+               0,
+               {}} {}
 
   void Add(const store::SeriesRecord& r, size_t step) {
-    if (r.file != file_) {  // Type ids are the file's own.
-      file_ = r.file;
+    if (r.file_id != file_) {  // Type ids are the file's own.
+      file_ = r.file_id;
       local_.clear();
     }
-    Pending& p = pending_[r.agent];
-    if (p.step != kNone && (step < p.step || r.timestamp_ns < p.timestamp_ns)) return;
-    if (p.step != kNone && step != p.step) Commit(p);
-    p.step = step;
-    p.timestamp_ns = r.timestamp_ns;
-    p.rss = r.rss_bytes;
-    p.figures.clear();
+    if (step_ != kNone && (step < step_ || r.timestamp_ns < timestamp_ns_)) return;
+    if (step_ != kNone && step != step_) Commit();
+    step_ = step;
+    timestamp_ns_ = r.timestamp_ns;
+    rss_ = r.rss_bytes;
+    figures_.clear();
     for (const store::SeriesFigures& f : r.types) {
-      p.figures.push_back({Global(f.type, *r.names), f.count, f.bytes});
+      figures_.push_back({Global(f.type, r.names), f.count, f.bytes});
     }
   }
 
-  // REQUIRES: every record added.
-  void Finish() {
-    for (auto& [agent, p] : pending_) {
-      if (p.step != kNone) Commit(p);
+  // The `top` largest types at the last step with data. REQUIRES: every record added.
+  SeriesTable Finish(size_t top) {
+    if (step_ != kNone) Commit();
+    table_.agents = step_ != kNone ? 1 : 0;
+    size_t end = table_.has.size();
+    while (end > 0 && !table_.has[end - 1]) --end;
+    std::vector<size_t> order(names_.size());
+    for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+    auto last = [&](size_t k) { return end ? bytes_[k][end - 1] : 0; };
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return last(a) != last(b) ? last(a) > last(b) : names_[a] < names_[b];
+    });
+    if (order.size() > top) order.resize(top);
+    for (size_t k : order) {
+      table_.rows.push_back({names_[k], std::move(bytes_[k]), std::move(count_[k])});
     }
+    return std::move(table_);
   }
-
-  size_t agents() const { return pending_.size(); }
-  const std::vector<bool>& has() const { return has_; }
-  const std::vector<uint64_t>& rss() const { return rss_; }
-  const std::vector<uint64_t>& heap() const { return heap_; }
-  const std::vector<std::string>& names() const { return names_; }
-  const std::vector<uint64_t>& bytes(size_t type) const { return bytes_[type]; }
-  const std::vector<uint64_t>& count(size_t type) const { return count_[type]; }
 
  private:
   static constexpr size_t kNone = SIZE_MAX;
@@ -429,52 +437,132 @@ class StepSums {
     size_t type;
     uint64_t count, bytes;
   };
-  struct Pending {
-    size_t step = kNone;
-    int64_t timestamp_ns = 0;
-    uint64_t rss = 0;
-    std::vector<Figure> figures;
-  };
 
-  size_t Global(uint32_t id, const std::unordered_map<uint32_t, std::string>& names) {
+  size_t Global(uint32_t id, const std::vector<std::string>* names) {
     auto known = local_.find(id);
     if (known != local_.end()) return known->second;
-    auto name = names.find(id);
-    const std::string& text = name == names.end() ? kUnnamed : name->second;
+    const std::string& text = names && id < names->size() ? (*names)[id] : kUnnamed;
     auto [at, added] = index_.emplace(text, names_.size());
     if (added) {
       names_.push_back(text);
-      bytes_.emplace_back(has_.size(), 0);
-      count_.emplace_back(has_.size(), 0);
+      bytes_.emplace_back(table_.has.size(), 0);
+      count_.emplace_back(table_.has.size(), 0);
     }
     local_.emplace(id, at->second);
     return at->second;
   }
 
-  void Commit(const Pending& p) {
-    has_[p.step] = true;
-    rss_[p.step] += p.rss;
-    for (const Figure& f : p.figures) {
-      bytes_[f.type][p.step] += f.bytes;
-      count_[f.type][p.step] += f.count;
-      heap_[p.step] += f.bytes;
+  void Commit() {
+    table_.has[step_] = true;
+    table_.rss[step_] = rss_;
+    table_.heap[step_] = 0;
+    for (const Figure& f : figures_) {
+      bytes_[f.type][step_] = f.bytes;
+      count_[f.type][step_] = f.count;
+      table_.heap[step_] += f.bytes;
     }
   }
 
   inline static const std::string kUnnamed;
-  std::vector<bool> has_;
-  std::vector<uint64_t> rss_, heap_;
+  SeriesTable table_;
   std::vector<std::string> names_;
   std::vector<std::vector<uint64_t>> bytes_, count_;
   std::unordered_map<std::string, size_t> index_;
   std::unordered_map<uint32_t, size_t> local_;
-  size_t file_ = kNone;
-  std::map<uint32_t, Pending> pending_;
+  uint64_t file_ = UINT64_MAX;
+  size_t step_ = kNone;
+  int64_t timestamp_ns_ = 0;
+  uint64_t rss_ = 0;
+  std::vector<Figure> figures_;
 };
+
+// An agent's steps: from the records the rollup locates when it holds the range, else from a
+// scan of the series files since `from`.
+Result<SeriesTable> AgentSeries(const std::string& dir, const SeriesRollup* rollup, uint32_t agent,
+                                const StepRange& range, size_t top) {
+  AgentSteps steps(range.steps);
+  const int64_t to = range.from_ns + static_cast<int64_t>(range.steps) * range.step_ns;
+  auto add = [&](const store::SeriesRecord& r) {
+    if (r.goodbye || r.agent != agent || r.timestamp_ns < range.from_ns || r.timestamp_ns >= to) {
+      return;
+    }
+    steps.Add(r, static_cast<size_t>((r.timestamp_ns - range.from_ns) / range.step_ns));
+  };
+  if (auto located = rollup ? rollup->Agent(agent, range.from_ns, to) : std::nullopt) {
+    auto read = store::ReadSeriesAt(dir, located->locations, [&](const store::SeriesRecord& r) {
+      store::SeriesRecord named = r;
+      auto names = located->names.find(r.file_id);
+      named.names = names == located->names.end() ? nullptr : names->second.get();
+      add(named);
+    });
+    if (!read) return std::unexpected(read.error());
+  } else if (auto scanned = store::ScanSeries(dir, {agent, range.from_ns}, add); !scanned) {
+    return std::unexpected(scanned.error());
+  }
+  return steps.Finish(top);
+}
+
+// A service's steps from the rollup when it holds the range, else from a rollup of the
+// records read for this query (the same sums, from the files).
+Result<SeriesTable> ServiceSeries(const std::string& dir, const SeriesRollup* rollup,
+                                  const std::string& service, const std::set<uint32_t>& agents,
+                                  const StepRange& range, size_t top, int64_t now_ns) {
+  if (rollup) {
+    if (auto table = rollup->Service(service, range, top, now_ns)) return std::move(*table);
+  }
+  const int64_t to = range.from_ns + static_cast<int64_t>(range.steps) * range.step_ns;
+  constexpr int64_t kLookbackNs = 3600 * kSecondNs;  // SeriesRollup's longest.
+  SeriesRollup once(RollupOptions{.max_bytes = UINT64_MAX,
+                                  .horizon_ns = to - range.from_ns + 2 * kLookbackNs,
+                                  .resolution_ns = std::min(range.step_ns, 60 * kSecondNs),
+                                  .locations = false});
+  auto scanned = store::ScanSeries(dir, {std::nullopt, range.from_ns - kLookbackNs},
+                                   [&](const store::SeriesRecord& r) {
+                                     if (agents.count(r.agent) && r.timestamp_ns < to) {
+                                       once.ApplyAll(r, service);
+                                     }
+                                   });
+  if (!scanned) return std::unexpected(scanned.error());
+  return std::move(*once.Service(service, range, top, now_ns));
+}
+
+json SeriesJson(const SeriesTable& table, const StepRange& range) {
+  const auto values = [&](const std::vector<uint64_t>& v) {
+    json out = json::array();
+    for (size_t b = 0; b < range.steps; ++b) out.push_back(table.has[b] ? json(v[b]) : json());
+    return out;
+  };
+  json t = json::array();
+  for (size_t b = 0; b < range.steps; ++b) {
+    t.push_back(range.from_ns + static_cast<int64_t>(b) * range.step_ns);
+  }
+  json rows = json::array();
+  for (const SeriesTable::Row& row : table.rows) {
+    std::vector<std::pair<double, double>> fit;
+    for (size_t b = 0; b < range.steps; ++b) {
+      if (table.has[b]) {
+        fit.emplace_back(static_cast<double>(b * range.step_ns), static_cast<double>(row.bytes[b]));
+      }
+    }
+    rows.push_back({{"type", row.type},
+                    {"bytes", values(row.bytes)},
+                    {"count", values(row.count)},
+                    {"bytes_per_hour", PerHour(fit)}});
+  }
+  return json{{"from_ns", range.from_ns},
+              {"to_ns", range.from_ns + static_cast<int64_t>(range.steps) * range.step_ns},
+              {"step_s", range.step_ns / kSecondNs},
+              {"agents", table.agents},
+              {"t_ns", t},
+              {"rss_bytes", values(table.rss)},
+              {"heap_bytes", values(table.heap)},
+              {"types", rows}};
+}
 
 }  // namespace
 
-QueryResult Series(const std::string& dir, const QueryParams& params, int64_t now_ns) {
+QueryResult Series(const std::string& dir, const SeriesRollup* rollup, const QueryParams& params,
+                   int64_t now_ns) {
   TM_KNOWN(params, "service", "agent", "from", "to", "step", "types");
   const auto service = params.Get("service");
   const auto agent_name = params.Get("agent");
@@ -499,12 +587,15 @@ QueryResult Series(const std::string& dir, const QueryParams& params, int64_t no
   if (!named) return std::unexpected(FromStore(named.error()));
   store::Catalog catalog;
   catalog.agents = std::move(*named);
-  std::set<uint32_t> agents;
+  const StepRange range{from, step, static_cast<size_t>(steps)};
+  const size_t top = static_cast<size_t>(type_count);
+  Result<SeriesTable> table;
   if (agent_name) {
     auto ids = store::ResolveAgent(catalog, *agent_name);
     if (!ids) return std::unexpected(FromStore(ids.error(), "agent"));
-    agents.insert(ids->front());
+    table = AgentSeries(dir, rollup, ids->front(), range, top);
   } else {
+    std::set<uint32_t> agents;
     for (const auto& [id, a] : catalog.agents) {
       if (a.identity.service == *service) agents.insert(id);
     }
@@ -512,55 +603,10 @@ QueryResult Series(const std::string& dir, const QueryParams& params, int64_t no
       return std::unexpected(
           QueryError{404, "no service '" + *service + "' in the store", "service"});
     }
+    table = ServiceSeries(dir, rollup, *service, agents, range, top, now_ns);
   }
-  const size_t n = static_cast<size_t>(steps);
-  StepSums sums(n);
-  auto scanned = store::ScanSeries(
-      dir, agents.size() == 1 ? std::optional<uint32_t>(*agents.begin()) : std::nullopt, from,
-      [&](const store::SeriesRecord& r) {
-        if (r.goodbye || !agents.count(r.agent) || r.timestamp_ns < from || r.timestamp_ns >= to) {
-          return;
-        }
-        sums.Add(r, static_cast<size_t>((r.timestamp_ns - from) / step));
-      });
-  if (!scanned) return std::unexpected(FromStore(scanned.error()));
-  sums.Finish();
-  const std::vector<bool>& has = sums.has();
-  // The largest types in the last step with data.
-  size_t end = n;
-  while (end > 0 && !has[end - 1]) --end;
-  std::vector<size_t> top(sums.names().size());
-  for (size_t k = 0; k < top.size(); ++k) top[k] = k;
-  auto last_bytes = [&](size_t k) { return end ? sums.bytes(k)[end - 1] : 0; };
-  std::sort(top.begin(), top.end(), [&](size_t a, size_t b) {
-    const uint64_t x = last_bytes(a), y = last_bytes(b);
-    return x != y ? x > y : sums.names()[a] < sums.names()[b];
-  });
-  if (top.size() > static_cast<size_t>(type_count)) top.resize(static_cast<size_t>(type_count));
-  json t = json::array(), rss_json = json::array(), heap_json = json::array();
-  for (size_t b = 0; b < n; ++b) {
-    t.push_back(from + static_cast<int64_t>(b) * step);
-    rss_json.push_back(has[b] ? json(sums.rss()[b]) : json(nullptr));
-    heap_json.push_back(has[b] ? json(sums.heap()[b]) : json(nullptr));
-  }
-  json type_rows = json::array();
-  for (size_t k : top) {
-    const std::string& name = sums.names()[k];
-    const std::vector<uint64_t>& bytes = sums.bytes(k);
-    const std::vector<uint64_t>& count = sums.count(k);
-    json b_json = json::array(), c_json = json::array();
-    std::vector<std::pair<double, double>> fit;
-    for (size_t b = 0; b < n; ++b) {
-      b_json.push_back(has[b] ? json(bytes[b]) : json(nullptr));
-      c_json.push_back(has[b] ? json(count[b]) : json(nullptr));
-      if (has[b]) fit.emplace_back(static_cast<double>(b) * step, static_cast<double>(bytes[b]));
-    }
-    type_rows.push_back(
-        {{"type", name}, {"bytes", b_json}, {"count", c_json}, {"bytes_per_hour", PerHour(fit)}});
-  }
-  return json{{"from_ns", from},         {"to_ns", to},       {"step_s", step / kSecondNs},
-              {"agents", sums.agents()}, {"t_ns", t},         {"rss_bytes", rss_json},
-              {"heap_bytes", heap_json}, {"types", type_rows}};
+  if (!table) return std::unexpected(FromStore(table.error()));
+  return SeriesJson(*table, range);
 }
 
 std::expected<std::string, QueryError> AgentNamed(const std::string& dir, const std::string& name,

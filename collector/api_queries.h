@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "collector/series_rollup.h"
 #include "snapshot/result.h"
 
 namespace tidemark::collector {
@@ -51,7 +52,10 @@ QueryResult Agents(const std::string& store_dir, const QueryParams& params);
 QueryResult Snapshots(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
 QueryResult SnapshotTypes(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
 QueryResult SnapshotDiff(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
-QueryResult Series(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
+// A service's series from `rollup` when it holds the range (may be null), else from the files;
+// an agent's from the records the rollup locates, else from the files.
+QueryResult Series(const std::string& store_dir, const SeriesRollup* rollup,
+                   const QueryParams& params, int64_t now_ns);
 // The name ("SERVICE/HOST/PID@START") of the newest stored agent `name` matches (parameter
 // `parameter` in errors).
 std::expected<std::string, QueryError> AgentNamed(const std::string& store_dir,

@@ -80,7 +80,9 @@ class Daemon {
                         .graph_cache_bytes = config_.api_graph_cache_bytes,
                         .max_graph_objects = static_cast<uint64_t>(config_.api_max_graph_objects),
                         .writes_enabled = !config_.http_token.empty(),
-                        .snapshot_interval_ns = config_.http_snapshot_interval_ms * kMsToNs}),
+                        .snapshot_interval_ns = config_.http_snapshot_interval_ms * kMsToNs,
+                        .series_memory_bytes = config_.api_series_memory_bytes,
+                        .series_span_ns = config_.api_series_span_ms * kMsToNs}),
         auth_(config_.http_token) {}
 
   int Run() {
@@ -93,6 +95,9 @@ class Daemon {
     store_options.on_durable = [this](uint64_t from, uint64_t to, bool ok) {
       if (Ingest* ingest = ingest_ptr_.load()) ingest->OnDurable(from, to, ok);
     };
+    store_options.on_series = [this](const store::SeriesRecord& r, std::string_view service) {
+      api_.rollup().Apply(r, service);
+    };
     auto store = store::Store::Open(dir, store_options, snapshot::WallNowNs());
     if (!store) {
       spdlog::error("cannot open the store: {}", store.error().message);
@@ -102,6 +107,7 @@ class Daemon {
     const store::StoreStats stats = store_->stats();
     spdlog::info("store {}: {} summary and {} graph snapshots from {} agents", dir,
                  stats.summary.snapshots, stats.graph.snapshots, stats.agents);
+    api_.rollup().StartRebuild(dir, snapshot::WallNowNs());
 
     notifier_ = std::make_unique<Notifier>(config_.hooks);
     pipeline_ = std::make_unique<Pipeline>(config_, dir, *notifier_);

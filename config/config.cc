@@ -440,6 +440,8 @@ const std::map<std::string, Key>& Keys() {
       {"http.api_max_queued", Integer(FIELD(api_max_queued), 1, 100'000)},
       {"http.graph_cache", Size(FIELD(api_graph_cache_bytes))},
       {"http.max_graph_objects", Integer(FIELD(api_max_graph_objects), 1, int64_t{1} << 32)},
+      {"http.series_memory", Size(FIELD(api_series_memory_bytes))},
+      {"http.series_span", Duration(FIELD(api_series_span_ms))},
       {"http.token_file", {SetTokenFile, ShowString(FIELD(http_token_file))}},
       {"http.snapshot_interval", Duration(FIELD(http_snapshot_interval_ms))},
       {"store.dir", String(FIELD(store_dir), nullptr)},
@@ -800,6 +802,10 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
   if (running.api_max_graph_objects != loaded.api_max_graph_objects) {
     keys.push_back("http.max_graph_objects");
   }
+  if (running.api_series_memory_bytes != loaded.api_series_memory_bytes) {
+    keys.push_back("http.series_memory");
+  }
+  if (running.api_series_span_ms != loaded.api_series_span_ms) keys.push_back("http.series_span");
   if (running.http_token != loaded.http_token) keys.push_back("http.token_file");
   if (running.http_snapshot_interval_ms != loaded.http_snapshot_interval_ms) {
     keys.push_back("http.snapshot_interval");

@@ -131,6 +131,9 @@ struct Config {
   int api_max_queued = 32;
   uint64_t api_graph_cache_bytes = uint64_t{512} << 20;
   int64_t api_max_graph_objects = 20'000'000;
+  // Series rollups (collector/series_rollup.h): memory at most, and how far back they reach.
+  uint64_t api_series_memory_bytes = uint64_t{512} << 20;
+  int64_t api_series_span_ms = int64_t{7} * 24 * 3600'000;
   // The bearer token every request but /healthz and the console's files needs, read from
   // http_token_file ("" = none; required when http_listen is not a loopback address), and the
   // least time between two "graph snapshot now" requests for one agent.

@@ -98,6 +98,25 @@ class PosixFileSystem final : public FileSystem {
   }
 
   Result<std::string> Read(const std::string& path, uint64_t offset, uint64_t length) override {
+    std::vector<std::string> out;
+    const std::pair<uint64_t, uint64_t> range{offset, length};
+    if (auto r = ReadLocked(path, {&range, 1}, out); !r) return std::unexpected(r.error());
+    return std::move(out.front());
+  }
+
+  Result<std::vector<std::string>> ReadRanges(
+      const std::string& path, std::span<const std::pair<uint64_t, uint32_t>> ranges) override {
+    std::vector<std::pair<uint64_t, uint64_t>> wide(ranges.begin(), ranges.end());
+    std::vector<std::string> out;
+    if (auto r = ReadLocked(path, wide, out); !r) return std::unexpected(r.error());
+    return out;
+  }
+
+ private:
+  // Each of `ranges` (offset, length; length 0 = to EOF) of `path`, opened and locked once.
+  static Result<void> ReadLocked(const std::string& path,
+                                 std::span<const std::pair<uint64_t, uint64_t>> ranges,
+                                 std::vector<std::string>& out) {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return SysFail("open", path);
     while (::flock(fd.get(), LOCK_SH) != 0) {
@@ -106,23 +125,27 @@ class PosixFileSystem final : public FileSystem {
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return SysFail("stat", path);
     const uint64_t size = static_cast<uint64_t>(st.st_size);
-    if (offset > size) return std::string();
-    uint64_t want = size - offset;
-    if (length != 0 && length < want) want = length;
-    std::string out(want, '\0');
-    size_t done = 0;
-    while (done < want) {
-      const ssize_t n =
-          ::pread(fd.get(), out.data() + done, want - done, static_cast<off_t>(offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return SysFail("read", path);
-      if (n == 0) break;
-      done += static_cast<size_t>(n);
+    for (const auto& [offset, length] : ranges) {
+      std::string& bytes = out.emplace_back();
+      if (offset > size) continue;
+      uint64_t want = size - offset;
+      if (length != 0 && length < want) want = length;
+      bytes.resize(want);
+      size_t done = 0;
+      while (done < want) {
+        const ssize_t n =
+            ::pread(fd.get(), bytes.data() + done, want - done, static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return SysFail("read", path);
+        if (n == 0) break;
+        done += static_cast<size_t>(n);
+      }
+      bytes.resize(done);
     }
-    out.resize(done);
-    return out;
+    return {};
   }
 
+ public:
   Result<uint64_t> Size(const std::string& path) override {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return SysFail("stat", path);

@@ -9,8 +9,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "snapshot/result.h"
@@ -49,6 +51,18 @@ class FileSystem {
   // shared lock so that RemoveIfUnused() cannot remove the file meanwhile. length 0 = to EOF.
   virtual Result<std::string> Read(const std::string& path, uint64_t offset = 0,
                                    uint64_t length = 0) = 0;
+  // Read of each of `ranges` (offset, length), in that order; the POSIX one opens and locks the
+  // file once.
+  virtual Result<std::vector<std::string>> ReadRanges(
+      const std::string& path, std::span<const std::pair<uint64_t, uint32_t>> ranges) {
+    std::vector<std::string> out;
+    for (const auto& [offset, length] : ranges) {
+      auto bytes = Read(path, offset, length);
+      if (!bytes) return std::unexpected(bytes.error());
+      out.push_back(std::move(*bytes));
+    }
+    return out;
+  }
   virtual Result<uint64_t> Size(const std::string& path) = 0;
   // The first offset at or after `offset` that is not in a hole of a sparse file (holes read
   // as zeros), or the file's size if none is; `offset` where holes are not known.

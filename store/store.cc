@@ -615,6 +615,7 @@ Result<void> Store::SeriesFileLocked(int64_t now_ns) {
   series_file_ = *file;
   series_id_ = id;
   series_types_.clear();
+  series_names_.clear();
   series_files_[id] = now_ns;
   series_bytes_ += kFileHeaderSize;
   return {};
@@ -636,6 +637,18 @@ Result<bool> Store::AppendGoodbye(const snapshot::Identity& identity, uint64_t s
   }
   series_bytes_ += out.size();
   MarkDirtyLocked(series_file_);
+  if (options_.on_series) {
+    SeriesRecord r;
+    r.agent = known->second;
+    r.seq = seq;
+    r.timestamp_ns = timestamp_ns;
+    r.goodbye = true;
+    r.names = &series_names_;
+    r.file_id = series_id_;
+    r.offset = before;
+    r.length = static_cast<uint32_t>(out.size());
+    options_.on_series(r, identity.service);
+  }
   return true;
 }
 
@@ -662,15 +675,39 @@ Result<void> Store::AppendSeriesLocked(uint32_t agent, const snapshot::Header& h
     }
     point.Var(type_id).Var(t.count).Var(t.bytes);
   }
-  out += Framed({point.bytes()});
+  const uint64_t point_at = series_file_->size() + out.size();
+  const std::string point_frame = Framed({point.bytes()});
+  out += point_frame;
   const uint64_t before = series_file_->size();
   if (auto r = series_file_->Append(out); !r) {
     (void)series_file_->Truncate(before);
     return r;
   }
-  series_types_.insert(added.begin(), added.end());
+  for (const auto& [name, id] : added) {
+    series_types_.emplace(name, id);
+    series_names_.push_back(name);
+  }
   series_bytes_ += out.size();
   MarkDirtyLocked(series_file_);
+  if (options_.on_series) {
+    std::vector<SeriesFigures> figures;
+    figures.reserve(types.size());
+    for (const snapshot::TypeStat& t : types) {
+      figures.push_back({series_types_.at(t.name), t.count, t.bytes});
+    }
+    SeriesRecord r{.agent = agent,
+                   .seq = header.seq,
+                   .timestamp_ns = header.timestamp_ns,
+                   .rss_bytes = header.rss_bytes,
+                   .goodbye = false,
+                   .types = figures,
+                   .names = &series_names_,
+                   .file = 0,
+                   .file_id = series_id_,
+                   .offset = point_at,
+                   .length = static_cast<uint32_t>(point_frame.size())};
+    options_.on_series(r, header.identity.service);
+  }
   return {};
 }
 
@@ -969,7 +1006,40 @@ Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry,
   return std::string(payload->substr(kSegmentPrefix));
 }
 
-Result<void> ScanSeries(const std::string& dir, std::optional<uint32_t> agent, int64_t since_ns,
+namespace {
+
+// Decodes a 'P' or 'G' payload into `r` (figures into `figures`); false if it is neither or
+// does not decode. Only the agent is read when `agent` filters it out.
+bool DecodeSeries(std::string_view payload, std::optional<uint32_t> agent, SeriesRecord& r,
+                  std::vector<SeriesFigures>& figures) {
+  PayloadReader in(payload);
+  const uint8_t tag = in.U8();
+  if (tag != 'P' && tag != 'G') return false;  // Unknown tags: later additions.
+  r.agent = in.U32();
+  if (agent && r.agent != *agent) return false;
+  r.seq = in.U64();
+  r.timestamp_ns = in.I64();
+  r.goodbye = tag == 'G';
+  figures.clear();
+  if (!r.goodbye) {
+    r.rss_bytes = in.U64();
+    const uint32_t n = in.U32();
+    for (uint32_t k = 0; k < n && in.ok(); ++k) {
+      const uint32_t id = static_cast<uint32_t>(in.Var());
+      const uint64_t count = in.Var();
+      figures.push_back({id, count, in.Var()});
+    }
+  }
+  r.types = figures;
+  return in.ok();
+}
+
+// A 'T' record's id beyond this many past the names so far is damage, not a name.
+constexpr uint32_t kMaxTypeIdGap = 1 << 16;
+
+}  // namespace
+
+Result<void> ScanSeries(const std::string& dir, const SeriesFilter& filter,
                         const std::function<void(const SeriesRecord&)>& visit, FileSystem& fs) {
   auto names = fs.List(dir + "/series");
   if (!names) return std::unexpected(names.error());
@@ -978,51 +1048,71 @@ Result<void> ScanSeries(const std::string& dir, std::optional<uint32_t> agent, i
   std::vector<SeriesFigures> figures;  // Reused: one allocation for the whole scan.
   for (size_t i = 0; i < names->size(); ++i) {
     const std::string& name = (*names)[i];
+    const uint64_t file_id = *FileId(name, "log");
+    if (filter.cancel && filter.cancel->load()) break;
+    if (file_id < filter.from_file) continue;
     // A file holds points up to the creation of the next one.
-    if (i + 1 < names->size() && since_ns != INT64_MIN) {
+    if (i + 1 < names->size() && filter.since_ns != INT64_MIN) {
       auto next = fs.Read(dir + "/series/" + (*names)[i + 1], 0, kFileHeaderSize);
       auto next_created = next ? ReadFileHeader(*next, kSeriesMagic) : Result<int64_t>(0);
-      if (next_created && *next_created < since_ns) continue;
+      if (next_created && *next_created < filter.since_ns) continue;
     }
     const std::string path = dir + "/series/" + name;
     auto size = fs.Size(path);
     auto head = size ? fs.Read(path, 0, kFileHeaderSize) : Result<std::string>();
     if (!size || !head || !ReadFileHeader(*head, kSeriesMagic)) continue;
-    std::unordered_map<uint32_t, std::string> types;
+    const uint64_t skip_before = file_id == filter.from_file ? filter.from_offset : 0;
+    std::vector<std::string> types;
     (void)ScanFile(fs, path, kFileHeaderSize, *size, Tagged("TPG"),
-                   [&](uint64_t, std::string_view payload) {
-                     PayloadReader r(payload);
-                     const uint8_t tag = r.U8();
-                     if (tag == 'T') {
+                   [&](uint64_t offset, std::string_view payload) {
+                     if (!payload.empty() && payload[0] == 'T') {
+                       PayloadReader r(payload.substr(1));
                        const uint32_t id = r.U32();
-                       types[id] = r.Str();
+                       std::string type = r.Str();
+                       if (!r.ok() || id >= types.size() + kMaxTypeIdGap) return;
+                       if (id >= types.size()) types.resize(id + 1);
+                       types[id] = std::move(type);
                        return;
                      }
-                     if (tag != 'P' && tag != 'G') return;  // Unknown tags: later additions.
+                     if (offset < skip_before || (filter.cancel && filter.cancel->load())) return;
                      SeriesRecord p;
+                     if (!DecodeSeries(payload, filter.agent, p, figures)) return;
+                     if (p.timestamp_ns < filter.since_ns) return;
                      p.names = &types;
                      p.file = i;
-                     p.agent = r.U32();
-                     if (agent && p.agent != *agent) return;
-                     p.seq = r.U64();
-                     p.timestamp_ns = r.I64();
-                     if (tag == 'G') {
-                       p.goodbye = true;
-                       if (r.ok() && p.timestamp_ns >= since_ns) visit(p);
-                       return;
-                     }
-                     p.rss_bytes = r.U64();
-                     if (p.timestamp_ns < since_ns) return;
-                     const uint32_t n = r.U32();
-                     figures.clear();
-                     for (uint32_t k = 0; k < n && r.ok(); ++k) {
-                       const uint32_t id = static_cast<uint32_t>(r.Var());
-                       const uint64_t count = r.Var();
-                       figures.push_back({id, count, r.Var()});
-                     }
-                     p.types = figures;
-                     if (r.ok()) visit(p);
+                     p.file_id = file_id;
+                     p.offset = offset;
+                     p.length = static_cast<uint32_t>(kRecordHeaderSize + payload.size());
+                     visit(p);
                    });
+  }
+  return {};
+}
+
+Result<void> ReadSeriesAt(const std::string& dir, std::span<const SeriesLocation> locations,
+                          const std::function<void(const SeriesRecord&)>& visit, FileSystem& fs) {
+  std::vector<SeriesFigures> figures;
+  std::vector<std::pair<uint64_t, uint32_t>> ranges;
+  for (size_t i = 0; i < locations.size();) {
+    const uint64_t file_id = locations[i].file_id;
+    ranges.clear();
+    for (; i < locations.size() && locations[i].file_id == file_id; ++i) {
+      ranges.emplace_back(locations[i].offset, locations[i].length);
+    }
+    auto read = fs.ReadRanges(dir + "/series/" + FileName(file_id, "log"), ranges);
+    if (!read) continue;  // Removed by retention since.
+    for (size_t k = 0; k < ranges.size(); ++k) {
+      (void)ScanBytes((*read)[k], ranges[k].first, ScanOptions{},
+                      [&](uint64_t offset, std::string_view payload) {
+                        SeriesRecord r;
+                        if (offset != ranges[k].first) return;
+                        if (!DecodeSeries(payload, std::nullopt, r, figures)) return;
+                        r.file_id = file_id;
+                        r.offset = offset;
+                        r.length = ranges[k].second;
+                        visit(r);
+                      });
+    }
   }
   return {};
 }
@@ -1031,14 +1121,13 @@ Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir, std::optiona
                                             int64_t since_ns, FileSystem& fs) {
   std::vector<SeriesPoint> points;
   auto scanned = ScanSeries(
-      dir, agent, since_ns,
+      dir, SeriesFilter{agent, since_ns},
       [&](const SeriesRecord& r) {
         SeriesPoint p{r.agent, r.seq, r.timestamp_ns, r.rss_bytes, {}, r.goodbye};
         p.types.reserve(r.types.size());
         for (const SeriesFigures& f : r.types) {
-          auto name = r.names->find(f.type);
-          p.types.push_back(
-              TypePoint{name == r.names->end() ? std::string() : name->second, f.count, f.bytes});
+          p.types.push_back(TypePoint{f.type < r.names->size() ? (*r.names)[f.type] : std::string(),
+                                      f.count, f.bytes});
         }
         points.push_back(std::move(p));
       },

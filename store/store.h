@@ -43,6 +43,7 @@
 // process is writing: they stop at an incomplete record and read segments under a shared lock.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -104,6 +105,29 @@ struct SeriesPoint {
   bool goodbye = false;  // The agent's goodbye at timestamp_ns: no figures, nothing after it.
 };
 
+// One series record as ScanSeries hands it over, valid during the call only: no type name is
+// copied. `types[i].type` is an id local to the series file: `(*names)[id]` (ids past its end or
+// empty names: a type whose 'T' record was damaged); `file` changes when the next file starts
+// (ids of one file mean nothing in another). (file_id, offset, length) is where the record's
+// frame lies: ReadSeriesAt reads it again.
+struct SeriesFigures {
+  uint32_t type = 0;
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+};
+struct SeriesRecord {
+  uint32_t agent = 0;
+  uint64_t seq = 0;
+  int64_t timestamp_ns = 0;
+  uint64_t rss_bytes = 0;
+  bool goodbye = false;
+  std::span<const SeriesFigures> types;
+  const std::vector<std::string>* names = nullptr;
+  size_t file = 0;
+  uint64_t file_id = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;  // Of the frame.
+};
 struct RetentionPolicy {
   int64_t max_age_ns = 0;  // 0: no age limit.
   uint64_t max_bytes = 0;  // 0: no size limit. Overrides keep_last: disk is the hard limit.
@@ -146,6 +170,10 @@ struct StoreOptions {
   // failed sync (!ok). Must not call back into the Store.
   std::function<void(uint64_t from, uint64_t to, bool ok)> on_durable;
   std::function<void(const std::string&)> log;  // Recovery and error lines; may be empty.
+  // Called with each series record ('P' or 'G') as it is appended, in file order, under the
+  // store's lock (so: quick, and never calling back into the Store); `names` are the file's
+  // type names so far. `service` is the agent's.
+  std::function<void(const SeriesRecord&, std::string_view service)> on_series;
 };
 
 class Store {
@@ -234,6 +262,7 @@ class Store {
   std::shared_ptr<WritableFile> series_file_;
   uint64_t series_id_ = 0;
   std::unordered_map<std::string, uint32_t> series_types_;  // In the active series file.
+  std::vector<std::string> series_names_;                   // The same, by id.
   std::map<uint64_t, int64_t> series_files_;                // id -> created_ns.
   uint64_t series_bytes_ = 0;
 
@@ -261,30 +290,33 @@ Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs = FileSystem:
 // catalog was read is an error saying so.
 Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry,
                                 FileSystem& fs = FileSystem::Default());
-// One series record as ScanSeries hands it over, valid during the call only: no type name is
-// copied. `types[i].type` is an id local to the series file: `names.at(id)`; `file` changes
-// when the next file starts (ids of one file mean nothing in another).
-struct SeriesFigures {
-  uint32_t type = 0;
-  uint64_t count = 0;
-  uint64_t bytes = 0;
+// Which records ScanSeries visits: `agent`'s only when given; those taken at or after since_ns
+// (whole files older than that are not read); those at or after (after_file, after_offset)
+// in file order.
+struct SeriesFilter {
+  std::optional<uint32_t> agent;
+  int64_t since_ns = INT64_MIN;
+  uint64_t from_file = 0;
+  uint64_t from_offset = 0;
+  const std::atomic<bool>* cancel = nullptr;  // Set: the scan stops (and succeeds) soon.
 };
-struct SeriesRecord {
-  uint32_t agent = 0;
-  uint64_t seq = 0;
-  int64_t timestamp_ns = 0;
-  uint64_t rss_bytes = 0;
-  bool goodbye = false;
-  std::span<const SeriesFigures> types;
-  const std::unordered_map<uint32_t, std::string>* names = nullptr;
-  size_t file = 0;
-};
-// Calls `visit` for each series record in file order (each agent's oldest first); only
-// `agent`'s when given, and only those taken at or after since_ns (whole files older than
-// that are not read). For queries over many points: nothing is copied per point.
-Result<void> ScanSeries(const std::string& dir, std::optional<uint32_t> agent, int64_t since_ns,
+// Calls `visit` for each series record in file order (each agent's oldest first) that `filter`
+// lets through. For queries over many points: nothing is copied per point.
+Result<void> ScanSeries(const std::string& dir, const SeriesFilter& filter,
                         const std::function<void(const SeriesRecord&)>& visit,
                         FileSystem& fs = FileSystem::Default());
+// Where one series record's frame lies (SeriesRecord's file_id, offset, length).
+struct SeriesLocation {
+  uint64_t file_id = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+};
+// Reads the records at `locations` again (in that order), each checked against its CRC, and
+// calls `visit` for each intact one (`names` null: the caller knows each file's type names). A
+// file removed by retention meanwhile, or a damaged record, is skipped.
+Result<void> ReadSeriesAt(const std::string& dir, std::span<const SeriesLocation> locations,
+                          const std::function<void(const SeriesRecord&)>& visit,
+                          FileSystem& fs = FileSystem::Default());
 // ScanSeries, kept: series points in file order.
 Result<std::vector<SeriesPoint>> ReadSeries(const std::string& dir,
                                             std::optional<uint32_t> agent = std::nullopt,
