@@ -27,8 +27,8 @@ using Query = std::function<QueryResult(const GraphSource&, const QueryParams&, 
 
 const std::map<std::string, Query>& Routes() {
   static const std::map<std::string, Query> routes = {
-      {"services", [](auto& s, auto& p, int64_t) { return Services(s.store_dir, p); }},
-      {"agents", [](auto& s, auto& p, int64_t) { return Agents(s.store_dir, p); }},
+      {"services", [](auto& s, auto& p, int64_t) { return Services(s.store_dir, *s.listing, p); }},
+      {"agents", [](auto& s, auto& p, int64_t) { return Agents(s.store_dir, *s.listing, p); }},
       {"snapshots", [](auto& s, auto& p, int64_t t) { return Snapshots(s.store_dir, p, t); }},
       {"snapshot/types",
        [](auto& s, auto& p, int64_t t) { return SnapshotTypes(s.store_dir, p, t); }},
@@ -118,7 +118,7 @@ HttpResponse Api::Answer(const std::string& path, const std::string& query) cons
     auto answer = raw->second(store_dir_, *params);
     return answer ? std::move(*answer) : Error(answer.error());
   }
-  const GraphSource source{store_dir_, cache_, options_.max_graph_objects, &rollup_};
+  const GraphSource source{store_dir_, cache_, options_.max_graph_objects, &rollup_, &listing_};
   QueryResult result = route->second(source, *params, snapshot::WallNowNs());
   if (!result) return Error(result.error());
   return Json(200, *result);

@@ -69,6 +69,7 @@ class Api {
   RateLimiter snapshot_limiter_;
   mutable GraphCache cache_;
   SeriesRollup rollup_;
+  mutable store::ListingCache listing_;
   WorkerPool pool_;  // Last: its workers stop before what they use goes.
   mutable std::atomic<uint64_t> answered_{0}, errors_{0};
   std::atomic<uint64_t> snapshots_requested_{0};

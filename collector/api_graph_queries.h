@@ -20,6 +20,7 @@ struct GraphSource {
   GraphCache& cache;
   uint64_t max_objects;
   const SeriesRollup* rollup = nullptr;
+  store::ListingCache* listing = nullptr;
 };
 
 QueryResult GraphRetained(const GraphSource& source, const QueryParams& params, int64_t now_ns);

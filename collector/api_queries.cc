@@ -206,49 +206,49 @@ namespace {
   if (!var##_result) return std::unexpected(FromStore(var##_result.error())); \
   const store::Catalog& var = *var##_result
 
-// Each agent's newest entry.
-std::map<uint32_t, const store::IndexEntry*> Newest(const store::Catalog& catalog) {
-  std::map<uint32_t, const store::IndexEntry*> newest;
-  for (const auto& e : catalog.entries) {
-    auto& n = newest[e.agent];
-    if (!n || e.timestamp_ns > n->timestamp_ns) n = &e;
-  }
-  return newest;
+// The listing from `cache`, or from the whole catalog when agents.log lost an agent (the
+// catalog names it from its snapshots).
+std::expected<store::ListingCache::Listing, QueryError> ListAgents(const std::string& dir,
+                                                                   store::ListingCache& cache) {
+  auto listing = cache.Read(dir);
+  if (!listing) return std::unexpected(FromStore(listing.error()));
+  if (!listing->unnamed) return std::move(*listing);
+  auto catalog = store::ReadCatalog(dir);
+  if (!catalog) return std::unexpected(FromStore(catalog.error()));
+  listing->agents = std::move(catalog->agents);
+  return std::move(*listing);
 }
 
 }  // namespace
 
-QueryResult Services(const std::string& dir, const QueryParams& params) {
+QueryResult Services(const std::string& dir, store::ListingCache& cache,
+                     const QueryParams& params) {
   TM_KNOWN(params);
-  TM_CATALOG(catalog, dir);
+  auto listing = ListAgents(dir, cache);
+  if (!listing) return std::unexpected(listing.error());
   struct Row {
-    std::set<uint32_t> agents;
-    uint64_t snapshots = 0, rss = 0, heap = 0;
+    uint64_t agents = 0, snapshots = 0, rss = 0, heap = 0;
     int64_t last_ns = 0;
   };
   std::map<std::string, Row> rows;
-  for (const auto& e : catalog.entries) {
-    Row& r = rows[catalog.agents.at(e.agent).identity.service];
-    r.agents.insert(e.agent);
-    r.snapshots += 1;
+  for (const auto& [agent, a] : listing->listed) {
+    Row& r = rows[listing->agents.at(agent).identity.service];
+    r.agents += 1;
+    r.snapshots += a.snapshots;
+    r.last_ns = std::max(r.last_ns, a.newest.timestamp_ns);
   }
   // RSS and heap now: the sum of each agent's newest snapshot, over agents heard from within
   // an hour of the service's newest.
-  const auto newest = Newest(catalog);
-  for (const auto& [agent, e] : newest) {
-    Row& r = rows[catalog.agents.at(agent).identity.service];
-    r.last_ns = std::max(r.last_ns, e->timestamp_ns);
-  }
-  for (const auto& [agent, e] : newest) {
-    Row& r = rows[catalog.agents.at(agent).identity.service];
-    if (e->timestamp_ns < r.last_ns - 3600 * kSecondNs) continue;
-    r.rss += e->rss_bytes;
-    r.heap += e->bytes;
+  for (const auto& [agent, a] : listing->listed) {
+    Row& r = rows[listing->agents.at(agent).identity.service];
+    if (a.newest.timestamp_ns < r.last_ns - 3600 * kSecondNs) continue;
+    r.rss += a.newest.rss_bytes;
+    r.heap += a.newest.bytes;
   }
   json out = json::array();
   for (const auto& [service, r] : rows) {
     out.push_back({{"service", service},
-                   {"agents", r.agents.size()},
+                   {"agents", r.agents},
                    {"snapshots", r.snapshots},
                    {"last_ns", r.last_ns},
                    {"last", diff::Rfc3339(r.last_ns)},
@@ -258,17 +258,16 @@ QueryResult Services(const std::string& dir, const QueryParams& params) {
   return json{{"services", out}};
 }
 
-QueryResult Agents(const std::string& dir, const QueryParams& params) {
+QueryResult Agents(const std::string& dir, store::ListingCache& cache, const QueryParams& params) {
   TM_KNOWN(params, "service");
-  TM_CATALOG(catalog, dir);
+  auto listing = ListAgents(dir, cache);
+  if (!listing) return std::unexpected(listing.error());
   const auto service = params.Get("service");
-  std::map<uint32_t, uint64_t> counts;
-  for (const auto& e : catalog.entries) counts[e.agent] += 1;
-  const auto newest = Newest(catalog);
   json out = json::array();
-  for (const auto& [id, agent] : catalog.agents) {
+  for (const auto& [id, agent] : listing->agents) {
     const snapshot::Identity& who = agent.identity;
     if (service && who.service != *service) continue;
+    auto listed = listing->listed.find(id);
     json row = {{"name", snapshot::AgentName(who)},
                 {"id", id},
                 {"service", who.service},
@@ -276,11 +275,11 @@ QueryResult Agents(const std::string& dir, const QueryParams& params) {
                 {"pid", who.pid},
                 {"start_ns", who.start_time_ns},
                 {"labels", Labels(who)},
-                {"snapshots", counts[id]}};
-    if (auto n = newest.find(id); n != newest.end()) {
-      row["last_ns"] = n->second->timestamp_ns;
-      row["rss_bytes"] = n->second->rss_bytes;
-      row["heap_bytes"] = n->second->bytes;
+                {"snapshots", listed == listing->listed.end() ? 0 : listed->second.snapshots}};
+    if (listed != listing->listed.end()) {
+      row["last_ns"] = listed->second.newest.timestamp_ns;
+      row["rss_bytes"] = listed->second.newest.rss_bytes;
+      row["heap_bytes"] = listed->second.newest.bytes;
     }
     out.push_back(std::move(row));
   }

@@ -13,6 +13,7 @@
 
 #include "collector/series_rollup.h"
 #include "snapshot/result.h"
+#include "store/store.h"
 
 namespace tidemark::collector {
 
@@ -47,8 +48,11 @@ using QueryResult = std::expected<nlohmann::json, QueryError>;
 
 inline constexpr int64_t kMaxSeriesPoints = 2000;  // Steps one series query may return.
 
-QueryResult Services(const std::string& store_dir, const QueryParams& params);
-QueryResult Agents(const std::string& store_dir, const QueryParams& params);
+// Services and agents read the listing (`cache`: only what the index files gained since).
+QueryResult Services(const std::string& store_dir, store::ListingCache& cache,
+                     const QueryParams& params);
+QueryResult Agents(const std::string& store_dir, store::ListingCache& cache,
+                   const QueryParams& params);
 QueryResult Snapshots(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
 QueryResult SnapshotTypes(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
 QueryResult SnapshotDiff(const std::string& store_dir, const QueryParams& params, int64_t now_ns);

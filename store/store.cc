@@ -933,6 +933,55 @@ Result<std::map<uint32_t, AgentRecord>> ReadAgents(const std::string& dir, FileS
   return out;
 }
 
+Result<ListingCache::Listing> ListingCache::Read(const std::string& dir, FileSystem& fs) {
+  Listing out;
+  auto agents = ReadAgents(dir, fs);
+  if (!agents) return std::unexpected(agents.error());
+  out.agents = std::move(*agents);
+  std::lock_guard lock(mutex_);
+  std::set<std::string> present;
+  for (Kind kind : {Kind::kSummary, Kind::kGraph}) {
+    const std::string sub = dir + "/" + KindDir(kind);
+    auto names = fs.List(sub);
+    if (!names) return std::unexpected(names.error());
+    for (const std::string& name : *names) {
+      if (!FileId(name, "idx")) continue;
+      const std::string path = sub + "/" + name;
+      auto size = fs.Size(path);
+      if (!size) continue;  // Removed meanwhile.
+      File& file = files_[path];
+      present.insert(path);
+      if (file.scanned_to == 0) {
+        auto head = fs.Read(path, 0, kFileHeaderSize);
+        if (!head || !ReadFileHeader(*head, kIndexMagic)) continue;  // Not yet written.
+        file.scanned_to = kFileHeaderSize;
+      }
+      if (*size > file.scanned_to) {
+        auto scanned = ScanFile(
+            fs, path, file.scanned_to, *size, Tagged("E"), [&](uint64_t, std::string_view payload) {
+              auto e = DecodeEntry(payload);
+              if (!e) return;
+              AgentListing& a = file.agents[e->agent];
+              if (a.snapshots++ == 0 || e->timestamp_ns > a.newest.timestamp_ns) {
+                a.newest = *e;
+              }
+            });
+        if (scanned) file.scanned_to = scanned->end;
+      }
+      for (const auto& [agent, a] : file.agents) {
+        AgentListing& all = out.listed[agent];
+        if (all.snapshots == 0 || a.newest.timestamp_ns > all.newest.timestamp_ns) {
+          all.newest = a.newest;
+        }
+        all.snapshots += a.snapshots;
+        if (!out.agents.count(agent)) out.unnamed = true;
+      }
+    }
+  }
+  std::erase_if(files_, [&](const auto& f) { return !present.count(f.first); });
+  return out;
+}
+
 Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs) {
   Catalog catalog;
   auto agents = ReadAgents(dir, fs);

@@ -286,6 +286,35 @@ struct Catalog {
   std::vector<std::string> problems;
 };
 Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs = FileSystem::Default());
+// What listings show of each agent: how many snapshots are stored and the newest (by time
+// taken), both kinds.
+struct AgentListing {
+  uint64_t snapshots = 0;
+  IndexEntry newest;
+};
+// The catalog's per-agent listing, kept per index file so that each Read reads only what was
+// appended to the index files since the last (they only grow until retention removes them): a
+// listing of a store of millions of snapshots reads one index file's tail. Holds, per index
+// file, one AgentListing per agent in it. Thread-safe.
+class ListingCache {
+ public:
+  // Each agent with a snapshot in the store; agents.log names them (`agents`); an agent it
+  // does not name (a lost record: ReadCatalog names it from its snapshots) is in `unnamed`.
+  struct Listing {
+    std::map<uint32_t, AgentRecord> agents;
+    std::map<uint32_t, AgentListing> listed;
+    bool unnamed = false;
+  };
+  Result<Listing> Read(const std::string& dir, FileSystem& fs = FileSystem::Default());
+
+ private:
+  struct File {
+    uint64_t scanned_to = 0;
+    std::map<uint32_t, AgentListing> agents;
+  };
+  std::mutex mutex_;
+  std::map<std::string, File> files_;  // By path.
+};
 // The message of one entry, checked against its CRC. A segment removed by retention since the
 // catalog was read is an error saying so.
 Result<std::string> ReadMessage(const std::string& dir, const IndexEntry& entry,
