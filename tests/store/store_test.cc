@@ -652,3 +652,39 @@ TEST(LogFormat, Crc32cMatchesTheStandardCheckValue) {
 
 }  // namespace
 }  // namespace tidemark::store
+
+namespace tidemark::store {
+namespace {
+
+TEST_F(StoreTest, AListingReadsWhatTheIndexesGainedAndForgetsWhatRetentionRemoved) {
+  StoreOptions options;
+  options.segment_age_ns = 1;  // A segment per snapshot: retention can remove some.
+  auto store = Open(options);
+  ListingCache cache;
+  for (uint64_t t = 1; t <= 3; ++t) ASSERT_TRUE(Put(*store, Make("api", 1, t), t * kSecond));
+  ASSERT_TRUE(Put(*store, Make("web", 2, 1), 4 * kSecond));
+  store->Flush();
+  auto first = cache.Read(dir_);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_FALSE(first->unnamed);
+  ASSERT_EQ(first->listed.size(), 2u);
+  EXPECT_EQ(first->listed.at(1).snapshots, 3u);
+  EXPECT_EQ(first->listed.at(1).newest.seq, 3u);
+  EXPECT_EQ(first->agents.at(2).identity.service, "web");
+
+  for (uint64_t t = 4; t <= 6; ++t) ASSERT_TRUE(Put(*store, Make("api", 1, t), (t + 1) * kSecond));
+  store->Flush();
+  store->ApplyRetention(RetentionPolicy{.max_age_ns = 3 * kSecond}, {}, 8 * kSecond);
+  auto second = cache.Read(dir_);
+  ASSERT_TRUE(second);
+  // What the whole catalog says, from the cache's tails.
+  std::map<uint32_t, uint64_t> counts;
+  for (const IndexEntry& e : ReadAll().entries) counts[e.agent] += 1;
+  EXPECT_LT(counts[1], 6u);
+  EXPECT_EQ(second->listed.at(1).snapshots, counts[1]);
+  EXPECT_EQ(second->listed.at(1).newest.seq, 6u);
+  EXPECT_EQ(second->listed.count(2), counts.count(2));
+}
+
+}  // namespace
+}  // namespace tidemark::store
