@@ -69,6 +69,65 @@ def first_chart_ms(url, loads=5):
         browser.quit()
 
 
+QUERIES = [
+    ("services", "/api/v1/services"),
+    ("agents of a service", "/api/v1/agents?service=service-1"),
+    ("type table of a snapshot", "/api/v1/snapshot/types?ref=service-1%3Alast"),
+    ("series, a service, 1 h", "/api/v1/series?service=service-1&from=-1h"),
+    ("series, a service, 24 h", "/api/v1/series?service=service-1&from=-1d"),
+    ("series, an agent, 1 h", "/api/v1/series?agent=service-1&from=-1h"),
+    ("series, an agent, 24 h", "/api/v1/series?agent=service-1&from=-1d"),
+]
+
+
+class Daemon:
+    """A tidemarkd on `store`, up and with its series rollups live."""
+
+    def __init__(self, build, work, store, extra_http):
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        config = os.path.join(work, "tidemarkd.toml")
+        with open(config, "w") as f:
+            f.write('[collector]\nendpoint = "tcp://127.0.0.1:%d"\n[http]\nlisten = "127.0.0.1:%d"\n'
+                    '%s[store]\ndir = "%s"\n[retention.summary]\nmax_age = "30d"\n'
+                    % (free_port(), self.port, extra_http, store))
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([os.path.join(build, "collector", "tidemarkd"), "--config",
+                                      config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def metric(self, name):
+        _, body = timed_get(self.base + "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def rss(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def __enter__(self):
+        deadline = time.monotonic() + 1200
+        while True:
+            try:
+                if self.metric("tidemark_api_series_rollup_live") == 1:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit("tidemarkd did not come up with its rollups")
+            time.sleep(0.2)
+        self.live_s = time.monotonic() - self.started
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", default="build")
@@ -77,6 +136,8 @@ def main():
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--services", type=int, default=20)
     parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--baseline-queries", type=int, default=3,
+                        help="times each series query is asked of the files alone")
     parser.add_argument("--keep", help="write the store here and keep it")
     args = parser.parse_args()
     build = os.path.abspath(args.build)
@@ -90,50 +151,32 @@ def main():
                             "--hours", str(args.hours), "--services", str(args.services)],
                            check=True)
             print("store written in %.0f s" % (time.monotonic() - started), file=sys.stderr)
-        port = free_port()
-        config = os.path.join(work, "tidemarkd.toml")
-        with open(config, "w") as f:
-            f.write('[collector]\nendpoint = "tcp://127.0.0.1:%d"\n[http]\nlisten = "127.0.0.1:%d"\n'
-                    '[store]\ndir = "%s"\n[retention.summary]\nmax_age = "30d"\n'
-                    % (free_port(), port, store))
-        daemon = subprocess.Popen([os.path.join(build, "collector", "tidemarkd"), "--config", config],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            base = "http://127.0.0.1:%d" % port
-            deadline = time.monotonic() + 600
-            while True:
-                try:
-                    timed_get(base + "/healthz")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or daemon.poll() is not None:
-                        raise SystemExit("tidemarkd did not come up")
-                    time.sleep(0.2)
-            queries = [
-                ("services", "/api/v1/services"),
-                ("agents of a service", "/api/v1/agents?service=service-1"),
-                ("type table of a snapshot", "/api/v1/snapshot/types?ref=service-1%3Alast"),
-                ("series, a service, 1 h", "/api/v1/series?service=service-1&from=-1h"),
-                ("series, a service, 24 h", "/api/v1/series?service=service-1&from=-1d"),
-                ("series, an agent, 24 h", "/api/v1/series?agent=service-1&from=-1d"),
-            ]
-            scale = "%d agents x %d types x %g h, 1 summary/min (%d services)" % (
-                args.agents, args.types, args.hours, args.services)
-            print("| store | query | p50 ms | p99 ms | answer bytes |")
-            print("|---|---|---|---|---|")
-            for name, path in queries:
-                times = []
-                for _ in range(args.queries):
-                    ms, body = timed_get(base + path)
-                    times.append(ms)
-                print("| %s | %s | %.1f | %.1f | %d |" % (scale, name, percentile(times, 50),
-                                                         percentile(times, 99), len(body)))
-            chart = first_chart_ms(base + "/#/service/service-1?range=24h")
-            print("| %s | console: time to first chart (service page, 24 h) | %s | | |" % (
-                scale, "%.0f" % chart if chart is not None else "not measured: no selenium"))
-        finally:
-            daemon.terminate()
-            daemon.wait()
+        scale = "%d agents x %d types x %g h, 1 summary/min (%d services)" % (
+            args.agents, args.types, args.hours, args.services)
+        print("| store | series from | query | p50 ms | p99 ms | answer bytes |")
+        print("|---|---|---|---|---|---|")
+        # The rollups (the default), then the files alone (rollups reaching back 1 s): the
+        # baseline, in the same run.
+        for label, extra in (("rollups", ""), ("files", 'series_span = "1s"\n')):
+            with Daemon(build, work, store, extra) as daemon:
+                print("%s: rollups live %.1f s after start, %.1f MiB of rollups, tidemarkd RSS %d MiB"
+                      % (label, daemon.live_s, daemon.metric("tidemark_api_series_rollup_bytes")
+                         / (1 << 20), daemon.rss() >> 20), file=sys.stderr)
+                for name, path in QUERIES:
+                    if label == "files" and "series" not in path:
+                        continue
+                    times = []
+                    for _ in range(args.queries if label == "rollups" else args.baseline_queries):
+                        ms, body = timed_get(daemon.base + path)
+                        times.append(ms)
+                    print("| %s | %s | %s | %.1f | %.1f | %d |" % (
+                        scale, label, name, percentile(times, 50), percentile(times, 99),
+                        len(body)), flush=True)
+                if label == "rollups":
+                    chart = first_chart_ms(daemon.base + "/#/service/service-1?range=24h")
+                    print("| %s | %s | console: time to first chart (service page, 24 h) | %s | | |"
+                          % (scale, label, "%.0f" % chart if chart is not None
+                             else "not measured: no selenium"), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
