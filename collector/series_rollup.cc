@@ -322,24 +322,33 @@ void SeriesRollup::EnforceBoundLocked() {
   for (const auto& [name, s] : services_) state_bytes += s->state_bytes;
   const auto bytes = [&] { return block_bytes_ + location_bytes_ + name_bytes_ + state_bytes; };
   const int64_t too_old = newest_ns_ == INT64_MIN ? INT64_MIN : newest_ns_ - options_.horizon_ns;
+  if (too_old > covered_from_ns_) {
+    covered_from_ns_ = too_old;
+    TrimLocked();
+  }
+  // An hour at a time, every service's blocks that start in it (and the locations before it).
   for (;;) {
-    ServiceState* oldest = nullptr;
+    int64_t oldest = INT64_MAX;
+    for (const auto& [name, s] : services_) {
+      if (!s->closed.empty()) oldest = std::min(oldest, s->closed.front()->first);
+    }
+    if (oldest == INT64_MAX) break;
+    const bool expired = (oldest + kBlockSamples) * res <= covered_from_ns_;
+    if (bytes() <= options_.max_bytes && !expired) break;
     for (auto& [name, s] : services_) {
-      if (!s->closed.empty() &&
-          (!oldest || s->closed.front()->first < oldest->closed.front()->first)) {
-        oldest = s.get();
+      while (!s->closed.empty() && s->closed.front()->first < oldest + kBlockSamples) {
+        const Block& b = *s->closed.front();
+        covered_from_ns_ = std::max(covered_from_ns_, (b.first + b.samples) * res);
+        block_bytes_ -= b.bytes.size();
+        s->closed.erase(s->closed.begin());
+        ++blocks_evicted_;
       }
     }
-    if (!oldest) break;
-    const Block& b = *oldest->closed.front();
-    const int64_t end = (b.first + b.samples) * res;
-    if (bytes() <= options_.max_bytes && end > too_old) break;
-    covered_from_ns_ = std::max(covered_from_ns_, end);
-    block_bytes_ -= b.bytes.size();
-    oldest->closed.erase(oldest->closed.begin());
-    ++blocks_evicted_;
+    TrimLocked();
   }
-  if (too_old > covered_from_ns_) covered_from_ns_ = too_old;
+}
+
+void SeriesRollup::TrimLocked() {
   uint64_t first_file = UINT64_MAX;
   for (auto it = locations_.begin(); it != locations_.end();) {
     auto& list = it->second;
@@ -363,9 +372,9 @@ void SeriesRollup::EnforceBoundLocked() {
 
 snapshot::Result<void> SeriesRollup::ScanInto(const std::string& dir, int64_t since_ns,
                                               bool final_pass) {
-  std::unique_lock lock(mutex_, std::defer_lock);
-  if (final_pass) lock.lock();
+  std::unique_lock lock(mutex_);
   store::SeriesFilter filter{std::nullopt, since_ns, applied_file_, applied_offset_, &cancel_};
+  if (!final_pass) lock.unlock();
   auto agents = store::ReadAgents(dir);
   if (!agents) return std::unexpected(agents.error());
   auto scanned = store::ScanSeries(dir, filter, [&](const store::SeriesRecord& r) {

@@ -120,6 +120,7 @@ class SeriesRollup {
   void ApplyLocked(const store::SeriesRecord& record, std::string_view service);
   void NoteNamesLocked(const store::SeriesRecord& record);
   void EnforceBoundLocked();
+  void TrimLocked();  // Drops locations before covered_from_ns_, and names no location needs.
   snapshot::Result<void> ScanInto(const std::string& dir, int64_t since_ns, bool final_pass);
 
   const RollupOptions options_;
