@@ -8,6 +8,11 @@ const TOKEN_KEY = 'tidemark-token';
 const RANGES = ['1h', '6h', '24h', '7d'];
 const charts = [];        // Chart.js instances of the page shown, destroyed on navigation.
 let firstChartMs = null;  // Time from navigation start to the first chart drawn.
+// Uncaught errors and rejections of this page, for tests in browsers whose driver shows no
+// console log (Firefox through Marionette).
+const pageErrors = [];
+window.addEventListener('error', (e) => pageErrors.push(String(e.message)));
+window.addEventListener('unhandledrejection', (e) => pageErrors.push(String(e.reason)));
 
 // ---- DOM helpers ----------------------------------------------------------------------------
 
@@ -579,6 +584,6 @@ async function route() {
   }
 }
 
-window.tidemark = {firstChartMs: () => firstChartMs};
+window.tidemark = {firstChartMs: () => firstChartMs, errors: () => pageErrors.slice()};
 window.addEventListener('hashchange', () => { route(); main().focus(); });
 document.addEventListener('DOMContentLoaded', route);

@@ -24,6 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from marionette import Firefox
 from test_collector import Daemon, wait_for
 from test_pipeline import APP, FAST_RULE, INVESTIGATE_FAST, RUNNER
 
@@ -215,6 +216,53 @@ class ConsoleInABrowser(unittest.TestCase):
         ms = self.browser.execute_script("return window.tidemark.firstChartMs()")
         print("time to first chart: %.0f ms" % ms)
         self.assertGreater(ms, 0)
+
+    def test_8_firefox_draws_every_page_without_an_error(self):
+        """The same pages in Debian's Firefox ESR (through Marionette): signed in with the
+        token form, each page drawn with no uncaught error and no error shown, the service
+        chart with points for the leaking type, an icicle click showing a path to a root."""
+        firefox = Firefox()
+        try:
+            firefox.get(self.url())
+            form = firefox.wait(lambda: firefox.find_all("#token-form input#token"), 30,
+                                "the token form")
+            firefox.send_keys(form[0], TOKEN + "\ue007")  # Enter.
+            firefox.wait(lambda: firefox.find_all("main h1"), 60, "the fleet page")
+            graphs = self.alert["graphs"]
+            pages = [
+                ("#/", "fleet"),
+                ("#/service/records?range=1h", "service"),
+                ("#/alert/" + urllib.parse.quote(self.alert["id"], safe=""), "alert"),
+                ("#/snapshot/%s?diff=%s" % (urllib.parse.quote(graphs[1], safe=""),
+                                           urllib.parse.quote(graphs[0], safe="")), "snapshot"),
+                ("#/graph/" + urllib.parse.quote(graphs[1], safe=""), "graph"),
+            ]
+            for fragment, name in pages:
+                before = firefox.script("return document.body.dataset.ready || ''")
+                firefox.script("location.hash = arguments[0]", fragment)
+                firefox.wait(lambda: firefox.script(
+                    "return (document.body.dataset.ready || '') !== arguments[0] &&"
+                    " !document.getElementById('busy').textContent", before), 60, name)
+                self.assertEqual(firefox.script("return window.tidemark.errors()"), [],
+                                 "uncaught errors in Firefox on " + fragment)
+                self.assertEqual(firefox.find_all("main .error"), [],
+                                 "an error shown in Firefox on " + fragment)
+                firefox.screenshot(os.path.join(SCREENSHOTS, "console-firefox-%s.png" % name))
+                if name == "service":
+                    points = dict(firefox.script(
+                        "return Chart.getChart(document.querySelector('main canvas')).data"
+                        ".datasets.map(d => [d.label, d.data.length])"))
+                    self.assertGreater(points.get("leakyapp.Record", 0), 0)
+                if name == "graph":
+                    block = firefox.find_all(".icicle:not(.flame) button")[0]
+                    firefox.click(block)
+                    path = firefox.wait(lambda: firefox.script(
+                        "const c = document.querySelector('ol.paths li code');"
+                        " return c && c.textContent"), 30, "a path to a root")
+                    self.assertTrue(path)
+                    self.assertEqual(firefox.script("return window.tidemark.errors()"), [])
+        finally:
+            firefox.quit()
 
 
 if __name__ == "__main__":
