@@ -242,6 +242,7 @@ void SeriesRollup::ApplyLocked(const store::SeriesRecord& r, std::string_view se
   if (period - s.next > horizon) s.next = period - horizon;  // Nothing to keep before.
   for (; s.next < period; ++s.next) {
     s.Expire((s.next + 1) * res);
+    if (s.now.agents == 0) continue;  // No sample: a gap between blocks.
     if (s.open.samples > 0 && s.open.first + s.open.samples != s.next) {
       s.closed.push_back(std::make_shared<const Block>(std::move(s.open)));
       s.open = Block{};
@@ -288,16 +289,22 @@ void SeriesRollup::ApplyLocked(const store::SeriesRecord& r, std::string_view se
     s.local.clear();
   }
   next.figures.reserve(r.types.size());
+  const size_t known = r.names ? r.names->size() : 0;
   for (const store::SeriesFigures& f : r.types) {
-    if (f.type >= s.local.size()) s.local.resize(f.type + 1, kNoSlot);
-    uint32_t& slot = s.local[f.type];
-    if (slot == kNoSlot) slot = s.Slot(r.names, f.type, options_.max_types) + 1;
-    if (slot - 1 == s.other) ++types_folded_;
-    next.figures.push_back({slot - 1, f.count, f.bytes});
+    uint32_t slot;
+    if (f.type < known) {  // Cached per file; an id past the file's names is damage: unnamed.
+      if (f.type >= s.local.size()) s.local.resize(known, kNoSlot);
+      if (s.local[f.type] == kNoSlot)
+        s.local[f.type] = s.Slot(r.names, f.type, options_.max_types) + 1;
+      slot = s.local[f.type] - 1;
+    } else {
+      slot = s.Slot(nullptr, 0, options_.max_types);
+    }
+    if (slot == s.other) ++types_folded_;
+    next.figures.push_back({slot, f.count, f.bytes});
   }
   s.Add(next, +1);
   s.agents[r.agent] = std::move(next);
-  agent_services_.try_emplace(r.agent, service_name);
   if (options_.locations) {
     locations_[r.agent].push_back({r.timestamp_ns, {r.file_id, r.offset, r.length}});
     location_bytes_ += sizeof(AgentLocation);

@@ -128,7 +128,6 @@ class SeriesRollup {
   bool live_ = false;
   uint64_t applied_file_ = 0, applied_offset_ = 0;  // Next position in file order.
   std::unordered_map<std::string, std::unique_ptr<ServiceState>> services_;
-  std::unordered_map<uint32_t, std::string> agent_services_;
   struct AgentLocation {
     int64_t timestamp_ns;
     store::SeriesLocation at;
