@@ -29,11 +29,12 @@ const std::map<std::string, Query>& Routes() {
   static const std::map<std::string, Query> routes = {
       {"services", [](auto& s, auto& p, int64_t) { return Services(s.store_dir, *s.listing, p); }},
       {"agents", [](auto& s, auto& p, int64_t) { return Agents(s.store_dir, *s.listing, p); }},
-      {"snapshots", [](auto& s, auto& p, int64_t t) { return Snapshots(s.store_dir, p, t); }},
+      {"snapshots",
+       [](auto& s, auto& p, int64_t t) { return Snapshots(s.store_dir, *s.listing, p, t); }},
       {"snapshot/types",
-       [](auto& s, auto& p, int64_t t) { return SnapshotTypes(s.store_dir, p, t); }},
+       [](auto& s, auto& p, int64_t t) { return SnapshotTypes(s.store_dir, *s.listing, p, t); }},
       {"snapshot/diff",
-       [](auto& s, auto& p, int64_t t) { return SnapshotDiff(s.store_dir, p, t); }},
+       [](auto& s, auto& p, int64_t t) { return SnapshotDiff(s.store_dir, *s.listing, p, t); }},
       {"series", [](auto& s, auto& p, int64_t t) { return Series(s.store_dir, s.rollup, p, t); }},
       {"alerts", [](auto& s, auto& p, int64_t) { return Alerts(s.store_dir, p); }},
       {"reports", [](auto& s, auto& p, int64_t) { return Reports(s.store_dir, p); }},
@@ -138,7 +139,7 @@ HttpResponse Api::SnapshotNow(const std::string& query) {
   }
   auto ref = params->Required("agent");
   if (!ref) return Error({400, ref.error().message, "agent"});
-  auto agent = AgentNamed(store_dir_, *ref, "agent");
+  auto agent = AgentNamed(store_dir_, listing_, *ref, "agent");
   if (!agent) return Error(agent.error());
   if (auto wait = snapshot_limiter_.Acquire(*agent, snapshot::WallNowNs())) {
     const int64_t seconds = (*wait + 999'999'999) / 1'000'000'000;

@@ -27,7 +27,7 @@ std::expected<Graph, QueryError> Load(const GraphSource& source, const QueryPara
                                       const std::string& name, int64_t now_ns) {
   auto ref = params.Required(name);
   if (!ref) return std::unexpected(QueryError{400, ref.error().message, name});
-  auto catalog = store::ReadCatalog(source.store_dir);
+  auto catalog = source.listing->CatalogFor(source.store_dir, {*ref});
   if (!catalog) return std::unexpected(QueryError{500, catalog.error().message, ""});
   auto entry = store::ResolveRef(*catalog, *ref, now_ns);
   if (!entry) {
@@ -246,7 +246,7 @@ QueryResult GraphSites(const GraphSource& source, const QueryParams& params, int
   TM_TOP(top, params);
   auto ref = params.Required("ref");
   if (!ref) return std::unexpected(QueryError{400, ref.error().message, "ref"});
-  auto catalog = store::ReadCatalog(source.store_dir);
+  auto catalog = source.listing->CatalogFor(source.store_dir, {*ref});
   if (!catalog) return std::unexpected(QueryError{500, catalog.error().message, ""});
   auto entry = store::ResolveRef(*catalog, *ref, now_ns);
   if (!entry) {

@@ -83,7 +83,15 @@ json EntryJson(const store::Catalog& catalog, const store::IndexEntry& e) {
   return out;
 }
 
-Result<store::Catalog> Catalog(const std::string& dir) { return store::ReadCatalog(dir); }
+// The values of those of `names` given.
+std::vector<std::string> Present(const QueryParams& params,
+                                 std::initializer_list<const char*> names) {
+  std::vector<std::string> out;
+  for (const char* name : names) {
+    if (auto value = params.Get(name)) out.push_back(*value);
+  }
+  return out;
+}
 
 // The snapshot a parameter names, decoded.
 std::expected<snapshot::Snapshot, QueryError> Load(const std::string& dir,
@@ -201,9 +209,10 @@ namespace {
   if (!var##_result) return std::unexpected(Bad(var##_result.error().message, name)); \
   auto var = *var##_result
 
-#define TM_CATALOG(var, dir)                                                  \
-  auto var##_result = Catalog(dir);                                           \
-  if (!var##_result) return std::unexpected(FromStore(var##_result.error())); \
+// The catalog of every agent and of the entries of those the references name.
+#define TM_CATALOG(var, dir, cache, ...)                                       \
+  auto var##_result = (cache).CatalogFor(dir, Present(params, {__VA_ARGS__})); \
+  if (!var##_result) return std::unexpected(FromStore(var##_result.error()));  \
   const store::Catalog& var = *var##_result
 
 // The listing from `cache`, or from the whole catalog when agents.log lost an agent (the
@@ -286,7 +295,8 @@ QueryResult Agents(const std::string& dir, store::ListingCache& cache, const Que
   return json{{"agents", out}};
 }
 
-QueryResult Snapshots(const std::string& dir, const QueryParams& params, int64_t now_ns) {
+QueryResult Snapshots(const std::string& dir, store::ListingCache& cache, const QueryParams& params,
+                      int64_t now_ns) {
   TM_KNOWN(params, "agent", "kind", "limit");
   TM_PARAM(name, params.Required("agent"), "agent");
   TM_PARAM(limit, params.Integer("limit", 100, 1, 10000), "limit");
@@ -294,7 +304,7 @@ QueryResult Snapshots(const std::string& dir, const QueryParams& params, int64_t
   if (kind && *kind != "summary" && *kind != "graph") {
     return std::unexpected(Bad("'kind' must be summary or graph, not '" + *kind + "'", "kind"));
   }
-  TM_CATALOG(catalog, dir);
+  TM_CATALOG(catalog, dir, cache, "agent");
   auto agents = store::ResolveAgent(catalog, name);
   if (!agents) return std::unexpected(FromStore(agents.error(), "agent"));
   std::vector<const store::IndexEntry*> entries;
@@ -314,10 +324,11 @@ QueryResult Snapshots(const std::string& dir, const QueryParams& params, int64_t
               {"snapshots", out}};
 }
 
-QueryResult SnapshotTypes(const std::string& dir, const QueryParams& params, int64_t now_ns) {
+QueryResult SnapshotTypes(const std::string& dir, store::ListingCache& cache,
+                          const QueryParams& params, int64_t now_ns) {
   TM_KNOWN(params, "ref", "top");
   TM_PARAM(top, params.Integer("top", 50, 1, 100000), "top");
-  TM_CATALOG(catalog, dir);
+  TM_CATALOG(catalog, dir, cache, "ref");
   auto s = Load(dir, catalog, params, "ref", now_ns);
   if (!s) return std::unexpected(s.error());
   std::sort(s->types.begin(), s->types.end(),
@@ -340,10 +351,11 @@ QueryResult SnapshotTypes(const std::string& dir, const QueryParams& params, int
               {"types", rows}};
 }
 
-QueryResult SnapshotDiff(const std::string& dir, const QueryParams& params, int64_t now_ns) {
+QueryResult SnapshotDiff(const std::string& dir, store::ListingCache& cache,
+                         const QueryParams& params, int64_t now_ns) {
   TM_KNOWN(params, "a", "b", "top");
   TM_PARAM(top, params.Integer("top", 50, 1, 100000), "top");
-  TM_CATALOG(catalog, dir);
+  TM_CATALOG(catalog, dir, cache, "a", "b");
   auto a = Load(dir, catalog, params, "a", now_ns);
   if (!a) return std::unexpected(a.error());
   auto b = Load(dir, catalog, params, "b", now_ns);
@@ -608,9 +620,13 @@ QueryResult Series(const std::string& dir, const SeriesRollup* rollup, const Que
   return SeriesJson(*table, range);
 }
 
-std::expected<std::string, QueryError> AgentNamed(const std::string& dir, const std::string& name,
+std::expected<std::string, QueryError> AgentNamed(const std::string& dir,
+                                                  store::ListingCache& cache,
+                                                  const std::string& name,
                                                   const std::string& parameter) {
-  TM_CATALOG(catalog, dir);
+  auto catalog_result = cache.CatalogFor(dir, {name});
+  if (!catalog_result) return std::unexpected(FromStore(catalog_result.error()));
+  const store::Catalog& catalog = *catalog_result;
   auto agents = store::ResolveAgent(catalog, name);
   if (!agents) return std::unexpected(FromStore(agents.error(), parameter));
   return snapshot::AgentName(catalog.agents.at(agents->front()).identity);

@@ -53,9 +53,13 @@ QueryResult Services(const std::string& store_dir, store::ListingCache& cache,
                      const QueryParams& params);
 QueryResult Agents(const std::string& store_dir, store::ListingCache& cache,
                    const QueryParams& params);
-QueryResult Snapshots(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
-QueryResult SnapshotTypes(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
-QueryResult SnapshotDiff(const std::string& store_dir, const QueryParams& params, int64_t now_ns);
+// The snapshot queries read the entries of the agents they name (ListingCache::CatalogFor).
+QueryResult Snapshots(const std::string& store_dir, store::ListingCache& cache,
+                      const QueryParams& params, int64_t now_ns);
+QueryResult SnapshotTypes(const std::string& store_dir, store::ListingCache& cache,
+                          const QueryParams& params, int64_t now_ns);
+QueryResult SnapshotDiff(const std::string& store_dir, store::ListingCache& cache,
+                         const QueryParams& params, int64_t now_ns);
 // A service's series from `rollup` when it holds the range (may be null), else from the files;
 // an agent's from the records the rollup locates, else from the files.
 QueryResult Series(const std::string& store_dir, const SeriesRollup* rollup,
@@ -63,6 +67,7 @@ QueryResult Series(const std::string& store_dir, const SeriesRollup* rollup,
 // The name ("SERVICE/HOST/PID@START") of the newest stored agent `name` matches (parameter
 // `parameter` in errors).
 std::expected<std::string, QueryError> AgentNamed(const std::string& store_dir,
+                                                  store::ListingCache& cache,
                                                   const std::string& name,
                                                   const std::string& parameter);
 QueryResult Alerts(const std::string& store_dir, const QueryParams& params);

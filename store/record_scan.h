@@ -46,8 +46,8 @@ struct ScanOutcome {
 
 // Visits the intact records of `path` from file offset `from` to `size` (the file's size, or
 // less), in order, with their file offsets.
-Result<ScanOutcome> ScanFile(FileSystem& fs, const std::string& path, uint64_t from,
-                             uint64_t size, const ScanOptions& options,
+Result<ScanOutcome> ScanFile(FileSystem& fs, const std::string& path, uint64_t from, uint64_t size,
+                             const ScanOptions& options,
                              const std::function<void(uint64_t offset, std::string_view)>& visit);
 
 // The same over bytes already in memory that start at file offset `base`.

@@ -8,6 +8,7 @@
 #include "snapshot/wire.h"
 #include "store/log_format.h"
 #include "store/record_scan.h"
+#include "store/references.h"
 
 namespace tidemark::store {
 
@@ -957,15 +958,19 @@ Result<ListingCache::Listing> ListingCache::Read(const std::string& dir, FileSys
         file.scanned_to = kFileHeaderSize;
       }
       if (*size > file.scanned_to) {
-        auto scanned = ScanFile(
-            fs, path, file.scanned_to, *size, Tagged("E"), [&](uint64_t, std::string_view payload) {
-              auto e = DecodeEntry(payload);
-              if (!e) return;
-              AgentListing& a = file.agents[e->agent];
-              if (a.snapshots++ == 0 || e->timestamp_ns > a.newest.timestamp_ns) {
-                a.newest = *e;
-              }
-            });
+        auto scanned =
+            ScanFile(fs, path, file.scanned_to, *size, Tagged("E"),
+                     [&](uint64_t offset, std::string_view payload) {
+                       auto e = DecodeEntry(payload);
+                       if (!e || offset > UINT32_MAX) return;
+                       file.records[e->agent].emplace_back(
+                           static_cast<uint32_t>(offset),
+                           static_cast<uint32_t>(kRecordHeaderSize + payload.size()));
+                       AgentListing& a = file.agents[e->agent];
+                       if (a.snapshots++ == 0 || e->timestamp_ns > a.newest.timestamp_ns) {
+                         a.newest = *e;
+                       }
+                     });
         if (scanned) file.scanned_to = scanned->end;
       }
       for (const auto& [agent, a] : file.agents) {
@@ -980,6 +985,56 @@ Result<ListingCache::Listing> ListingCache::Read(const std::string& dir, FileSys
   }
   std::erase_if(files_, [&](const auto& f) { return !present.count(f.first); });
   return out;
+}
+
+Result<Catalog> ListingCache::CatalogFor(const std::string& dir,
+                                         const std::vector<std::string>& refs, FileSystem& fs) {
+  auto listing = Read(dir, fs);
+  if (!listing) return std::unexpected(listing.error());
+  Catalog catalog;
+  catalog.agents = std::move(listing->agents);
+  std::set<uint32_t> agents;
+  for (const std::string& ref : refs) {
+    // The agent part as ResolveRef reads it, and the whole ref (an agent standing for its
+    // newest snapshot).
+    const auto at = ref.find_last_of(":@");
+    bool named = false;
+    for (const std::string& name : {ref, at == std::string::npos ? ref : ref.substr(0, at)}) {
+      auto ids = ResolveAgent(catalog, name);
+      if (!ids) continue;
+      named = true;
+      agents.insert(ids->begin(), ids->end());
+    }
+    if (!named || listing->unnamed) return ReadCatalog(dir, fs);
+  }
+  std::vector<std::pair<std::string, std::vector<std::pair<uint64_t, uint32_t>>>> reads;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [path, file] : files_) {
+      std::vector<std::pair<uint64_t, uint32_t>> ranges;
+      for (uint32_t agent : agents) {
+        auto found = file.records.find(agent);
+        if (found == file.records.end()) continue;
+        ranges.insert(ranges.end(), found->second.begin(), found->second.end());
+      }
+      if (!ranges.empty()) reads.emplace_back(path, std::move(ranges));
+    }
+  }
+  for (const auto& [path, ranges] : reads) {
+    auto bytes = fs.ReadRanges(path, ranges);
+    if (!bytes) continue;  // Removed by retention since.
+    for (size_t k = 0; k < ranges.size(); ++k) {
+      (void)ScanBytes((*bytes)[k], ranges[k].first, Tagged("E"),
+                      [&](uint64_t, std::string_view payload) {
+                        if (auto e = DecodeEntry(payload)) catalog.entries.push_back(*e);
+                      });
+    }
+  }
+  std::sort(catalog.entries.begin(), catalog.entries.end(), [](const auto& a, const auto& b) {
+    return std::tuple(KindSlot(a.kind), a.segment, a.offset) <
+           std::tuple(KindSlot(b.kind), b.segment, b.offset);
+  });
+  return catalog;
 }
 
 Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs) {

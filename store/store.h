@@ -307,10 +307,18 @@ class ListingCache {
   };
   Result<Listing> Read(const std::string& dir, FileSystem& fs = FileSystem::Default());
 
+  // A catalog of every agent and of the entries of the agents `refs` name (store/references.h:
+  // an agent, AGENT:SEQ, AGENT@TIME; its newest instance and every other match): what
+  // ResolveRef needs for those refs, read from the index records of those agents only. The
+  // whole catalog (ReadCatalog) when a ref names no agent agents.log holds.
+  Result<Catalog> CatalogFor(const std::string& dir, const std::vector<std::string>& refs,
+                             FileSystem& fs = FileSystem::Default());
+
  private:
   struct File {
     uint64_t scanned_to = 0;
     std::map<uint32_t, AgentListing> agents;
+    std::map<uint32_t, std::vector<std::pair<uint32_t, uint32_t>>> records;  // Offset, length.
   };
   std::mutex mutex_;
   std::map<std::string, File> files_;  // By path.

@@ -684,6 +684,21 @@ TEST_F(StoreTest, AListingReadsWhatTheIndexesGainedAndForgetsWhatRetentionRemove
   EXPECT_EQ(second->listed.at(1).snapshots, counts[1]);
   EXPECT_EQ(second->listed.at(1).newest.seq, 6u);
   EXPECT_EQ(second->listed.count(2), counts.count(2));
+
+  // A catalog for a reference holds every agent and exactly the entries of the agent it names.
+  auto some = cache.CatalogFor(dir_, {"api:last"});
+  ASSERT_TRUE(some) << some.error().message;
+  std::vector<uint64_t> want, got;
+  for (const IndexEntry& e : ReadAll().entries) {
+    if (e.agent == 1) want.push_back(e.seq);
+  }
+  for (const IndexEntry& e : some->entries) got.push_back(e.seq);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(some->agents.size(), 2u);
+  // A reference naming no agent reads the whole catalog (ResolveRef then says what is wrong).
+  auto none = cache.CatalogFor(dir_, {"nobody:last"});
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->entries.size(), ReadAll().entries.size());
 }
 
 }  // namespace
