@@ -58,6 +58,11 @@ Api::Api(std::string store_dir, ApiOptions options)
                             .horizon_ns = options.series_span_ns}),
       pool_(options.workers, options.max_queued) {}
 
+void Api::Start(int64_t now_ns) {
+  rollup_.StartRebuild(store_dir_, now_ns);
+  (void)pool_.Submit([this] { (void)listing_.Read(store_dir_); });
+}
+
 void Api::Handle(const HttpRequest& request, HttpServer::Reply reply) {
   const size_t q = request.target.find('?');
   std::string path = request.target.substr(0, q);

@@ -56,6 +56,10 @@ class Api {
   // rebuilt from the files once the store is open (SeriesRollup::StartRebuild).
   SeriesRollup& rollup() { return rollup_; }
 
+  // Once the store is open: rebuilds the rollups (their own thread) and reads the listing on a
+  // worker, so that the first queries after a start do not pay for it.
+  void Start(int64_t now_ns);
+
   // Prometheus text: requests answered, refused (pool full), failed.
   std::string RenderMetrics() const;
 

@@ -107,7 +107,7 @@ class Daemon {
     const store::StoreStats stats = store_->stats();
     spdlog::info("store {}: {} summary and {} graph snapshots from {} agents", dir,
                  stats.summary.snapshots, stats.graph.snapshots, stats.agents);
-    api_.rollup().StartRebuild(dir, snapshot::WallNowNs());
+    api_.Start(snapshot::WallNowNs());
 
     notifier_ = std::make_unique<Notifier>(config_.hooks);
     pipeline_ = std::make_unique<Pipeline>(config_, dir, *notifier_);

@@ -1003,7 +1003,7 @@ Result<Catalog> ListingCache::CatalogFor(const std::string& dir,
       auto ids = ResolveAgent(catalog, name);
       if (!ids) continue;
       named = true;
-      agents.insert(ids->begin(), ids->end());
+      agents.insert(ids->front());  // The newest instance: the one a reference means.
     }
     if (!named || listing->unnamed) return ReadCatalog(dir, fs);
   }

@@ -308,7 +308,7 @@ class ListingCache {
   Result<Listing> Read(const std::string& dir, FileSystem& fs = FileSystem::Default());
 
   // A catalog of every agent and of the entries of the agents `refs` name (store/references.h:
-  // an agent, AGENT:SEQ, AGENT@TIME; its newest instance and every other match): what
+  // an agent, AGENT:SEQ, AGENT@TIME; the newest instance of what it matches): what
   // ResolveRef needs for those refs, read from the index records of those agents only. The
   // whole catalog (ReadCatalog) when a ref names no agent agents.log holds.
   Result<Catalog> CatalogFor(const std::string& dir, const std::vector<std::string>& refs,
