@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <numeric>
+#include <set>
 
 #include "store/log_format.h"
 
@@ -384,9 +385,10 @@ snapshot::Result<void> SeriesRollup::ScanInto(const std::string& dir, int64_t si
   if (!final_pass) lock.unlock();
   auto agents = store::ReadAgents(dir);
   if (!agents) return std::unexpected(agents.error());
+  std::set<uint32_t> tried;
   auto scanned = store::ScanSeries(dir, filter, [&](const store::SeriesRecord& r) {
     auto named = agents->find(r.agent);
-    if (named == agents->end()) {
+    if (named == agents->end() && tried.insert(r.agent).second) {  // Named since it was read?
       if (auto again = store::ReadAgents(dir)) *agents = std::move(*again);
       named = agents->find(r.agent);
     }

@@ -295,7 +295,8 @@ struct AgentListing {
 // The catalog's per-agent listing, kept per index file so that each Read reads only what was
 // appended to the index files since the last (they only grow until retention removes them): a
 // listing of a store of millions of snapshots reads one index file's tail. Holds, per index
-// file, one AgentListing per agent in it. Thread-safe.
+// file, one AgentListing per agent in it and 8 bytes per snapshot (where its index record
+// lies): bounded by the store's own size. Thread-safe.
 class ListingCache {
  public:
   // Each agent with a snapshot in the store; agents.log names them (`agents`); an agent it
