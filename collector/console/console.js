@@ -122,7 +122,8 @@ const PALETTE = ['#0b62b4', '#d1495b', '#edae49', '#00798c', '#66a182', '#8d6a9f
 
 function chart(canvas, series, options) {
   const t = series.t_ns;
-  const span = t.length ? t[t.length - 1] - t[0] : 0;
+  // The axis spans the range asked, not the points there are (one point would collapse it).
+  const span = series.to_ns - series.from_ns;
   const datasets = options.datasets.map((d, i) => {
     const data = d.values.map((v, k) => ({x: t[k] / 1e6, y: v})).filter((p) => p.y !== null);
     return {
@@ -147,7 +148,8 @@ function chart(canvas, series, options) {
         }},
       },
       scales: {
-        x: {type: 'linear', ticks: {maxTicksLimit: 8, callback: (v) => clock(v * 1e6, span)}},
+        x: {type: 'linear', min: series.from_ns / 1e6, max: series.to_ns / 1e6,
+            ticks: {maxTicksLimit: 8, callback: (v) => clock(v * 1e6, span)}},
         y: {stacked: !!options.stacked, beginAtZero: true, ticks: {callback: (v) => bytes(v)}},
       },
     },
