@@ -5,16 +5,18 @@
 // before T; an agent counts until a minute after its goodbye (so that a step ending after it
 // shows what it said last), or until it has been silent for three of its intervals (at least
 // 2 min, at most 1 h; 2 min while it has sent one summary). The rollup holds that value at the
-// end of every whole minute (a "sample": agents counted, RSS, Python heap, and
-// bytes and objects of each type), delta-encoded in blocks of an hour, and each agent's record
-// locations in the series files (an agent's own series reads only its records).
+// end of every whole minute with an agent counted (a "sample": agents counted, RSS, Python heap,
+// and bytes and objects of each type; a minute with none is a gap between blocks),
+// delta-encoded in blocks of up to an hour, and each agent's record locations in the series
+// files (an agent's own series reads only its records).
 //
 // Records are applied in the order of the series files (the store calls Apply under its lock as
 // it appends; Rebuild reads the files at start), so what is kept is the same whether it was
 // built live or at start. A minute's sample is taken when a record of a later minute arrives
 // for that service: a record arriving after that (a clock behind, a resend) counts from the
-// next sample on. Everything is bounded: RollupOptions::max_bytes (the oldest blocks go first,
-// and with them the time the rollup covers: a query before covered_from() reads the files)
+// next sample on. Everything is bounded: RollupOptions::max_bytes (the oldest hour of every
+// service goes first, and with it the time the rollup covers: a query before
+// RollupStats::covered_from_ns reads the files), horizon_ns
 // and max_types per service (further types are summed as kOtherTypes).
 //
 // Thread-safety: thread-safe. Queries copy what they need under the lock and decode outside it.
