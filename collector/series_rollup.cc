@@ -173,13 +173,12 @@ struct SeriesRollup::Snapshot {
   int64_t next = INT64_MIN;
   std::vector<std::string> names;
   std::vector<AgentNow> agents;
-  size_t slots = 0;
 
   // The sums at `t` of the agents then counted (records after the last sample).
   Sample At(int64_t t) const {
     Sample s;
-    s.bytes.assign(slots, 0);
-    s.count.assign(slots, 0);
+    s.bytes.assign(names.size(), 0);
+    s.count.assign(names.size(), 0);
     for (const AgentNow& a : agents) {
       if (a.timestamp_ns >= t || a.until_ns < t) continue;
       s.agents += 1;
@@ -436,7 +435,6 @@ std::optional<SeriesTable> SeriesRollup::Service(const std::string& service, con
       snap.open = s.open;
       snap.next = s.next;
       snap.names = s.names;
-      snap.slots = s.names.size();
       for (const auto& [id, a] : s.agents) snap.agents.push_back(a);
     }
   }
@@ -488,8 +486,8 @@ std::optional<SeriesTable> SeriesRollup::Service(const std::string& service, con
     table.agents = std::max<size_t>(table.agents, s.agents);
     last_bytes = s.bytes;
   });
-  last_bytes.resize(snap.slots, 0);
-  std::vector<uint32_t> order(snap.slots);
+  last_bytes.resize(snap.names.size(), 0);
+  std::vector<uint32_t> order(snap.names.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     return last_bytes[a] != last_bytes[b] ? last_bytes[a] > last_bytes[b]

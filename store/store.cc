@@ -662,6 +662,8 @@ Result<void> Store::AppendSeriesLocked(uint32_t agent, const snapshot::Header& h
   point.U8('P').U32(agent).U64(header.seq).I64(header.timestamp_ns).U64(header.rss_bytes);
   point.U32(static_cast<uint32_t>(types.size()));
   std::vector<std::pair<std::string, uint32_t>> added;
+  std::vector<SeriesFigures> figures;  // As written, for on_series.
+  if (options_.on_series) figures.reserve(types.size());
   for (const snapshot::TypeStat& t : types) {
     auto found = series_types_.find(t.name);
     uint32_t type_id;
@@ -675,6 +677,7 @@ Result<void> Store::AppendSeriesLocked(uint32_t agent, const snapshot::Header& h
       type_id = found->second;
     }
     point.Var(type_id).Var(t.count).Var(t.bytes);
+    if (options_.on_series) figures.push_back({type_id, t.count, t.bytes});
   }
   const uint64_t point_at = series_file_->size() + out.size();
   const std::string point_frame = Framed({point.bytes()});
@@ -691,11 +694,6 @@ Result<void> Store::AppendSeriesLocked(uint32_t agent, const snapshot::Header& h
   series_bytes_ += out.size();
   MarkDirtyLocked(series_file_);
   if (options_.on_series) {
-    std::vector<SeriesFigures> figures;
-    figures.reserve(types.size());
-    for (const snapshot::TypeStat& t : types) {
-      figures.push_back({series_types_.at(t.name), t.count, t.bytes});
-    }
     SeriesRecord r{.agent = agent,
                    .seq = header.seq,
                    .timestamp_ns = header.timestamp_ns,
@@ -703,7 +701,6 @@ Result<void> Store::AppendSeriesLocked(uint32_t agent, const snapshot::Header& h
                    .goodbye = false,
                    .types = figures,
                    .names = &series_names_,
-                   .file = 0,
                    .file_id = series_id_,
                    .offset = point_at,
                    .length = static_cast<uint32_t>(point_frame.size())};
@@ -1183,7 +1180,6 @@ Result<void> ScanSeries(const std::string& dir, const SeriesFilter& filter,
                      if (!DecodeSeries(payload, filter.agent, p, figures)) return;
                      if (p.timestamp_ns < filter.since_ns) return;
                      p.names = &types;
-                     p.file = i;
                      p.file_id = file_id;
                      p.offset = offset;
                      p.length = static_cast<uint32_t>(kRecordHeaderSize + payload.size());

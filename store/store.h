@@ -107,7 +107,7 @@ struct SeriesPoint {
 
 // One series record as ScanSeries hands it over, valid during the call only: no type name is
 // copied. `types[i].type` is an id local to the series file: `(*names)[id]` (ids past its end or
-// empty names: a type whose 'T' record was damaged); `file` changes when the next file starts
+// empty names: a type whose 'T' record was damaged); `file_id` changes when the next file starts
 // (ids of one file mean nothing in another). (file_id, offset, length) is where the record's
 // frame lies: ReadSeriesAt reads it again.
 struct SeriesFigures {
@@ -123,7 +123,6 @@ struct SeriesRecord {
   bool goodbye = false;
   std::span<const SeriesFigures> types;
   const std::vector<std::string>* names = nullptr;
-  size_t file = 0;
   uint64_t file_id = 0;
   uint64_t offset = 0;
   uint32_t length = 0;  // Of the frame.
