@@ -117,6 +117,8 @@ const OptionSpec kAttachAgent = {"--agent", OptionKind::kText, "DIR",
                                  "import the agent from DIR if the process cannot (DIR/py3X too)"};
 const OptionSpec kAttachTimeout = {"--timeout", OptionKind::kText, "S",
                                    "give up after S seconds, leaving it untouched (default 10)"};
+const OptionSpec kAttachVerbose = {"--verbose", OptionKind::kSwitch, "",
+                                   "say each step of the injection on stderr"};
 OptionSpec Top(std::string_view help) { return {"--top", OptionKind::kCount, "N", help}; }
 
 std::vector<OptionSpec> With(std::vector<OptionSpec> own, const std::vector<OptionSpec>& more) {
@@ -309,13 +311,16 @@ const std::vector<VerbSpec>& Verbs() {
        1,
        "start the agent inside a running Python process",
        "Starts the agent inside running CPython 3.8-3.13 process PID, without restarting it\n"
-       "(gdb attaches for a moment; docs/agent.md, \"Attach\"). Running already: nothing changes.",
+       "(one thread is stopped for a moment; docs/agent.md, \"Attach\"). Running already:\n"
+       "nothing changes. Exit status: 0 done, 1 failed and the process left as it was, 2 bad\n"
+       "usage, 3 the process may have been changed (the message says how).",
        {{"--endpoint", OptionKind::kText, "URL", "collector (default tcp://127.0.0.1:7878)"},
         {"--service", OptionKind::kText, "NAME", "service name (default: the program's name)"},
         {"--interval", OptionKind::kText, "S", "seconds between snapshots (default 60)"},
         {"--labels", OptionKind::kText, "K=V,...", "labels, as in env=prod,version=1.4"},
         kAttachAgent,
         kAttachTimeout,
+        kAttachVerbose,
         kJsonOption},
        AttachCommand},
       {"detach",
@@ -324,8 +329,9 @@ const std::vector<VerbSpec>& Verbs() {
        1,
        1,
        "stop the agent in a running process",
-       "Stops the agent inside running process PID (started by attach or by the program).",
-       {kAttachAgent, kAttachTimeout, kJsonOption},
+       "Stops the agent inside running process PID (started by attach or by the program).\n"
+       "Exit status as for attach.",
+       {kAttachAgent, kAttachTimeout, kAttachVerbose, kJsonOption},
        DetachCommand},
       {"dump",
        "live processes",
@@ -334,13 +340,15 @@ const std::vector<VerbSpec>& Verbs() {
        1,
        "one snapshot of a running process, to a file",
        "Takes one snapshot of running process PID and writes it to FILE, readable by every\n"
-       "verb here. The target writes it to its /tmp (mode 0600); it is handed back through\n"
-       "/proc/PID/root and written to FILE by this program, as this user.",
+       "verb here. The target writes it into a file this program made for it in its /tmp and\n"
+       "reads back through the descriptor it kept; FILE is written by this program, as this\n"
+       "user. Exit status as for attach.",
        {{"--output", OptionKind::kText, "FILE", "where to write it (also -o; required)"},
         {"--graph", OptionKind::kSwitch, "", "a graph snapshot (default: summary)"},
         {"--values", OptionKind::kSwitch, "", "with --graph: short values of str, int, float"},
         kAttachAgent,
         kAttachTimeout,
+        kAttachVerbose,
         kJsonOption},
        DumpCommand},
       {"import-meliae",

@@ -1,9 +1,16 @@
-"""tidemark attach, detach and dump on running processes of this interpreter (cli/attach.h):
-each kind of process keeps running unchanged, its snapshots are stored by a real tidemarkd, and a dump
-holds exactly what it holds; and every refusal is clear and leaves the process untouched."""
+"""tidemark attach, detach and dump on running processes of this interpreter (cli/injector.h,
+cli/exchange.h): each kind of process keeps running unchanged (a sleep sleeps its whole time, a
+recv still gets its data), its snapshots are stored by a real tidemarkd, and a dump holds exactly
+what it holds; every step of the injection made to fail on purpose leaves the process as it was;
+a process that never hands over the GIL is refused and nothing runs in it; a hostile process
+cannot make the CLI (root) read, copy or delete anything of its choosing; and every refusal is
+clear."""
 
 import glob
 import os
+import re
+import shutil
+import stat
 import socket
 import subprocess
 import sys
@@ -37,10 +44,14 @@ print("done", sys.path == START_PATH, flush=True)
 sys.exit(7)
 """
 TARGETS = {
-    # Asleep in time.sleep most of the time (injected in clock_nanosleep).
+    # Asleep in time.sleep most of the time (injected in clock_nanosleep, or select before
+    # 3.11); every sleep must last its whole time (the interrupted call is restarted).
     "sleeping": """
 while not os.path.exists(STOP):
-    time.sleep(0.2)
+    began = time.monotonic()
+    time.sleep(0.3)
+    if time.monotonic() - began < 0.3:
+        print("a sleep was cut short", flush=True)
 """,
     # A busy Python loop that looks for the stop file only now and then.
     "busy": """
@@ -48,6 +59,8 @@ x = 0
 while True:
     for _ in range(200000):
         x = (x * 7 + 1) % 1000003
+    if sum(i * 0.5 for i in range(1000)) != 249750.0:
+        print("a float sum went wrong", flush=True)
     if os.path.exists(STOP):
         break
 """,
@@ -74,6 +87,17 @@ for t in threads:
 }
 
 
+def assert_untouched(test, target):
+    """Running (not stopped, not traced), with nothing of tidemark's loaded."""
+    with open("/proc/%d/status" % target.pid) as f:
+        status = dict(line.split(":", 1) for line in f)
+    test.assertEqual(status["TracerPid"].strip(), "0")
+    test.assertIn(status["State"].split()[0], ("R", "S"))
+    with open("/proc/%d/maps" % target.pid) as f:
+        test.assertNotIn("libtidemark_inject", f.read())
+    test.assertIsNone(target.proc.poll())
+
+
 def cli(*args, timeout=90, env=None):
     return subprocess.run([CLI] + [str(a) for a in args], capture_output=True, text=True,
                           timeout=timeout, env=env)
@@ -83,13 +107,16 @@ class Target(object):
     """A target process of this interpreter, without tidemark on its path; killed when the test
     ends if it still runs (a failed test leaves no process behind)."""
 
-    def __init__(self, test, body, extra_args=()):
+    def __init__(self, test, body, extra_args=(), python=(sys.executable,), extra_env=None):
+        extra_env = extra_env or {}
         self.dir = tempfile.mkdtemp()
+        os.chmod(self.dir, 0o777)
         self.stop_file = os.path.join(self.dir, "stop")
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
+        env.update(extra_env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(PROLOGUE + body + EPILOGUE), self.stop_file]
+            list(python) + ["-c", textwrap.dedent(PROLOGUE + body + EPILOGUE), self.stop_file]
             + [str(a) for a in extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=self.dir)
         test.addCleanup(self.kill)
@@ -126,12 +153,13 @@ class AttachToRunningProcesses(unittest.TestCase):
             self.assertIn("running already", again.stdout)
 
             path = os.path.join(target.dir, "dump.tdmk")
-            dumped = cli("dump", target.pid, "-o", path, "--agent", AGENT_DIR)
+            dumped = cli("dump", target.pid, "-o", path, "--agent", AGENT_DIR, "--verbose")
             self.assertEqual(dumped.returncode, 0, dumped.stderr)
             snap = tidemark.load(path)
             counts = {name: count for name, count, _bytes, _largest in snap["types"]}
             self.assertEqual(counts["__main__.Marker"], 1234)
-            self.assertEqual(glob.glob("/tmp/tidemark-attach-%d-*" % target.pid), [])
+            exchanged = re.search(r"exchange directory (\S+)", dumped.stderr).group(1)
+            self.assertFalse(os.path.exists(exchanged), exchanged)
 
             stopped = cli("detach", target.pid, "--agent", AGENT_DIR)
             self.assertEqual(stopped.returncode, 0, stopped.stderr)
@@ -178,7 +206,7 @@ class Refusals(unittest.TestCase):
         self.assertIn("not a process id: 'x'", cli("attach", "x").stderr)
         bad = cli("attach", "1", "--timeout", "soon")
         self.assertEqual(bad.returncode, 2)
-        self.assertIn("--timeout: not a positive number of seconds: 'soon'", bad.stderr)
+        self.assertIn("--timeout: not a number of seconds (more than 0, at most 86400): 'soon'", bad.stderr)
         old = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.7*/bin/python3.7")))
         if old:
             proc = subprocess.Popen([old[0], "-c", "import time; time.sleep(60)"])
@@ -198,11 +226,8 @@ class Refusals(unittest.TestCase):
                       done.stderr)
         self.assertEqual(target.end(), (7, "done True\n", ""))
 
-    def test_no_debugger_or_no_permission_is_said_and_nothing_is_touched(self):
+    def test_another_users_process_is_refused_without_root(self):
         target = Target(self, TARGETS["sleeping"])
-        no_gdb = cli("attach", target.pid, "--agent", AGENT_DIR,
-                     env=dict(os.environ, PATH="/nonexistent"))
-        self.assertIn("no debugger: attaching uses gdb (apt-get install gdb)", no_gdb.stderr)
         if os.geteuid() == 0:
             other = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                     CLI, "attach", str(target.pid)],
@@ -222,18 +247,150 @@ while flag == 0:
         try:
             done = cli("attach", spinner.pid, "--agent", AGENT_DIR, "--timeout", "2")
             self.assertEqual(done.returncode, 1)
-            self.assertIn("no safe point reached in 2 s", done.stderr)
-            self.assertIn("left untouched", done.stderr)
-            # Still running, not stopped or traced, and nothing of ours in it.
-            with open("/proc/%d/status" % spinner.pid) as f:
-                status = dict(line.split(":", 1) for line in f)
-            self.assertEqual(status["TracerPid"].strip(), "0")
-            self.assertIn(status["State"].split()[0], ("R", "S"))
-            with open("/proc/%d/maps" % spinner.pid) as f:
-                self.assertNotIn("libtidemark_inject", f.read())
-            self.assertIsNone(spinner.proc.poll())
+            self.assertIn("no safe point reached in the timeout", done.stderr)
+            self.assertIn("The process was left as it was.", done.stderr)
+            assert_untouched(self, spinner)
         finally:
             spinner.kill()
+
+
+# The steps of cli/injector.h, each made to fail on purpose (TIDEMARK_ATTACH_FAULT) right
+# after it was done: at a thread blocked in a system call, and at a hardware breakpoint.
+STEPS_AT_A_SYSTEM_CALL = ["seize", "stop", "save-registers", "preflight", "write-arguments",
+                          "dlopen", "dlsym"]
+STEPS_AT_A_BREAKPOINT = ["arm-breakpoints", "breakpoint-hit", "save-registers", "preflight",
+                         "write-arguments", "dlopen", "dlsym"]
+
+
+@unittest.skipIf(not CLI, "TIDEMARK_CLI is not set")
+@unittest.skipIf(SANITIZED, "see AttachToRunningProcesses")
+class EveryStepFailing(unittest.TestCase):
+    def fail_each(self, target, steps):
+        for step in steps:
+            done = cli("attach", target.pid, "--agent", AGENT_DIR, "--verbose",
+                       env=dict(os.environ, TIDEMARK_ATTACH_FAULT=step))
+            self.assertEqual(done.returncode, 1, (step, done.stderr))
+            self.assertIn("%s: failed on purpose after this step" % step, done.stderr)
+            self.assertIn("The process was left as it was.", done.stderr)
+            assert_untouched(self, target)
+
+    def test_a_long_sleep_sleeps_its_whole_time(self):
+        target = Target(self, """
+began = time.monotonic()
+time.sleep(4)
+print("slept", time.monotonic() - began >= 4, "tidemark" in sys.modules, flush=True)
+""")
+        self.fail_each(target, STEPS_AT_A_SYSTEM_CALL)
+        self.assertEqual(target.end(), (7, "slept True False\ndone True\n", ""))
+
+    def test_a_blocked_recv_still_gets_its_data(self):
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            target = Target(self, """
+conn = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+print("got", conn.recv(16), flush=True)
+""", [server.getsockname()[1]])
+            conn, _ = server.accept()
+            with conn:
+                self.fail_each(target, STEPS_AT_A_SYSTEM_CALL)
+                conn.sendall(b"data")
+                self.assertEqual(target.end(), (7, "got b'data'\ndone True\n", ""))
+
+    def test_a_busy_loop_computes_the_same(self):
+        target = Target(self, TARGETS["busy"])
+        self.fail_each(target, STEPS_AT_A_BREAKPOINT)
+        self.assertEqual(target.end(), (7, "done True\n", ""))
+
+
+@unittest.skipIf(not CLI, "TIDEMARK_CLI is not set")
+@unittest.skipIf(SANITIZED, "see AttachToRunningProcesses")
+class TheGilNeverHandedOver(unittest.TestCase):
+    def test_it_is_refused_after_the_timeout_and_nothing_runs(self):
+        # The main thread sleeps in a C call that keeps the GIL (ctypes.PyDLL does).
+        target = Target(self, """
+import ctypes
+left = ctypes.PyDLL(None).sleep(6)
+print("left", left, "tidemark" in sys.modules, flush=True)
+""")
+        path = os.path.join(target.dir, "dump.tdmk")
+        done = cli("dump", target.pid, "-o", path, "--agent", AGENT_DIR, "--timeout", "2")
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertIn("did not hand over the GIL within 2 s", done.stderr)
+        self.assertIn("Nothing ran", done.stderr)
+        self.assertFalse(os.path.exists(path))
+        # The sleep is whole (0 seconds left), and the code never ran once the GIL came.
+        self.assertEqual(target.end(), (7, "left 0 False\ndone True\n", ""))
+
+
+SYSTEM_PYTHON = "/usr/bin/python3.11"
+
+
+@unittest.skipIf(not CLI, "TIDEMARK_CLI is not set")
+@unittest.skipIf(SANITIZED, "see AttachToRunningProcesses")
+@unittest.skipUnless(os.geteuid() == 0 and os.path.exists(SYSTEM_PYTHON),
+                     "needs root and Debian's python3.11 (a target run as nobody)")
+class AHostileTarget(unittest.TestCase):
+    """A target of another user whose `tidemark` does all it can to make root's CLI read, copy
+    or delete a file of its choosing: it points its report at a root-only file and tries to
+    link, replace and remove the files it was given."""
+
+    HOSTILE = """
+import glob, json, os
+SECRET = %r
+def snapshot(kind="summary", values=False):
+    for d in glob.glob("/tmp/tidemark-attach-*"):
+        for attempt in (lambda: os.symlink(SECRET, d + "/snapshot.tdmk.new"),
+                        lambda: os.rename(d + "/snapshot.tdmk", d + "/gone"),
+                        lambda: os.unlink(d + "/snapshot.tdmk"),
+                        lambda: os.link(SECRET, d + "/linked")):
+            try:
+                attempt()
+            except OSError:
+                pass
+    dumps = json.dumps
+    json.dumps = lambda o, *a, **k: dumps(dict(o, file=SECRET, length=%d), *a, **k)
+    class Snap(object):
+        objects = 1
+        bytes = 1
+        encoded = b"hostile"
+    return Snap()
+"""
+
+    def test_what_it_writes_cannot_steer_the_cli(self):
+        private = tempfile.mkdtemp(dir="/root")
+        self.addCleanup(shutil.rmtree, private)
+        secret = os.path.join(private, "secret")
+        with open(secret, "wb") as f:
+            f.write(b"root's secret")
+        os.chmod(secret, 0o600)
+        shared = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, shared)
+        os.chmod(shared, 0o755)
+        os.mkdir(os.path.join(shared, "tidemark"))
+        with open(os.path.join(shared, "tidemark", "__init__.py"), "w") as f:
+            f.write(self.HOSTILE % (secret, len(b"root's secret")))
+        library = os.path.join(shared, "libtidemark_inject.so")
+        shutil.copy(os.environ.get("TIDEMARK_INJECT_LIB") or os.path.join(
+            os.path.dirname(CLI), "..", "agent", "libtidemark_inject.so"), library)
+        for path in glob.glob(shared + "/**", recursive=True):
+            os.chmod(path, 0o755 if os.path.isdir(path) or path == library else 0o644)
+        target = Target(self, TARGETS["sleeping"],
+                        python=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                SYSTEM_PYTHON],
+                        extra_env={"PYTHONPATH": shared})
+        output = os.path.join(shared, "out.tdmk")
+        done = cli("dump", target.pid, "-o", output,
+                   env=dict(os.environ, TIDEMARK_INJECT_LIB=library))
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertIn("the snapshot it wrote (7 bytes) is not the 13 bytes it reported",
+                      done.stderr)
+        with open(secret, "rb") as f:
+            self.assertEqual(f.read(), b"root's secret")
+        self.assertFalse(os.path.exists(output))
+        self.assertEqual(sorted(os.listdir(private)), ["secret"])
+        self.assertEqual(glob.glob("/tmp/tidemark-attach-*/linked"), [])
+        self.assertEqual(target.end(), (7, "done True\n", ""))
 
 
 if __name__ == "__main__":
