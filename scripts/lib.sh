@@ -6,7 +6,7 @@ BUILD_DIR=${BUILD_DIR:-$TIDEMARK_ROOT/build}
 DEB_PACKAGES=(cmake g++ make pkg-config python3 python3-dev libzmq3-dev cppzmq-dev libzstd-dev
               libmsgpack-cxx-dev libgtest-dev nlohmann-json3-dev libtomlplusplus-dev libboost-dev
               libspdlog-dev libedit-dev zlib1g-dev curl valgrind libssl-dev prometheus
-              prometheus-alertmanager clang-16 libclang-rt-16-dev gdb dpkg-dev file libjs-chart.js
+              prometheus-alertmanager clang-16 libclang-rt-16-dev dpkg-dev file libjs-chart.js
               chromium chromium-driver python3-selenium firefox-esr fonts-dejavu-core)
 
 log() { printf '== [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }  # Timed: where a long run spends it.
