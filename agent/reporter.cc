@@ -3,11 +3,13 @@
 #include <cxxabi.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <zmq.h>
 #include <chrono>
 #include <stdexcept>
+#include <system_error>
 
 #include "agent/endpoints.h"
 #include "agent/wake.h"
@@ -60,7 +62,20 @@ snapshot::Result<std::unique_ptr<Reporter>> Reporter::Start(ReporterConfig confi
     if (!opened) return std::unexpected(opened.error());
     r->connection_ = std::move(*opened);
   }
-  r->thread_ = std::thread([raw = r.get()] { raw->Run(); });
+  // The thread starts with every signal blocked, whatever the calling thread blocks: a
+  // process-directed signal goes to any thread that does not block it, and a program that takes
+  // its signals with sigwait, sigwaitinfo or a signalfd (blocking them everywhere else) must get
+  // every one, never have one land here and kill it by its default action.
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  try {
+    r->thread_ = std::thread([raw = r.get()] { raw->Run(); });
+  } catch (const std::system_error& e) {
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    return snapshot::Fail(snapshot::Code::kIo, std::string("cannot start a thread: ") + e.what());
+  }
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   return r;
 }
 

@@ -11,8 +11,10 @@ snapshot every TIDEMARK_INTERVAL (0.1 s by default, so 0.05-0.2 s once jittered 
 counted), sent to a port where nothing listens (--collector PORT sends to a collector there
 instead). Without it, as `python -m test -v MODULE`. A module differs when its exit status or
 its set of failed and errored tests differs; a module that differs is run both ways once more
-and reported only if it differs again (CPython's suite has a few timing-dependent tests).
-Anything the agent prints (a line starting "tidemark") is a difference too.
+and reported only if it differs again (CPython's suite has a few timing-dependent tests) —
+except a hang (the timeout) or a death by a signal with the agent in any run, which is always
+reported, whatever a rerun does. Anything the agent prints (a line starting "tidemark") is a
+difference too.
 
 Exit status: 0 when no module differs, 1 otherwise, 2 on bad arguments.
 """
@@ -78,6 +80,12 @@ def missing(result):
             ("No such file or directory" in text or "No module named 'test." in text))
 
 
+def broken(result):
+    """A hang (the timeout), or a death by a signal (an abort, a segfault)."""
+    status = result["status"]
+    return status == "timeout" or (isinstance(status, int) and status < 0)
+
+
 def differs(plain, agent):
     return (plain["status"] != agent["status"] or plain["failed"] != agent["failed"]
             or bool(agent["printed"]))
@@ -133,12 +141,16 @@ def main():
             if missing(plain):
                 verdict = "MISSING: not in this Python's test package"
                 missing_modules.append((tag, module))
+            elif broken(agent) and not broken(plain):
+                # A hang or a signal death is never excused by a rerun that passes.
+                verdict = "DIFFERS"
             elif differs(plain, agent):
                 plain = run_module(python, module, False, package_dir, endpoint, args.interval,
                                    args.timeout)
                 agent = run_module(python, module, True, package_dir, endpoint, args.interval,
                                    args.timeout)
-                verdict = "DIFFERS" if differs(plain, agent) else "same (after a rerun)"
+                verdict = "DIFFERS" if differs(plain, agent) or broken(agent) else \
+                    "same (after a rerun)"
             print("%-6s %-28s %-22s %6.1f s without, %6.1f s with the agent" % (
                 tag, module, verdict, plain["seconds"], agent["seconds"]), flush=True)
             if verdict == "DIFFERS":

@@ -36,8 +36,16 @@ instances once they have lived about an interval.
 BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_boot")
 
 
+def _say(stream, text):
+    """Writes to sys.stdout or sys.stderr, which are None when the descriptor was closed
+    (`prog 2>&-`): then nothing is said, as `python prog.py 2>&-` would say nothing."""
+    if stream is not None:
+        stream.write(text)
+        stream.flush()
+
+
 def _fail(message):
-    sys.stderr.write("python -m tidemark run: %s\n" % message)
+    _say(sys.stderr, "python -m tidemark run: %s\n" % message)
     return 2
 
 
@@ -59,14 +67,14 @@ def _program(args):
 
 def main(argv):
     if not argv or argv[0] in ("-h", "--help", "help"):
-        sys.stdout.write(USAGE)
+        _say(sys.stdout, USAGE)
         return 0 if argv else 2
     if argv[0] != "run":
-        sys.stderr.write(USAGE)
+        _say(sys.stderr, USAGE)
         return 2
     args = argv[1:]
     if not args or args[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE)
+        _say(sys.stdout, USAGE)
         return 0 if args else 2
     if sys.flags.ignore_environment or getattr(sys.flags, "isolated", 0):
         return _fail("the interpreter ignores the environment (-E or -I): the agent could not "
@@ -86,8 +94,9 @@ def main(argv):
     env["PYTHONPATH"] = BOOT_DIR + (os.pathsep + existing if existing else "")
     executable = sys.executable or "python3"
     argv = [executable] + subprocess._args_from_interpreter_flags() + program
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
     try:
         os.execv(executable, argv)
     except OSError as e:

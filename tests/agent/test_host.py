@@ -448,6 +448,37 @@ class Signals(unittest.TestCase):
         self.assertLess(float(seconds), 3.0)
 
 
+    def test_a_program_that_takes_its_signals_with_sigwait_gets_every_one(self):
+        # Supervisors block their signals and consume them with sigwait / signalfd: a
+        # process-directed signal goes to any thread that does not block it, so a thread of the
+        # agent with an empty mask took it and died of it (exit 138). Also when the program
+        # starts the agent before it masks its signals.
+        code = """
+            import os, signal, sys, tidemark
+            early = sys.argv[2] == "early"
+            if early:
+                tidemark.start(sys.argv[1], service="sigwait", interval=0.05)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM})
+            if not early:
+                tidemark.start(sys.argv[1], service="sigwait", interval=0.05)
+            while tidemark.status()["delivered"] < 1:
+                signal.sigtimedwait({signal.SIGUSR1}, 0.01)
+            received = 0
+            for n in range(21):
+                os.kill(os.getpid(), signal.SIGUSR1 if n % 2 else signal.SIGTERM)
+                received += signal.sigwait({signal.SIGUSR1, signal.SIGTERM}) in (
+                    signal.SIGUSR1, signal.SIGTERM)
+            tidemark.stop()
+            print("received", received)
+        """
+        with Collector() as collector:
+            for when in ("early", "late"):
+                with self.subTest(when=when):
+                    result = run_python(code, args=[collector.endpoint, when])
+                    self.assertEqual((result.returncode, result.stdout, result.stderr),
+                                     (0, "received 21\n", ""))
+
+
 class Descriptors(unittest.TestCase):
     # Lists the open descriptors without opening one (os.listdir would).
     FD_STATUS = ("import os\n"
@@ -589,6 +620,26 @@ class RunIsInvisible(unittest.TestCase):
                     self.assertEqual(result.stdout, "")
                     self.assertIn(name, result.stderr)
                     self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+
+    def test_run_with_stdout_or_stderr_closed_runs_the_program(self):
+        # `prog 2>&-`: sys.stderr is None in the runner, which must not stop on it.
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "prog.py")
+            with open(script, "w") as f:
+                f.write("import sys\nopen(sys.argv[1], 'w').write('ran')\nsys.exit(3)\n")
+            env = dict(os.environ, TIDEMARK_ENDPOINT="tcp://127.0.0.1:9",
+                       TIDEMARK_INTERVAL="0.05")
+            for closed in ("1>&-", "2>&-", "1>&- 2>&-"):
+                with self.subTest(closed=closed):
+                    marker = os.path.join(tmp, "marker")
+                    if os.path.exists(marker):
+                        os.unlink(marker)
+                    done = subprocess.run(
+                        ["sh", "-c", 'exec "$0" -m tidemark run "$1" "$2" ' + closed,
+                         sys.executable, script, marker], env=env, timeout=60)
+                    self.assertEqual(done.returncode, 3)
+                    with open(marker) as f:
+                        self.assertEqual(f.read(), "ran")
 
     def test_run_help_prints_usage(self):
         result = subprocess.run([sys.executable, "-m", "tidemark", "run", "--help"],

@@ -34,7 +34,7 @@ def _tidemark_package():
             raise
         return module
     except Exception as e:  # noqa: BLE001 - a monitoring agent must not break its host.
-        if os.environ.get("TIDEMARK_DEBUG"):
+        if os.environ.get("TIDEMARK_DEBUG") and sys.stderr is not None:
             sys.stderr.write("tidemark: not loaded: %s\n" % e)
         return None
 
