@@ -8,7 +8,12 @@ Result<std::vector<std::string>> ReadJournal(const std::string& path, std::strin
                                              FileSystem& fs) {
   std::vector<std::string> records;
   auto size = fs.Size(path);
-  if (!size) return records;  // Never written.
+  if (!size) {
+    // Never written: no record. Anything else (a collector that cannot be reached or refuses
+    // the request) is an error, never an empty journal.
+    if (size.error().code == snapshot::Code::kNotFound) return records;
+    return std::unexpected(size.error());
+  }
   auto bytes = fs.Read(path);
   if (!bytes) return std::unexpected(bytes.error());
   if (auto header = ReadFileHeader(*bytes, magic); !header) {

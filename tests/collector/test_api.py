@@ -433,6 +433,26 @@ class CliThroughTheApi(unittest.TestCase):
         self.assertEqual(down.returncode, 1)
         self.assertIn("cannot ask tidemarkd", down.stderr)
 
+    def test_alerts_and_reports_never_say_all_clear_when_a_collector_did_not_answer(self):
+        # No token, a wrong token, a collector down, one of two down: an error naming the
+        # collector and why, never "no alert is firing" or an empty list with exit 0.
+        wrong = os.path.join(self.daemon.store, "..", "wrong-token")
+        with open(wrong, "w") as f:
+            f.write("not-the-token\n")
+        down = "http://127.0.0.1:%d" % free_port()
+        token = {"TIDEMARK_TOKEN_FILE": self.token_file}
+        cases = [(self.url, {}, "TIDEMARK_TOKEN_FILE"),
+                 (self.url, {"TIDEMARK_TOKEN_FILE": wrong}, "the one given was refused"),
+                 (down, token, "cannot ask tidemarkd at " + down)]
+        for verb in (["alerts"], ["alerts", "--json"], ["alerts", "--all"], ["reports"],
+                     ["reports", "--json"]):
+            for collector, env, said in cases + ([(self.url + "," + down, token, down)]
+                                                 if verb[0] == "alerts" else []):
+                with self.subTest(verb=verb, collector=collector, env=env):
+                    done = self.run_cli(verb + ["--collector", collector], env)
+                    self.assertEqual((done.returncode, done.stdout), (1, ""), done.stderr)
+                    self.assertIn(said, done.stderr)
+
     def test_store_files_stay_inside_the_store(self):
         for path in ("../tidemarkd.toml", "/etc/passwd", "index/../../token", "./agents.log"):
             status, _, body = request(self.daemon.http_port, "/api/v1/store/file?path="
