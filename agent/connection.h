@@ -1,14 +1,19 @@
-// Connection: the agent's ZeroMQ DEALER connection to a collector, and what it owes: the
-// snapshots sent but not yet acknowledged. No Python here.
+// Connection: the agent's connection to a collector (ZMTP 3.0 as a DEALER, agent/zmtp.h, over
+// one TCP or Unix socket), and what it owes: the snapshots sent but not yet acknowledged. No
+// Python here, and no thread: the reporter polls PollFd() and calls Pump().
 //
-// It never blocks: the socket queues only to a completed connection (ZMQ_IMMEDIATE), its
-// high-water mark is small, sends never wait, and the bytes sent but not acknowledged are
-// capped by a budget (entries older than the expiry are written off). Whatever cannot go now
-// is refused, for the caller to count as dropped. What was sent and not acknowledged is kept
-// (within the budget) so that it can be sent to another collector (agent/endpoints.h).
+// It never blocks: messages go only to a connection whose handshake is done, at most
+// send_hwm of them wait to be written, writes never wait, and the bytes sent but not
+// acknowledged are capped by a budget (entries older than the expiry are written off).
+// Whatever cannot go now is refused, for the caller to count as dropped. What was sent and not
+// acknowledged is kept (within the budget) so that it can be sent to another collector
+// (agent/endpoints.h). A connection that fails is dropped and made again after 100 ms.
 //
-// Opening one makes a ZeroMQ context, whose I/O and reaper threads and descriptors (epoll,
-// eventfds, the TCP socket; all close-on-exec) live until Close().
+// Its one descriptor lives in someone else's process: it is never below 3 (a program that
+// closed 0, 1 or 2 gets them back as it expects), close-on-exec, and before every use it is
+// checked to still be the socket made here (its device and inode): one the program closed
+// (os.closerange) or replaced (dup2) is forgotten without being touched — never closed, read
+// or written — and a new connection is made (counted in lost_descriptors()).
 //
 // Thread-safety: none; owned by the reporter thread, or by the caller while that thread is
 // not running.
@@ -23,19 +28,15 @@
 #include <utility>
 #include <vector>
 
+#include "agent/zmtp.h"
 #include "snapshot/control.h"
 #include "snapshot/result.h"
 #include "snapshot/wire.h"
 
 namespace tidemark::agent {
 
-// ZeroMQ's threads of a connection are named "7337/ZMQbg/IO/0" and "7337/ZMQbg/Reap", so
-// that the agent can tell them from a host's own ZeroMQ threads (ps -L shows them too).
-inline constexpr int kZmqThreadNamePrefix = 7337;
-inline constexpr char kZmqThreadNameStart[] = "7337/ZMQbg/";
-
 struct ConnectionOptions {
-  std::string endpoint;  // e.g. "tcp://127.0.0.1:7878"
+  std::string endpoint;  // "tcp://HOST:PORT", "tcp://[::1]:PORT" or "ipc:///path"
   int send_hwm = 4;
   size_t unacked_budget_bytes = 64u << 20;
   double unacked_expiry_s = 120;
@@ -47,15 +48,22 @@ class Connection {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Makes the context and socket and starts connecting. Errors (bad endpoint, bad keys) are
+  // Checks the endpoint and keys and starts connecting. Errors (bad endpoint, bad keys) are
   // values naming the endpoint.
   static snapshot::Result<std::unique_ptr<Connection>> Open(const ConnectionOptions& options);
   ~Connection();  // Close(0).
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // The socket, for zmq_poll.
-  void* socket_handle();
+  // What to poll: the descriptor (-1 while waiting to connect again) and the events wanted.
+  int poll_fd() const { return fd_; }
+  short poll_events() const;
+  // How long poll may wait before the connection has something to do by itself.
+  std::chrono::milliseconds Timeout() const;
+  // Does what can be done now: connects, writes, reads (frames kept for ReadControls).
+  void Pump();
+  // The handshake is done: snapshots can be sent.
+  bool ready() const;
 
   enum class Sent { kOk, kOverBudget, kNotConnected };
   // Sends one encoded snapshot with sequence number `seq` without waiting. Taken (moved from)
@@ -84,15 +92,35 @@ class Connection {
   void Close(int linger_ms);
 
   uint64_t acked() const { return acked_; }
+  // Descriptors found closed or replaced by the program, and connections dropped on an error.
+  uint64_t lost_descriptors() const { return lost_; }
+  const std::string& last_error() const { return last_error_; }
 
  private:
-  struct Zmq;
+  struct Address;
   Connection(ConnectionOptions options);
   bool RecvFrame(std::string* frame);
   void Acknowledge(uint64_t seq);
+  bool Ours();
+  void StartConnecting();
+  void Drop(const std::string& why);
+  void Write();
+  void Read();
+  bool Queue(std::string_view message);
 
   ConnectionOptions options_;
-  std::unique_ptr<Zmq> zmq_;
+  std::unique_ptr<Address> address_;
+  std::optional<CurveKeys> curve_;
+  std::unique_ptr<ZmtpClient> zmtp_;
+  int fd_ = -1;
+  uint64_t device_ = 0, inode_ = 0;  // Of the socket made here.
+  bool connecting_ = false;
+  Clock::time_point reconnect_at_{};
+  std::string out_;                 // Bytes to write.
+  std::deque<size_t> message_ends_;  // Where each queued message ends in out_.
+  std::deque<std::string> received_;
+  uint64_t lost_ = 0;
+  std::string last_error_;
   struct Unacked {
     uint64_t seq;
     std::string encoded;

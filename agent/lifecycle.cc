@@ -144,7 +144,7 @@ void ForgetForeignReporter(State& st) {
   st.phase = Phase::kStopped;
 }
 
-// Whether a thread of ours (the reporter, ZeroMQ's) is still listed in /proc/self/task, which
+// Whether a thread of ours (the reporter) is still listed in /proc/self/task, which
 // is what os.fork() counts on 3.12+: a joined thread stays listed for a moment after
 // pthread_join returns.
 bool OurThreadsListed() {
@@ -161,8 +161,7 @@ bool OurThreadsListed() {
     std::fclose(f);
     if (!read) continue;
     name[std::strcspn(name, "\n")] = '\0';
-    if (std::strcmp(name, kReporterThreadName) == 0 ||
-        std::strncmp(name, kZmqThreadNameStart, std::strlen(kZmqThreadNameStart)) == 0) {
+    if (std::strcmp(name, kReporterThreadName) == 0) {
       found = true;
       break;
     }

@@ -6,8 +6,9 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <zmq.h>
 #include <chrono>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 
@@ -229,10 +230,6 @@ void Reporter::OnControl(const snapshot::Control& control) {
 
 void Reporter::Loop() {
   const auto interval = Seconds(config_.interval_s);
-  const int wake_fd = wake::Fd();
-  zmq_pollitem_t items[2] = {{connection_->socket_handle(), 0, ZMQ_POLLIN, 0},
-                             {nullptr, wake_fd, ZMQ_POLLIN, 0}};
-  const int nitems = wake_fd >= 0 ? 2 : 1;
   last_delivery_ = Clock::now();
   if (config_.memory_check_s > 0) {
     memory_source_ = MemorySource::Discover(config_.memory);
@@ -245,21 +242,29 @@ void Reporter::Loop() {
     auto wake_at = graph_due_ ? std::min(progress_.next_due, *graph_due_) : progress_.next_due;
     if (memory_source_) wake_at = std::min(wake_at, next_memory_check_);
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now());
-    if (nitems == 1) wait = std::min(wait, std::chrono::milliseconds(100));  // No eventfd.
+    wait = std::min(wait, connection_->Timeout());
+    // The wake eventfd, checked each turn (the program may have closed it: a new one is made).
+    const int wake_fd = wake::Fd();
+    if (wake_fd < 0) wait = std::min(wait, std::chrono::milliseconds(100));
     if (!resend_.empty() || endpoints_.size() > 1) {
       wait = std::min(wait, std::chrono::milliseconds(100));  // Resending, or watching for stalls.
     }
-    if (zmq_poll(items, nitems, std::max<long>(0, wait.count())) < 0 && zmq_errno() == ETERM) break;
+    pollfd fds[2] = {{connection_->poll_fd(), connection_->poll_events(), 0},
+                     {wake_fd, POLLIN, 0}};
+    if (poll(fds, 2, static_cast<int>(std::max<long>(0, wait.count()))) < 0 && errno != EINTR) {
+      throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    }
     const bool triggered = wake::TakeTrigger();
     if (stop_.load()) break;
-    if (items[0].revents & ZMQ_POLLIN) {
-      connection_->ReadControls([this](const snapshot::Control& c) { OnControl(c); },
-                                [this](const std::string& e) { RecordError(e); });
+    connection_->Pump();
+    connection_->ReadControls([this](const snapshot::Control& c) { OnControl(c); },
+                              [this](const std::string& e) { RecordError(e); });
+    {
       std::lock_guard lock(figures_mutex_);
       figures_.delivered = progress_.figures.delivered + connection_->acked();
     }
     CheckDelivery();
-    if (MaybeMove()) items[0].socket = connection_->socket_handle();
+    MaybeMove();
     FlushResend();
     CheckMemory();
     if (stop_.load()) break;

@@ -1,6 +1,8 @@
 #include "agent/wake.h"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,11 +13,24 @@ namespace tidemark::agent::wake {
 namespace {
 
 std::atomic<int> g_fd{-1};
+// The eventfd's identity, set before g_fd is published.
+std::atomic<uint64_t> g_device{0}, g_inode{0};
 std::atomic<bool> g_triggered{false};
 std::mutex g_create;  // Never taken by a signal handler.
 
+// `fd` if it is still the eventfd made here, else -1.
+int Checked(int fd) {
+  if (fd < 0) return -1;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_dev != g_device.load() || st.st_ino != g_inode.load()) {
+    return -1;
+  }
+  return fd;
+}
+
 void Write(int fd) {
   const uint64_t one = 1;
+  fd = Checked(fd);
   if (fd >= 0) (void)!write(fd, &one, sizeof one);
 }
 
@@ -23,13 +38,24 @@ void Write(int fd) {
 
 int Fd() {
   int fd = g_fd.load();
-  if (fd >= 0) return fd;
+  if (Checked(fd) >= 0) return fd;
   std::lock_guard lock(g_create);
   fd = g_fd.load();
-  if (fd < 0) {
-    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    g_fd.store(fd);
+  if (Checked(fd) >= 0) return fd;
+  fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd >= 0 && fd < 3) {  // The program closed 0, 1 or 2: never hold one of them.
+    const int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    fd = high;
   }
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0) {
+    g_device.store(st.st_dev);
+    g_inode.store(st.st_ino);
+  } else {
+    fd = -1;
+  }
+  g_fd.store(fd);
   return fd;
 }
 
@@ -41,7 +67,7 @@ void Trigger() {
 void Poke() { Write(g_fd.load()); }
 
 bool TakeTrigger() {
-  const int fd = g_fd.load();
+  const int fd = Checked(g_fd.load());
   if (fd >= 0) {
     uint64_t count;
     (void)!read(fd, &count, sizeof count);
@@ -50,7 +76,7 @@ bool TakeTrigger() {
 }
 
 void CloseInherited() {
-  const int fd = g_fd.exchange(-1);
+  const int fd = Checked(g_fd.exchange(-1));
   if (fd >= 0) close(fd);
   g_triggered.store(false);
 }

@@ -3,7 +3,7 @@
 
 TIDEMARK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$TIDEMARK_ROOT/build}
-DEB_PACKAGES=(cmake g++ make pkg-config python3 python3-dev libzmq3-dev cppzmq-dev libzstd-dev
+DEB_PACKAGES=(cmake g++ make pkg-config python3 python3-dev libzmq3-dev cppzmq-dev libsodium-dev libzstd-dev
               libmsgpack-cxx-dev libgtest-dev nlohmann-json3-dev libtomlplusplus-dev libboost-dev
               libspdlog-dev libedit-dev zlib1g-dev curl valgrind libssl-dev prometheus
               prometheus-alertmanager clang-16 libclang-rt-16-dev dpkg-dev file libjs-chart.js

@@ -479,6 +479,141 @@ class Signals(unittest.TestCase):
                                      (0, "received 21\n", ""))
 
 
+class OurDescriptorsUnderTheProgram(unittest.TestCase):
+    """The agent's descriptors live in someone else's process: the program may close every
+    descriptor, close 0-2 and expect them back, or put its own files at our numbers. The agent
+    never holds 0-2, never touches a descriptor that is no longer its own, and connects again.
+    (With libzmq inside the host, each of these aborted it, hung it at exit or wrote an eventfd
+    counter into the program's stderr.)"""
+
+    def test_closing_every_descriptor_in_the_process_keeps_it_running_and_reporting(self):
+        code = """
+            import os, sys, time, tidemark
+            tidemark.start(sys.argv[1], service="closer", interval=0.05)
+            while tidemark.status()["delivered"] < 1:
+                time.sleep(0.01)
+            os.closerange(3, 65536)
+            before = tidemark.status()["delivered"]
+            deadline = time.monotonic() + 30
+            while tidemark.status()["delivered"] < before + 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            print("reporting", tidemark.status()["delivered"] >= before + 3)
+            tidemark.stop()
+        """
+        with Collector() as collector:
+            result = run_python(code, args=[collector.endpoint], timeout=60)
+        self.assertEqual((result.returncode, result.stdout, result.stderr),
+                         (0, "reporting True\n", ""))
+
+    def test_a_daemon_that_closes_everything_without_forking_keeps_ticking(self):
+        # python-daemon started by systemd or inetd (a socket on stdin) does not fork: it
+        # closes every descriptor up to the hard limit and points 0-2 at /dev/null.
+        code = """
+            import os, resource, sys, time, tidemark
+            out = sys.argv[2]
+            tidemark.start(sys.argv[1], service="daemon", interval=0.05)
+            while tidemark.status()["delivered"] < 1:
+                time.sleep(0.01)
+            os.umask(0o022)
+            os.chdir("/")
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            os.closerange(3, hard if 0 < hard < 1 << 20 else 1 << 20)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            before = tidemark.status()["delivered"]
+            ticks = 0
+            deadline = time.monotonic() + 30
+            while ticks < 10 or (tidemark.status()["delivered"] < before + 3
+                                 and time.monotonic() < deadline):
+                ticks += 1
+                time.sleep(0.05)
+            with open(out, "w") as f:
+                f.write("ticks %s reporting %s" % (ticks >= 10,
+                                                  tidemark.status()["delivered"] >= before + 3))
+            tidemark.stop()
+        """
+        import socket
+        with Collector() as collector, tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "out")
+            ours, theirs = socket.socketpair()
+            with ours, theirs:
+                done = subprocess.run([sys.executable, "-c", textwrap.dedent(code),
+                                       collector.endpoint, out], stdin=theirs,
+                                      capture_output=True, text=True, timeout=90)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            with open(out) as f:
+                self.assertEqual(f.read(), "ticks True reporting True")
+
+    def test_a_program_that_closes_2_forks_and_dups_it_back_gets_its_stderr(self):
+        # What CPython's test_subprocess does: close 2, fork, dup2 the saved stderr back.
+        code = """
+            import os, sys, time, tidemark
+            saved = os.dup(2)
+            os.close(2)
+            tidemark.start(sys.argv[1], service="fd2", interval=0.05)
+            while tidemark.status()["delivered"] < 2:
+                time.sleep(0.01)
+            def is_open(fd):
+                try:
+                    os.fstat(fd)
+                    return True
+                except OSError:
+                    return False
+            held = is_open(2)  # Asked without opening a descriptor (listdir would take 2).
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+            os.dup2(saved, 2)
+            os.write(2, b"mine\\n")
+            before = tidemark.status()["delivered"]
+            while tidemark.status()["delivered"] < before + 2:
+                time.sleep(0.01)
+            print(held)
+        """
+        with Collector() as collector:
+            result = run_python(code, args=[collector.endpoint], timeout=60)
+        self.assertEqual((result.returncode, result.stdout, result.stderr),
+                         (0, "False\n", "mine\n"))
+
+    def test_a_descriptor_of_ours_replaced_by_the_program_is_never_written(self):
+        # The program dup2()s its own pipe over the agent's socket: the agent must write nothing
+        # into the pipe, and connect again.
+        code = """
+            import os, stat, sys, time, tidemark
+            tidemark.start(sys.argv[1], service="dup2", interval=0.05)
+            while tidemark.status()["delivered"] < 1:
+                time.sleep(0.01)
+            def link(fd):
+                try:
+                    return os.readlink("/proc/self/fd/" + fd)
+                except OSError:  # listdir's own descriptor, closed by now.
+                    return ""
+            # The program has no socket of its own: every one is the agent's.
+            sockets = [int(fd) for fd in os.listdir("/proc/self/fd")
+                       if link(fd).startswith("socket:")]
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            for fd in sockets:
+                os.dup2(w, fd)
+            before = tidemark.status()["delivered"]
+            deadline = time.monotonic() + 30
+            while tidemark.status()["delivered"] < before + 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            try:
+                leaked = len(os.read(r, 65536))
+            except BlockingIOError:
+                leaked = 0
+            print(len(sockets), leaked, tidemark.status()["delivered"] >= before + 3)
+            tidemark.stop()
+        """
+        with Collector() as collector:
+            result = run_python(code, args=[collector.endpoint], timeout=60)
+        self.assertEqual((result.returncode, result.stdout, result.stderr),
+                         (0, "1 0 True\n", ""))
+
+
 class Descriptors(unittest.TestCase):
     # Lists the open descriptors without opening one (os.listdir would).
     FD_STATUS = ("import os\n"
