@@ -30,6 +30,7 @@ struct SharedResult {
   double walk_ms;               // The walk alone, as an inline walk's pause.
   double walk_cpu_ms;           // Its CPU time.
   double child_ms;              // Walk, encode, compression.
+  double child_cpu_ms;          // The child's whole CPU time (walk, encode, compression).
   uint64_t peak_bytes;
   uint64_t sizers_skipped;
   uint64_t references;
@@ -129,6 +130,9 @@ void InstallChildPyAllocators() {
   shared->walk_ms = outcome.pause_ms;
   shared->walk_cpu_ms = outcome.cpu_ms;
   shared->child_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+  timespec cpu{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);  // The child is a process of its own.
+  shared->child_cpu_ms = static_cast<double>(cpu.tv_sec) * 1e3 + static_cast<double>(cpu.tv_nsec) / 1e6;
   shared->peak_bytes = ChildPeakBytes();
   Publish(SharedResult::kDone);
   _exit(0);
@@ -276,6 +280,7 @@ snapshot::Result<ChildOutcome> ChildWalk::Wait(const std::atomic<bool>* cancel) 
   outcome.walk_ms = shared_->walk_ms;
   outcome.walk_cpu_ms = shared_->walk_cpu_ms;
   outcome.child_ms = shared_->child_ms;
+  outcome.child_cpu_ms = shared_->child_cpu_ms;
   outcome.peak_bytes = shared_->peak_bytes;
   outcome.sizers_skipped = shared_->sizers_skipped;
   outcome.references = shared_->references;

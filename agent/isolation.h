@@ -44,6 +44,7 @@ struct ChildOutcome {
   double walk_ms = 0;      // The child's walk: what an inline walk would have held the GIL.
   double walk_cpu_ms = 0;  // Its CPU time (what the policy compares).
   double child_ms = 0;     // The child's walk, encode and compression.
+  double child_cpu_ms = 0;  // Their CPU time: what the host's machine paid for the child.
   double wall_ms = 0;      // From the clone to the message here.
   double clone_ms = 0;     // The clone system call, in the parent: most of the fork's pause.
   uint64_t peak_bytes = 0;

@@ -413,12 +413,15 @@ PyObject* Status(PyObject*, PyObject*) {
   const AgentStatus status = GetAgentStatus();
   const ReporterFigures& f = status.figures;
   return Py_BuildValue(
-      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N,s:N,s:s,s:K,s:K}", "running",
+      "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N,s:N,s:s,s:K,s:K}",
+      "running",
       status.running ? Py_True : Py_False, "state", status.state, "taken",
       (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes, "last_pause_ms",
-      f.last_pause_ms, "total_pause_ms", f.total_pause_ms, "last_encode_ms", f.last_encode_ms,
+      f.last_pause_ms, "total_pause_ms", f.total_pause_ms, "last_thread_cpu_ms",
+      f.last_thread_cpu_ms, "last_child_cpu_ms", f.last_child_cpu_ms, "total_cpu_ms",
+      f.total_cpu_ms, "last_encode_ms", f.last_encode_ms,
       "last_error", f.last_error.c_str(), "graph_requests", (unsigned long long)f.graph_requests,
       "graph_requests_delayed", (unsigned long long)f.graph_requests_delayed, "intervals_stretched",
       (unsigned long long)f.stretched, "isolation", IsolationStatus(), "memory", MemoryStatus(f),

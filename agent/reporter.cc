@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "agent/endpoints.h"
+#include "agent/process_memory.h"
 #include "agent/wake.h"
 #include "snapshot/clock.h"
 #include "snapshot/control.h"
@@ -291,12 +292,12 @@ void Reporter::Loop() {
 
 void Reporter::KeepWithinOverhead(Clock::time_point walk_started) {
   if (!(config_.max_overhead > 0)) return;
-  double pause_s;
+  double cost_s;
   {
     std::lock_guard lock(figures_mutex_);
-    pause_s = figures_.last_pause_ms / 1e3;
+    cost_s = (figures_.last_thread_cpu_ms + figures_.last_child_cpu_ms) / 1e3;
   }
-  const auto earliest = walk_started + Seconds(pause_s / config_.max_overhead);
+  const auto earliest = walk_started + Seconds(cost_s / config_.max_overhead);
   if (earliest <= progress_.next_due) return;
   progress_.next_due = earliest;
   std::lock_guard lock(figures_mutex_);
@@ -335,6 +336,7 @@ void Reporter::CheckMemory() {
 }
 
 void Reporter::TakeOne(snapshot::Kind kind, bool values, uint32_t crossed_pct) {
+  const double cpu_before = ThreadCpuMs();
   snapshot::Result<Taken> taken = take_(kind, values, stop_);
   if (stop_.load()) return;  // Abandoned for a pause or stop: not a drop.
   if (!taken) {
@@ -373,6 +375,9 @@ void Reporter::TakeOne(snapshot::Kind kind, bool values, uint32_t crossed_pct) {
     figures_.total_pause_ms += h.agent.pause_ms;
     figures_.last_encode_ms = encode_ms;
     if (encoded) figures_.last_encoded_bytes = encoded->size();
+    figures_.last_thread_cpu_ms = ThreadCpuMs() - cpu_before;
+    figures_.last_child_cpu_ms = taken->child_cpu_ms;
+    figures_.total_cpu_ms += figures_.last_thread_cpu_ms + figures_.last_child_cpu_ms;
   }
   const uint64_t seq = h.seq;
   *taken = Taken{};  // The object table is no longer needed: free it before sending.

@@ -56,9 +56,10 @@ struct ReporterConfig {
   double interval_s = 60;               // Fractions allowed.
   int graph_every = 0;                  // Every Nth snapshot is a graph; 0 = summaries only.
   double graph_request_interval_s = 5;  // Least time between graphs a collector requests.
-  // The largest share of wall time periodic walks may hold the GIL: after a walk that held it
-  // p seconds, the next waits at least p / max_overhead (the interval is stretched, counted in
-  // ReporterFigures::stretched). 0: no bound.
+  // The largest share of wall time the agent's periodic snapshots may cost in CPU: the
+  // reporter thread's (the walk or the fork, the encode, the send) and a snapshot child's.
+  // After a snapshot that cost c seconds of CPU, the next waits at least c / max_overhead (the
+  // interval is stretched, counted in ReporterFigures::stretched). 0: no bound.
   double max_overhead = 0.01;
   int linger_ms = 250;  // Bounded wait for the goodbye and queued bytes on Stop.
   int zstd_level = 1;
@@ -91,6 +92,9 @@ struct ReporterFigures {
   uint64_t last_encoded_bytes = 0;
   double last_pause_ms = 0;
   double total_pause_ms = 0;  // Every walk's pause, summed: the GIL time the agent took.
+  // CPU time of the last periodic or requested snapshot: the reporter thread's and a child's;
+  // and all of it, summed (what max_overhead bounds).
+  double last_thread_cpu_ms = 0, last_child_cpu_ms = 0, total_cpu_ms = 0;
   double last_encode_ms = 0;
   bool connected = false;  // Past its probation, with a connection opened.
   std::string last_error;
@@ -120,6 +124,7 @@ struct ReporterProgress {
 struct Taken {
   snapshot::Snapshot snapshot;
   std::string encoded;
+  double child_cpu_ms = 0;  // A snapshot child's CPU time (0 for an inline walk).
 };
 
 // Called on the reporter thread. Returns the snapshot, or an error saying why none was taken

@@ -109,6 +109,7 @@ snapshot::Result<Taken> FinishChild(ChildWalk& child, double pause_ms, double fo
   Taken taken;
   taken.snapshot.header = std::move(*header);
   taken.encoded = std::move(outcome->message);
+  taken.child_cpu_ms = outcome->child_cpu_ms;
   if (outcome_out != nullptr) *outcome_out = std::move(*outcome);
   return taken;
 }

@@ -281,8 +281,9 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     TIDEMARK_WATCH ("all", the default: every process reports; "children": a process that
     forks stops reporting at its first fork, for prefork masters that serve nothing;
     "parent": children, forked or spawned, do not report), TIDEMARK_MAX_OVERHEAD (the largest
-    share of time periodic walks may hold the GIL, as "1%" (the default) or 0.01: after a walk
-    that held it p seconds, the next waits at least p / share; "0" turns the bound off),
+    share of wall time periodic snapshots may cost in CPU — the agent's thread and a snapshot
+    child alike — as "1%" (the default) or 0.01: after a snapshot that cost c seconds of CPU,
+    the next waits at least c / share; "0" turns the bound off),
     TIDEMARK_WARN_AFTER (seconds, default 300: no snapshot acknowledged that long is one warning
     to the "tidemark" logger, and delivery resuming another), TIDEMARK_SAMPLE_BYTES (allocation
     sites, off by default: the mean number of bytes allocated between two sampled allocations,

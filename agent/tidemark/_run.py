@@ -26,8 +26,9 @@ Runs the program with the tidemark agent started from the environment:
   TIDEMARK_SIGNAL     a signal that takes a snapshot now, e.g. USR1 (default: none)
   TIDEMARK_WATCH      all (default), children (a forking master stops at its first fork)
                       or parent (children do not report)
-  TIDEMARK_MAX_OVERHEAD  largest share of time walks may hold the GIL (default 1%):
-                      a walk of p seconds makes the next wait at least p / share
+  TIDEMARK_MAX_OVERHEAD  largest share of wall time snapshots may cost in CPU, the
+                      agent's thread and snapshot children alike (default 1%): a snapshot
+                      that cost c seconds of CPU makes the next wait at least c / share
 A setting that is wrong stops here, before the program runs, with exit status 2.
 Child Python processes (multiprocessing, prefork workers, subprocesses) report as their own
 instances once they have lived about an interval.

@@ -346,6 +346,37 @@ class Overhead(unittest.TestCase):
         # the window (5%).
         self.assertLess(share, 0.3, "walks held the GIL %.1f%% of the time" % (share * 100))
 
+    def test_the_budget_counts_the_cpu_of_snapshot_children_too(self):
+        # Forked walks hold the GIL for a few milliseconds only; what the host's machine pays is
+        # the child's walk and encode. Counting only the GIL, the budget never stretched the
+        # interval and a child walked the heap every 10 ms.
+        code = """
+            import time, tidemark
+            ballast = [{"k%d" % i: [i, str(i)]} for i in range(150000)]
+            tidemark.start("tcp://127.0.0.1:9", service="budget", interval=0.01,
+                           max_overhead="10%", isolation="fork")
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 150:
+                status = tidemark.status()
+                last = status["last_thread_cpu_ms"] + status["last_child_cpu_ms"]
+                if status["taken"] >= 4 and time.monotonic() - t0 > 20 * last / 1e3:
+                    break
+                time.sleep(0.001)
+            elapsed = time.monotonic() - t0
+            tidemark.stop()
+            print(status["taken"], status["total_cpu_ms"], status["last_child_cpu_ms"],
+                  status["intervals_stretched"], status["isolation"]["fork_walks"], elapsed)
+        """
+        result = run_python(code, timeout=200, env={"TIDEMARK_MAX_OVERHEAD": ""})
+        self.assertEqual(result.returncode, 0, result.stderr)
+        taken, total_cpu_ms, child_cpu_ms, stretched, forks, elapsed = result.stdout.split()
+        self.assertGreaterEqual(int(forks), 4)
+        self.assertGreater(float(child_cpu_ms), 0)
+        self.assertGreater(int(stretched), 0)
+        share = float(total_cpu_ms) / 1000.0 / float(elapsed)
+        # 10%, plus at most one snapshot's share of the window (5%).
+        self.assertLess(share, 0.15, "snapshots cost %.1f%% of a CPU" % (share * 100))
+
     def test_a_bad_overhead_setting_is_named(self):
         for value in ("lots", "150%", "-1"):
             with self.assertRaises(ValueError) as raised:
