@@ -24,41 +24,60 @@ const char* IsolationName(Isolation isolation) {
   return "auto";
 }
 
-Isolation IsolationPolicy::Decide(Isolation requested, bool sizers, uint64_t rss_bytes,
-                                  const Probes& probes, uint64_t* page_table_bytes) {
-  *page_table_bytes = 0;
-  if (requested == Isolation::kFork) *page_table_bytes = probes.page_table_bytes();
-  if (requested != Isolation::kAuto) return requested;
-  double last_walk_cpu_ms, fork_cpu_ms_per_mib;
+double IsolationPolicy::PredictWalkMs(uint64_t rss_bytes, const Probes& probes) const {
+  double last_walk_cpu_ms;
   uint64_t last_walk_rss;
+  {
+    std::lock_guard lock(mutex_);
+    last_walk_cpu_ms = last_walk_cpu_ms_;
+    last_walk_rss = last_walk_rss_;
+  }
+  constexpr double kMiB = 1 << 20;
+  if (last_walk_cpu_ms >= 0) {
+    return last_walk_rss == 0 ? last_walk_cpu_ms
+                              : last_walk_cpu_ms * static_cast<double>(rss_bytes) /
+                                    static_cast<double>(last_walk_rss);
+  }
+  if (const int64_t blocks = probes.allocated_blocks(); blocks > 0) {
+    return kFirstWalkNsPerBlock * static_cast<double>(blocks) / 1e6;
+  }
+  return kFirstWalkMsPerMiB * static_cast<double>(rss_bytes) / kMiB;
+}
+
+IsolationPolicy::Decision IsolationPolicy::Decide(Isolation requested, bool sizers,
+                                                  uint64_t rss_bytes, const Probes& probes) {
+  Decision d;
+  if (requested == Isolation::kFork) d.page_table_bytes = probes.page_table_bytes();
+  if (requested != Isolation::kAuto) {
+    d.mode = requested;
+    return d;
+  }
+  bool fallback = false;
+  double fork_cpu_ms_per_mib;
   {
     // The probes run without the mutex: one may wait for the GIL, which a thread asking for
     // figures() holds.
     std::lock_guard lock(mutex_);
-    if (unavailable_ || sizers) return Isolation::kInline;
-    if (refused_skip_ > 0) {
+    if (sizers) return d;
+    if (unavailable_) {
+      fallback = true;
+    } else if (refused_skip_ > 0) {
       --refused_skip_;
-      return Isolation::kInline;
+      fallback = true;
     }
-    last_walk_cpu_ms = last_walk_cpu_ms_;
-    last_walk_rss = last_walk_rss_;
     fork_cpu_ms_per_mib = fork_cpu_ms_per_mib_;
   }
-  constexpr double kMiB = 1 << 20;
-  double walk_ms;
-  if (last_walk_cpu_ms >= 0) {
-    walk_ms = last_walk_rss == 0 ? last_walk_cpu_ms
-                                 : last_walk_cpu_ms * static_cast<double>(rss_bytes) /
-                                       static_cast<double>(last_walk_rss);
-  } else if (const int64_t blocks = probes.allocated_blocks(); blocks > 0) {
-    walk_ms = kFirstWalkNsPerBlock * static_cast<double>(blocks) / 1e6;
-  } else {
-    walk_ms = kFirstWalkMsPerMiB * static_cast<double>(rss_bytes) / kMiB;
+  const double walk_ms = PredictWalkMs(rss_bytes, probes);
+  d.predicted_walk_ms = walk_ms;
+  if (fallback || walk_ms < kMinForkWalkMs) {
+    d.fallback = fallback;
+    return d;
   }
-  if (walk_ms < kMinForkWalkMs) return Isolation::kInline;
-  *page_table_bytes = probes.page_table_bytes();
-  const double fork_ms = fork_cpu_ms_per_mib * static_cast<double>(*page_table_bytes) / kMiB;
-  return 2 * fork_ms <= walk_ms ? Isolation::kFork : Isolation::kInline;
+  d.page_table_bytes = probes.page_table_bytes();
+  constexpr double kMiB = 1 << 20;
+  const double fork_ms = fork_cpu_ms_per_mib * static_cast<double>(d.page_table_bytes) / kMiB;
+  d.mode = 2 * fork_ms <= walk_ms ? Isolation::kFork : Isolation::kInline;
+  return d;
 }
 
 void IsolationPolicy::RecordInline(double walk_cpu_ms, uint64_t rss_bytes, const std::string& why) {
@@ -104,6 +123,12 @@ void IsolationPolicy::RecordChildFailed(const std::string& error) {
   ++figures_.child_failed;
   figures_.last_isolation = "fork (failed)";
   figures_.last_child_error = error;
+}
+
+void IsolationPolicy::RecordSkippedForPause() {
+  std::lock_guard lock(mutex_);
+  ++figures_.skipped_for_pause;
+  figures_.last_isolation = "skipped (inline over the pause bound)";
 }
 
 void IsolationPolicy::RecordChildCancelled() {

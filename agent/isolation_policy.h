@@ -43,6 +43,9 @@ const char* IsolationName(Isolation isolation);
 
 struct IsolationSettings {
   Isolation mode = Isolation::kAuto;
+  // The longest GIL pause a walk may take when it runs inline only because a fork was refused,
+  // failed or is not possible (TIDEMARK_MAX_INLINE_PAUSE): one predicted longer is skipped.
+  double max_inline_pause_ms = 200;
   size_t child_max_bytes = size_t{1} << 30;  // The child's own memory: tables and message.
   double child_timeout_s = 60;               // Killed past this (the parent's wait).
   int zstd_level = 1;
@@ -55,6 +58,7 @@ struct IsolationFigures {
   uint64_t fork_refused = 0;     // clone() refused: that snapshot was taken inline.
   uint64_t child_failed = 0;     // A child died, overran its deadline or its memory: dropped.
   uint64_t child_cancelled = 0;  // Killed because the agent paused (a host fork) or stopped.
+  uint64_t skipped_for_pause = 0;  // Not taken: inline instead of a fork, over the pause bound.
   std::string last_isolation = "none";  // inline, fork, or "inline (fork refused: EAGAIN)".
   std::string last_child_error;
   double last_fork_pause_ms = 0;         // GIL held to make the child.
@@ -81,10 +85,22 @@ class IsolationPolicy {
     std::function<int64_t()> allocated_blocks;
   };
 
-  // The mode for the next walk (never kAuto). `*page_table_bytes`: what the probe read, or 0.
-  // The probes run without the policy's lock held (a probe may take the GIL).
-  Isolation Decide(Isolation requested, bool sizers, uint64_t rss_bytes, const Probes& probes,
-                   uint64_t* page_table_bytes);
+  struct Decision {
+    Isolation mode = Isolation::kInline;  // Never kAuto.
+    uint64_t page_table_bytes = 0;        // What the probe read, or 0.
+    // Inline only because a fork is refused, failed lately or impossible (not because the walk
+    // is short, or asked for, or needs Python sizers); then also the walk's predicted pause.
+    bool fallback = false;
+    double predicted_walk_ms = 0;
+  };
+  // The mode for the next walk. The probes run without the policy's lock held (a probe may
+  // take the GIL).
+  Decision Decide(Isolation requested, bool sizers, uint64_t rss_bytes, const Probes& probes);
+  // The next walk's CPU time, predicted: the last walk's scaled by the RSS, else from
+  // sys.getallocatedblocks(), else from the RSS.
+  double PredictWalkMs(uint64_t rss_bytes, const Probes& probes) const;
+  // A walk not taken: it would have run inline over max_inline_pause_ms.
+  void RecordSkippedForPause();
 
   // `walk_cpu_ms`, `fork_cpu_ms`: the CPU time the walk and the clone took (ThreadCpuMs).
   void RecordInline(double walk_cpu_ms, uint64_t rss_bytes, const std::string& why = "inline");

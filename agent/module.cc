@@ -106,10 +106,11 @@ bool ParseWalkOptions(int values, long long max_refs, PyObject* exclude, long lo
          (*sizers == nullptr || ParseStringList(*sizers, &options->sized_types));
 }
 
-// isolation ("inline", "fork", "auto"), the child's memory cap and deadline. False with a
-// Python error naming the argument on bad input.
+// isolation ("inline", "fork", "auto"), the child's memory cap and deadline, the bound on an
+// inline walk that replaces a fork (seconds). False with a Python error naming the argument on
+// bad input.
 bool ParseIsolationSettings(const char* isolation, long long child_memory, double child_timeout,
-                            IsolationSettings* settings) {
+                            double max_inline_pause, IsolationSettings* settings) {
   const auto mode = ParseIsolation(isolation);
   if (!mode) {
     PyErr_Format(PyExc_ValueError, "isolation must be 'auto', 'fork' or 'inline', not '%s'",
@@ -126,7 +127,12 @@ bool ParseIsolationSettings(const char* isolation, long long child_memory, doubl
   }
   settings->mode = *mode;
   settings->child_max_bytes = static_cast<size_t>(child_memory);
+  if (!(max_inline_pause > 0)) {
+    PyErr_SetString(PyExc_ValueError, "max_inline_pause must be a positive number of seconds");
+    return false;
+  }
   settings->child_timeout_s = child_timeout;
+  settings->max_inline_pause_ms = max_inline_pause * 1e3;
   return true;
 }
 
@@ -154,25 +160,27 @@ snapshot::Result<std::string> Identify(snapshot::Result<Taken> taken, snapshot::
 PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* keywords[] = {
       "kind",   "values", "max_refs", "exclude",   "max_objects",  "max_pause_ms",  "service",
-      "labels", "seq",    "sizers",   "isolation", "child_memory", "child_timeout", nullptr};
+      "labels", "seq",    "sizers",   "isolation", "child_memory", "child_timeout",
+      "max_inline_pause", nullptr};
   const char* kind = "summary";
   int values = 0;
   long long max_refs = -1, max_objects = 0, seq = 1, child_memory = 1ll << 30;
-  double max_pause_ms = 0, child_timeout = 60;
+  double max_pause_ms = 0, child_timeout = 60, max_inline_pause = 0.2;
   PyObject *exclude = nullptr, *labels = nullptr, *sizers = nullptr;
   const char* service = "python";
   const char* isolation = "auto";
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|spLOLdsOLOsLd", const_cast<char**>(keywords),
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|spLOLdsOLOsLdd", const_cast<char**>(keywords),
                                    &kind, &values, &max_refs, &exclude, &max_objects, &max_pause_ms,
                                    &service, &labels, &seq, &sizers, &isolation, &child_memory,
-                                   &child_timeout)) {
+                                   &child_timeout, &max_inline_pause)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
   WalkOptions options;
   IsolationSettings isolation_settings;
   if (!ParseWalkOptions(values, max_refs, exclude, max_objects, max_pause_ms, &sizers, &options) ||
-      !ParseIsolationSettings(isolation, child_memory, child_timeout, &isolation_settings)) {
+      !ParseIsolationSettings(isolation, child_memory, child_timeout, max_inline_pause,
+                              &isolation_settings)) {
     return nullptr;
   }
   const std::string kind_name = kind;
@@ -277,6 +285,7 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
                                    "cgroup_dir",
                                    "failover",
                                    "home_retry",
+                                   "max_inline_pause",
                                    nullptr};
   const char* endpoint;
   const char* service;
@@ -290,26 +299,27 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   const char* watch = "all";
   const char* isolation = "auto";
   long long child_memory = 1ll << 30;
-  double child_timeout = 60;
+  double child_timeout = 60, max_inline_pause = 0.2;
   long long memory_limit = 0;
   const char* memory_thresholds = "80,90";
   double memory_check = 1;
   const char* cgroup_dir = "";
   double failover = 30, home_retry = 120;
   if (!PyArg_ParseTupleAndKeywords(
-          args, kwargs, "ss|OdipLOLdLisssOdsdddsLdLsdsdd", const_cast<char**>(keywords), &endpoint,
+          args, kwargs, "ss|OdipLOLdLisssOdsdddsLdLsdsddd", const_cast<char**>(keywords), &endpoint,
           &service, &labels, &interval, &graph_every, &values, &max_refs, &exclude, &max_objects,
           &max_pause_ms, &budget, &signum, &server_key, &public_key, &secret_key, &sizers,
           &graph_request_interval, &watch, &probation, &max_overhead, &warn_after, &isolation,
           &child_memory, &child_timeout, &memory_limit, &memory_thresholds, &memory_check,
-          &cgroup_dir, &failover, &home_retry)) {
+          &cgroup_dir, &failover, &home_retry, &max_inline_pause)) {
     return nullptr;
   }
   if (RefuseUnsupportedInterpreter()) return nullptr;
   AgentSettings settings;
   if (!ParseWalkOptions(values, max_refs, exclude, max_objects, max_pause_ms, &sizers,
                         &settings.walk) ||
-      !ParseIsolationSettings(isolation, child_memory, child_timeout, &settings.isolation)) {
+      !ParseIsolationSettings(isolation, child_memory, child_timeout, max_inline_pause,
+                              &settings.isolation)) {
     return nullptr;
   }
   if (!(interval > 0)) {
@@ -387,10 +397,11 @@ PyObject* Trigger(PyObject*, PyObject*) {
 PyObject* IsolationStatus() {
   const IsolationFigures i = Policy().figures();
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:s,s:s,s:d,s:d,s:d,s:d,s:K,s:K,s:K}", "inline_walks",
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:s,s:d,s:d,s:d,s:d,s:K,s:K,s:K}", "inline_walks",
       (unsigned long long)i.inline_walks, "fork_walks", (unsigned long long)i.fork_walks,
       "fork_refused", (unsigned long long)i.fork_refused, "child_failed",
       (unsigned long long)i.child_failed, "child_cancelled", (unsigned long long)i.child_cancelled,
+      "skipped_for_pause", (unsigned long long)i.skipped_for_pause,
       "last", i.last_isolation.c_str(), "last_child_error", i.last_child_error.c_str(),
       "last_fork_pause_ms", i.last_fork_pause_ms, "last_clone_ms", i.last_clone_ms,
       "last_child_walk_ms", i.last_child_walk_ms, "last_child_wall_ms", i.last_child_wall_ms,

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "agent/isolation.h"
@@ -185,6 +186,20 @@ void ApplySizers(PyObject* sizers, WalkOutcome& outcome, snapshot::Snapshot& s) 
   outcome.needs_sizer.clear();
 }
 
+// A walk that would run inline only because no fork could be had, predicted to hold the GIL
+// longer than the bound: not taken (counted), and the error says what to change.
+std::optional<snapshot::Error> OverPauseBound(double predicted_ms,
+                                              const IsolationSettings& isolation) {
+  if (predicted_ms <= isolation.max_inline_pause_ms) return std::nullopt;
+  Policy().RecordSkippedForPause();
+  char text[320];
+  std::snprintf(text, sizeof text,
+                "skipped: no snapshot child could be had, and walking inline would hold the GIL "
+                "about %.0f ms, over the %.0f ms bound (TIDEMARK_MAX_INLINE_PAUSE)",
+                predicted_ms, isolation.max_inline_pause_ms);
+  return snapshot::Error{text, snapshot::Code::kLimit};
+}
+
 void GuardForeignForks() {
   static const bool installed = [] {
     return pthread_atfork(&LockForFork, &UnlockAfterFork, &UnlockAfterFork) == 0;
@@ -200,9 +215,15 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   options.rss_bytes = rss;
   // Decided, and an inline walk's buffers faulted in, before the GIL is taken: neither
   // lengthens the host's pause.
-  uint64_t page_tables = 0;
-  const Isolation mode = Policy().Decide(isolation.mode, WantsSizers(options, *sizers), rss,
-                                         ProbesTakingGil(), &page_tables);
+  const auto decision =
+      Policy().Decide(isolation.mode, WantsSizers(options, *sizers), rss, ProbesTakingGil());
+  const Isolation mode = decision.mode;
+  const uint64_t page_tables = decision.page_table_bytes;
+  if (decision.fallback) {
+    if (auto over = OverPauseBound(decision.predicted_walk_ms, isolation)) {
+      return std::unexpected(*over);
+    }
+  }
   WalkBuffers buffers;
   if (mode == Isolation::kInline) {
     buffers = BuffersFor(options, WalkedBefore() ? 0 : ProbesTakingGil().allocated_blocks());
@@ -227,6 +248,15 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
                                        : std::optional<ChildWalk>();
   snapshot::Result<Taken> result = snapshot::Fail("not taken");
   UnresolvedReferences unresolved;
+  if (!child && mode == Isolation::kFork) {  // Refused just now: inline only within the bound.
+    const double predicted = decision.predicted_walk_ms > 0
+                                 ? decision.predicted_walk_ms
+                                 : Policy().PredictWalkMs(rss, Probes());
+    if (auto over = OverPauseBound(predicted, isolation)) {
+      PyGILState_Release(gil);
+      return std::unexpected(*over);
+    }
+  }
   if (!child) result = WalkInline(options, std::move(buffers), *sizers, &unresolved, &cpu_ms);
   const double pause_ms = MsSince(held);
   PyGILState_Release(gil);
@@ -249,9 +279,10 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
   const uint64_t rss = ResidentBytes();
   options.rss_bytes = rss;
   CheckSamplerHooked();
-  uint64_t page_tables = 0;
-  const Isolation mode =
-      Policy().Decide(isolation.mode, WantsSizers(options, sizers), rss, Probes(), &page_tables);
+  const auto decision = Policy().Decide(isolation.mode, WantsSizers(options, sizers), rss, Probes());
+  const Isolation mode = decision.mode;
+  const uint64_t page_tables = decision.page_table_bytes;
+  bool fallback = decision.fallback;
   if (mode == Isolation::kFork) {
     const auto held = Clock::now();
     double fork_cpu_ms = 0;
@@ -274,6 +305,14 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
         return taken;
       }
       report->why = "inline (fork failed: " + taken.error().message + ")";
+    }
+    fallback = true;
+  }
+  if (fallback) {
+    const double predicted = decision.predicted_walk_ms > 0 ? decision.predicted_walk_ms
+                                                            : Policy().PredictWalkMs(rss, Probes());
+    if (auto over = OverPauseBound(predicted, isolation)) {
+      return snapshot::Fail(snapshot::Code::kLimit, over->message + " (" + report->why + ")");
     }
   }
   WalkBuffers buffers;

@@ -133,7 +133,7 @@ def parse_labels(text):
 
 def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_objects=0,
              max_pause_ms=0, service=None, labels=None, sizers=None, isolation=None,
-             child_memory=None, child_timeout=None):
+             child_memory=None, child_timeout=None, max_inline_pause=None):
     """Takes a snapshot of this process's heap now and returns a Snapshot.
 
     kind: "summary" (per-type counts and bytes) or "graph" (every object and reference).
@@ -159,16 +159,17 @@ def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_object
                           max_pause_ms=float(max_pause_ms),
                           service=service or _service_default(), labels=_labels(labels),
                           seq=_seq[0], sizers=sizers,
-                          **_isolation(isolation, child_memory, child_timeout))
+                          **_isolation(isolation, child_memory, child_timeout, max_inline_pause))
     return Snapshot(kind, result)
 
 
 ISOLATION_MODES = ("auto", "fork", "inline")
 
 
-def _isolation(isolation=None, child_memory=None, child_timeout=None):
-    """Isolation settings from the arguments, else TIDEMARK_ISOLATION, TIDEMARK_CHILD_MEMORY
-    and TIDEMARK_CHILD_TIMEOUT, checked; ValueError naming what is wrong."""
+def _isolation(isolation=None, child_memory=None, child_timeout=None, max_inline_pause=None):
+    """Isolation settings from the arguments, else TIDEMARK_ISOLATION, TIDEMARK_CHILD_MEMORY,
+    TIDEMARK_CHILD_TIMEOUT and TIDEMARK_MAX_INLINE_PAUSE, checked; ValueError naming what is
+    wrong."""
     if isolation is None:
         isolation = _env("TIDEMARK_ISOLATION") or "auto"
         name = "TIDEMARK_ISOLATION"
@@ -189,8 +190,13 @@ def _isolation(isolation=None, child_memory=None, child_timeout=None):
     if not float(child_timeout) > 0:
         raise ValueError("child_timeout (TIDEMARK_CHILD_TIMEOUT) must be a positive number of "
                          "seconds, not %r" % (child_timeout,))
+    if max_inline_pause is None:
+        max_inline_pause = _env_float("TIDEMARK_MAX_INLINE_PAUSE", 0.2)
+    if not float(max_inline_pause) > 0:
+        raise ValueError("max_inline_pause (TIDEMARK_MAX_INLINE_PAUSE) must be a positive "
+                         "number of seconds, not %r" % (max_inline_pause,))
     return {"isolation": isolation, "child_memory": int(child_memory),
-            "child_timeout": float(child_timeout)}
+            "child_timeout": float(child_timeout), "max_inline_pause": float(max_inline_pause)}
 
 
 def dump(path, kind="summary", **options):
@@ -263,7 +269,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
           curve_secret_key=None, sizers=None, graph_request_interval=None, watch=None,
           max_overhead=None, warn_after=None, sample_bytes=None, isolation=None,
           child_memory=None, child_timeout=None, memory_limit=None, memory_thresholds=None,
-          memory_check=None, _probation=0.0):
+          memory_check=None, max_inline_pause=None, _probation=0.0):
     """Starts periodic snapshots from a native thread, pushed to a collector over ZeroMQ.
 
     Unset arguments come from the environment: TIDEMARK_ENDPOINT (default
@@ -311,7 +317,7 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
         sample_bytes = _bytes(_env("TIDEMARK_SAMPLE_BYTES") or 0, "TIDEMARK_SAMPLE_BYTES")
     else:
         sample_bytes = _bytes(sample_bytes, "sample_bytes")
-    isolation_settings = _isolation(isolation, child_memory, child_timeout)
+    isolation_settings = _isolation(isolation, child_memory, child_timeout, max_inline_pause)
     memory_settings = _memory(memory_limit, memory_thresholds, memory_check)
     _install_hooks()
     if sample_bytes:

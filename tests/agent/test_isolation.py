@@ -297,6 +297,11 @@ class NothingIsLeftBehind(unittest.TestCase):
         self.assertEqual(out["forks"], 201)
 
 
+# For tests of what follows a refused or failed fork: an inline walk of their heaps, however
+# slow this machine, stays within the bound (test_a_fallback_to_inline_never_pauses_past_the_bound
+# tests the bound itself).
+LENIENT_INLINE_PAUSE = {"TIDEMARK_MAX_INLINE_PAUSE": "60"}
+
 BIG_HEAP = """
 import json, os, sys, threading, time, signal, tidemark
 """ + CHILDREN_OF + """
@@ -324,7 +329,7 @@ class ChildrenThatFail(unittest.TestCase):
             print(json.dumps({"first": first.isolation, "second": second.isolation,
                               "failed": iso["child_failed"], "error": iso["last_child_error"],
                               "objects": first.objects, "killed": len(killed)}))
-            """.replace("\n            ", "\n"), timeout=120)
+            """.replace("\n            ", "\n"), timeout=120, env=LENIENT_INLINE_PAUSE)
         self.assertEqual(done.returncode, 0, done.stderr)
         out = json.loads(done.stdout)
         self.assertEqual(out["killed"], 1)
@@ -359,11 +364,62 @@ tidemark.snapshot(kind="graph", isolation="fork", child_timeout=120)
         wait_for(dead, timeout=10, what="the orphaned child to die")
 
     def test_memory_cap_and_deadline_end_the_child_and_the_snapshot_is_walked_inline(self):
-        capped = tidemark.snapshot(kind="graph", isolation="fork", child_memory="1MiB")
+        capped = tidemark.snapshot(kind="graph", isolation="fork", child_memory="1MiB",
+                                   max_inline_pause=60)
         self.assertIn("memory cap of 1048576 bytes", capped.isolation)
-        late = tidemark.snapshot(kind="graph", isolation="fork", child_timeout=0.000001)
+        late = tidemark.snapshot(kind="graph", isolation="fork", child_timeout=0.000001,
+                                 max_inline_pause=60)
         self.assertIn("deadline", late.isolation)
         self.assertGreater(late.objects, 1000)
+
+    def test_a_fallback_to_inline_never_pauses_past_the_bound(self):
+        # A graph whose child hits its memory cap: walked inline (what an inline walk of this
+        # heap takes) only within TIDEMARK_MAX_INLINE_PAUSE, else skipped, counted and said.
+        done = run_python("""
+import json, time, tidemark
+heap = [{"k": str(i)} for i in range(300000)]
+try:
+    tidemark.snapshot(kind="graph", isolation="fork", child_memory="1MiB",
+                      max_inline_pause=0.002)
+    skipped = "taken"
+except Exception as e:
+    skipped = "%s: %s" % (type(e).__name__, e)
+iso = tidemark.status()["isolation"]
+within = tidemark.snapshot(kind="graph", isolation="fork", child_memory="1MiB",
+                           max_inline_pause=60)
+print(json.dumps({"skipped": skipped, "inline_walks": iso["inline_walks"],
+                  "counted": iso["skipped_for_pause"], "within": within.isolation,
+                  "objects": within.objects}))
+""", timeout=120)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        out = json.loads(done.stdout)
+        self.assertIn("skipped: no snapshot child could be had, and walking inline would hold "
+                      "the GIL about", out["skipped"])
+        self.assertIn("over the 2 ms bound (TIDEMARK_MAX_INLINE_PAUSE)", out["skipped"])
+        self.assertIn("memory cap of 1048576 bytes", out["skipped"])
+        self.assertEqual((out["inline_walks"], out["counted"]), (0, 1))
+        self.assertIn("memory cap of 1048576 bytes", out["within"])
+        self.assertGreater(out["objects"], 300000)
+
+    def test_periodic_snapshots_with_forks_refused_skip_rather_than_pause_past_the_bound(self):
+        done = run_python(textwrap.dedent(self.REFUSE_CLONE % {"errno": errno.EAGAIN}) + """
+import json, time, tidemark
+heap = [{"k": str(i)} for i in range(300000)]
+tidemark.start("tcp://127.0.0.1:9", service="bound", interval=0.05, max_overhead=0,
+               max_inline_pause=0.002, isolation="auto")
+deadline = time.monotonic() + 60
+while tidemark.status()["isolation"]["skipped_for_pause"] < 3 and time.monotonic() < deadline:
+    time.sleep(0.01)
+iso = tidemark.status()["isolation"]
+tidemark.stop()
+print(json.dumps({"skipped": iso["skipped_for_pause"], "inline": iso["inline_walks"],
+                  "refused": iso["fork_refused"]}))
+""", timeout=120)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        out = json.loads(done.stdout)
+        self.assertGreaterEqual(out["skipped"], 3)
+        self.assertGreaterEqual(out["refused"], 1)
+        self.assertEqual(out["inline"], 0)
 
     # Python code installing a seccomp filter: clone(2) without CLONE_THREAD (a fork; threads
     # use clone3) fails with errno %(errno)d.
@@ -397,7 +453,7 @@ auto = tidemark.snapshot(isolation="auto")
 iso = tidemark.status()["isolation"]
 print(json.dumps({"refused": refused.isolation, "objects": refused.objects,
                   "auto": auto.isolation, "count": iso["fork_refused"]}))
-""")
+""", env=LENIENT_INLINE_PAUSE)
         self.assertEqual(done.returncode, 0, done.stderr)
         out = json.loads(done.stdout)
         self.assertTrue(out["refused"].startswith("inline (fork refused: clone refused: EPERM"),
@@ -418,7 +474,7 @@ retried = tidemark.snapshot(isolation="auto")
 iso = tidemark.status()["isolation"]
 print(json.dumps({"first": first.isolation, "skipped": skipped, "objects": retried.objects,
                   "retried": retried.isolation, "count": iso["fork_refused"]}))
-""", timeout=300)
+""", timeout=300, env=LENIENT_INLINE_PAUSE)
                 self.assertEqual(done.returncode, 0, done.stderr)
                 out = json.loads(done.stdout)
                 refused = "inline (fork refused: clone refused: %s" % errno.errorcode[number]
