@@ -46,7 +46,8 @@ struct IsolationSettings {
   // The longest GIL pause a walk may take when it runs inline only because a fork was refused,
   // failed or is not possible (TIDEMARK_MAX_INLINE_PAUSE): one predicted longer is skipped.
   double max_inline_pause_ms = 200;
-  size_t child_max_bytes = size_t{1} << 30;  // The child's own memory: tables and message.
+  // The child's own memory (tables and message); 0: "auto", enough for the heap (agent/take.h).
+  size_t child_max_bytes = 0;
   double child_timeout_s = 60;               // Killed past this (the parent's wait).
   int zstd_level = 1;
 };

@@ -117,8 +117,8 @@ bool ParseIsolationSettings(const char* isolation, long long child_memory, doubl
                  isolation);
     return false;
   }
-  if (child_memory < (1 << 20)) {
-    PyErr_SetString(PyExc_ValueError, "child_memory must be at least 1 MiB");
+  if (child_memory != 0 && child_memory < (1 << 20)) {
+    PyErr_SetString(PyExc_ValueError, "child_memory must be 'auto' (0) or at least 1 MiB");
     return false;
   }
   if (!(child_timeout > 0)) {
@@ -164,7 +164,7 @@ PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
       "max_inline_pause", nullptr};
   const char* kind = "summary";
   int values = 0;
-  long long max_refs = -1, max_objects = 0, seq = 1, child_memory = 1ll << 30;
+  long long max_refs = -1, max_objects = 0, seq = 1, child_memory = 0;
   double max_pause_ms = 0, child_timeout = 60, max_inline_pause = 0.2;
   PyObject *exclude = nullptr, *labels = nullptr, *sizers = nullptr;
   const char* service = "python";
@@ -298,7 +298,7 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   double graph_request_interval = 5, probation = 0, max_overhead = 0.01, warn_after = 300;
   const char* watch = "all";
   const char* isolation = "auto";
-  long long child_memory = 1ll << 30;
+  long long child_memory = 0;
   double child_timeout = 60, max_inline_pause = 0.2;
   long long memory_limit = 0;
   const char* memory_thresholds = "80,90";

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "agent/isolation.h"
+#include "agent/memory_limit.h"
 #include "agent/process_memory.h"
 #include "agent/sampler.h"
 #include "snapshot/clock.h"
@@ -200,6 +201,42 @@ std::optional<snapshot::Error> OverPauseBound(double predicted_ms,
   return snapshot::Error{text, snapshot::Code::kLimit};
 }
 
+// Memory a snapshot child may take without risking the host: half of what the machine has
+// available, and no more than what is left under a cgroup limit.
+uint64_t MemoryLeft() {
+  static const MemorySource cgroup = MemorySource::Discover({});
+  uint64_t left = 0;
+  if (FILE* f = std::fopen("/proc/meminfo", "re")) {
+    char line[128];
+    unsigned long long kib = 0;
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) left = kib << 10;
+    }
+    std::fclose(f);
+  }
+  if (const auto reading = cgroup.Read()) {
+    const uint64_t under = reading->limit - std::min(reading->current, reading->limit);
+    left = left == 0 ? under : std::min(left, under);
+  }
+  return left / 2;
+}
+
+// The child's memory cap: the setting, or for 0 ("auto", the default) enough for this heap:
+// kChildBytesPerObject per object expected, at least 1 GiB, and above that at most what
+// MemoryLeft() allows.
+IsolationSettings WithChildCap(IsolationSettings settings, uint64_t rss) {
+  if (settings.child_max_bytes != 0) return settings;
+  constexpr uint64_t kFloor = uint64_t{1} << 30;
+  const uint64_t wanted = kChildBytesPerObject * ExpectedObjects(rss, 0);
+  uint64_t cap = std::max(kFloor, wanted);
+  if (cap > kFloor) {
+    const uint64_t left = MemoryLeft();
+    if (left > 0) cap = std::max(kFloor, std::min(cap, left));
+  }
+  settings.child_max_bytes = static_cast<size_t>(cap);
+  return settings;
+}
+
 void GuardForeignForks() {
   static const bool installed = [] {
     return pthread_atfork(&LockForFork, &UnlockAfterFork, &UnlockAfterFork) == 0;
@@ -228,6 +265,7 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   if (mode == Isolation::kInline) {
     buffers = BuffersFor(options, WalkedBefore() ? 0 : ProbesTakingGil().allocated_blocks());
   }
+  const IsolationSettings capped = mode == Isolation::kFork ? WithChildCap(isolation, rss) : isolation;
   PyGILState_STATE gil = PyGILState_Ensure();
   const auto held = Clock::now();
   std::unique_lock guard(g_fork_guard, std::try_to_lock);
@@ -244,7 +282,7 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   std::string why = "inline";
   double cpu_ms = 0;  // Of the clone, or of the inline walk.
   std::optional<ChildWalk> child = mode == Isolation::kFork
-                                       ? StartChild(options, isolation, rss, &why, &cpu_ms)
+                                       ? StartChild(options, capped, rss, &why, &cpu_ms)
                                        : std::optional<ChildWalk>();
   snapshot::Result<Taken> result = snapshot::Fail("not taken");
   UnresolvedReferences unresolved;
@@ -287,7 +325,7 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
     const auto held = Clock::now();
     double fork_cpu_ms = 0;
     std::optional<ChildWalk> child =
-        StartChild(options, isolation, rss, &report->why, &fork_cpu_ms);
+        StartChild(options, WithChildCap(isolation, rss), rss, &report->why, &fork_cpu_ms);
     if (child) {
       const double pause_ms = MsSince(held);
       snapshot::Result<Taken> taken = snapshot::Fail("not taken");

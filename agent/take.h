@@ -20,6 +20,13 @@
 
 namespace tidemark::agent {
 
+// A snapshot child's memory cap when none is set (child_memory "auto"): this much per object
+// the walk expects, at least 1 GiB, and above 1 GiB at most half the memory available (the
+// machine's MemAvailable, and what is left under a cgroup limit). A graph child was measured to
+// need 76-133 bytes per object (its columns, marks and the message); the cap is virtual memory
+// reserved, touched only as the child uses it.
+inline constexpr uint64_t kChildBytesPerObject = 160;
+
 // The walk into `buffers` (PrepareWalkBuffers), with the GIL held by the caller. A graph's
 // references still need FinishWithoutGil(). The caller checks the sampler's hooks first
 // (CheckSamplerHooked), in the process that owns them.

@@ -178,13 +178,15 @@ def _isolation(isolation=None, child_memory=None, child_timeout=None, max_inline
     if isolation not in ISOLATION_MODES:
         raise ValueError("%s must be one of %s, not %r" % (name, ", ".join(ISOLATION_MODES),
                                                            isolation))
+    name = "child_memory"
     if child_memory is None:
-        child_memory = _bytes(_env("TIDEMARK_CHILD_MEMORY") or "1GiB", "TIDEMARK_CHILD_MEMORY")
-    else:
-        child_memory = _bytes(child_memory, "child_memory")
-    if child_memory < (1 << 20):
-        raise ValueError("child_memory (TIDEMARK_CHILD_MEMORY) must be at least 1MiB, not %r"
-                         % (child_memory,))
+        child_memory = _env("TIDEMARK_CHILD_MEMORY") or "auto"
+        name = "TIDEMARK_CHILD_MEMORY"
+    # "auto" (0): enough for the heap, 160 bytes per object, at least 1GiB (agent/take.h).
+    child_memory = 0 if child_memory == "auto" else _bytes(child_memory, name)
+    if child_memory != 0 and child_memory < (1 << 20):
+        raise ValueError("child_memory (TIDEMARK_CHILD_MEMORY) must be 'auto' or at least 1MiB, "
+                         "not %r" % (child_memory,))
     if child_timeout is None:
         child_timeout = _env_float("TIDEMARK_CHILD_TIMEOUT", 60.0)
     if not float(child_timeout) > 0:
