@@ -680,9 +680,8 @@ class Descriptors(unittest.TestCase):
             result = run_python(code, args=[collector.endpoint, self.FD_STATUS])
             self.assertEqual(result.returncode, 0, result.stderr)
             opened, child_fds = result.stdout.split()
-            # Its eventfd; ZeroMQ's context, I/O thread and reaper (epoll and eventfd each), the
-            # socket's mailbox and the TCP connection.
-            self.assertLessEqual(int(opened), 8, "descriptors the agent holds when connected")
+            # Its eventfd and its one socket (no ZeroMQ library in the host).
+            self.assertLessEqual(int(opened), 2, "descriptors the agent holds when connected")
             self.assertEqual(child_fds, "0,1,2", "close_fds=False passes only inheritable ones")
 
     def test_python_children_of_a_run_program_see_only_the_descriptors_passed(self):
