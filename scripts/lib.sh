@@ -51,7 +51,7 @@ build_all() {
   cmake --build "$BUILD_DIR" -j "$(nproc)" -- --no-print-directory >/dev/null
 }
 
-FUZZ_HARNESSES=(fuzz_wire fuzz_control fuzz_config fuzz_meliae fuzz_store)
+FUZZ_HARNESSES=(fuzz_wire fuzz_control fuzz_config fuzz_meliae fuzz_store fuzz_zmtp)
 
 # The libFuzzer harnesses (tests/fuzz), with clang-16, ASan and UBSan, in $BUILD_DIR-fuzz;
 # -O1 -gline-tables-only as OSS-Fuzz builds them (a third quicker to compile than -O2 -g).
