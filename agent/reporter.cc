@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cerrno>
 #include <cstring>
@@ -295,7 +296,10 @@ void Reporter::KeepWithinOverhead(Clock::time_point walk_started) {
   double cost_s;
   {
     std::lock_guard lock(figures_mutex_);
-    cost_s = (figures_.last_thread_cpu_ms + figures_.last_child_cpu_ms) / 1e3;
+    // The CPU it cost, or the GIL it held if longer (a loaded machine keeps a walking thread
+    // off the CPU with the GIL held): both stay within the share.
+    cost_s = std::max(figures_.last_thread_cpu_ms + figures_.last_child_cpu_ms,
+                      figures_.last_pause_ms) / 1e3;
   }
   const auto earliest = walk_started + Seconds(cost_s / config_.max_overhead);
   if (earliest <= progress_.next_due) return;

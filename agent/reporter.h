@@ -56,10 +56,11 @@ struct ReporterConfig {
   double interval_s = 60;               // Fractions allowed.
   int graph_every = 0;                  // Every Nth snapshot is a graph; 0 = summaries only.
   double graph_request_interval_s = 5;  // Least time between graphs a collector requests.
-  // The largest share of wall time the agent's periodic snapshots may cost in CPU: the
-  // reporter thread's (the walk or the fork, the encode, the send) and a snapshot child's.
-  // After a snapshot that cost c seconds of CPU, the next waits at least c / max_overhead (the
-  // interval is stretched, counted in ReporterFigures::stretched). 0: no bound.
+  // The largest share of wall time the agent's periodic snapshots may cost in CPU — the
+  // reporter thread's (the walk or the fork, the encode, the send) and a snapshot child's — or
+  // hold the GIL. After a snapshot that cost c seconds (the larger of the two), the next waits
+  // at least c / max_overhead (the interval is stretched, counted in
+  // ReporterFigures::stretched). 0: no bound.
   double max_overhead = 0.01;
   int linger_ms = 250;  // Bounded wait for the goodbye and queued bytes on Stop.
   int zstd_level = 1;
