@@ -254,21 +254,18 @@ InjectResult<std::string> Injection::AtBreakpoint() {
     control |= uint64_t{1} << (2 * points.size());  // Local enable; execute, one byte.
     points.emplace_back(address, name);
   }
-  // Every thread that may take a SIGTRAP is stopped, given the breakpoints, and let go.
-  auto disarm = [&](bool ok) {
-    bool all = ok;
+  // Every thread that may take a SIGTRAP is stopped, given the breakpoints, and let go. Undoing
+  // it: each thread stopped again, its debug registers put back; a stop on a breakpoint of ours
+  // is swallowed, any other signal is delivered when it is let go.
+  auto disarm = [&]() {
+    bool all = true;
     for (Armed& a : armed) {
       if (a.thread.tid() == 0) continue;
       if (a.pending < 0) {  // Running: stop it first.
         a.pending = 0;
         if (!a.thread.Interrupt()) continue;
-        for (;;) {
-          auto stop = a.thread.Wait(Clock::now() + kCallTimeout);
-          if (!stop || stop->kind == Stop::Kind::kGone) break;
-          if (stop->kind == Stop::Kind::kInterrupt) break;
-          a.pending = stop->signal;
-          break;
-        }
+        auto stop = a.thread.Wait(Clock::now() + kCallTimeout);
+        if (stop && stop->kind == Stop::Kind::kSignal) a.pending = stop->signal;
         if (a.thread.tid() == 0) continue;
       }
       all = a.thread.SetDebugRegister(7, a.saved[7]).has_value() && all;
@@ -279,6 +276,11 @@ InjectResult<std::string> Injection::AtBreakpoint() {
       }
     }
     return all;
+  };
+  auto release = [&]() {
+    const bool undone = disarm();
+    for (Armed& a : armed) a.thread.Detach(a.pending);
+    return undone;
   };
   std::string refused = "none may take a SIGTRAP";
   for (const pid_t tid : Threads(request_.pid)) {
@@ -320,7 +322,7 @@ InjectResult<std::string> Injection::AtBreakpoint() {
     }
     ok = ok && a.thread.SetDebugRegister(7, control).has_value();
     if (!ok) {
-      const bool undone = disarm(true);
+      const bool undone = release();
       return Failure("arm-breakpoints",
                      "the kernel refused a debug register (no hardware breakpoints here?)", undone);
     }
@@ -329,7 +331,7 @@ InjectResult<std::string> Injection::AtBreakpoint() {
   for (const auto& [address, name] : points) names += (names.empty() ? "" : ", ") + name;
   Note("hardware breakpoints at " + names + " in " + std::to_string(armed.size()) + " threads");
   if (FaultAt("arm-breakpoints")) {
-    const bool undone = disarm(true);
+    const bool undone = release();
     return Failure("arm-breakpoints", "failed on purpose after this step (TIDEMARK_ATTACH_FAULT)",
                    undone);
   }
@@ -342,7 +344,7 @@ InjectResult<std::string> Injection::AtBreakpoint() {
   std::string reached;
   while (winner == nullptr) {
     if (Clock::now() > deadline_) {
-      const bool undone = disarm(true);
+      const bool undone = release();
       return Failure("find a safe point",
                      "no safe point reached in the timeout: the process runs code that neither "
                      "waits in a system call nor allocates (a C call holding the GIL?)",
@@ -373,7 +375,10 @@ InjectResult<std::string> Injection::AtBreakpoint() {
   }
   const pid_t tid = winner->thread.tid();
   Note(Thread(tid) + " reached " + reached);
-  if (!disarm(true)) return Failure("disarm breakpoints", "a debug register could not be reset", false);
+  if (!disarm()) {
+    for (Armed& a : armed) a.thread.Detach(a.pending);
+    return Failure("disarm breakpoints", "a debug register could not be reset", false);
+  }
   TracedThread chosen = std::move(winner->thread);
   for (Armed& a : armed) a.thread.Detach(a.pending);  // Their own signals go on.
   if (FaultAt("breakpoint-hit")) return OnPurpose("breakpoint-hit");
