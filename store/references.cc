@@ -1,6 +1,7 @@
 #include "store/references.h"
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 #include <map>
 
@@ -12,12 +13,19 @@ using snapshot::Result;
 Result<int64_t> ParseTime(const std::string& text, int64_t now_ns) {
   if (!text.empty() && text[0] == '-') {
     static const std::map<char, int64_t> units = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
-    const std::string number = text.substr(1, text.size() - 2);
-    if (text.size() < 3 || !units.count(text.back()) ||
+    const std::string number = text.size() >= 3 ? text.substr(1, text.size() - 2) : "";
+    int64_t count = 0;
+    const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), count);
+    if (text.size() < 3 || !units.count(text.back()) || error != std::errc() ||
+        end != number.data() + number.size() ||
         number.find_first_not_of("0123456789") != std::string::npos) {
       return Fail("'" + text + "' is not a time ago like -30m, -6h or -2d");
     }
-    return now_ns - std::stoll(number) * units.at(text.back()) * 1'000'000'000;
+    // At most 100 years ago: no product below overflows.
+    if (count > int64_t{100} * 366 * 86400 / units.at(text.back())) {
+      return Fail("'" + text + "' is more than 100 years ago");
+    }
+    return now_ns - count * units.at(text.back()) * 1'000'000'000;
   }
   std::tm tm{};
   const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -25,6 +33,19 @@ Result<int64_t> ParseTime(const std::string& text, int64_t now_ns) {
     return Fail("'" + text + "' is not a UTC time like 2026-11-26T03:00:00Z");
   }
   return static_cast<int64_t>(timegm(&tm)) * 1'000'000'000;
+}
+
+size_t AgentPartEnd(const std::string& ref) {
+  for (size_t at = ref.size(); at-- > 1;) {
+    const std::string what = ref.substr(at + 1);
+    if (ref[at] == ':' &&
+        (what == "last" || what == "first" ||
+         (!what.empty() && what.find_first_not_of("0123456789") == std::string::npos))) {
+      return at;
+    }
+    if (ref[at] == '@' && !what.empty() && ParseTime(what, 0)) return at;
+  }
+  return std::string::npos;
 }
 
 Result<std::vector<uint32_t>> ResolveAgent(const Catalog& catalog, const std::string& name) {
@@ -64,9 +85,11 @@ Result<IndexEntry> ResolveRef(const Catalog& catalog, const std::string& ref, in
       ResolveAgent(catalog, ref)) {
     return ResolveRef(catalog, ref + ":last", now_ns);
   }
-  const auto at = ref.find_last_of(":@");
-  if (at == std::string::npos || at == 0) {
-    return Fail("'" + ref + "' is neither a file nor a stored snapshot (AGENT:SEQ or AGENT@TIME)");
+  const auto at = AgentPartEnd(ref);
+  if (at == std::string::npos) {
+    return Fail("'" + ref +
+                "' is neither a file nor a stored snapshot (AGENT:SEQ, AGENT:last or "
+                "AGENT@TIME, TIME a UTC time like 2026-11-26T03:00:00Z or a time ago like -30m)");
   }
   auto agents = ResolveAgent(catalog, ref.substr(0, at));
   if (!agents) return std::unexpected(agents.error());

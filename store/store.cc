@@ -994,7 +994,7 @@ Result<Catalog> ListingCache::CatalogFor(const std::string& dir,
   for (const std::string& ref : refs) {
     // The agent part as ResolveRef reads it, and the whole ref (an agent standing for its
     // newest snapshot).
-    const auto at = ref.find_last_of(":@");
+    const auto at = AgentPartEnd(ref);
     bool named = false;
     for (const std::string& name : {ref, at == std::string::npos ? ref : ref.substr(0, at)}) {
       auto ids = ResolveAgent(catalog, name);

@@ -12,6 +12,7 @@
 #include "snapshot/wire.h"
 #include "store/journal.h"
 #include "store/log_format.h"
+#include "store/references.h"
 
 namespace tidemark::store {
 namespace {
@@ -699,6 +700,30 @@ TEST_F(StoreTest, AListingReadsWhatTheIndexesGainedAndForgetsWhatRetentionRemove
   auto none = cache.CatalogFor(dir_, {"nobody:last"});
   ASSERT_TRUE(none);
   EXPECT_EQ(none->entries.size(), ReadAll().entries.size());
+}
+
+TEST(References, AnAbsoluteTimeIsReadWholeAndTheAgentPartEndsBeforeIt) {
+  // The colons of the time are the time's; the '@' of SERVICE/HOST/PID@START is the agent's.
+  EXPECT_EQ(AgentPartEnd("web@2026-12-07T21:25:00Z"), 3u);
+  EXPECT_EQ(AgentPartEnd("web@-30s"), 3u);
+  EXPECT_EQ(AgentPartEnd("web:12"), 3u);
+  EXPECT_EQ(AgentPartEnd("web:last"), 3u);
+  EXPECT_EQ(AgentPartEnd("web/db/7@1765000000@2026-12-07T21:25:00"), 19u);
+  EXPECT_EQ(AgentPartEnd("web/db/7@1765000000:first"), 19u);
+  EXPECT_EQ(AgentPartEnd("web/db/7@1765000000"), std::string::npos);
+  EXPECT_EQ(AgentPartEnd("web@yesterday"), std::string::npos);
+  auto t = ParseTime("2026-12-07T21:25:00Z", 0);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(*t, int64_t{1796678700} * 1'000'000'000);
+}
+
+TEST(References, ATimeAgoThatWouldOverflowIsRefusedNotThrown) {
+  for (const char* text : {"-9999999999999d", "-99999999999999999999m", "-1x", "-d", "--5m"}) {
+    auto t = ParseTime(text, 0);
+    EXPECT_FALSE(t) << text;
+  }
+  EXPECT_EQ(*ParseTime("-2h", 10'000'000'000'000),
+            10'000'000'000'000 - int64_t{7200} * 1'000'000'000);
 }
 
 }  // namespace
