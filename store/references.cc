@@ -36,16 +36,15 @@ Result<int64_t> ParseTime(const std::string& text, int64_t now_ns) {
 }
 
 size_t AgentPartEnd(const std::string& ref) {
-  for (size_t at = ref.size(); at-- > 1;) {
-    const std::string what = ref.substr(at + 1);
-    if (ref[at] == ':' &&
-        (what == "last" || what == "first" ||
-         (!what.empty() && what.find_first_not_of("0123456789") == std::string::npos))) {
-      return at;
-    }
-    if (ref[at] == '@' && !what.empty() && ParseTime(what, 0)) return at;
+  // A time first: it may hold colons ("T21:25:00") that would read as a sequence number.
+  for (size_t at = ref.find('@', 1); at != std::string::npos; at = ref.find('@', at + 1)) {
+    if (at + 1 < ref.size() && ParseTime(ref.substr(at + 1), 0)) return at;
   }
-  return std::string::npos;
+  const size_t at = ref.rfind(':');
+  if (at == std::string::npos || at == 0) return std::string::npos;
+  const std::string what = ref.substr(at + 1);
+  const bool seq = !what.empty() && what.find_first_not_of("0123456789") == std::string::npos;
+  return what == "last" || what == "first" || seq ? at : std::string::npos;
 }
 
 Result<std::vector<uint32_t>> ResolveAgent(const Catalog& catalog, const std::string& name) {
