@@ -310,15 +310,8 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     settings = _settings(endpoint=endpoint, interval=interval, graph_every=graph_every,
                          signal=signal, graph_request_interval=graph_request_interval,
                          watch=watch, labels=labels, max_overhead=max_overhead,
-                         warn_after=warn_after)
-    if not values:
-        values = _env("TIDEMARK_VALUES").lower() in ("1", "true", "yes")
-    if sample_bytes is None:
-        # Off unless asked: the allocator hooks cost more than the 2% budget on
-        # allocation-heavy code (bench/agent/RESULTS.md, "Allocation sampling").
-        sample_bytes = _bytes(_env("TIDEMARK_SAMPLE_BYTES") or 0, "TIDEMARK_SAMPLE_BYTES")
-    else:
-        sample_bytes = _bytes(sample_bytes, "sample_bytes")
+                         warn_after=warn_after, values=values or None, sample_bytes=sample_bytes)
+    values, sample_bytes = settings["values"], settings["sample_bytes"]
     isolation_settings = _isolation(isolation, child_memory, child_timeout, max_inline_pause)
     memory_settings = _memory(memory_limit, memory_thresholds, memory_check)
     _install_hooks()
@@ -410,11 +403,27 @@ def _overhead(value, name):
     return share
 
 
+BOOLEANS = {"": False, "0": False, "false": False, "no": False, "off": False,
+            "1": True, "true": True, "yes": True, "on": True}
+
+
 def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
               graph_request_interval=None, watch=None, labels=None, max_overhead=None,
-              warn_after=None):
+              warn_after=None, values=None, sample_bytes=None):
     """The agent's settings from the arguments, else the environment, checked. Raises
     ValueError naming the argument or TIDEMARK_* variable that is wrong."""
+    if values is None:
+        raw = _env("TIDEMARK_VALUES").strip().lower()
+        if raw not in BOOLEANS:
+            raise ValueError("TIDEMARK_VALUES must be 1 or 0 (true/false, yes/no, on/off), not "
+                             "%r" % (_env("TIDEMARK_VALUES"),))
+        values = BOOLEANS[raw]
+    if sample_bytes is None:
+        # Off unless asked: the allocator hooks cost more than the 2% budget on
+        # allocation-heavy code (bench/agent/RESULTS.md, "Allocation sampling").
+        sample_bytes = _bytes(_env("TIDEMARK_SAMPLE_BYTES") or 0, "TIDEMARK_SAMPLE_BYTES")
+    else:
+        sample_bytes = _bytes(sample_bytes, "sample_bytes")
     name = "endpoint" if endpoint else "TIDEMARK_ENDPOINT"
     endpoint = _check_endpoint(endpoint or _env("TIDEMARK_ENDPOINT") or DEFAULT_ENDPOINT, name)
     if interval is None:
@@ -454,7 +463,8 @@ def _settings(endpoint=None, interval=None, graph_every=None, signal=None,
             "failover": failover, "home_retry": home_retry,
             "max_overhead": max_overhead, "warn_after": float(warn_after),
             "graph_request_interval": float(graph_request_interval),
-            "signal": _signal_number(signal), "watch": watch, "labels": _labels(labels)}
+            "signal": _signal_number(signal), "watch": watch, "labels": _labels(labels),
+            "values": bool(values), "sample_bytes": sample_bytes}
 
 
 def _memory(memory_limit=None, memory_thresholds=None, memory_check=None):

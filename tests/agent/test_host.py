@@ -776,7 +776,11 @@ class RunIsInvisible(unittest.TestCase):
                 f.write("print('ran')\n")
             for name, value in (("TIDEMARK_INTERVAL", "abc"),
                                 ("TIDEMARK_ENDPOINT", "localhost:7878"),
-                                ("TIDEMARK_WATCH", "everyone")):
+                                ("TIDEMARK_WATCH", "everyone"),
+                                ("TIDEMARK_SAMPLE_BYTES", "lots"),
+                                ("TIDEMARK_VALUES", "maybe"),
+                                ("TIDEMARK_MAX_INLINE_PAUSE", "-1"),
+                                ("TIDEMARK_CHILD_MEMORY", "tiny")):
                 with self.subTest(name=name):
                     env = dict(os.environ, **{name: value})
                     result = subprocess.run([sys.executable, "-m", "tidemark", "run", script],
