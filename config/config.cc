@@ -270,6 +270,13 @@ std::string CheckKey(const std::string& v) {
 }
 
 snapshot::Result<std::string> ReadWholeFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return Fail(snapshot::Code::kInvalid,
+                "cannot read " + path + ": " +
+                    (S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file") +
+                    ", not a file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int error = errno;

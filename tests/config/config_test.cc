@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 
 #include <fstream>
@@ -23,6 +24,17 @@ std::string TableOf(const std::string& key) { return key.substr(0, key.rfind('.'
 bool InArrayOfTables(const std::string& key) {
   const std::string table = TableOf(key);
   return table == "rules" || table == "hooks" || table == "schedules";
+}
+
+TEST(Config, ADirectoryGivenForTheFileIsAnErrorNotTheDefaults) {
+  // tidemarkd --config DIR started on the embedded defaults, and --check-config said "valid".
+  char dir[] = "/tmp/tidemark-config-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  auto loaded = Load(dir);
+  rmdir(dir);
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().message,
+            std::string("cannot read ") + dir + ": it is a directory, not a file");
 }
 
 TEST(Config, ShippedExampleSetsEveryKeyToItsDefault) {
