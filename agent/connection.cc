@@ -64,8 +64,10 @@ snapshot::Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionO
     auto mine = DecodeZ85Key(options.curve_public_key);
     auto secret = DecodeZ85Key(options.curve_secret_key);
     if (!server || !mine || !secret) {
-      return fail("the CURVE keys: " +
-                  (!server ? server.error() : !mine ? mine.error() : secret.error()).message);
+      return fail("the CURVE keys: " + (!server ? server.error()
+                                        : !mine ? mine.error()
+                                                : secret.error())
+                                           .message);
     }
     c->curve_ = CurveKeys{*server, *mine, *secret};
   }
@@ -79,9 +81,9 @@ short Connection::poll_events() const {
 
 std::chrono::milliseconds Connection::Timeout() const {
   if (fd_ >= 0) return std::chrono::milliseconds(1000);
-  return std::max(std::chrono::milliseconds(0),
-                  std::chrono::duration_cast<std::chrono::milliseconds>(reconnect_at_ -
-                                                                        Clock::now()));
+  return std::max(
+      std::chrono::milliseconds(0),
+      std::chrono::duration_cast<std::chrono::milliseconds>(reconnect_at_ - Clock::now()));
 }
 
 bool Connection::ready() const { return fd_ >= 0 && !connecting_ && zmtp_ && zmtp_->ready(); }

@@ -116,7 +116,7 @@ class Connection {
   uint64_t device_ = 0, inode_ = 0;  // Of the socket made here.
   bool connecting_ = false;
   Clock::time_point reconnect_at_{};
-  std::string out_;                 // Bytes to write.
+  std::string out_;                  // Bytes to write.
   std::deque<size_t> message_ends_;  // Where each queued message ends in out_.
   std::deque<std::string> received_;
   uint64_t lost_ = 0;

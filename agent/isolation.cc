@@ -132,7 +132,8 @@ void InstallChildPyAllocators() {
   shared->child_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
   timespec cpu{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);  // The child is a process of its own.
-  shared->child_cpu_ms = static_cast<double>(cpu.tv_sec) * 1e3 + static_cast<double>(cpu.tv_nsec) / 1e6;
+  shared->child_cpu_ms =
+      static_cast<double>(cpu.tv_sec) * 1e3 + static_cast<double>(cpu.tv_nsec) / 1e6;
   shared->peak_bytes = ChildPeakBytes();
   Publish(SharedResult::kDone);
   _exit(0);

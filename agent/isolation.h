@@ -40,13 +40,13 @@ struct SharedResult;  // The shared mapping's layout (isolation.cc).
 
 // What a child produced.
 struct ChildOutcome {
-  std::string message;     // The encoded snapshot (its header as the child wrote it).
-  double walk_ms = 0;      // The child's walk: what an inline walk would have held the GIL.
-  double walk_cpu_ms = 0;  // Its CPU time (what the policy compares).
-  double child_ms = 0;     // The child's walk, encode and compression.
+  std::string message;      // The encoded snapshot (its header as the child wrote it).
+  double walk_ms = 0;       // The child's walk: what an inline walk would have held the GIL.
+  double walk_cpu_ms = 0;   // Its CPU time (what the policy compares).
+  double child_ms = 0;      // The child's walk, encode and compression.
   double child_cpu_ms = 0;  // Their CPU time: what the host's machine paid for the child.
-  double wall_ms = 0;      // From the clone to the message here.
-  double clone_ms = 0;     // The clone system call, in the parent: most of the fork's pause.
+  double wall_ms = 0;       // From the clone to the message here.
+  double clone_ms = 0;      // The clone system call, in the parent: most of the fork's pause.
   uint64_t peak_bytes = 0;
   uint64_t parent_fault_bytes = 0;
   uint64_t sizers_skipped = 0;

@@ -48,7 +48,7 @@ struct IsolationSettings {
   double max_inline_pause_ms = 200;
   // The child's own memory (tables and message); 0: "auto", enough for the heap (agent/take.h).
   size_t child_max_bytes = 0;
-  double child_timeout_s = 60;               // Killed past this (the parent's wait).
+  double child_timeout_s = 60;  // Killed past this (the parent's wait).
   int zstd_level = 1;
 };
 
@@ -56,9 +56,9 @@ struct IsolationSettings {
 struct IsolationFigures {
   uint64_t inline_walks = 0;
   uint64_t fork_walks = 0;
-  uint64_t fork_refused = 0;     // clone() refused: that snapshot was taken inline.
-  uint64_t child_failed = 0;     // A child died, overran its deadline or its memory: dropped.
-  uint64_t child_cancelled = 0;  // Killed because the agent paused (a host fork) or stopped.
+  uint64_t fork_refused = 0;       // clone() refused: that snapshot was taken inline.
+  uint64_t child_failed = 0;       // A child died, overran its deadline or its memory: dropped.
+  uint64_t child_cancelled = 0;    // Killed because the agent paused (a host fork) or stopped.
   uint64_t skipped_for_pause = 0;  // Not taken: inline instead of a fork, over the pause bound.
   std::string last_isolation = "none";  // inline, fork, or "inline (fork refused: EAGAIN)".
   std::string last_child_error;

@@ -158,10 +158,10 @@ snapshot::Result<std::string> Identify(snapshot::Result<Taken> taken, snapshot::
 
 // take(kind, values, max_refs, exclude, max_objects, max_pause_ms, service, labels, seq)
 PyObject* Take(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* keywords[] = {
-      "kind",   "values", "max_refs", "exclude",   "max_objects",  "max_pause_ms",  "service",
-      "labels", "seq",    "sizers",   "isolation", "child_memory", "child_timeout",
-      "max_inline_pause", nullptr};
+  static const char* keywords[] = {"kind",          "values",           "max_refs",  "exclude",
+                                   "max_objects",   "max_pause_ms",     "service",   "labels",
+                                   "seq",           "sizers",           "isolation", "child_memory",
+                                   "child_timeout", "max_inline_pause", nullptr};
   const char* kind = "summary";
   int values = 0;
   long long max_refs = -1, max_objects = 0, seq = 1, child_memory = 0;
@@ -401,8 +401,8 @@ PyObject* IsolationStatus() {
       (unsigned long long)i.inline_walks, "fork_walks", (unsigned long long)i.fork_walks,
       "fork_refused", (unsigned long long)i.fork_refused, "child_failed",
       (unsigned long long)i.child_failed, "child_cancelled", (unsigned long long)i.child_cancelled,
-      "skipped_for_pause", (unsigned long long)i.skipped_for_pause,
-      "last", i.last_isolation.c_str(), "last_child_error", i.last_child_error.c_str(),
+      "skipped_for_pause", (unsigned long long)i.skipped_for_pause, "last",
+      i.last_isolation.c_str(), "last_child_error", i.last_child_error.c_str(),
       "last_fork_pause_ms", i.last_fork_pause_ms, "last_clone_ms", i.last_clone_ms,
       "last_child_walk_ms", i.last_child_walk_ms, "last_child_wall_ms", i.last_child_wall_ms,
       "last_child_peak_bytes", (unsigned long long)i.last_child_peak_bytes,
@@ -425,16 +425,15 @@ PyObject* Status(PyObject*, PyObject*) {
   const ReporterFigures& f = status.figures;
   return Py_BuildValue(
       "{s:O,s:s,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:d,s:d,s:d,s:s,s:K,s:K,s:K,s:N,s:N,s:s,s:K,s:K}",
-      "running",
-      status.running ? Py_True : Py_False, "state", status.state, "taken",
+      "running", status.running ? Py_True : Py_False, "state", status.state, "taken",
       (unsigned long long)f.taken, "sent", (unsigned long long)f.sent, "delivered",
       (unsigned long long)f.delivered, "dropped", (unsigned long long)f.dropped,
       "last_encoded_bytes", (unsigned long long)f.last_encoded_bytes, "last_pause_ms",
       f.last_pause_ms, "total_pause_ms", f.total_pause_ms, "last_thread_cpu_ms",
       f.last_thread_cpu_ms, "last_child_cpu_ms", f.last_child_cpu_ms, "total_cpu_ms",
-      f.total_cpu_ms, "last_encode_ms", f.last_encode_ms,
-      "last_error", f.last_error.c_str(), "graph_requests", (unsigned long long)f.graph_requests,
-      "graph_requests_delayed", (unsigned long long)f.graph_requests_delayed, "intervals_stretched",
+      f.total_cpu_ms, "last_encode_ms", f.last_encode_ms, "last_error", f.last_error.c_str(),
+      "graph_requests", (unsigned long long)f.graph_requests, "graph_requests_delayed",
+      (unsigned long long)f.graph_requests_delayed, "intervals_stretched",
       (unsigned long long)f.stretched, "isolation", IsolationStatus(), "memory", MemoryStatus(f),
       "endpoint", f.endpoint.c_str(), "failovers", (unsigned long long)f.failovers, "resent",
       (unsigned long long)f.resent);

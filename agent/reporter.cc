@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
@@ -251,8 +251,7 @@ void Reporter::Loop() {
     if (!resend_.empty() || endpoints_.size() > 1) {
       wait = std::min(wait, std::chrono::milliseconds(100));  // Resending, or watching for stalls.
     }
-    pollfd fds[2] = {{connection_->poll_fd(), connection_->poll_events(), 0},
-                     {wake_fd, POLLIN, 0}};
+    pollfd fds[2] = {{connection_->poll_fd(), connection_->poll_events(), 0}, {wake_fd, POLLIN, 0}};
     if (poll(fds, 2, static_cast<int>(std::max<long>(0, wait.count()))) < 0 && errno != EINTR) {
       throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
     }
@@ -298,8 +297,9 @@ void Reporter::KeepWithinOverhead(Clock::time_point walk_started) {
     std::lock_guard lock(figures_mutex_);
     // The CPU it cost, or the GIL it held if longer (a loaded machine keeps a walking thread
     // off the CPU with the GIL held): both stay within the share.
-    cost_s = std::max(figures_.last_thread_cpu_ms + figures_.last_child_cpu_ms,
-                      figures_.last_pause_ms) / 1e3;
+    cost_s =
+        std::max(figures_.last_thread_cpu_ms + figures_.last_child_cpu_ms, figures_.last_pause_ms) /
+        1e3;
   }
   const auto earliest = walk_started + Seconds(cost_s / config_.max_overhead);
   if (earliest <= progress_.next_due) return;

@@ -265,7 +265,8 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   if (mode == Isolation::kInline) {
     buffers = BuffersFor(options, WalkedBefore() ? 0 : ProbesTakingGil().allocated_blocks());
   }
-  const IsolationSettings capped = mode == Isolation::kFork ? WithChildCap(isolation, rss) : isolation;
+  const IsolationSettings capped =
+      mode == Isolation::kFork ? WithChildCap(isolation, rss) : isolation;
   PyGILState_STATE gil = PyGILState_Ensure();
   const auto held = Clock::now();
   std::unique_lock guard(g_fork_guard, std::try_to_lock);
@@ -287,9 +288,8 @@ snapshot::Result<Taken> TakeWithGil(WalkOptions options, PyObject* const* sizers
   snapshot::Result<Taken> result = snapshot::Fail("not taken");
   UnresolvedReferences unresolved;
   if (!child && mode == Isolation::kFork) {  // Refused just now: inline only within the bound.
-    const double predicted = decision.predicted_walk_ms > 0
-                                 ? decision.predicted_walk_ms
-                                 : Policy().PredictWalkMs(rss, Probes());
+    const double predicted = decision.predicted_walk_ms > 0 ? decision.predicted_walk_ms
+                                                            : Policy().PredictWalkMs(rss, Probes());
     if (auto over = OverPauseBound(predicted, isolation)) {
       PyGILState_Release(gil);
       return std::unexpected(*over);
@@ -317,7 +317,8 @@ snapshot::Result<Taken> TakeFromPython(WalkOptions options, PyObject* sizers,
   const uint64_t rss = ResidentBytes();
   options.rss_bytes = rss;
   CheckSamplerHooked();
-  const auto decision = Policy().Decide(isolation.mode, WantsSizers(options, sizers), rss, Probes());
+  const auto decision =
+      Policy().Decide(isolation.mode, WantsSizers(options, sizers), rss, Probes());
   const Isolation mode = decision.mode;
   const uint64_t page_tables = decision.page_table_bytes;
   bool fallback = decision.fallback;

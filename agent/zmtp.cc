@@ -91,7 +91,8 @@ std::array<uint8_t, crypto_box_NONCEBYTES> Nonce(const char* prefix, const uint8
 }  // namespace
 
 snapshot::Result<Key> DecodeZ85Key(std::string_view text) {
-  if (text.size() != 40) return Fail("a CURVE key is 40 Z85 characters, not " + std::to_string(text.size()));
+  if (text.size() != 40)
+    return Fail("a CURVE key is 40 Z85 characters, not " + std::to_string(text.size()));
   Key key{};
   for (size_t block = 0; block < 8; ++block) {
     uint64_t value = 0;
@@ -199,8 +200,12 @@ snapshot::Result<void> ZmtpClient::OnGreeting(std::string* out) {
 snapshot::Result<void> ZmtpClient::OnFrame(uint8_t flags, std::string_view body, std::string* out,
                                            std::vector<std::string>* frames) {
   const bool command = (flags & kCommand) != 0;
-  if (command && body.size() >= 6 && body.substr(0, 6) == "\x05""ERROR") {
-    const size_t n = body.size() > 6 ? std::min<size_t>(static_cast<uint8_t>(body[6]), body.size() - 7) : 0;
+  if (command && body.size() >= 6 &&
+      body.substr(0, 6) ==
+          "\x05"
+          "ERROR") {
+    const size_t n =
+        body.size() > 6 ? std::min<size_t>(static_cast<uint8_t>(body[6]), body.size() - 7) : 0;
     return Protocol("the collector refused the connection: " +
                     std::string(body.substr(body.size() > 6 ? 7 : 6, n)));
   }
@@ -327,8 +332,8 @@ void ZmtpClient::Encode(std::string_view message, std::string* out) {
   Append(&boxed, nonce_tail, 8);
   const size_t at = boxed.size();
   boxed.resize(at + plain.size() + kBoxMac);
-  crypto_box_easy_afternm(reinterpret_cast<uint8_t*>(boxed.data() + at), Bytes(plain),
-                          plain.size(), nonce.data(), precomputed_.data());
+  crypto_box_easy_afternm(reinterpret_cast<uint8_t*>(boxed.data() + at), Bytes(plain), plain.size(),
+                          nonce.data(), precomputed_.data());
   Frame(0, boxed, out);
 }
 

@@ -15,7 +15,8 @@
 //   CURVE  HELLO         "\x05HELLO" | 01 00 | 72 x 00 | C' (32) | nonce (8) | Box[64 x 00](C'->S)
 //          WELCOME       "\x07WELCOME" | nonce (16) | Box[S' (32) | cookie (96)](S->C')
 //          INITIATE      "\x08INITIATE" | cookie (96) | nonce (8)
-//                        | Box[C (32) | vouch nonce (16) | Box[C' | S](C->S') (80) | metadata](C'->S')
+//                        | Box[C (32) | vouch nonce (16) | Box[C' | S](C->S') (80) |
+//                        metadata](C'->S')
 //          READY         "\x05READY" | nonce (8) | Box[metadata](S'->C')
 //          MESSAGE       a data frame: "\x07MESSAGE" | nonce (8) | Box[flags (1) | payload]
 //   A Box is crypto_box (Curve25519, XSalsa20, Poly1305): 16 bytes of MAC, then the ciphertext.

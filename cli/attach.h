@@ -17,7 +17,7 @@ namespace tidemark::cli {
 struct Target {
   pid_t pid = 0;
   int major = 0, minor = 0;  // Its CPython version.
-  uid_t uid = 0;  // Its real user and group: the owner of the files it writes back.
+  uid_t uid = 0;             // Its real user and group: the owner of the files it writes back.
   gid_t gid = 0;
   std::string executable;
 };

@@ -148,7 +148,8 @@ std::optional<double> Seconds(const Flags& flags, const std::string& option, dou
   char* end = nullptr;
   const double seconds = std::strtod(v->c_str(), &end);
   if (end == v->c_str() || *end != '\0' || !(seconds > 0) || seconds > 86400) {
-    err << "tidemark: " << option << ": not a number of seconds (more than 0, at most 86400): '" << *v << "'\n";
+    err << "tidemark: " << option << ": not a number of seconds (more than 0, at most 86400): '"
+        << *v << "'\n";
     return std::nullopt;
   }
   return seconds;
@@ -275,11 +276,11 @@ std::expected<Json, Failure> RunInTarget(const Flags& flags, const std::string& 
   const auto at = std::chrono::steady_clock::now();
   if (!injected) {
     const InjectFailure& f = injected.error();
-    return std::unexpected(Failure{
-        "process " + std::to_string(pid) + ": " + f.step + ": " + f.reason +
-            (f.intact ? ". The process was left as it was."
-                      : ". The process may have been changed."),
-        f.intact ? kFailed : kUncertain, f.detail});
+    return std::unexpected(Failure{"process " + std::to_string(pid) + ": " + f.step + ": " +
+                                       f.reason +
+                                       (f.intact ? ". The process was left as it was."
+                                                 : ". The process may have been changed."),
+                                   f.intact ? kFailed : kUncertain, f.detail});
   }
   if (flags.has("--verbose")) {
     for (const std::string& line : injected->detail) err << "tidemark:   " << line << "\n";

@@ -19,7 +19,8 @@ using snapshot::Fail;
 std::string RandomName() {
   uint8_t bytes[8] = {};
   if (getrandom(bytes, sizeof(bytes), 0) != sizeof(bytes)) {
-    const uint64_t fallback = static_cast<uint64_t>(getpid()) * 2654435761u ^ uint64_t(time(nullptr));
+    const uint64_t fallback =
+        static_cast<uint64_t>(getpid()) * 2654435761u ^ uint64_t(time(nullptr));
     std::memcpy(bytes, &fallback, sizeof(bytes));
   }
   std::ostringstream name;
@@ -63,7 +64,9 @@ snapshot::Result<Exchange> Exchange::Create(pid_t pid, uid_t uid, gid_t gid,
 }
 
 Exchange::Exchange(Exchange&& other) noexcept
-    : tmp_(other.tmp_), dir_(other.dir_), name_(std::move(other.name_)),
+    : tmp_(other.tmp_),
+      dir_(other.dir_),
+      name_(std::move(other.name_)),
       files_(std::move(other.files_)) {
   other.tmp_ = other.dir_ = -1;
   other.files_.clear();

@@ -26,13 +26,29 @@ struct BlockingCall {
   long number;
   const char* name;
 };
-constexpr BlockingCall kBlockingCalls[] = {
-    {35, "nanosleep"},     {230, "clock_nanosleep"}, {23, "select"},       {270, "pselect6"},
-    {7, "poll"},           {271, "ppoll"},           {232, "epoll_wait"},  {281, "epoll_pwait"},
-    {441, "epoll_pwait2"}, {0, "read"},              {19, "readv"},        {45, "recvfrom"},
-    {47, "recvmsg"},       {299, "recvmmsg"},        {43, "accept"},       {288, "accept4"},
-    {61, "wait4"},         {247, "waitid"},          {34, "pause"},        {128, "rt_sigtimedwait"},
-    {130, "rt_sigsuspend"}, {202, "futex"},          {449, "futex_waitv"}};
+constexpr BlockingCall kBlockingCalls[] = {{35, "nanosleep"},
+                                           {230, "clock_nanosleep"},
+                                           {23, "select"},
+                                           {270, "pselect6"},
+                                           {7, "poll"},
+                                           {271, "ppoll"},
+                                           {232, "epoll_wait"},
+                                           {281, "epoll_pwait"},
+                                           {441, "epoll_pwait2"},
+                                           {0, "read"},
+                                           {19, "readv"},
+                                           {45, "recvfrom"},
+                                           {47, "recvmsg"},
+                                           {299, "recvmmsg"},
+                                           {43, "accept"},
+                                           {288, "accept4"},
+                                           {61, "wait4"},
+                                           {247, "waitid"},
+                                           {34, "pause"},
+                                           {128, "rt_sigtimedwait"},
+                                           {130, "rt_sigsuspend"},
+                                           {202, "futex"},
+                                           {449, "futex_waitv"}};
 constexpr long kFutex = 202;
 constexpr long kErestartsys = -512, kErestartnointr = -513, kErestartnohand = -514,
                kErestartRestartblock = -516, kEintr = -4;
@@ -156,9 +172,9 @@ InjectResult<void> Injection::Resolve() {
     if (!maps_.empty()) python = maps_.front().path;  // The executable, mapped first.
   }
   if (python) {
-    auto found = FunctionAddresses(request_.pid, maps_, *python,
-                                   {"PyEval_SaveThread", "PyEval_RestoreThread", "PyObject_Malloc",
-                                    "PyObject_Free"});
+    auto found = FunctionAddresses(
+        request_.pid, maps_, *python,
+        {"PyEval_SaveThread", "PyEval_RestoreThread", "PyObject_Malloc", "PyObject_Free"});
     if (found) python_ = std::move(*found);
   }
   return {};
@@ -229,7 +245,8 @@ InjectResult<bool> Injection::AtSyscall(const Candidate& candidate) {
        (result == kErestartsys || result == kErestartnointr || result == kErestartnohand ||
                 result == kErestartRestartblock
             ? " (to be restarted by the kernel)"
-            : result == kEintr ? " (EINTR)" : ""));
+        : result == kEintr ? " (EINTR)"
+                           : ""));
   if (auto r = CallIn(thread, *regs); !r) return std::unexpected(r.error());
   thread.Detach(0);
   return true;
@@ -269,7 +286,8 @@ InjectResult<std::string> Injection::AtBreakpoint() {
         if (a.thread.tid() == 0) continue;
       }
       all = a.thread.SetDebugRegister(7, a.saved[7]).has_value() && all;
-      for (int i : {0, 1, 2, 3, 6}) all = a.thread.SetDebugRegister(i, a.saved[i]).has_value() && all;
+      for (int i : {0, 1, 2, 3, 6})
+        all = a.thread.SetDebugRegister(i, a.saved[i]).has_value() && all;
       if (a.pending == SIGTRAP) {
         auto info = a.thread.SignalInfo();
         if (info && info->si_code == kTrapHardwareBreakpoint) a.pending = 0;  // Ours.
@@ -398,8 +416,10 @@ InjectResult<void> Injection::CallIn(TracedThread& thread, const user_regs_struc
        (extended->xsave ? "XSAVE" : "FXSAVE") + " area");
   if (FaultAt("save-registers")) return OnPurpose("save-registers");
   if (auto r = thread.SetExtended(*extended); !r) {
-    return Failure("preflight", "the kernel did not take back the extended registers it handed "
-                                "out (" + r.error().message + "); nothing was changed");
+    return Failure("preflight",
+                   "the kernel did not take back the extended registers it handed "
+                   "out (" +
+                       r.error().message + "); nothing was changed");
   }
   if (auto r = thread.SetRegisters(saved); !r) {
     return Failure("preflight", "the kernel did not take back the registers it handed out (" +
@@ -426,7 +446,8 @@ InjectResult<void> Injection::CallIn(TracedThread& thread, const user_regs_struc
   if (auto r = WriteMemory(request_.pid, strings, blob.data(), blob.size()); !r) {
     return Failure("write-arguments", r.error().message);
   }
-  if (FaultAt("write-arguments")) return failed("write-arguments", "failed on purpose after this step (TIDEMARK_ATTACH_FAULT)");
+  if (FaultAt("write-arguments"))
+    return failed("write-arguments", "failed on purpose after this step (TIDEMARK_ATTACH_FAULT)");
   const uint64_t library = strings, name = strings + request_.library.size() + 1,
                  code = name + symbol.size() + 1;
   constexpr uint64_t kRtldNow = 2;
@@ -453,11 +474,12 @@ InjectResult<void> Injection::CallIn(TracedThread& thread, const user_regs_struc
   if (!function) return std::unexpected(function.error());
   if (*function == 0 || FaultAt("dlsym")) {
     close();
-    return failed("dlsym", *function == 0 ? request_.library + " defines no " + symbol
-                                          : "failed on purpose after this step (TIDEMARK_ATTACH_FAULT)");
+    return failed("dlsym", *function == 0
+                               ? request_.library + " defines no " + symbol
+                               : "failed on purpose after this step (TIDEMARK_ATTACH_FAULT)");
   }
-  auto started = Call(thread, saved, strings, *function, code,
-                      static_cast<uint64_t>(request_.gil_budget_ms));
+  auto started =
+      Call(thread, saved, strings, *function, code, static_cast<uint64_t>(request_.gil_budget_ms));
   if (!started) return std::unexpected(started.error());
   const int error = static_cast<int>(*started & 0xffffffff);
   if (error != 0) {
@@ -489,7 +511,8 @@ InjectResult<uint64_t> Injection::Call(TracedThread& thread, const user_regs_str
   auto broken = [&](const std::string& why) {
     return Failure("call " + Hex(function), why, false);
   };
-  if (!WriteMemory(request_.pid, regs.rsp, &zero, sizeof(zero))) return broken("cannot write the frame");
+  if (!WriteMemory(request_.pid, regs.rsp, &zero, sizeof(zero)))
+    return broken("cannot write the frame");
   if (!thread.SetRegisters(regs) || !thread.Continue(0)) return broken("cannot start the call");
   const auto until = Clock::now() + kCallTimeout;
   for (;;) {

@@ -39,22 +39,22 @@ namespace tidemark::cli {
 
 // The steps InjectRequest::fault may name, in the order they are done.
 inline const std::vector<std::string> kFaultSteps = {
-    "seize",      "stop",        "save-registers", "preflight", "write-arguments",
-    "dlopen",     "dlsym",       "arm-breakpoints", "breakpoint-hit"};
+    "seize",  "stop",  "save-registers",  "preflight",     "write-arguments",
+    "dlopen", "dlsym", "arm-breakpoints", "breakpoint-hit"};
 
 struct InjectRequest {
   pid_t pid = 0;
-  std::string library;          // libtidemark_inject.so, by a path the target sees.
-  std::string code;             // Python source, passed to tidemark_inject.
-  int64_t gil_budget_ms = 0;    // How long the started thread may wait for the GIL.
-  double timeout_s = 10;        // How long to wait for a safe point.
-  std::string fault;            // Test seam: a step of kFaultSteps to fail right after.
+  std::string library;        // libtidemark_inject.so, by a path the target sees.
+  std::string code;           // Python source, passed to tidemark_inject.
+  int64_t gil_budget_ms = 0;  // How long the started thread may wait for the GIL.
+  double timeout_s = 10;      // How long to wait for a safe point.
+  std::string fault;          // Test seam: a step of kFaultSteps to fail right after.
 };
 
 struct InjectFailure {
-  std::string step;     // Which step failed ("dlopen", "find a safe point", ...).
-  std::string reason;   // Why, in one line.
-  bool intact = true;   // false: the process may have been changed (an undo step failed).
+  std::string step;    // Which step failed ("dlopen", "find a safe point", ...).
+  std::string reason;  // Why, in one line.
+  bool intact = true;  // false: the process may have been changed (an undo step failed).
   std::vector<std::string> detail;  // What was done, step by step (for --verbose).
 };
 

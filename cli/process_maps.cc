@@ -67,8 +67,8 @@ snapshot::Result<std::map<std::string, uint64_t>> FunctionAddresses(
     pid_t pid, const std::vector<Mapping>& maps, const std::string& path,
     const std::vector<std::string>& names) {
   if (path.find(" (deleted)") != std::string::npos) {
-    return Fail(Code::kInvalid, path + " was replaced on disk since process " +
-                                    std::to_string(pid) + " mapped it");
+    return Fail(Code::kInvalid,
+                path + " was replaced on disk since process " + std::to_string(pid) + " mapped it");
   }
   const Mapping* first = nullptr;
   for (const Mapping& m : maps) {

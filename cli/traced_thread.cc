@@ -55,7 +55,8 @@ snapshot::Result<TracedThread> TracedThread::Seize(pid_t tid) {
 
 snapshot::Result<void> TracedThread::Request(const char* what, long result) {
   if (result == -1) {
-    return Fail(Code::kIo, std::string(what) + " (thread " + std::to_string(tid_) + "): " + Errno());
+    return Fail(Code::kIo,
+                std::string(what) + " (thread " + std::to_string(tid_) + "): " + Errno());
   }
   return {};
 }
@@ -142,8 +143,8 @@ snapshot::Result<ExtendedState> TracedThread::Extended() {
   }
   state.xsave = false;
   state.bytes.resize(sizeof(user_fpregs_struct));
-  if (auto r = Request("PTRACE_GETFPREGS", ptrace(PTRACE_GETFPREGS, tid_, nullptr,
-                                                  state.bytes.data()));
+  if (auto r =
+          Request("PTRACE_GETFPREGS", ptrace(PTRACE_GETFPREGS, tid_, nullptr, state.bytes.data()));
       !r) {
     return std::unexpected(r.error());
   }
