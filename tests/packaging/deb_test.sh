@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Makes the Debian package (cpack -G DEB), installs it with dpkg -i, checks what it installed
 # (the programs, the unit naming /usr/bin/tidemarkd, a valid /etc/tidemark/tidemarkd.toml),
-# then removes and purges it and checks that the store is left. Needs root; refuses to run
-# where a tidemark package is installed already (it would replace it).
+# then removes and purges it and checks that the store is left and the configuration gone. Needs
+# root; refuses to run where a tidemark package is installed already (it would replace it), or
+# where /etc/tidemark/tidemarkd.toml exists (purging would remove it).
 set -euo pipefail
 build_dir=$1
 if dpkg -s tidemark >/dev/null 2>&1; then
   echo "error: a tidemark package is installed on this machine; not touching it" >&2
+  exit 1
+fi
+if [ -e /etc/tidemark/tidemarkd.toml ]; then
+  echo "error: /etc/tidemark/tidemarkd.toml exists on this machine; not touching it" >&2
   exit 1
 fi
 work=$(mktemp -d)
@@ -39,6 +44,8 @@ grep -q "the admin wrote this" /etc/tidemark/tidemarkd.toml
 dpkg -r tidemark >/dev/null
 [ ! -e /usr/bin/tidemarkd ] && [ ! -e /usr/bin/tidemark ]
 [ "$(cat "$store/canary")" = kept ]
+[ -e /etc/tidemark/tidemarkd.toml ]  # Removing keeps it; purging removes it.
 dpkg -P tidemark >/dev/null
 [ "$(cat "$store/canary")" = kept ]
-echo "${deb##*/}: installed, configuration valid, removed and purged with the store left"
+[ ! -e /etc/tidemark/tidemarkd.toml ]
+echo "${deb##*/}: installed, configuration valid, removed and purged: the store left, the configuration gone"
