@@ -183,7 +183,7 @@ const std::vector<VerbSpec>& Verbs() {
        0,
        0,
        "a new CURVE key pair for tidemarkd or an agent",
-       "Prints a new CURVE key pair (Z85) for tidemarkd's [security] or an agent's\n"
+       "Prints a new CURVE key pair (Z85) for tidemarkd's [curve] or an agent's\n"
        "TIDEMARK_CURVE_* settings.",
        {kJsonOption},
        [](const Flags& f, std::ostream& o, std::ostream& e) {

@@ -288,7 +288,8 @@ snapshot::Result<std::string> ReadWholeFile(const std::string& path) {
   return text.str();
 }
 
-// Key files hold one key per line; '#' starts a comment.
+// Key files hold one key per line. A comment is a line starting with '#', or '#' after
+// whitespace: Z85 keys contain '#' themselves (half of all key pairs do), and no whitespace.
 snapshot::Result<std::vector<std::string>> ReadKeyFile(const std::string& path) {
   auto text = ReadWholeFile(path);
   if (!text) return std::unexpected(text.error());
@@ -296,8 +297,9 @@ snapshot::Result<std::vector<std::string>> ReadKeyFile(const std::string& path) 
   std::istringstream lines(*text);
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
-    line = line.substr(0, line.find('#'));
     line.erase(0, line.find_first_not_of(" \t\r"));
+    if (!line.empty() && line[0] == '#') continue;
+    line = line.substr(0, std::min(line.find(" #"), line.find("\t#")));
     line.erase(line.find_last_not_of(" \t\r") + 1);
     if (line.empty()) continue;
     if (!IsZ85Key(line)) return Fail(path + ":" + std::to_string(number) + ": not a Z85 key");

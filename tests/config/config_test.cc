@@ -357,6 +357,12 @@ TEST(Config, AllowedClientsFileIsReadAndChecked) {
   auto parsed = Parse("[curve]\nallowed_clients_file = \"" + path + "\"\n", "t");
   ASSERT_TRUE(parsed) << parsed.error().message;
   ASSERT_EQ(parsed->curve_allowed_clients.size(), 1u);
+  // Z85 keys contain '#': only a line starting with it, or '#' after a space, is a comment.
+  const std::string hashed = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]y#7";
+  std::ofstream(path) << "  # ops laptop\n" << hashed << "\n" << hashed << "  # again\n";
+  parsed = Parse("[curve]\nallowed_clients_file = \"" + path + "\"\n", "t");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->curve_allowed_clients, (std::vector<std::string>{hashed, hashed}));
   std::ofstream(path) << "not-a-key\n";
   parsed = Parse("[curve]\nallowed_clients_file = \"" + path + "\"\n", "t");
   ASSERT_FALSE(parsed);
