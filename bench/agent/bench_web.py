@@ -9,14 +9,14 @@ and without the agent, in one run.
 Cases (each run --rounds times, in a rotated order per round; "vs off" is the median over rounds
 of the case's requests/s against "off" in the same round, other columns medians):
   off          gunicorn as it is
-  summary 1s   python -m tidemark run gunicorn ..., a summary snapshot asked every second; the
-               default overhead budget (TIDEMARK_MAX_OVERHEAD=1%) stretches the interval to
-               100 times a walk's pause
+  summary 1s   python -m tidemark run gunicorn ..., a summary snapshot asked every second, the
+               defaults otherwise: the overhead budget (TIDEMARK_MAX_OVERHEAD=1%) stretches the
+               interval to 100 times what a snapshot cost in CPU (the agent's thread and its
+               snapshot child), allocation sampling off
   summary 1s, no budget   the same with TIDEMARK_MAX_OVERHEAD=0: a walk every second
   graph 5s     every fifth snapshot a graph, within the budget
   no collector summaries to a port where nothing listens, within the budget
-  no sampling  "summary 1s" with allocation sampling off (TIDEMARK_SAMPLE_BYTES=0); every other
-               agent case samples at the default mean (512 KiB)
+  sampling 512KiB  "summary 1s" with allocation sampling on (TIDEMARK_SAMPLE_BYTES=512KiB)
 The agent cases run with TIDEMARK_WATCH=children (the arbiter, which serves nothing, is not
 walked; its two workers report). "snapshots received" counts what reached the collector
 during the case.
@@ -41,7 +41,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALL_CASES = ["off", "summary 1s", "summary 1s, no budget", "graph 5s", "no collector",
-             "no sampling"]
+             "sampling 512KiB"]
 PYTHON = "/usr/bin/python3"
 
 
@@ -118,8 +118,8 @@ def run_case(case, args, endpoint):
             env["TIDEMARK_GRAPH_EVERY"] = "5"
         if case.endswith("no budget"):
             env["TIDEMARK_MAX_OVERHEAD"] = "0"
-        if case == "no sampling":
-            env["TIDEMARK_SAMPLE_BYTES"] = "0"
+        if case == "sampling 512KiB":
+            env["TIDEMARK_SAMPLE_BYTES"] = "512KiB"
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=HERE)
     try:
