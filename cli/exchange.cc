@@ -102,8 +102,8 @@ snapshot::Result<uint64_t> Exchange::Size(const std::string& name) const {
   return static_cast<uint64_t>(st.st_size);
 }
 
-snapshot::Result<uint64_t> Exchange::CopyTo(const std::string& name, int out,
-                                            uint64_t limit) const {
+snapshot::Result<Exchange::Bounded> Exchange::Within(const std::string& name,
+                                                     uint64_t limit) const {
   auto fd = Descriptor(name);
   if (!fd) return std::unexpected(fd.error());
   auto size = Size(name);
@@ -112,11 +112,19 @@ snapshot::Result<uint64_t> Exchange::CopyTo(const std::string& name, int out,
     return Fail(Code::kLimit, name + " holds " + std::to_string(*size) + " bytes, over the " +
                                   std::to_string(limit) + " accepted");
   }
+  return Bounded{*fd, *size};
+}
+
+snapshot::Result<uint64_t> Exchange::CopyTo(const std::string& name, int out,
+                                            uint64_t limit) const {
+  auto file = Within(name, limit);
+  if (!file) return std::unexpected(file.error());
   std::vector<char> buffer(1 << 20);
   uint64_t done = 0;
-  while (done < *size) {
-    const ssize_t n = pread(*fd, buffer.data(), std::min<uint64_t>(buffer.size(), *size - done),
-                            static_cast<off_t>(done));
+  while (done < file->size) {
+    const ssize_t n =
+        pread(file->fd, buffer.data(), std::min<uint64_t>(buffer.size(), file->size - done),
+              static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // Shortened meanwhile: what was there is what it wrote.
     for (ssize_t written = 0; written < n;) {
@@ -131,16 +139,10 @@ snapshot::Result<uint64_t> Exchange::CopyTo(const std::string& name, int out,
 }
 
 snapshot::Result<std::string> Exchange::Read(const std::string& name, uint64_t limit) const {
-  auto fd = Descriptor(name);
-  if (!fd) return std::unexpected(fd.error());
-  auto size = Size(name);
-  if (!size) return std::unexpected(size.error());
-  if (*size > limit) {
-    return Fail(Code::kLimit, name + " holds " + std::to_string(*size) + " bytes, over the " +
-                                  std::to_string(limit) + " accepted");
-  }
-  std::string text(*size, '\0');
-  const ssize_t n = pread(*fd, text.data(), text.size(), 0);
+  auto file = Within(name, limit);
+  if (!file) return std::unexpected(file.error());
+  std::string text(file->size, '\0');
+  const ssize_t n = pread(file->fd, text.data(), text.size(), 0);
   if (n < 0) return Fail(Code::kIo, name + ": " + std::strerror(errno));
   text.resize(static_cast<size_t>(n));
   return text;

@@ -52,6 +52,12 @@ class Exchange {
  private:
   Exchange() = default;
   snapshot::Result<int> Descriptor(const std::string& name) const;
+  struct Bounded {
+    int fd;
+    uint64_t size;
+  };
+  // `name`'s descriptor and size; kLimit past `limit` bytes.
+  snapshot::Result<Bounded> Within(const std::string& name, uint64_t limit) const;
 
   int tmp_ = -1, dir_ = -1;
   std::string name_;  // Of the directory, in the target's /tmp.
