@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -252,6 +253,15 @@ std::expected<Json, Failure> RunInTarget(const Flags& flags, const std::string& 
   if (*end != '\0' || pid <= 0 || pid > INT32_MAX) {
     return std::unexpected(Failure{"PID: not a process id: '" + pid_text + "'", kUsage});
   }
+  const char* fault = std::getenv("TIDEMARK_ATTACH_FAULT");
+  if (fault != nullptr && *fault != '\0' &&
+      std::find(kFaultSteps.begin(), kFaultSteps.end(), fault) == kFaultSteps.end()) {
+    std::string steps;
+    for (const std::string& step : kFaultSteps) steps += (steps.empty() ? "" : ", ") + step;
+    return std::unexpected(Failure("TIDEMARK_ATTACH_FAULT (a test seam): no step '" +
+                                       std::string(fault) + "'; the steps: " + steps,
+                                   kUsage));
+  }
   auto target = InspectTarget(static_cast<pid_t>(pid));
   if (!target) return std::unexpected(Failure{target.error().message});
   *target_out = *target;
@@ -265,7 +275,6 @@ std::expected<Json, Failure> RunInTarget(const Flags& flags, const std::string& 
     err << "tidemark:   exchange directory " << exchange->TargetPath("") << " (in the target's "
         << "file system)\n";
   }
-  const char* fault = std::getenv("TIDEMARK_ATTACH_FAULT");
   InjectRequest request{.pid = target->pid,
                         .library = InjectLibrary(),
                         .code = TargetCode(*exchange, *agent, action, parameters, dump),

@@ -20,8 +20,8 @@ of the case's requests/s against "off" in the same round, other columns medians)
 The agent cases run with TIDEMARK_WATCH=children (the arbiter, which serves nothing, is not
 walked; its two workers report). "snapshots received" counts what reached the collector
 during the case.
-Columns: requests/s and its change against "off"; the workers' CPU time (user + system, from
-/proc) per request served and its change against "off" (less sensitive than throughput to the
+Columns: requests/s and its change against "off"; the workers' CPU time (user + system, with
+that of the snapshot children they reaped, from /proc) per request served and its change against "off" (less sensitive than throughput to the
 VM's own noise); p50 and p99 latency (ab's percentiles, ms); the workers' resident memory after
 the load (MB, mean of the two).
 Needs Debian's gunicorn, python3-flask and apache2-utils.
@@ -73,13 +73,14 @@ def workers(master_pid):
 
 
 def cpu_seconds(pids):
-    """User plus system CPU of the processes, in seconds (clock ticks of /proc/PID/stat)."""
+    """User plus system CPU of the processes and of their children they reaped (the agent's
+    snapshot children), in seconds (clock ticks of /proc/PID/stat)."""
     ticks = 0
     for pid in pids:
         try:
             with open("/proc/%s/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            ticks += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
         except OSError:
             pass
     return ticks / float(os.sysconf("SC_CLK_TCK"))

@@ -207,6 +207,10 @@ class Refusals(unittest.TestCase):
         bad = cli("attach", "1", "--timeout", "soon")
         self.assertEqual(bad.returncode, 2)
         self.assertIn("--timeout: not a number of seconds (more than 0, at most 86400): 'soon'", bad.stderr)
+        seam = cli("attach", "1", env=dict(os.environ, TIDEMARK_ATTACH_FAULT="nope"))
+        self.assertEqual(seam.returncode, 2)
+        self.assertIn("TIDEMARK_ATTACH_FAULT (a test seam): no step 'nope'; the steps: seize, stop,",
+                      seam.stderr)
         old = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.7*/bin/python3.7")))
         if old:
             proc = subprocess.Popen([old[0], "-c", "import time; time.sleep(60)"])
