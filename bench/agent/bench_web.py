@@ -17,6 +17,10 @@ of the case's requests/s against "off" in the same round, other columns medians)
   graph 5s     every fifth snapshot a graph, within the budget
   no collector summaries to a port where nothing listens, within the budget
   sampling 512KiB  "summary 1s" with allocation sampling on (TIDEMARK_SAMPLE_BYTES=512KiB)
+  idle agent   TIDEMARK_INTERVAL=3600: the workers' agents are still in their probation (half to
+               all of an interval) during the case, so nothing of the agent runs in them but its
+               loaded module and a sleeping thread
+  off again    "off" once more: how far two identical cases differ on this machine
 The agent cases run with TIDEMARK_WATCH=children (the arbiter, which serves nothing, is not
 walked; its two workers report). "snapshots received" counts what reached the collector
 during the case.
@@ -41,7 +45,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALL_CASES = ["off", "summary 1s", "summary 1s, no budget", "graph 5s", "no collector",
-             "sampling 512KiB"]
+             "sampling 512KiB", "idle agent", "off again"]
 PYTHON = "/usr/bin/python3"
 
 
@@ -107,12 +111,12 @@ def run_case(case, args, endpoint):
                PYTHONDONTWRITEBYTECODE="1")
     gunicorn = ["/usr/bin/gunicorn", "-w", "2", "-b", "127.0.0.1:%d" % port, "--preload",
                 "--log-level", "warning", "web_app:app"]
-    if case == "off":
+    if case in ("off", "off again"):
         argv = [PYTHON] + gunicorn
     else:
         argv = [PYTHON, "-m", "tidemark", "run"] + gunicorn
         env["TIDEMARK_ENDPOINT"] = endpoint if case != "no collector" else "tcp://127.0.0.1:%d" % free_port()
-        env["TIDEMARK_INTERVAL"] = "1"
+        env["TIDEMARK_INTERVAL"] = "3600" if case == "idle agent" else "1"
         env["TIDEMARK_SERVICE"] = "bench-web"
         env["TIDEMARK_WATCH"] = args.watch
         if case == "graph 5s":
