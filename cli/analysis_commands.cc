@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -503,9 +504,13 @@ int ExportCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   std::ofstream file;
   const auto path = flags.value("--output");
   if (path && *path != "-") {
-    file.open(*path, std::ios::binary);
-    if (!file) {
-      err << "tidemark export: cannot write '" << *path << "'\n";
+    std::string why = WhyNotAFile(*path, true);
+    if (why.empty()) {
+      file.open(*path, std::ios::binary);
+      if (!file.is_open()) why = std::strerror(errno);
+    }
+    if (!why.empty()) {
+      err << "tidemark export: cannot write '" << *path << "': " << why << "\n";
       return 1;
     }
   }
@@ -554,12 +559,19 @@ int ImportMeliaeCommand(const Flags& flags, std::ostream& out, std::ostream& err
     return 1;
   }
   const std::string& path = flags.positional[1];
+  // Refused before anything is written: a directory given for OUT once left OUT.tmp beside it.
+  if (const std::string why = WhyNotAFile(path, true); !why.empty()) {
+    err << "tidemark import-meliae: cannot write '" << path << "': " << why << "\n";
+    return 1;
+  }
   const std::string tmp = path + ".tmp";
   {
     std::ofstream file(tmp, std::ios::binary);
     file.write(encoded->data(), static_cast<std::streamsize>(encoded->size()));
     if (!file) {
-      err << "tidemark import-meliae: cannot write '" << tmp << "'\n";
+      err << "tidemark import-meliae: cannot write '" << tmp << "': " << std::strerror(errno)
+          << "\n";
+      std::remove(tmp.c_str());
       return 1;
     }
   }

@@ -1,8 +1,13 @@
 #include "cli/output.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "diff/detector.h"
@@ -30,6 +35,22 @@ std::string Size(const Flags& flags, double bytes) {
 
 std::string SignedSize(const Flags& flags, double bytes) {
   return (bytes > 0 ? "+" : "") + Size(flags, bytes);
+}
+
+std::string WhyNotAFile(const std::string& path, bool for_writing) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return "it is a directory";
+    if (!S_ISREG(st.st_mode) && !for_writing) return "it is not a regular file";
+    return "";
+  }
+  const int error = errno;
+  if (error == ENOENT && for_writing) {
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    if (!dir.empty() && ::stat(dir.c_str(), &st) != 0) return "its directory does not exist";
+    return "";
+  }
+  return std::strerror(error);
 }
 
 }  // namespace tidemark::cli

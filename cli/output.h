@@ -23,4 +23,8 @@ std::string Size(const Flags& flags, double bytes);
 // The same with a sign: "+1.2 MiB", "-300 B".
 std::string SignedSize(const Flags& flags, double bytes);
 
+// Why `path` cannot be a file to read or write: "it is a directory", "no such file or
+// directory" (or of its directory), the system's word; "" when nothing is known against it.
+std::string WhyNotAFile(const std::string& path, bool for_writing);
+
 }  // namespace tidemark::cli

@@ -121,7 +121,9 @@ bool LoadSnapshotArgument(const std::string& arg, const Flags& flags, snapshot::
 Result<std::string> ReadSnapshotArgument(const std::string& arg, const Flags& flags) {
   if (!IsStoredReference(arg)) {
     if (std::filesystem::is_regular_file(arg)) return ReadSnapshotFile(arg);
-    return Fail(snapshot::Code::kNotFound, "cannot open '" + arg + "'");
+    const std::string why = WhyNotAFile(arg, false);
+    return Fail(snapshot::Code::kNotFound,
+                "cannot open '" + arg + "': " + (why.empty() ? "not a regular file" : why));
   }
   auto catalog = OpenCatalog(flags.store_dir, *flags.fs);
   if (!catalog) return std::unexpected(catalog.error());

@@ -4,6 +4,7 @@
 
 #include "diff/detector.h"
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -154,6 +155,25 @@ TEST(AnalysisCli, ImportMeliaeThenQueryIt) {
   ASSERT_EQ(RunCli({"summary", out_file, "--root", "10"}, out, err), 0) << err;
   EXPECT_NE(out.find("Total 3 objects, 2 types, Total size = 173 B (173 bytes)"), std::string::npos)
       << out;
+}
+
+TEST(AnalysisCli, ADirectoryWhereAFileBelongsIsNamedWithTheReason) {
+  const std::string dir = Path("a-directory");
+  std::filesystem::create_directories(dir);
+  const std::string file = WriteGraph("app.tdmk", App());
+  std::string out, err;
+  EXPECT_EQ(RunCli({"summary", dir}, out, err), 1);
+  EXPECT_NE(err.find("cannot open '" + dir + "': it is a directory"), std::string::npos) << err;
+  EXPECT_EQ(RunCli({"summary", Path("missing.tdmk")}, out, err), 1);
+  EXPECT_NE(err.find("No such file or directory"), std::string::npos) << err;
+  EXPECT_EQ(RunCli({"export", file, "--format", "folded", "-o", dir}, out, err), 1);
+  EXPECT_NE(err.find("cannot write '" + dir + "': it is a directory"), std::string::npos) << err;
+  // import-meliae into a directory writes nothing, not even DIR.tmp beside it.
+  const std::string dump = Path("one.json");
+  std::ofstream(dump) << "{\"address\": 1, \"type\": \"str\", \"size\": 50, \"refs\": []}\n";
+  EXPECT_EQ(RunCli({"import-meliae", dump, dir}, out, err), 1);
+  EXPECT_NE(err.find("cannot write '" + dir + "': it is a directory"), std::string::npos) << err;
+  EXPECT_FALSE(std::filesystem::exists(dir + ".tmp"));
 }
 
 TEST(AnalysisCli, SummaryOfAnImportedDumpCollapsesInstanceDictsAsMeliaeDoes) {
