@@ -135,6 +135,7 @@ class Injection {
   InjectResult<uint64_t> Call(TracedThread& thread, const user_regs_struct& base, uint64_t frame,
                               uint64_t function, uint64_t first, uint64_t second);
   std::string TargetString(uint64_t address);
+  bool RoomOnStack(uint64_t lowest) const;
 
   const InjectRequest& request_;
   const Clock::time_point deadline_;
@@ -239,6 +240,10 @@ InjectResult<bool> Injection::AtSyscall(const Candidate& candidate) {
   if (interrupted != candidate.number || !at_syscall) {
     Note(Thread(candidate.tid) + " had moved on (system call " + std::to_string(interrupted) +
          "); detached");
+    return false;
+  }
+  if (!RoomOnStack(regs->rsp - kRedZone - request_.code.size() - 4096)) {
+    Note(Thread(candidate.tid) + " has too little stack left; detached");
     return false;
   }
   Note("stopped in " + std::string(candidate.name) + ", which returned " + std::to_string(result) +
@@ -439,8 +444,7 @@ InjectResult<void> Injection::CallIn(TracedThread& thread, const user_regs_struc
   std::string blob = request_.library + '\0' + symbol + '\0' + request_.code + '\0';
   const uint64_t top = (saved.rsp - kRedZone) & ~uint64_t{15};
   const uint64_t strings = (top - blob.size()) & ~uint64_t{15};
-  const auto stack = MappingAt(maps_, saved.rsp);
-  if (!stack || (stack->path != "[stack]" && strings - stack->start < kStackNeeded)) {
+  if (!RoomOnStack(strings)) {
     return Failure("write-arguments", Thread(thread.tid()) + " has too little stack left");
   }
   if (auto r = WriteMemory(request_.pid, strings, blob.data(), blob.size()); !r) {
@@ -527,6 +531,16 @@ InjectResult<uint64_t> Injection::Call(TracedThread& thread, const user_regs_str
     const int deliver = stop->kind == Stop::Kind::kSignal ? stop->signal : 0;
     if (!thread.Continue(deliver)) return broken("cannot resume the call");
   }
+}
+
+// Whether the calls may use the stack below `lowest`: the thread's stack mapping, read now (a
+// thread started after Resolve() has a stack the first read did not list), leaves kStackNeeded
+// below it (the main thread's [stack] grows on demand).
+bool Injection::RoomOnStack(uint64_t lowest) const {
+  auto maps = ReadMaps(request_.pid);
+  if (!maps) return false;
+  const auto stack = MappingAt(*maps, lowest);
+  return stack && (stack->path == "[stack]" || lowest - stack->start >= kStackNeeded);
 }
 
 std::string Injection::TargetString(uint64_t address) {
