@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "agent/descriptors.h"
+
 namespace tidemark::agent {
 
 namespace {
@@ -124,12 +126,8 @@ void Connection::StartConnecting() {
     family = found->ai_family;
     freeaddrinfo(found);
   }
-  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd >= 0 && fd < 3) {  // The program closed 0, 1 or 2: never hold one of them.
-    const int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    close(fd);
-    fd = high;
-  }
+  const int fd = MakeAboveStdio(
+      [family] { return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); });
   if (fd < 0) {
     last_error_ = std::string("socket: ") + std::strerror(errno);
     return;

@@ -3,6 +3,7 @@
 #include "agent/compat.h"
 // compat.h brings Python.h first, as CPython requires.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "agent/descriptors.h"
 #include "agent/isolation.h"
 #include "agent/take.h"
 #include "agent/wake.h"
@@ -148,20 +150,19 @@ void ForgetForeignReporter(State& st) {
 // is what os.fork() counts on 3.12+: a joined thread stays listed for a moment after
 // pthread_join returns.
 bool OurThreadsListed() {
-  DIR* tasks = opendir("/proc/self/task");
-  if (tasks == nullptr) return false;
+  const int fd = OpenAboveStdio("/proc/self/task", O_RDONLY | O_DIRECTORY);
+  DIR* tasks = fd >= 0 ? fdopendir(fd) : nullptr;
+  if (tasks == nullptr) {
+    if (fd >= 0) close(fd);
+    return false;
+  }
   bool found = false;
   while (dirent* task = readdir(tasks)) {
     if (task->d_name[0] == '.') continue;
-    char path[sizeof "/proc/self/task//comm" + sizeof task->d_name], name[32] = {0};
+    char path[sizeof "/proc/self/task//comm" + sizeof task->d_name];
     std::snprintf(path, sizeof path, "/proc/self/task/%s/comm", task->d_name);
-    FILE* f = std::fopen(path, "re");
-    if (f == nullptr) continue;
-    const bool read = std::fgets(name, sizeof name, f) != nullptr;
-    std::fclose(f);
-    if (!read) continue;
-    name[std::strcspn(name, "\n")] = '\0';
-    if (std::strcmp(name, kReporterThreadName) == 0) {
+    const auto name = ReadSmallFile(path, 32);
+    if (name && name->substr(0, name->find('\n')) == kReporterThreadName) {
       found = true;
       break;
     }
@@ -201,7 +202,7 @@ int RestartAfterFork(void* generation) {
   }
   // Reconnect shortly before the next snapshot is due, not at once: a parent forking many
   // children in a row then pays for a sleeping thread per fork, not for a connection.
-  ReporterProgress progress = st.paused;
+  ReporterProgress progress = std::move(st.paused);
   const double warmup_s = std::min(st.settings.reporter.interval_s / 2, 1.0);
   progress.connect_at = std::max(Clock::now(), progress.next_due - Seconds(warmup_s));
   st.phase = StartReporter(st, std::move(progress), Run::kAfterFork, &st.last_error)
@@ -252,6 +253,7 @@ void StopAgent() {
   }
   st.phase = Phase::kStopped;
   ++st.generation;
+  st.paused.connection.reset();  // Kept across a fork, never restarted.
   if (!st.reporter) return;
   std::unique_ptr<Reporter> reporter = std::move(st.reporter);
   WithoutGil([&] {
@@ -326,6 +328,9 @@ void AfterForkInParent() {
 void AfterForkInChild() {
   State& st = S();
   wake::CloseInherited();  // The parent's: nothing has run here yet.
+  ForgetParentsProcFiles();
+  if (st.paused.connection) st.paused.connection->Close(0);  // This copy only: nothing is sent.
+  st.paused.connection.reset();
   st.owner_pid = getpid();
   ++st.generation;  // A restart the parent scheduled is not this process's.
   st.start_ns = snapshot::WallNowNs();

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <string_view>
 
+#include "agent/descriptors.h"
 #include "agent/process_memory.h"
 
 namespace tidemark::agent {
@@ -15,23 +16,6 @@ namespace {
 
 // A cgroup v1 limit at or above this is "no limit" (the kernel's PAGE_COUNTER_MAX in bytes).
 constexpr uint64_t kV1Unlimited = uint64_t{1} << 62;
-
-// A small file's text (a cgroup file, /proc/self/cgroup), at most 16 KiB; nullopt if unreadable.
-std::optional<std::string> ReadSmallFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::string text(16 << 10, '\0');
-  size_t used = 0;
-  while (used < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    used += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  text.resize(used);
-  return text;
-}
 
 std::optional<uint64_t> ParseUint(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
@@ -42,7 +26,7 @@ std::optional<uint64_t> ParseUint(std::string_view text) {
 }
 
 std::optional<uint64_t> ReadUintFile(const std::string& path) {
-  auto text = ReadSmallFile(path);
+  auto text = ReadKeptFile(path);
   return text ? ParseUint(*text) : std::nullopt;
 }
 
@@ -86,7 +70,7 @@ MemorySource MemorySource::Discover(const MemoryLimitOptions& options) {
     if (Exists(dir + "/memory.limit_in_bytes")) source.version_ = Version::kV1;
     return source;
   }
-  auto lines = ReadSmallFile(options.proc_self_cgroup);
+  auto lines = ReadSmallFile(options.proc_self_cgroup.c_str());
   if (!lines) return source;
   std::string_view rest = *lines;
   while (!rest.empty()) {
@@ -137,10 +121,10 @@ std::optional<MemoryReading> MemorySource::ReadCgroup(const std::string& dir) co
   const uint64_t usage =
       ReadUintFile(dir + (v2 ? "/memory.current" : "/memory.usage_in_bytes")).value_or(0);
   const uint64_t inactive_file =
-      KeyedValue(ReadSmallFile(dir + "/memory.stat"), v2 ? "inactive_file" : "total_inactive_file");
+      KeyedValue(ReadKeptFile(dir + "/memory.stat"), v2 ? "inactive_file" : "total_inactive_file");
   r.current = usage - std::min(usage, inactive_file);
   if (v2) {
-    const auto events = ReadSmallFile(dir + "/memory.events");
+    const auto events = ReadKeptFile(dir + "/memory.events");
     r.limit_hits = KeyedValue(events, "max");
     r.oom_kills = KeyedValue(events, "oom_kill");
   } else {

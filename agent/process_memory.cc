@@ -7,27 +7,30 @@
 #include <cstdio>
 #include <cstring>
 
+#include "agent/descriptors.h"
+
 namespace tidemark::agent {
 
 uint64_t ResidentBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "re");
-  if (f == nullptr) return 0;
+  const auto text = ReadKeptFile("/proc/self/statm", 256);
   unsigned long long pages_total = 0, pages_resident = 0;
-  const int got = std::fscanf(f, "%llu %llu", &pages_total, &pages_resident);
-  std::fclose(f);
-  return got == 2 ? pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+  if (!text || std::sscanf(text->c_str(), "%llu %llu", &pages_total, &pages_resident) != 2) {
+    return 0;
+  }
+  return pages_resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 uint64_t PageTableBytes() {
-  FILE* f = std::fopen("/proc/self/status", "re");
-  if (f == nullptr) return 0;
-  char line[256];
+  return StatusKiB(ReadKeptFile("/proc/self/status", 8 << 10), "VmPTE:") * 1024;
+}
+
+uint64_t StatusKiB(const std::optional<std::string>& text, const char* key) {
+  if (!text) return 0;
+  const size_t at = text->find(key);
+  if (at == std::string::npos || (at > 0 && (*text)[at - 1] != '\n')) return 0;
   unsigned long long kib = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::sscanf(line, "VmPTE: %llu kB", &kib) == 1) break;
-  }
-  std::fclose(f);
-  return kib * 1024;
+  std::sscanf(text->c_str() + at + std::strlen(key), "%llu", &kib);
+  return kib;
 }
 
 uint64_t MinorFaults() {

@@ -34,6 +34,8 @@ Reporter::Reporter(ReporterConfig config, ReporterProgress progress, TakeFn take
       take_(std::move(take)),
       ready_(std::move(ready)),
       progress_(std::move(progress)) {
+  connection_ = std::move(progress_.connection);
+  if (connection_) progress_.figures.delivered -= connection_->acked();  // Counted anew below.
   figures_ = progress_.figures;
   figures_.connected = false;
   endpoints_ = config_.endpoints.empty()
@@ -60,7 +62,7 @@ snapshot::Result<std::unique_ptr<Reporter>> Reporter::Start(ReporterConfig confi
   if (!(config.interval_s > 0)) return snapshot::Fail("interval must be positive");
   std::unique_ptr<Reporter> r(
       new Reporter(std::move(config), std::move(progress), std::move(take), std::move(how.ready)));
-  if (how.open_now) {
+  if (how.open_now && !r->connection_) {
     auto opened = r->OpenCurrent();
     if (!opened) return std::unexpected(opened.error());
     r->connection_ = std::move(*opened);
@@ -106,12 +108,11 @@ void Reporter::WriteOffResend() {
 
 ReporterProgress Reporter::Pause() {
   Join();
-  if (connection_) connection_->Close(0);
-  connection_.reset();
   WriteOffResend();
   ReporterProgress progress = progress_;
   progress.figures = figures();
   progress.figures.connected = false;
+  progress.connection = std::move(connection_);
   return progress;
 }
 
@@ -234,15 +235,17 @@ void Reporter::Loop() {
   const auto interval = Seconds(config_.interval_s);
   last_delivery_ = Clock::now();
   if (config_.memory_check_s > 0) {
-    memory_source_ = MemorySource::Discover(config_.memory);
+    if (!progress_.memory_source) {  // Once: after a fork the parent's schedule goes on.
+      progress_.memory_source = MemorySource::Discover(config_.memory);
+      progress_.next_memory_check = Clock::now();
+    }
     if (!progress_.pressure) progress_.pressure.emplace(config_.memory_thresholds);
-    next_memory_check_ = Clock::now();
     std::lock_guard lock(figures_mutex_);
-    figures_.memory_watch = memory_source_->Describe();
+    figures_.memory_watch = progress_.memory_source->Describe();
   }
   while (!stop_.load()) {
     auto wake_at = graph_due_ ? std::min(progress_.next_due, *graph_due_) : progress_.next_due;
-    if (memory_source_) wake_at = std::min(wake_at, next_memory_check_);
+    if (progress_.memory_source) wake_at = std::min(wake_at, progress_.next_memory_check);
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now());
     wait = std::min(wait, connection_->Timeout());
     // The wake eventfd, checked each turn (the program may have closed it: a new one is made).
@@ -309,9 +312,9 @@ void Reporter::KeepWithinOverhead(Clock::time_point walk_started) {
 }
 
 void Reporter::CheckMemory() {
-  if (!memory_source_ || Clock::now() < next_memory_check_) return;
-  next_memory_check_ = Clock::now() + Seconds(config_.memory_check_s);
-  const std::optional<MemoryReading> reading = memory_source_->Read();
+  if (!progress_.memory_source || Clock::now() < progress_.next_memory_check) return;
+  progress_.next_memory_check = Clock::now() + Seconds(config_.memory_check_s);
+  const std::optional<MemoryReading> reading = progress_.memory_source->Read();
   {
     std::lock_guard lock(figures_mutex_);
     figures_.memory = reading;
@@ -357,8 +360,8 @@ void Reporter::TakeOne(snapshot::Kind kind, bool values, uint32_t crossed_pct) {
   h.agent.encoded_bytes = before.last_encoded_bytes;
   h.agent.dropped = before.dropped;
   h.agent.delivered = before.delivered;
-  if (memory_source_) {
-    if (const auto m = memory_source_->Read()) {
+  if (progress_.memory_source) {
+    if (const auto m = progress_.memory_source->Read()) {
       h.memory = {.current = m->current,
                   .limit = m->limit,
                   .source = m->source,

@@ -118,6 +118,13 @@ struct ReporterProgress {
   ReporterFigures figures;
   // Which memory thresholds were crossed (built from the config on the first run).
   std::optional<PressureThresholds> pressure;
+  // Where the memory limit is read, found when the first run's loop starts, and when next.
+  std::optional<MemorySource> memory_source;
+  Clock::time_point next_memory_check;
+  // The connection, kept across a fork() in the parent: making a socket again at that moment
+  // would take a descriptor the program may be about to dup2() back (agent/descriptors.h).
+  // Its acknowledgements are in figures.delivered already.
+  std::shared_ptr<Connection> connection;
 };
 
 // A snapshot as taken: whole, or already encoded (a snapshot child encodes what it walked,
@@ -161,8 +168,8 @@ class Reporter {
   ~Reporter();  // Stop().
 
   // Ends the run quickly: a snapshot being taken or encoded is abandoned (not counted as
-  // dropped), the connection is closed without linger, no thread of ours remains. Returns
-  // what the next run needs. REQUIRES: the caller does not hold the GIL.
+  // dropped), no thread of ours remains. Returns what the next run needs, the connection
+  // included (a child closes its copy; nothing is written to it meanwhile). REQUIRES: the caller does not hold the GIL.
   ReporterProgress Pause();
 
   // Ends the instance: joins the thread, says goodbye if anything was ever sent, closes the
@@ -202,7 +209,7 @@ class Reporter {
   TakeFn take_;
   ReadyFn ready_;
   ReporterProgress progress_;  // Reporter thread only while it runs.
-  std::unique_ptr<Connection> connection_;
+  std::shared_ptr<Connection> connection_;
   std::atomic<bool> stop_{false};
   std::mutex wait_mutex_;  // With waiting_: the probation's wait.
   std::condition_variable waiting_;
@@ -214,8 +221,6 @@ class Reporter {
   uint64_t acked_seen_ = 0;          // Connection::acked() when last checked.
   Clock::time_point last_delivery_;  // The last acknowledgement, or the connection's start.
   bool silence_noticed_ = false;
-  std::optional<MemorySource> memory_source_;  // Reporter thread; found when Loop starts.
-  Clock::time_point next_memory_check_;
   uint64_t last_objects_ = 0;  // The last walk's objects: what a graph walk would cost.
   bool drop_noticed_ = false;
   // Reporter thread only: the collectors (home first), the one in use, since when, since when

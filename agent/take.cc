@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/descriptors.h"
 #include "agent/isolation.h"
 #include "agent/memory_limit.h"
 #include "agent/process_memory.h"
@@ -205,15 +206,7 @@ std::optional<snapshot::Error> OverPauseBound(double predicted_ms,
 // available, and no more than what is left under a cgroup limit.
 uint64_t MemoryLeft() {
   static const MemorySource cgroup = MemorySource::Discover({});
-  uint64_t left = 0;
-  if (FILE* f = std::fopen("/proc/meminfo", "re")) {
-    char line[128];
-    unsigned long long kib = 0;
-    while (std::fgets(line, sizeof line, f)) {
-      if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) left = kib << 10;
-    }
-    std::fclose(f);
-  }
+  uint64_t left = StatusKiB(ReadKeptFile("/proc/meminfo", 8 << 10), "MemAvailable:") << 10;
   if (const auto reading = cgroup.Read()) {
     const uint64_t under = reading->limit - std::min(reading->current, reading->limit);
     left = left == 0 ? under : std::min(left, under);

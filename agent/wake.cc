@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <mutex>
 
+#include "agent/descriptors.h"
+
 namespace tidemark::agent::wake {
 namespace {
 
@@ -42,12 +44,7 @@ int Fd() {
   std::lock_guard lock(g_create);
   fd = g_fd.load();
   if (Checked(fd) >= 0) return fd;
-  fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd >= 0 && fd < 3) {  // The program closed 0, 1 or 2: never hold one of them.
-    const int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    close(fd);
-    fd = high;
-  }
+  fd = MakeAboveStdio([] { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); });
   struct stat st;
   if (fd >= 0 && fstat(fd, &st) == 0) {
     g_device.store(st.st_dev);

@@ -130,7 +130,9 @@ class Injection {
   std::vector<Candidate> BlockedThreads() const;
   bool SignalUsable(pid_t tid, int signal) const;
   InjectResult<bool> AtSyscall(const Candidate& candidate);
-  InjectResult<std::string> AtBreakpoint();
+  InjectResult<std::string> AtBreakpoint(Clock::time_point deadline);
+  InjectResult<std::optional<std::string>> AtStep();
+  InjectResult<std::optional<TracedThread>> StoppedThread(pid_t tid);
   InjectResult<void> CallIn(TracedThread& thread, const user_regs_struct& saved);
   InjectResult<uint64_t> Call(TracedThread& thread, const user_regs_struct& base, uint64_t frame,
                               uint64_t function, uint64_t first, uint64_t second);
@@ -257,7 +259,7 @@ InjectResult<bool> Injection::AtSyscall(const Candidate& candidate) {
   return true;
 }
 
-InjectResult<std::string> Injection::AtBreakpoint() {
+InjectResult<std::string> Injection::AtBreakpoint(Clock::time_point deadline) {
   if (python_.empty()) {
     return Failure("find a safe point",
                    "no thread is blocked in a system call, and the interpreter's functions to "
@@ -366,7 +368,7 @@ InjectResult<std::string> Injection::AtBreakpoint() {
   Armed* winner = nullptr;
   std::string reached;
   while (winner == nullptr) {
-    if (Clock::now() > deadline_) {
+    if (Clock::now() > deadline) {
       const bool undone = release();
       return Failure("find a safe point",
                      "no safe point reached in the timeout: the process runs code that neither "
@@ -410,6 +412,79 @@ InjectResult<std::string> Injection::AtBreakpoint() {
   if (auto r = CallIn(chosen, *regs); !r) return std::unexpected(r.error());
   chosen.Detach(0);
   return Thread(tid) + " at the entry of " + reached + " (hardware breakpoint)";
+}
+
+// `tid` seized and stopped by PTRACE_INTERRUPT (signals met meanwhile delivered); nullopt if
+// it could not be.
+InjectResult<std::optional<TracedThread>> Injection::StoppedThread(pid_t tid) {
+  auto seized = TracedThread::Seize(tid);
+  if (!seized || !seized->Interrupt()) return std::optional<TracedThread>();
+  for (int n = 0; n < 100; ++n) {
+    auto stop = seized->Wait(deadline_);
+    if (!stop || stop->kind == Stop::Kind::kGone) break;
+    if (stop->kind == Stop::Kind::kInterrupt) return std::optional<TracedThread>(std::move(*seized));
+    if (!seized->Continue(stop->kind == Stop::Kind::kSignal ? stop->signal : 0)) break;
+  }
+  return std::optional<TracedThread>();
+}
+
+// The route where hardware breakpoints do not fire: each running thread in turn is stepped one
+// instruction at a time until it is at the entry of one of the interpreter's functions. The
+// thread runs thousands of times slower meanwhile (at most until the deadline). A thread that
+// stops on a signal of its own, or blocks in a system call, is let go with its signal.
+InjectResult<std::optional<std::string>> Injection::AtStep() {
+  for (const pid_t tid : Threads(request_.pid)) {
+    const std::string stat = ReadText("/proc/" + std::to_string(request_.pid) + "/task/" +
+                                      std::to_string(tid) + "/stat");
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos || stat.compare(paren, 3, ") R") != 0) continue;
+    if (!SignalUsable(tid, SIGTRAP) || !SignalUsable(tid, SIGSEGV)) continue;
+    auto stopped = StoppedThread(tid);
+    if (!stopped || !*stopped) continue;
+    TracedThread thread = std::move(**stopped);
+    int pending = 0;
+    std::string reached;
+    while (reached.empty() && Clock::now() < deadline_) {
+      if (!thread.Step()) break;
+      auto stop = thread.Wait(Clock::now() + std::chrono::milliseconds(100));
+      if (!stop) {  // Blocked in a system call: stopped again and let go.
+        if (thread.Interrupt()) {
+          auto again = thread.Wait(Clock::now() + kCallTimeout);
+          if (again && again->kind == Stop::Kind::kSignal && again->signal != SIGTRAP)
+            pending = again->signal;
+        }
+        break;
+      }
+      if (stop->kind == Stop::Kind::kGone) break;
+      if (stop->kind != Stop::Kind::kSignal || stop->signal != SIGTRAP) {
+        if (stop->kind == Stop::Kind::kSignal) pending = stop->signal;
+        break;
+      }
+      auto info = thread.SignalInfo();
+      if (!info || info->si_code <= 0) {  // A SIGTRAP someone sent: theirs.
+        pending = SIGTRAP;
+        break;
+      }
+      auto regs = thread.Registers();
+      if (!regs) break;
+      for (const auto& [name, address] : python_) {
+        if (regs->rip == address) reached = name;
+      }
+    }
+    if (reached.empty()) {
+      thread.Detach(pending);
+      continue;
+    }
+    Note(Thread(tid) + " reached " + reached + " by single steps");
+    if (FaultAt("breakpoint-hit")) return OnPurpose("breakpoint-hit");
+    auto regs = thread.Registers();
+    if (!regs) return Failure("save-registers", regs.error().message);
+    if (auto r = CallIn(thread, *regs); !r) return std::unexpected(r.error());
+    thread.Detach(0);
+    return std::optional<std::string>(Thread(tid) + " at the entry of " + reached +
+                                      " (single steps)");
+  }
+  return std::optional<std::string>();
 }
 
 // Saves every register, calls dlopen, dlsym and tidemark_inject, restores them all. The thread
@@ -566,9 +641,18 @@ InjectResult<Injected> Injection::Run() {
       }
     }
   }
-  auto where = AtBreakpoint();
-  if (!where) return std::unexpected(where.error());
-  return Injected{*where, detail_};
+  // Hardware breakpoints for half the time left; where none fired (a virtual machine may not
+  // pass debug registers on), single steps for the rest.
+  auto where = AtBreakpoint(Clock::now() + (deadline_ - Clock::now()) / 2);
+  if (where || !where.error().intact || where.error().step != "find a safe point") {
+    if (!where) return std::unexpected(where.error());
+    return Injected{*where, detail_};
+  }
+  Note("no hardware breakpoint fired in half the timeout: single steps");
+  auto stepped = AtStep();
+  if (!stepped) return std::unexpected(stepped.error());
+  if (!*stepped) return Failure(where.error().step, where.error().reason);
+  return Injected{**stepped, detail_};
 }
 
 }  // namespace

@@ -112,6 +112,10 @@ snapshot::Result<void> TracedThread::Continue(int signal, bool to_syscall) {
                         reinterpret_cast<void*>(static_cast<long>(signal))));
 }
 
+snapshot::Result<void> TracedThread::Step() {
+  return Request("PTRACE_SINGLESTEP", ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr));
+}
+
 void TracedThread::Detach(int signal) {
   if (tid_ == 0) return;
   ptrace(PTRACE_DETACH, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(signal)));

@@ -63,6 +63,8 @@ class TracedThread {
   snapshot::Result<bool> AtSyscallEntry();
   // Resumes it: PTRACE_CONT, or PTRACE_SYSCALL to stop at the next syscall entry or exit.
   snapshot::Result<void> Continue(int signal, bool to_syscall = false);
+  // Executes one instruction (PTRACE_SINGLESTEP), then stops with SIGTRAP.
+  snapshot::Result<void> Step();
   // Detaches (letting `signal` be delivered, 0 for none). Idempotent.
   void Detach(int signal);
 
