@@ -68,9 +68,7 @@ std::array<KeptFile, kKeptFiles> g_kept;  // GUARDED_BY(g_kept_mutex)
 
 }  // namespace
 
-int MakeAboveStdio(const std::function<int()>& make) {
-  return MoveAbove(make());
-}
+int MakeAboveStdio(const std::function<int()>& make) { return MoveAbove(make()); }
 
 int OpenAboveStdio(const char* path, int flags) {
   return MakeAboveStdio([&] { return ::open(path, flags | O_CLOEXEC); });

@@ -415,6 +415,7 @@ int RetainedCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
     }
     for (const auto& [bytes, name] : types)
       j["types"].push_back({{"type", name}, {"retained", bytes}});
+    MarkTruncated(j, top.size(), g->size());  // "objects" are the top N of every object.
     out << j.dump(2) << "\n";
     return 0;
   }
@@ -438,8 +439,12 @@ int GraphDiffCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   if (!b) return 1;
   if (a->header().identity.pid != b->header().identity.pid ||
       a->header().identity.start_time_ns != b->header().identity.start_time_ns) {
-    err << "tidemark gdiff: warning: the snapshots come from different processes; addresses "
-           "cannot match\n";
+    err << "tidemark gdiff: " << flags.positional[0] << " and " << flags.positional[1]
+        << " come from different processes (" << snapshot::AgentName(a->header().identity) << ", "
+        << snapshot::AgentName(b->header().identity)
+        << "): gdiff matches objects by address, which only means something within one "
+           "process; `tidemark diff A B` compares their types\n";
+    return 1;
   }
   const Dominators d = Dominators::Compute(*b);
   const auto r = analysis::DiffGraphs(*a, *b, d);

@@ -23,10 +23,10 @@ const OptionSpec kJsonOption = {"--json", OptionKind::kSwitch, "",
                                 "print JSON: every row unless --top limits it, then with "
                                 "\"truncated\": true and the total"};
 const std::vector<OptionSpec> kGraphLoadOptions = {
-    {"--max-refs", OptionKind::kCount, "N",
+    {"--max-refs", OptionKind::kLimit, "N|all",
      "keep at most N references per object (default: all the snapshot has)"},
-    {"--max-parents", OptionKind::kCount, "N",
-     "keep at most N referrers per object for paths (default 100)"},
+    {"--max-parents", OptionKind::kLimit, "N|all",
+     "keep at most N referrers per object for paths (default 100; all: every one)"},
     {"--no-values", OptionKind::kSwitch, "", "drop recorded values (strings, numbers) at load"},
     {"--no-collapse", OptionKind::kSwitch, "",
      "keep instance __dict__s as objects of their own instead of folding them into their "
@@ -163,7 +163,10 @@ int ParseCommandLine(const VerbSpec& verb, const std::vector<std::string>& args,
     if (o->kind == OptionKind::kCount && !IsCount(v)) {
       return Refuse(verb, err, a + " takes a positive integer, not '" + v + "'");
     }
-    flags.values[name].push_back(v);
+    if (o->kind == OptionKind::kLimit && !IsCount(v) && v != "all" && v != "-1") {
+      return Refuse(verb, err, a + " takes a positive integer or 'all', not '" + v + "'");
+    }
+    flags.values[name].push_back(v == "all" ? "-1" : v);
   }
   if (flags.positional.size() < verb.min_arguments) {
     return Refuse(verb, err,
@@ -183,11 +186,13 @@ std::string VerbHelp(const VerbSpec& verb) {
   out << "\noptions:\n";
   std::vector<OptionSpec> options = verb.options;
   options.push_back({"--help", OptionKind::kSwitch, "", "this text"});
+  const bool has_top = FindOption(verb, "--top") != nullptr;
   for (const OptionSpec& o : options) {
     std::string left = "  " + std::string(o.name);
     if (!o.placeholder.empty()) left += " " + std::string(o.placeholder);
     if (o.kind == OptionKind::kList) left += " ...";
-    out << Aligned(left, 22, o.help);
+    // Without --top, JSON holds every row: its help must not speak of one.
+    out << Aligned(left, 22, o.name == "--json" && !has_top ? "print JSON" : o.help);
   }
   if (TakesSnapshot(verb)) {
     out << "\nSNAP (and A, B) is a snapshot file (tidemark.dump(), import-meliae) or a stored\n"
@@ -204,13 +209,17 @@ std::string Usage(std::span<const VerbSpec> verbs) {
   out << "usage: tidemark <command> [arguments] [options]\n"
          "       tidemark <command> --help     that command's arguments and options\n"
          "       tidemark --version\n";
-  std::string_view group;
+  // Each group once, in the order groups first appear; its verbs in table order.
+  std::vector<std::string_view> groups;
   for (const VerbSpec& v : verbs) {
-    if (v.group != group) {
-      group = v.group;
-      out << "\n" << group << ":\n";
+    if (std::find(groups.begin(), groups.end(), v.group) == groups.end()) groups.push_back(v.group);
+  }
+  for (std::string_view group : groups) {
+    out << "\n" << group << ":\n";
+    for (const VerbSpec& v : verbs) {
+      if (v.group != group) continue;
+      out << Aligned("  " + std::string(v.name) + " " + std::string(v.arguments), 26, v.summary);
     }
-    out << Aligned("  " + std::string(v.name) + " " + std::string(v.arguments), 26, v.summary);
   }
   return out.str();
 }

@@ -19,6 +19,7 @@ namespace tidemark::cli {
 enum class OptionKind {
   kSwitch,  // --json
   kCount,   // a positive integer: --top 5
+  kLimit,   // a positive integer, or "all" (-1 too): --max-parents all
   kText,    // --format folded
   kList,    // repeatable: --exclude A --exclude B
 };

@@ -17,6 +17,7 @@
 #include "cli/sites_command.h"
 #include "cli/stored.h"
 #include "cli/type_table.h"
+#include "diff/json.h"
 #include "diff/type_diff.h"
 #include "snapshot/clock.h"
 #include "snapshot/wire.h"
@@ -56,7 +57,7 @@ int Summary(const Flags& flags, std::ostream& out, std::ostream& err) {
     j["seq"] = h.seq;
     j["kind"] = snapshot::KindName(h.kind);
     j["timestamp_ns"] = h.timestamp_ns;
-    out << j.dump(2) << "\n";
+    out << diff::Dump(j, 2) << "\n";
     return 0;
   }
   PrintTypeTable(rows, RowsShown(flags, rows.size(), 20), flags, out);
@@ -94,7 +95,7 @@ int Diff(const Flags& flags, std::ostream& out, std::ostream& err) {
                            {"bytes_delta", d.bytes_delta()}});
     }
     MarkTruncated(j, shown, rows.size());
-    out << j.dump(2) << "\n";
+    out << diff::Dump(j, 2) << "\n";
     return 0;
   }
   out << Format("Diff over %.1f s (seq %" PRIu64 " -> %" PRIu64 "), %zu types changed\n", seconds,
@@ -199,7 +200,8 @@ const std::vector<VerbSpec>& Verbs() {
        "bytes now, delta, rate per hour (least squares), share of rising steps, fit (R^2).",
        {{"--service", OptionKind::kText, "S", "only service S"},
         {"--agent", OptionKind::kText, "A",
-         "only agent A: an id from ls, SERVICE/HOST/PID or SERVICE/HOST/PID@START"},
+         "only agent A: an id from ls, SERVICE (its newest instance), SERVICE/PID, "
+         "SERVICE/HOST/PID or SERVICE/HOST/PID@START"},
         {"--window", OptionKind::kText, "DURATION",
          "1h (default), 30m, 1d..., or 'last' for the newest two snapshots"},
         Top("the N fastest-growing types per service (default 20)"),

@@ -132,6 +132,7 @@ class Injection {
   InjectResult<bool> AtSyscall(const Candidate& candidate);
   InjectResult<std::string> AtBreakpoint(Clock::time_point deadline);
   InjectResult<std::optional<std::string>> AtStep();
+  InjectResult<std::optional<std::string>> StepEachRunningThread();
   InjectResult<std::optional<TracedThread>> StoppedThread(pid_t tid);
   InjectResult<void> CallIn(TracedThread& thread, const user_regs_struct& saved);
   InjectResult<uint64_t> Call(TracedThread& thread, const user_regs_struct& base, uint64_t frame,
@@ -422,7 +423,9 @@ InjectResult<std::optional<TracedThread>> Injection::StoppedThread(pid_t tid) {
   for (int n = 0; n < 100; ++n) {
     auto stop = seized->Wait(deadline_);
     if (!stop || stop->kind == Stop::Kind::kGone) break;
-    if (stop->kind == Stop::Kind::kInterrupt) return std::optional<TracedThread>(std::move(*seized));
+    if (stop->kind == Stop::Kind::kInterrupt) {
+      return std::optional<TracedThread>(std::move(*seized));
+    }
     if (!seized->Continue(stop->kind == Stop::Kind::kSignal ? stop->signal : 0)) break;
   }
   return std::optional<TracedThread>();
@@ -433,18 +436,31 @@ InjectResult<std::optional<TracedThread>> Injection::StoppedThread(pid_t tid) {
 // thread runs thousands of times slower meanwhile (at most until the deadline). A thread that
 // stops on a signal of its own, or blocks in a system call, is let go with its signal.
 InjectResult<std::optional<std::string>> Injection::AtStep() {
+  while (Clock::now() < deadline_) {
+    auto reached = StepEachRunningThread();
+    if (!reached || *reached) return reached;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // None running: look again.
+  }
+  return std::optional<std::string>();
+}
+
+// One pass over the threads running now (not the agent's own), each stepped for a slice of the
+// time left; nullopt if none reached a safe point.
+InjectResult<std::optional<std::string>> Injection::StepEachRunningThread() {
+  const std::string task = "/proc/" + std::to_string(request_.pid) + "/task/";
   for (const pid_t tid : Threads(request_.pid)) {
-    const std::string stat = ReadText("/proc/" + std::to_string(request_.pid) + "/task/" +
-                                      std::to_string(tid) + "/stat");
+    const std::string stat = ReadText(task + std::to_string(tid) + "/stat");
     const size_t paren = stat.rfind(')');
     if (paren == std::string::npos || stat.compare(paren, 3, ") R") != 0) continue;
+    if (stat.find("(tidemark)") != std::string::npos) continue;  // The agent's reporter.
     if (!SignalUsable(tid, SIGTRAP) || !SignalUsable(tid, SIGSEGV)) continue;
     auto stopped = StoppedThread(tid);
     if (!stopped || !*stopped) continue;
     TracedThread thread = std::move(**stopped);
     int pending = 0;
     std::string reached;
-    while (reached.empty() && Clock::now() < deadline_) {
+    const auto slice_end = std::min(deadline_, Clock::now() + std::chrono::seconds(1));
+    while (reached.empty() && Clock::now() < slice_end) {
       if (!thread.Step()) break;
       auto stop = thread.Wait(Clock::now() + std::chrono::milliseconds(100));
       if (!stop) {  // Blocked in a system call: stopped again and let go.
@@ -630,9 +646,14 @@ InjectResult<Injected> Injection::Run() {
   if (auto r = Resolve(); !r) return std::unexpected(r.error());
   // Threads blocked in a system call first, looked at again until the deadline; a thread that
   // moved on between /proc and the stop is left as it was.
+  // No thread blocked at the first look may be one back in its call a moment later (a sleep
+  // just restarted, on a loaded machine): looked at for up to 20 rounds, 10 ms apart.
   for (int round = 0; Clock::now() < deadline_ && round < 20; ++round) {
     const std::vector<Candidate> candidates = BlockedThreads();
-    if (candidates.empty()) break;
+    if (candidates.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
     for (const Candidate& candidate : candidates) {
       auto done = AtSyscall(candidate);
       if (!done) return std::unexpected(done.error());

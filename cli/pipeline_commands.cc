@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 
 #include "cli/merged.h"
@@ -14,6 +15,7 @@
 #include "diff/growth.h"
 #include "diff/json.h"
 #include "store/journal.h"
+#include "store/references.h"
 #include "store/store.h"
 
 namespace tidemark::cli {
@@ -111,20 +113,24 @@ int GrowthCommand(const Flags& flags, std::ostream& out, std::ostream& err) {
   }
   const std::map<uint32_t, store::AgentRecord>* agents = &inputs->agents;
   const std::vector<store::SeriesPoint>* points = &inputs->points;
+  // --agent names an agent as every verb does (store/references.h): its newest instance.
+  std::optional<uint32_t> only;
+  if (!agent_filter.empty()) {
+    store::Catalog named;
+    named.agents = *agents;
+    if (auto ids = store::ResolveAgent(named, agent_filter)) only = ids->front();
+  }
   // A service or an agent nobody reported as is a mistake, not an empty result.
   const auto matches = [&](uint32_t id, const snapshot::Identity& who) {
-    const std::string full = snapshot::AgentName(who);
-    const std::string key = full.substr(0, full.rfind('@'));
     return (service.empty() || who.service == service) &&
-           (agent_filter.empty() || agent_filter == key || agent_filter == full ||
-            agent_filter == std::to_string(id));
+           (agent_filter.empty() || (only && *only == id));
   };
   if (std::none_of(agents->begin(), agents->end(),
                    [&](const auto& a) { return matches(a.first, a.second.identity); })) {
     err << "tidemark growth: no agent" << (agent_filter.empty() ? "" : " '" + agent_filter + "'")
         << (service.empty() ? "" : " of service '" + service + "'") << " in the store "
-        << flags.store_dir << " (tidemark ls lists them; --agent takes an id, SERVICE/HOST/PID "
-        << "or SERVICE/HOST/PID@START)\n";
+        << flags.store_dir << " (tidemark ls lists them; --agent takes an id, SERVICE, "
+        << "SERVICE/PID, SERVICE/HOST/PID or SERVICE/HOST/PID@START)\n";
     return 1;
   }
   // Per agent: the series of each type, absent types as zero.

@@ -58,7 +58,8 @@ void Header(const Flags& flags, const snapshot::Sites& s, std::ostream& out) {
 
 int OneSnapshot(const Flags& flags, std::vector<diff::SiteRow> rows, const snapshot::Sites& s,
                 std::ostream& out) {
-  if (flags.has("--folded")) {
+  if (flags.has("--folded")) {  // Every site for a flame graph, unless --top says otherwise.
+    if (flags.value("--top")) rows.resize(RowsShown(flags, rows.size(), rows.size()));
     out << diff::FoldedSites(rows);
     return 0;
   }

@@ -4,6 +4,7 @@
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -43,7 +44,15 @@ TracedThread& TracedThread::operator=(TracedThread&& other) noexcept {
 }
 
 snapshot::Result<TracedThread> TracedThread::Seize(pid_t tid) {
-  if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0) {
+  // A tracer that just let the thread go (an attach a moment ago) may not be gone from the
+  // kernel's view yet: EPERM is tried again for a little while before it is an answer.
+  long seized = -1;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    seized = ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD));
+    if (seized == 0 || errno != EPERM) break;
+    usleep(10'000);
+  }
+  if (seized != 0) {
     const bool denied = errno == EPERM;
     return Fail(Code::kIo, "ptrace(PTRACE_SEIZE, " + std::to_string(tid) + "): " + Errno() +
                                (denied ? " (in a container, tracing needs CAP_SYS_PTRACE and the "

@@ -6,6 +6,7 @@
 #include "collector/api_graph_queries.h"
 #include "collector/api_queries.h"
 #include "collector/api_store_files.h"
+#include "diff/json.h"
 #include "snapshot/clock.h"
 
 namespace tidemark::collector {
@@ -14,7 +15,7 @@ namespace {
 using nlohmann::json;
 
 HttpResponse Json(int status, const json& body) {
-  return {status, "application/json", body.dump() + "\n"};
+  return {status, "application/json", diff::Dump(body) + "\n"};
 }
 
 HttpResponse Error(const QueryError& e) {
@@ -146,7 +147,8 @@ HttpResponse Api::SnapshotNow(const std::string& query) {
   if (!ref) return Error({400, ref.error().message, "agent"});
   auto agent = AgentNamed(store_dir_, listing_, *ref, "agent");
   if (!agent) return Error(agent.error());
-  if (auto wait = snapshot_limiter_.Acquire(*agent, snapshot::WallNowNs())) {
+  const int64_t now = snapshot::WallNowNs();
+  if (auto wait = snapshot_limiter_.Acquire(*agent, now)) {
     const int64_t seconds = (*wait + 999'999'999) / 1'000'000'000;
     HttpResponse busy = Json(429, {{"error", "a snapshot of " + *agent +
                                                  " was asked for less than http.snapshot_interval "
@@ -157,6 +159,7 @@ HttpResponse Api::SnapshotNow(const std::string& query) {
     return busy;
   }
   if (!requester_ || !requester_(*agent)) {
+    snapshot_limiter_.Release(*agent, now);  // Not asked: no interval used up.
     return Error({409, *agent + " has no open connection to this collector", "agent"});
   }
   ++snapshots_requested_;

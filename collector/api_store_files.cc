@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
+#include "diff/json.h"
 #include "store/file_system.h"
 
 namespace tidemark::collector {
@@ -38,7 +39,7 @@ QueryError FromFile(const snapshot::Error& e, const char* name) {
 }
 
 HttpResponse JsonAnswer(const nlohmann::json& body) {
-  return {200, "application/json", body.dump() + "\n"};
+  return {200, "application/json", diff::Dump(body) + "\n"};
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "collector/api.h"
 #include "collector/console.h"
 #include "collector/http_auth.h"
+#include "collector/http_host.h"
 #include "collector/http_server.h"
 #include "collector/ingest.h"
 #include "collector/metrics.h"
@@ -47,7 +48,7 @@ void SetupLogging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
-std::string HttpMetrics(const HttpCounters& c, uint64_t unauthorized) {
+std::string HttpMetrics(const HttpCounters& c, uint64_t unauthorized, uint64_t wrong_host) {
   return "# HELP tidemark_http_connections_refused_total HTTP connections over "
          "http.max_connections, answered 503.\n"
          "# TYPE tidemark_http_connections_refused_total counter\n"
@@ -61,7 +62,12 @@ std::string HttpMetrics(const HttpCounters& c, uint64_t unauthorized) {
          "\n# HELP tidemark_http_unauthorized_total Requests refused 401: no or a wrong token.\n"
          "# TYPE tidemark_http_unauthorized_total counter\n"
          "tidemark_http_unauthorized_total " +
-         std::to_string(unauthorized) + "\n";
+         std::to_string(unauthorized) +
+         "\n# HELP tidemark_http_wrong_host_total Requests refused 421: without a token, a Host "
+         "that is not localhost, a loopback address or one of http.allowed_hosts.\n"
+         "# TYPE tidemark_http_wrong_host_total counter\n"
+         "tidemark_http_wrong_host_total " +
+         std::to_string(wrong_host) + "\n";
 }
 
 class Daemon {
@@ -83,7 +89,8 @@ class Daemon {
                         .snapshot_interval_ns = config_.http_snapshot_interval_ms * kMsToNs,
                         .series_memory_bytes = config_.api_series_memory_bytes,
                         .series_span_ns = config_.api_series_span_ms * kMsToNs}),
-        auth_(config_.http_token) {}
+        auth_(config_.http_token),
+        hosts_(config_.http_listen, config_.http_allowed_hosts) {}
 
   int Run() {
     const std::string dir = config::ResolvedStoreDir(config_);
@@ -245,6 +252,13 @@ class Daemon {
     const std::string path = request.target.substr(0, request.target.find('?'));
     // The console's files hold no data: the page must load to ask for the token.
     if (auto file = ConsoleFile(request.method, path)) return reply(std::move(*file));
+    if (!auth_.Enabled() && path != "/healthz" && !hosts_.Allows(request.host)) {
+      wrong_host_.fetch_add(1, std::memory_order_relaxed);
+      return reply({421, "application/json",
+                    "{\"error\": \"this collector answers requests for localhost, loopback "
+                    "addresses and the names of http.allowed_hosts, not for the Host this "
+                    "request named\"}\n"});
+    }
     if (auth_.Enabled() && path != "/healthz" && !auth_.Allows(request.authorization)) {
       unauthorized_.fetch_add(1, std::memory_order_relaxed);
       return reply({401,
@@ -263,7 +277,8 @@ class Daemon {
     if (path == "/metrics") {
       return {200, "text/plain; version=0.0.4; charset=utf-8",
               metrics_.Render(store_->stats(), snapshot::WallNowNs()) + pipeline_->RenderMetrics() +
-                  HttpMetrics(http_.counters(), unauthorized_.load()) + api_.RenderMetrics()};
+                  HttpMetrics(http_.counters(), unauthorized_.load(), wrong_host_.load()) +
+                  api_.RenderMetrics()};
     }
     if (path == "/alerts") return {200, "application/json", pipeline_->ActiveAlertsJson() + "\n"};
     return {404, "text/plain; charset=utf-8",
@@ -278,7 +293,9 @@ class Daemon {
   HttpServer http_;
   Api api_;  // After io_: its workers' replies are posted to io_ until it is destroyed.
   const BearerAuth auth_;
+  const HostCheck hosts_;
   std::atomic<uint64_t> unauthorized_{0};
+  std::atomic<uint64_t> wrong_host_{0};
   Metrics metrics_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Notifier> notifier_;

@@ -39,7 +39,8 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void Respond() {
     HttpRequest request{std::string(request_.method_string()), std::string(request_.target()),
-                        std::string(request_[http::field::authorization])};
+                        std::string(request_[http::field::authorization]),
+                        std::string(request_[http::field::host])};
     auto reply = [self = shared_from_this()](HttpResponse answer) {
       auto executor = self->stream_.get_executor();
       boost::asio::post(executor, [self = std::move(self), answer = std::move(answer)]() mutable {
@@ -86,7 +87,12 @@ class Session : public std::enable_shared_from_this<Session> {
 // Answers a connection over the cap without reading it, and closes it.
 void Refuse(tcp::socket socket) {
   static const std::string kBusy =
-      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+      std::string(
+          "HTTP/1.1 503 Service Unavailable\r\nServer: tidemarkd\r\n"
+          "Content-Type: text/plain; charset=utf-8\r\nContent-Security-Policy: ") +
+      kContentSecurityPolicy +
+      "\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+      "Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\nRetry-After: 1\r\n"
       "Connection: close\r\nContent-Length: 36\r\n\r\ntoo many HTTP connections; try again\n";
   boost::system::error_code ignored;
   socket.non_blocking(true, ignored);

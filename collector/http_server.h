@@ -44,6 +44,7 @@ struct HttpCounters {
 struct HttpRequest {
   std::string method, target;
   std::string authorization;  // The Authorization header, "" if absent.
+  std::string host;           // The Host header, "" if absent.
 };
 
 class HttpServer {

@@ -212,12 +212,14 @@ void Ingest::Process(std::string peer, const std::string& peer_address, std::str
     ProcessGoodbye(message, peer_address);
     return;
   }
-  auto valid = Validate(message, limits);
+  const int64_t now = snapshot::WallNowNs();
+  Limits checked = limits;
+  checked.now_ns = now;
+  auto valid = Validate(message, checked);
   if (!valid) {
     Drop(valid.error().reason, valid.error().detail + " (from " + peer_address + ")");
     return;
   }
-  const int64_t now = snapshot::WallNowNs();
   metrics_.Received(valid->header, message.size(), now);
   bool duplicate = false, durable = false;
   {
@@ -342,6 +344,18 @@ void Ingest::Run() {
         }
         Drop(DropReason::kProtocol, "a message of more than one frame from " + PeerAddress(*body));
         continue;
+      }
+      if (s.curve) {  // The key it was let in with may have left the list since (a reload).
+        const char* user = zmq_msg_gets(body->handle(), "User-Id");
+        std::string key(32, '\0');
+        if (user == nullptr || std::strlen(user) != 40 ||
+            !zmq_z85_decode(reinterpret_cast<uint8_t*>(key.data()), user) ||
+            !s.allowed.count(key)) {
+          Drop(DropReason::kUnauthorized,
+               std::string("CURVE client key ") + (user ? user : "(none)") + " from " +
+                   PeerAddress(*body) + " is no longer in curve.allowed_clients");
+          continue;
+        }
       }
       const size_t size = body->size();
       s.queued_bytes += size;

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <optional>
 
+#include "config/http_url.h"
 #include "diff/json.h"
 #include "snapshot/clock.h"
 
@@ -34,45 +35,10 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using nlohmann::json;
 
-struct Url {
-  bool tls = false;
-  std::string host, port, target;
-};
-
-std::optional<Url> ParseUrl(const std::string& text) {
-  Url url;
-  std::string rest;
-  if (text.rfind("https://", 0) == 0) {
-    url.tls = true;
-    rest = text.substr(8);
-  } else if (text.rfind("http://", 0) == 0) {
-    rest = text.substr(7);
-  } else {
-    return std::nullopt;
-  }
-  const size_t slash = rest.find('/');
-  std::string authority = rest.substr(0, slash);
-  url.target = slash == std::string::npos ? "/" : rest.substr(slash);
-  url.port = url.tls ? "443" : "80";
-  if (!authority.empty() && authority.front() == '[') {  // [::1]:8080
-    const size_t close = authority.find(']');
-    if (close == std::string::npos) return std::nullopt;
-    url.host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') {
-      url.port = authority.substr(close + 2);
-    }
-  } else if (const size_t colon = authority.rfind(':'); colon != std::string::npos) {
-    url.host = authority.substr(0, colon);
-    url.port = authority.substr(colon + 1);
-  } else {
-    url.host = authority;
-  }
-  if (url.host.empty()) return std::nullopt;
-  return url;
-}
+using config::HttpUrl;
 
 template <typename Stream>
-asio::awaitable<void> Exchange(Stream& stream, const Url& url, const config::HookConfig& hook,
+asio::awaitable<void> Exchange(Stream& stream, const HttpUrl& url, const config::HookConfig& hook,
                                const std::string& body, std::string& error) {
   http::request<http::string_body> request{http::verb::post, url.target, 11};
   request.set(http::field::host, url.host);
@@ -101,8 +67,8 @@ asio::awaitable<void> Exchange(Stream& stream, const Url& url, const config::Hoo
 
 std::string HttpPost(const config::HookConfig& hook, const std::string& url_text,
                      const std::string& body) {
-  const auto url = ParseUrl(url_text);
-  if (!url) return "not an http:// or https:// URL: " + url_text;
+  const auto url = config::ParseHttpUrl(url_text);
+  if (!url) return url.error().message;
   std::string error = "timed out after " + std::to_string(hook.timeout_ms) + " ms";
   bool done = false;
   try {

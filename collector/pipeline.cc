@@ -458,7 +458,7 @@ void Pipeline::MakeReport(const config::ScheduleConfig& s, int64_t created_ns) {
     keep = static_cast<size_t>(config_.report_history);
   }
   auto compact = [keep](const std::vector<std::string>& r) { return KeepNewest(r, keep); };
-  if (auto r = reports_journal_->Append(json.dump(), keep, compact, created_ns); !r) {
+  if (auto r = reports_journal_->Append(diff::Dump(json), keep, compact, created_ns); !r) {
     spdlog::error("cannot write {}: {}", reports_journal_->path(), r.error().message);
   }
   notifier_.Notify({"report", "report", json, s.hooks});
@@ -554,7 +554,7 @@ std::string Pipeline::ActiveAlertsJson() const {
   nlohmann::json out = nlohmann::json::array();
   std::lock_guard lock(state_mutex_);
   for (const auto& [id, alert] : detector_.active()) out.push_back(diff::ToJson(alert));
-  return out.dump();
+  return diff::Dump(out);
 }
 
 std::string Pipeline::RenderMetrics() const {

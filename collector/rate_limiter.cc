@@ -27,6 +27,15 @@ std::optional<int64_t> RateLimiter::Acquire(const std::string& key, int64_t now_
   return std::nullopt;
 }
 
+void RateLimiter::Release(const std::string& key, int64_t now_ns) {
+  std::lock_guard lock(mutex_);
+  // An earlier event it replaced had passed its interval already: forgetting the key is
+  // the same as putting that one back.
+  if (auto found = last_ns_.find(key); found != last_ns_.end() && found->second == now_ns) {
+    last_ns_.erase(found);
+  }
+}
+
 uint64_t RateLimiter::overflows() const {
   std::lock_guard lock(mutex_);
   return overflows_;

@@ -21,6 +21,10 @@ class RateLimiter {
   // nullopt: allowed (and recorded at now_ns). Otherwise the ns to wait before the next one.
   std::optional<int64_t> Acquire(const std::string& key, int64_t now_ns);
 
+  // Undoes the event Acquire recorded at now_ns for `key` (it did not happen after all: the
+  // agent could not be asked), so that it uses up no interval.
+  void Release(const std::string& key, int64_t now_ns);
+
   uint64_t overflows() const;
 
  private:

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "snapshot/text.h"
+
 namespace tidemark::collector {
 namespace {
 
@@ -33,6 +35,8 @@ const char* DropReasonName(DropReason reason) {
       return "store";
     case DropReason::kUnauthorized:
       return "unauthorized";
+    case DropReason::kClock:
+      return "clock";
     case DropReason::kCount:
       break;
   }
@@ -75,6 +79,27 @@ std::expected<snapshot::Snapshot, Rejection> Validate(std::string_view message,
                   "service \"" +
                       id.service + "\", pid " + std::to_string(id.pid) + ")");
   }
+  for (const auto& [part, value] :
+       {std::pair<const char*, const std::string&>{"service", id.service}, {"host", id.host}}) {
+    if (std::string why = snapshot::WhyNotAName(value); !why.empty()) {
+      return Reject(DropReason::kIdentity, std::string("the ") + part + " name " + why);
+    }
+  }
+  for (const auto& [key, value] : id.labels) {
+    if (!snapshot::IsUtf8(key) || !snapshot::IsUtf8(value)) {
+      return Reject(DropReason::kIdentity, "a label is not valid UTF-8");
+    }
+  }
+  if (limits.now_ns > 0) {
+    const int64_t latest = limits.now_ns + kMaxClockAheadNs;
+    if (header->timestamp_ns > latest || id.start_time_ns > latest) {
+      return Reject(DropReason::kClock,
+                    "dated more than 5 minutes after the collector's clock (timestamp " +
+                        std::to_string(header->timestamp_ns) + " ns, start " +
+                        std::to_string(id.start_time_ns) + " ns, now " +
+                        std::to_string(limits.now_ns) + " ns)");
+    }
+  }
   if (header->objects > limits.max_objects || header->types > limits.max_types) {
     return Reject(DropReason::kLimits, "declares " + std::to_string(header->objects) +
                                            " objects and " + std::to_string(header->types) +
@@ -89,6 +114,11 @@ std::expected<snapshot::Snapshot, Rejection> Validate(std::string_view message,
   }
   auto decoded = snapshot::Decode(message, decode_limits);
   if (!decoded) return Reject(DropReason::kBody, decoded.error().message);
+  for (const snapshot::TypeStat& type : decoded->types) {
+    if (!snapshot::IsUtf8(type.name)) {
+      return Reject(DropReason::kBody, "a type name is not valid UTF-8");
+    }
+  }
   decoded->graph = {};
   return std::move(*decoded);
 }

@@ -18,6 +18,8 @@
 #include <set>
 #include <sstream>
 
+#include "config/http_url.h"
+
 namespace tidemark::config {
 namespace {
 
@@ -118,6 +120,22 @@ Key Size(Field field) {
       WithUnit(field, &ParseSize, 1, static_cast<int64_t>(kMaxSizeBytes), "a size like \"64MiB\""),
       ShowNumber(field)};
 }
+// A size below `min` would make the setting useless (a message limit of 0 drops everything).
+template <typename Field>
+Key SizeAtLeast(Field field, uint64_t min, const char* min_text) {
+  Key key = Size(field);
+  key.set = [=, set = key.set](const toml::node& node, Config& c) -> std::string {
+    Config probe = c;
+    if (std::string error = set(node, probe); !error.empty()) return error;
+    if (static_cast<uint64_t>(field(probe)) < min) {
+      return std::string("must be at least ") + min_text + " (smaller refuses every snapshot)";
+    }
+    field(c) = field(probe);
+    return "";
+  };
+  return key;
+}
+
 template <typename Field>
 Key Duration(Field field) {
   return {
@@ -155,7 +173,7 @@ Key Float(Field field, double min, double max) {
   return {[=](const toml::node& node, Config& c) -> std::string {
             if (!node.is_number()) return "expected a number, got " + Describe(node);
             const double v = node.value<double>().value_or(0);
-            if (v < min || v > max) {
+            if (!(v >= min && v <= max)) {  // NaN too.
               return "must be between " + std::to_string(min) + " and " + std::to_string(max);
             }
             field(c) = v;
@@ -224,7 +242,8 @@ std::string CheckHostPort(const std::string& v) {
     return "expected HOST:PORT like \"127.0.0.1:7879\", or \"\" to disable";
   }
   const std::string port = v.substr(colon + 1);
-  if (port.find_first_not_of("0123456789") != std::string::npos || std::stol(port) > 65535) {
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stol(port) > 65535) {
     return "port \"" + port + "\" is not a number from 0 to 65535";
   }
   return "";
@@ -261,8 +280,9 @@ std::string CheckName(const std::string& v) {
 
 std::string CheckUrl(const std::string& v) {
   // "" is the default: none (a webhook or alertmanager hook without one is refused whole).
-  if (v.empty() || v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0) return "";
-  return "expected an http:// or https:// URL";
+  if (v.empty()) return "";
+  auto url = ParseHttpUrl(v);
+  return url ? "" : url.error().message;
 }
 
 std::string CheckKey(const std::string& v) {
@@ -453,6 +473,7 @@ const std::map<std::string, Key>& Keys() {
       {"http.series_span", Duration(FIELD(api_series_span_ms))},
       {"http.token_file", {SetTokenFile, ShowString(FIELD(http_token_file))}},
       {"http.snapshot_interval", Duration(FIELD(http_snapshot_interval_ms))},
+      {"http.allowed_hosts", StringList(FIELD(http_allowed_hosts), true)},
       {"store.dir", String(FIELD(store_dir), nullptr)},
       {"store.sync", OneOf(FIELD(sync),
                            std::vector<std::pair<std::string, SyncPolicy>>{
@@ -468,8 +489,8 @@ const std::map<std::string, Key>& Keys() {
       {"retention.graph.max_bytes", Size(FIELD(graph_retention.max_bytes))},
       {"retention.graph.keep_last", Integer(FIELD(graph_retention.keep_last), 0, 64)},
       {"retention.graph.keep_memory", Integer(FIELD(graph_retention.keep_memory), 0, 64)},
-      {"limits.max_message_bytes", Size(FIELD(max_message_bytes))},
-      {"limits.max_body_bytes", Size(FIELD(max_body_bytes))},
+      {"limits.max_message_bytes", SizeAtLeast(FIELD(max_message_bytes), 64 << 10, "64KiB")},
+      {"limits.max_body_bytes", SizeAtLeast(FIELD(max_body_bytes), 64 << 10, "64KiB")},
       {"limits.max_objects", Integer(FIELD(max_objects), 1, int64_t{1} << 40)},
       {"limits.max_types", Integer(FIELD(max_types), 1, int64_t{1} << 32)},
       {"limits.graph_validation",
@@ -644,9 +665,13 @@ std::string Apply(const toml::table& table, const std::string& prefix, std::stri
       return Where(origin, node) + ": unknown key '" + path +
              "' (docs/configuration.md lists every key)";
     }
-    if (std::string error = setter->second.set(node, config); !error.empty()) {
-      return Where(origin, node) + ": " + path + ": " + error;
+    std::string error;
+    try {  // A setter names what is wrong; a library's exception is a wrong value too.
+      error = setter->second.set(node, config);
+    } catch (const std::exception& e) {
+      error = std::string("cannot be read: ") + e.what();
     }
+    if (!error.empty()) return Where(origin, node) + ": " + path + ": " + error;
   }
   return "";
 }
@@ -816,6 +841,9 @@ std::vector<std::string> KeysNeedingRestart(const Config& running, const Config&
   }
   if (running.api_series_span_ms != loaded.api_series_span_ms) keys.push_back("http.series_span");
   if (running.http_token != loaded.http_token) keys.push_back("http.token_file");
+  if (running.http_allowed_hosts != loaded.http_allowed_hosts) {
+    keys.push_back("http.allowed_hosts");
+  }
   if (running.http_snapshot_interval_ms != loaded.http_snapshot_interval_ms) {
     keys.push_back("http.snapshot_interval");
   }

@@ -139,6 +139,9 @@ struct Config {
   // least time between two "graph snapshot now" requests for one agent.
   std::string http_token_file;
   std::string http_token;
+  // Without a token: the Host names a request may carry besides localhost and loopback
+  // addresses (a browser page of another site must not read the API: DNS rebinding).
+  std::vector<std::string> http_allowed_hosts;
   int64_t http_snapshot_interval_ms = 60'000;
 
   // [store]: dir "" is $STATE_DIRECTORY (systemd) or ./tidemark-data.

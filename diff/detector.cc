@@ -332,7 +332,9 @@ DetectorPass Detector::Evaluate(const RollingState& state, int64_t now) {
   }
   std::vector<std::string> stopped;
   for (const auto& [id, al] : active_) {
-    if (!held.count(id) && al.kind != AlertKind::kMemory) stopped.push_back(id);
+    if (held.count(id) || al.kind == AlertKind::kMemory) continue;
+    if (al.kind == AlertKind::kSilent && SilentWithoutEvidence(al, state, now)) continue;
+    stopped.push_back(id);
   }
   for (const std::string& id : stopped) {
     const Alert& al = active_.at(id);
@@ -410,16 +412,40 @@ std::string CauseKey(const std::vector<HeldBy>& holders) {
   return top.description.empty() || top.description[0] == '<' ? "" : top.description;
 }
 
+// A silent alert whose agent the rolling state does not hold (tidemarkd restarted, and the
+// agent's last summary is older than what was folded back) has no evidence either way: it stays
+// as it was, until another instance of its service speaks on its host (a restart replaced it)
+// or forget_after has passed since the agent was last heard of.
+bool Detector::SilentWithoutEvidence(const Alert& al, const RollingState& state,
+                                     int64_t now) const {
+  if (al.agents.empty() || state.Find(al.agents.front()) != nullptr) return false;
+  const std::string& key = al.agents.front();  // "service/host/pid@start"
+  const size_t slash = key.find('/');
+  const size_t next = slash == std::string::npos ? slash : key.find('/', slash + 1);
+  if (next == std::string::npos) return false;
+  const std::string host = key.substr(slash + 1, next - slash - 1);
+  for (const auto& [other, a] : state.agents()) {
+    if (a->identity.service == al.service && a->identity.host == host) return false;
+  }
+  const int64_t last_heard = al.since_ns - al.window_ns;
+  return now - last_heard <= config_.silence.forget_after_ns;
+}
+
 void Detector::Step(const std::string& id, bool holds, Alert candidate, Timing timing, int64_t now,
                     DetectorPass& pass) {
   auto it = active_.find(id);
   if (!holds) {
     if (it == active_.end()) return;
+    const int64_t since = failing_since_.try_emplace(id, now).first->second;
     if (it->second.state == AlertState::kPending) {
-      active_.erase(it);
+      // A lapse shorter than resolve_after keeps it pending, with its investigation and the
+      // graphs already received; a longer one drops it without notice.
+      if (now - since >= timing.resolve_after_ns) {
+        active_.erase(it);
+        failing_since_.erase(id);
+      }
       return;
     }
-    const int64_t since = failing_since_.try_emplace(id, now).first->second;
     if (now - since < timing.resolve_after_ns) return;
     Alert resolved = std::move(it->second);
     active_.erase(it);

@@ -22,8 +22,9 @@
 //
 // Each key goes pending when its condition first holds, fires once it has held for `for`
 // (and the key's cooldown since it last resolved has passed), and resolves once the
-// condition has not held for resolve_after. A pending key whose condition stops is dropped
-// without notice. Evaluate() is one pass at time `now`: the clock is passed in.
+// condition has not held for resolve_after. A pending key whose condition stops for
+// resolve_after is dropped without notice (a shorter lapse keeps it pending, its
+// investigation going on). Evaluate() is one pass at time `now`: the clock is passed in.
 //
 // Thread-safety: none; the collector guards it with the rolling state's mutex.
 #pragma once
@@ -187,7 +188,8 @@ class Detector {
   bool RaiseMemory(Alert alert, int64_t now_ns);
   static constexpr double kMemoryResolvePoints = 10;
 
-  // After a restart: alerts that were firing. Their condition is re-checked on the next pass.
+  // After a restart: alerts that were firing. Their condition is re-checked on the next pass;
+  // a silent one whose agent nothing folded back names stays firing (no evidence it spoke).
   void Restore(std::vector<Alert> firing);
   // `agent` moved to another collector (its goodbye said so; forget it in the rolling state
   // too): the active alerts that were about it alone leave this detector unresolved, and are
@@ -222,6 +224,7 @@ class Detector {
   };
   void Step(const std::string& id, bool holds, Alert candidate, Timing timing, int64_t now,
             DetectorPass& pass);
+  bool SilentWithoutEvidence(const Alert& al, const RollingState& state, int64_t now) const;
   void ResolveMemory(const RollingState& state, int64_t now, DetectorPass& pass);
   // The leak alert id of `type` under `rule` in `service`, and the cause that split it off
   // (nullptr when it is the rule/service alert).

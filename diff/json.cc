@@ -4,6 +4,11 @@
 #include <map>
 
 namespace tidemark::diff {
+
+std::string Dump(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 namespace {
 
 using nlohmann::json;
@@ -161,7 +166,7 @@ std::expected<Alert, std::string> AlertFromJson(const json& j) {
 }
 
 std::string AlertRecord(const std::string& event, const Alert& alert) {
-  return json{{"event", event}, {"alert", ToJson(alert)}}.dump();
+  return Dump(json{{"event", event}, {"alert", ToJson(alert)}});
 }
 
 AlertLog ReplayAlertRecords(const std::vector<std::string>& records) {

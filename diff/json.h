@@ -13,6 +13,10 @@
 
 namespace tidemark::diff {
 
+// The text of `j`, any byte that is not UTF-8 (a name from outside) written as U+FFFD: never
+// throws. Every JSON answer, record and --json output goes through it.
+std::string Dump(const nlohmann::json& j, int indent = -1);
+
 // Times as RFC 3339 UTC strings ("2026-11-26T03:00:00.000Z"), plus *_ns integers.
 std::string Rfc3339(int64_t ns);
 

@@ -1044,6 +1044,18 @@ Result<Catalog> ReadCatalog(const std::string& dir, FileSystem& fs) {
     auto names = fs.List(sub);
     if (!names) return std::unexpected(names.error());
     std::sort(names->begin(), names->end());
+    std::set<uint64_t> indexes;
+    for (const std::string& name : *names) {
+      if (auto id = FileId(name, "idx")) indexes.insert(*id);
+    }
+    for (const std::string& name : *names) {  // Snapshots no listing shows.
+      const auto id = FileId(name, "seg");
+      if (id && !indexes.count(*id)) {
+        catalog.problems.push_back(std::string(KindDir(kind)) + "/" + name +
+                                   ": a segment without its index " + FileName(*id, "idx") +
+                                   " (its snapshots are listed again once tidemarkd restarts)");
+      }
+    }
     for (const std::string& name : *names) {
       if (!FileId(name, "idx")) continue;
       const std::string path = sub + "/" + name;

@@ -23,7 +23,30 @@ if "t" in getattr(sys, "abiflags", ""):  # Free-threaded (3.13t): Py_GIL_DISABLE
     raise ImportError("tidemark does not support free-threaded CPython builds "
                       "(python3.13t): its walk relies on the GIL to see a consistent heap")
 
-from . import _native  # noqa: E402
+
+
+def _built_for():
+    """The interpreters the native module next to this file was built for ("cpython-311"...)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        names = os.listdir(here)
+    except OSError:
+        return []
+    return sorted("-".join(n.split(".")[1].split("-")[:2])
+                  for n in names if n.startswith("_native.") and n.count(".") >= 2)
+
+
+try:
+    from . import _native  # noqa: E402
+except ImportError as e:
+    _this = "cpython-%d%d" % sys.version_info[:2]
+    _built = _built_for()
+    if _built and _this not in _built:
+        raise ImportError("tidemark: this package was built for %s, not for this interpreter "
+                          "(%s, %s): install the build for %s" % (
+                              ", ".join(_built), _this, sys.executable,
+                              "CPython %d.%d" % sys.version_info[:2])) from None
+    raise ImportError("tidemark: its native module does not load: %s" % e) from e
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7878"
 DEFAULT_SAMPLE_BYTES = 512 * 1024
@@ -104,12 +127,34 @@ class Snapshot(object):
 _seq = [0]
 
 
-def _service_default():
-    env = os.environ.get("TIDEMARK_SERVICE")
-    if env:
-        return env
+def _is_name(name):
+    """What the collector takes as a service name: 1-255 bytes of UTF-8 without '/' or '@'
+    (the separators of "service/host/pid@start") or control characters."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+    return 0 < size <= 255 and not any(c in "/@" or ord(c) < 32 or ord(c) == 127 for c in name)
+
+
+def _service(service=None):
+    """The service name: given, TIDEMARK_SERVICE (both refused when the collector would refuse
+    them), or the program's name (made into one)."""
+    given = service or os.environ.get("TIDEMARK_SERVICE")
+    if given:
+        if not _is_name(given):
+            raise ValueError("service %r: expected 1 to 255 bytes without '/', '@' or control "
+                             "characters (service= or TIDEMARK_SERVICE)" % (given,))
+        return given
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return os.path.splitext(name)[0] or "python"
+    return _name_from(os.path.splitext(name)[0])
+
+
+def _name_from(text):
+    """A service name made from a program's name: '/', '@' and control characters become
+    '_'; "python" if nothing usable is left."""
+    name = "".join("_" if c in "/@" or ord(c) < 32 or ord(c) == 127 else c for c in text)
+    return name if _is_name(name) else "python"
 
 
 def _labels(labels):
@@ -157,7 +202,7 @@ def snapshot(kind="summary", values=False, max_refs=None, exclude=(), max_object
                           max_refs=-1 if max_refs is None else int(max_refs),
                           exclude=list(exclude), max_objects=int(max_objects),
                           max_pause_ms=float(max_pause_ms),
-                          service=service or _service_default(), labels=_labels(labels),
+                          service=_service(service), labels=_labels(labels),
                           seq=_seq[0], sizers=sizers,
                           **_isolation(isolation, child_memory, child_timeout, max_inline_pause))
     return Snapshot(kind, result)
@@ -314,10 +359,11 @@ def start(endpoint=None, service=None, interval=None, graph_every=None, labels=N
     values, sample_bytes = settings["values"], settings["sample_bytes"]
     isolation_settings = _isolation(isolation, child_memory, child_timeout, max_inline_pause)
     memory_settings = _memory(memory_limit, memory_thresholds, memory_check)
+    service = _service(service)
     _install_hooks()
     if sample_bytes:
         _native.start_sampling(mean_bytes=sample_bytes)
-    _native.start(settings["endpoint"], service or _service_default(), labels=settings["labels"],
+    _native.start(settings["endpoint"], service, labels=settings["labels"],
                   interval=settings["interval"], graph_every=settings["graph_every"],
                   values=bool(values),
                   max_refs=-1 if max_refs is None else int(max_refs), exclude=list(exclude),
@@ -504,6 +550,7 @@ def check_environment():
     _settings()
     _isolation()
     _memory()
+    _service()
 
 
 def start_from_env(child=False):

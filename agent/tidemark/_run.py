@@ -89,7 +89,7 @@ def main(argv):
         return _fail(str(e))
     env = os.environ
     env.setdefault("TIDEMARK_ENDPOINT", "tcp://127.0.0.1:7878")
-    env.setdefault("TIDEMARK_SERVICE", service)
+    env.setdefault("TIDEMARK_SERVICE", tidemark._name_from(service))
     env["TIDEMARK_RUN_PID"] = str(os.getpid())  # The program itself starts at once.
     existing = env.get("PYTHONPATH")
     env["PYTHONPATH"] = BOOT_DIR + (os.pathsep + existing if existing else "")

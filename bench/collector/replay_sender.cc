@@ -148,6 +148,25 @@ std::string Malformed(const std::string& mode, const std::string& good,
     h.identity.pid = 0;
     return *snapshot::ReplaceHeader(good, h);
   }
+  if (mode == "badname") {  // Not UTF-8, or a separator of agent names, in turn.
+    snapshot::Header h = header;
+    switch (h.seq % 3) {
+      case 0:
+        h.identity.service = "bad\xff\xfename";
+        break;
+      case 1:
+        h.identity.service = "pay/eu";
+        break;
+      default:
+        h.identity.host = "eu/db";
+    }
+    return *snapshot::ReplaceHeader(good, h);
+  }
+  if (mode == "future") {  // Dated a day after now.
+    snapshot::Header h = header;
+    h.timestamp_ns = snapshot::WallNowNs() + int64_t{86400} * 1'000'000'000;
+    return *snapshot::ReplaceHeader(good, h);
+  }
   if (mode == "bomb") return Bomb(header);
   if (mode == "tinybomb") return TinyBomb(header);
   Die("unknown --mode " + mode);

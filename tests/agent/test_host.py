@@ -111,7 +111,11 @@ class ForkedChildren(unittest.TestCase):
                     if pid == 0:
                         os.closerange(3, 4096)
                         junk = [str(n) for n in range(5000)]
-                        time.sleep(0.6)  # Past its probation: it connects after closerange.
+                        # Past its probation it connects, after closerange, and delivers.
+                        deadline = time.monotonic() + 60
+                        while (tidemark.status()["delivered"] < 1
+                               and time.monotonic() < deadline):
+                            time.sleep(0.01)
                         sys.exit(0)
                     pids.append(pid)
                 statuses = [os.waitpid(pid, 0)[1] for pid in pids]
@@ -122,8 +126,10 @@ class ForkedChildren(unittest.TestCase):
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertEqual(result.stderr, "")
             self.assertEqual(result.stdout.split(), ["0"] * 30)
-            pids = {line[1] for line in collector.received() if line[0] == "closer"}
-            self.assertGreater(len(pids), 1, "children past their probation report too")
+            def pids():
+                return {line[1] for line in collector.received() if line[0] == "closer"}
+            wait_for(lambda: len(pids()) == 31, timeout=30,
+                     what="every child past its probation to report too: %s" % len(pids()))
 
     def test_a_daemon_double_forked_with_descriptors_closed_reports(self):
         # python-daemon's pattern: fork, setsid, fork, chdir, close every descriptor but the
@@ -382,6 +388,28 @@ class Overhead(unittest.TestCase):
             with self.assertRaises(ValueError) as raised:
                 tidemark.start("tcp://127.0.0.1:9", service="x", max_overhead=value)
             self.assertIn("max_overhead", str(raised.exception))
+
+
+class ImportedByAnotherInterpreter(unittest.TestCase):
+    def test_a_build_for_another_version_says_so_instead_of_a_circular_import(self):
+        # A py311 package imported by 3.12 said "partially initialized module ... (most likely
+        # due to a circular import)". Here: this build with its module renamed for another.
+        import shutil
+        with tempfile.TemporaryDirectory() as tmp:
+            package = os.path.join(tmp, "tidemark")
+            shutil.copytree(os.path.dirname(tidemark.__file__), package)
+            for name in os.listdir(package):
+                if name.startswith("_native."):
+                    parts = name.split(".")
+                    parts[1] = "cpython-399-x86_64-linux-gnu"
+                    os.rename(os.path.join(package, name), os.path.join(package, ".".join(parts)))
+            done = subprocess.run([sys.executable, "-c", "import tidemark"], cwd=tmp,
+                                  capture_output=True, text=True, timeout=60,
+                                  env=dict(os.environ, PYTHONPATH=tmp))
+            self.assertNotEqual(done.returncode, 0)
+            self.assertNotIn("circular import", done.stderr)
+            self.assertIn("built for cpython-399, not for this interpreter (cpython-%d%d"
+                          % sys.version_info[:2], done.stderr)
 
 
 class Notices(unittest.TestCase):
@@ -789,7 +817,8 @@ class RunIsInvisible(unittest.TestCase):
                                 ("TIDEMARK_SAMPLE_BYTES", "lots"),
                                 ("TIDEMARK_VALUES", "maybe"),
                                 ("TIDEMARK_MAX_INLINE_PAUSE", "-1"),
-                                ("TIDEMARK_CHILD_MEMORY", "tiny")):
+                                ("TIDEMARK_CHILD_MEMORY", "tiny"),
+                                ("TIDEMARK_SERVICE", "pay/eu")):
                 with self.subTest(name=name):
                     env = dict(os.environ, **{name: value})
                     result = subprocess.run([sys.executable, "-m", "tidemark", "run", script],

@@ -331,6 +331,11 @@ tidemark.dump(sys.argv[1])
                         if l.rsplit(" ", 1)[0].endswith(";bytearray"))
             self.assertIn(";grow (<string>:", line)
             self.assertGreater(int(line.rsplit(" ", 1)[1]), 0)
+            everything = folded.stdout.splitlines()
+            self.assertGreater(len(everything), 1)
+            top = subprocess.run([cli, "sites", path, "--folded", "--top", "1"],
+                                 capture_output=True, text=True)
+            self.assertEqual(top.stdout.splitlines(), everything[:1])  # --top is not ignored.
             plain = os.path.join(tmp, "plain.tdmk")
             run_python("import sys, tidemark; tidemark.dump(sys.argv[1])", args=[plain])
             none = subprocess.run([cli, "sites", plain], capture_output=True, text=True)

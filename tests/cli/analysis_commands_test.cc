@@ -234,5 +234,27 @@ TEST(AnalysisCli, GdiffNamesTheContainerOfNewObjects) {
   EXPECT_EQ(j["groups"][0]["holders"][0]["path"], "app.cache['users']");
 }
 
+TEST(AnalysisCli, GdiffOfTwoProcessesIsAnErrorNotNonsense) {
+  const std::string a = WriteGraph("one.tdmk", analysis::testing::AppHeap());
+  snapshot::Snapshot other = analysis::testing::AppHeap(/*second_session=*/true).Build();
+  other.header.identity.pid += 1;
+  const std::string b = Path("other.tdmk");
+  std::ofstream(b, std::ios::binary) << *snapshot::Encode(other);
+  std::string out, err;
+  EXPECT_EQ(RunCli({"gdiff", a, b}, out, err), 1);
+  EXPECT_EQ(out, "");
+  EXPECT_NE(err.find("come from different processes"), std::string::npos) << err;
+}
+
+TEST(AnalysisCli, RetainedJsonSaysWhenItsObjectsAreTheTopOnly) {
+  const std::string file = WriteGraph("app.tdmk", App());
+  std::string out, err;
+  ASSERT_EQ(RunCli({"retained", file, "--json", "--top", "2"}, out, err), 0) << err;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["objects"].size(), 2u);
+  EXPECT_EQ(j["truncated"], true);
+  EXPECT_GT(j["total"].get<uint64_t>(), 2u);
+}
+
 }  // namespace
 }  // namespace tidemark::cli

@@ -118,10 +118,34 @@ TEST(CommandLine, VersionAndUsageListEveryVerb) {
   EXPECT_EQ(out.rfind("tidemark ", 0), 0u);
   EXPECT_NE(out.find('.'), std::string::npos) << out;
   ASSERT_EQ(RunCli({"--help"}, out, err), 0);
-  for (const VerbSpec& verb : Verbs())
+  for (const VerbSpec& verb : Verbs()) {
     EXPECT_NE(out.find("\n  " + std::string(verb.name) + " "), std::string::npos) << verb.name;
+    const std::string heading = "\n" + std::string(verb.group) + ":\n";
+    EXPECT_EQ(out.find(heading), out.rfind(heading)) << "listed twice: " << verb.group;
+  }
   EXPECT_EQ(RunCli({}, out, err), 2);
   EXPECT_NE(err.find("usage: tidemark"), std::string::npos);
+}
+
+TEST(CommandLine, EveryVerbsHelpSpeaksOnlyOfItsOwnOptions) {
+  for (const VerbSpec& verb : Verbs()) {
+    std::string out, err;
+    ASSERT_EQ(RunCli({std::string(verb.name), "--help"}, out, err), 0) << verb.name;
+    if (out.find("  --top") == std::string::npos) {
+      EXPECT_EQ(out.find("--top"), std::string::npos) << verb.name << ":\n" << out;
+    }
+  }
+}
+
+TEST(CommandLine, MaxParentsTakesAllOrMinusOneAsTheDocsSay) {
+  std::string out, err;
+  for (const char* v : {"all", "-1", "5"}) {
+    EXPECT_EQ(RunCli({"why", "no-such.tdmk", "x", "--max-parents", v}, out, err), 1) << v;
+    EXPECT_EQ(err.find("takes a positive integer"), std::string::npos) << err;
+  }
+  EXPECT_EQ(RunCli({"why", "no-such.tdmk", "x", "--max-parents", "0"}, out, err), 2);
+  EXPECT_NE(err.find("--max-parents takes a positive integer or 'all', not '0'"), std::string::npos)
+      << err;
 }
 
 TEST(CommandLine, TopLimitsTheRowsOfSummaryDiffAndChildren) {
@@ -225,6 +249,12 @@ TEST_F(StoreCommandLine, AnAgentIsNamedAlikeByLsAndAlertsAndStandsForItsNewestSn
   }
   ASSERT_EQ(RunCli({"growth", "--store", dir_, "--agent", name, "--window", "last"}, out, err), 0)
       << err;
+  // As every other verb: a service stands for its newest instance, SERVICE/PID for that pid.
+  for (const std::string agent : {"svc", "svc/7", "svc/h/7"}) {
+    EXPECT_EQ(RunCli({"growth", "--store", dir_, "--agent", agent, "--window", "last"}, out, err),
+              0)
+        << agent << err;
+  }
 }
 
 TEST_F(StoreCommandLine, LsShowsHumanSizesAndExactBytesWithBytes) {
@@ -279,6 +309,16 @@ TEST_F(StoreCommandLine, VerifyCallsAMissingSegmentTheIndexStillListsAFailure) {
   const auto j = nlohmann::json::parse(out);
   EXPECT_EQ(j["removed_meanwhile"], 0) << "still indexed: missing, not removed by retention";
   EXPECT_FALSE(j["failures"].empty());
+}
+
+TEST_F(StoreCommandLine, VerifyCallsASegmentWithoutItsIndexAProblem) {
+  // Once "0 of 0 stored snapshots decode" and exit 0: its snapshots were listed nowhere.
+  std::string out, err;
+  for (const auto& f : fs::directory_iterator(dir_ + "/summary")) {
+    if (f.path().extension() == ".idx") fs::remove(f.path());
+  }
+  EXPECT_EQ(RunCli({"verify", "--store", dir_}, out, err), 1) << out << err;
+  EXPECT_NE(out.find(".seg: a segment without its index"), std::string::npos) << out;
 }
 
 TEST_F(StoreCommandLine, AnUnknownAgentOrServiceIsAnError) {

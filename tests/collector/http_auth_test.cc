@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "collector/http_host.h"
 #include "collector/rate_limiter.h"
 
 namespace tidemark::collector {
@@ -41,6 +42,31 @@ TEST(RateLimiter, AFullTableForgetsExpiredKeysElseRefusesAndCounts) {
   EXPECT_FALSE(limiter.Acquire("c", 1200));  // "a" expired and was forgotten.
   EXPECT_TRUE(limiter.Acquire("b", 1300));   // "b" still remembered.
   EXPECT_EQ(limiter.overflows(), 1u);
+}
+
+TEST(RateLimiter, AnEventReleasedUsesUpNoInterval) {
+  // A refused snapshot request (409: the agent has no connection) must not make the next one
+  // wait the whole http.snapshot_interval.
+  RateLimiter limiter(/*interval_ns=*/1000, /*max_keys=*/10);
+  EXPECT_FALSE(limiter.Acquire("a", 0));
+  limiter.Release("a", 0);
+  EXPECT_FALSE(limiter.Acquire("a", 10));
+  EXPECT_EQ(limiter.Acquire("a", 20), 990);
+  limiter.Release("a", 20);  // Not the event recorded: nothing undone.
+  EXPECT_EQ(limiter.Acquire("a", 30), 980);
+}
+
+TEST(HostCheck, LoopbackNamesTheListenAddressAndTheAllowedOnesOnly) {
+  const HostCheck check("127.0.0.1:7879", {"tidemark.internal", "[fd00::1]"});
+  for (const char* host :
+       {"localhost", "LOCALHOST:7879", "localhost.", "127.0.0.1:7879", "127.1.2.3", "[::1]:80",
+        "tidemark.internal", "Tidemark.Internal:8", "[fd00::1]:7879", ""}) {
+    EXPECT_TRUE(check.Allows(host)) << host;
+  }
+  for (const char* host : {"evil.example", "evil.example:7879", "localhost.evil.example",
+                           "10.0.0.1", "[::2]", "tidemark.internal.evil", "0.0.0.0"}) {
+    EXPECT_FALSE(check.Allows(host)) << host;
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@ Environment: as test_collector.py.
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -364,6 +365,39 @@ class Security(unittest.TestCase):
         self.assertIn("http.token_file", json.loads(body)["error"])
 
 
+    def test_without_a_token_a_request_for_another_host_is_refused(self):
+        # DNS rebinding: a page of evil.example, its name pointed at 127.0.0.1, must not read
+        # the API through the operator's browser. Loopback names, the listen address and
+        # http.allowed_hosts are answered; /healthz always.
+        daemon = self.daemon('listen = "127.0.0.1:%(port)d"\nallowed_hosts = ["tidemark.internal"]\n')
+        daemon.start()
+        self.addCleanup(lambda: daemon.stop() if daemon.proc.poll() is None else None)
+
+        def status(path, host):
+            with socket.create_connection(("127.0.0.1", daemon.http_port), timeout=30) as s:
+                s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                           % (path, host)).encode())
+                answer = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+            return int(answer.split(b" ", 2)[1])
+
+        for host in ("evil.example", "evil.example:%d" % daemon.http_port, "10.0.0.1",
+                     "localhost.evil.example"):
+            for path in ("/api/v1/services", "/metrics", "/alerts",
+                         "/api/v1/store/file?path=agents.log"):
+                self.assertEqual(status(path, host), 421, (host, path))
+        self.assertEqual(status("/healthz", "evil.example"), 200)
+        for host in ("127.0.0.1:%d" % daemon.http_port, "localhost", "LOCALHOST:1",
+                     "[::1]:%d" % daemon.http_port, "127.0.0.2", "tidemark.internal",
+                     "Tidemark.Internal:443"):
+            self.assertEqual(status("/api/v1/services", host), 200, host)
+        self.assertEqual(daemon.metric("tidemark_http_wrong_host_total"), 16)
+
+
 class CliThroughTheApi(unittest.TestCase):
     """`tidemark VERB --collector URL` prints what `tidemark VERB --store DIR` prints on the
     collector's host: the CLI reads the same files through the query API."""
@@ -452,6 +486,32 @@ class CliThroughTheApi(unittest.TestCase):
                     done = self.run_cli(verb + ["--collector", collector], env)
                     self.assertEqual((done.returncode, done.stdout), (1, ""), done.stderr)
                     self.assertIn(said, done.stderr)
+
+    def test_no_verb_answers_empty_from_a_collector_that_refused_or_did_not_answer(self):
+        # Every reading verb against a refusing (no token, a wrong token) and an unreachable
+        # collector: non-zero, nothing on stdout, the collector named on stderr.
+        graph = json.loads(self.run_cli(["ls", "--json", "--store", self.daemon.store]).stdout)
+        snaps = graph["services"][0]["agents"][0]["snapshots"]
+        graphs = ["shop:%d" % s["seq"] for s in snaps if s["kind"] == "graph"]
+        verbs = [["ls"], ["ls", "--json"], ["summary", "shop:last"],
+                 ["diff", "shop:first", "shop:last"], ["growth", "--window", "1h"],
+                 ["growth", "--json"], ["why", graphs[-1], "__main__.Widget"],
+                 ["gdiff", graphs[0], graphs[-1]], ["sites", graphs[-1]], ["types", graphs[-1]],
+                 ["retained", graphs[-1]], ["export", graphs[-1], "--format", "folded"]]
+        wrong = os.path.join(self.daemon.store, "..", "wrong-token-2")
+        with open(wrong, "w") as f:
+            f.write("not-the-token-either\n")
+        down = "http://127.0.0.1:%d" % free_port()
+        for verb in verbs:
+            for collector, env in ((self.url, {}), (self.url, {"TIDEMARK_TOKEN_FILE": wrong}),
+                                   (down, {"TIDEMARK_TOKEN_FILE": self.token_file})):
+                with self.subTest(verb=verb, collector=collector, env=env):
+                    done = self.run_cli(verb + ["--collector", collector], env)
+                    self.assertNotEqual(done.returncode, 0, done.stdout)
+                    self.assertEqual(done.stdout, "")
+                    self.assertTrue("TIDEMARK_TOKEN_FILE" in done.stderr
+                                    or "refused" in done.stderr or down in done.stderr,
+                                    done.stderr)
 
     def test_store_files_stay_inside_the_store(self):
         for path in ("../tidemarkd.toml", "/etc/passwd", "index/../../token", "./agents.log"):

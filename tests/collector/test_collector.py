@@ -308,15 +308,16 @@ class CollectorTest(unittest.TestCase):
         flowing.start()
         sent = {}
         for mode, extra in (("garbage", []), ("truncated", []), ("version", []),
-                            ("identity", []), ("oversized", ["--bytes", str(12 << 20)]),
-                            ("bomb", [])):
+                            ("identity", []), ("badname", []), ("future", []),
+                            ("oversized", ["--bytes", str(12 << 20)]), ("bomb", [])):
             count = 3 if mode in ("oversized", "bomb") else 200
             sent[mode] = self.sender(d.endpoint, "--mode", mode, "--count", str(count),
                                      "--pid-base", "500", *extra)["sent"]
         flowing.join(timeout=300)
         self.assertEqual(good["acked"], 1200, good)
         expected = {"envelope": sent["garbage"] + sent["truncated"], "version": sent["version"],
-                    "identity": sent["identity"], "too_large": sent["oversized"] + sent["bomb"]}
+                    "identity": sent["identity"] + sent["badname"], "clock": sent["future"],
+                    "too_large": sent["oversized"] + sent["bomb"]}
         for reason, count in expected.items():
             key = 'tidemark_messages_dropped_total{reason="%s"}' % reason
             wait_for(lambda: d.metric(key) >= count, what="%s drops to reach %d" % (reason, count))
@@ -326,6 +327,13 @@ class CollectorTest(unittest.TestCase):
         self.assertEqual(len(envelope_lines), 1, envelope_lines)
         services = {s["service"] for s in d.ls()["services"]}
         self.assertEqual(services, {"good-0", "good-1", "good-2", "good-3"})
+        # A name that is not UTF-8, a '/' in a name or a date ahead: the API, /metrics and the
+        # listing stay whole (each broke for good with one such summary stored).
+        for path in ("/api/v1/services", "/api/v1/agents"):
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (d.http_port, path),
+                                        timeout=10) as r:
+                self.assertEqual(r.status, 200, path)
+                json.loads(r.read().decode("utf-8"))
         self.assertEqual(d.stop(), 0)
 
     def test_tiny_frames_declaring_a_gibibyte_cost_what_they_hold_and_sigterm_stays_prompt(self):
@@ -373,6 +381,10 @@ class CollectorTest(unittest.TestCase):
                                "--service", "good")
             self.assertEqual(good["acked"], 200, good)
             wait_for(lambda: any(b"503" in self._peek(s) for s in held), what="a 503 answer")
+            busy = next(self._peek(s, 4096) for s in held if b"503" in self._peek(s))
+            for header in (b"Content-Security-Policy: default-src 'none'",
+                           b"X-Content-Type-Options: nosniff", b"X-Frame-Options: DENY"):
+                self.assertIn(header, busy)  # As on every other answer.
         finally:
             for s in held:
                 s.close()
@@ -382,9 +394,9 @@ class CollectorTest(unittest.TestCase):
         self.assertEqual(d.stop(), 0)
 
     @staticmethod
-    def _peek(s):
+    def _peek(s, size=64):
         try:
-            return s.recv(64, socket.MSG_PEEK)
+            return s.recv(size, socket.MSG_PEEK)
         except OSError:
             return b""
 
@@ -459,6 +471,30 @@ class CollectorTest(unittest.TestCase):
                  what="the refused handshake to be counted")
         self.assertTrue(any(stranger["public_key"] in l for l in d.log()))
         self.assertEqual({s["service"] for s in d.ls()["services"]}, {"friend"})
+        self.assertEqual(d.stop(), 0)
+
+    def test_a_key_removed_by_a_reload_is_refused_on_its_open_connection(self):
+        # Once a removed key kept its connection, and 40 of 40 later snapshots were stored.
+        keys = [json.loads(cli("keygen", "--json").stdout) for _ in range(3)]
+        server, friend, other = keys
+        curve = '[curve]\nenabled = true\nsecret_key = "%s"\nallowed_clients = ["%s"]\n'
+        d = self.daemon(curve % (server["secret_key"], friend["public_key"])).start()
+        agent = Agent("friend", d.endpoint, want=0, seconds=12,
+                      env={"TIDEMARK_CURVE_SERVER_KEY": server["public_key"],
+                           "TIDEMARK_CURVE_PUBLIC_KEY": friend["public_key"],
+                           "TIDEMARK_CURVE_SECRET_KEY": friend["secret_key"]})
+        received = 'tidemark_snapshots_received_total{kind="summary"}'
+        wait_for(lambda: d.metric(received) >= 3, what="the friend's snapshots")
+        d.write_config(curve % (server["secret_key"], other["public_key"]))
+        d.proc.send_signal(signal.SIGHUP)
+        refused = 'tidemark_messages_dropped_total{reason="unauthorized"}'
+        wait_for(lambda: d.metric(refused) >= 3, what="its snapshots refused after the reload")
+        before = d.metric(received)
+        wait_for(lambda: d.metric(refused) >= 6, what="more of them refused")
+        self.assertEqual(d.metric(received), before, "a removed key's snapshot was taken")
+        self.assertTrue(any("is no longer in curve.allowed_clients" in l for l in d.log()))
+        agent.proc.kill()
+        agent.proc.wait()
         self.assertEqual(d.stop(), 0)
 
     def test_sighup_applies_live_settings_and_names_what_needs_a_restart(self):

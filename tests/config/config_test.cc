@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "config/http_url.h"
 
 #include <gtest/gtest.h>
 
@@ -238,6 +239,34 @@ TEST(Config, SizesAndDurationsThatOverflowAreRefusedNamingTheKey) {
     EXPECT_NE(parsed.error().message.find(std::string("t.toml:2: ") + expected), std::string::npos)
         << parsed.error().message;
   }
+}
+
+TEST(Config, ValuesThatWouldStopOrSilenceTheDaemonAreRefusedNamingTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      // Was an uncaught std::out_of_range: --check-config aborted, a reload stopped the daemon.
+      {"[http]\nlisten = \"127.0.0.1:99999999999999999999\"\n",
+       "http.listen: port \"99999999999999999999\" is not a number from 0 to 65535"},
+      {"[[rules]]\nname = \"r\"\nmin_fit = nan\n", "rules.min_fit: must be between"},
+      {"[native]\nmin_fit = inf\n", "native.min_fit: must be between"},
+      {"[[hooks]]\nname = \"h\"\nkind = \"webhook\"\nurl = \"http://[::1\"\n",
+       "hooks.url: \"http://[::1\" is not a usable URL: no closing ']'"},
+      {"[[hooks]]\nname = \"h\"\nkind = \"webhook\"\nurl = \"http://h:99999999999/\"\n",
+       "is not a number from 1 to 65535"},
+      {"[[hooks]]\nname = \"h\"\nkind = \"webhook\"\nurl = \"http:///x\"\n", "no host"},
+      {"[limits]\nmax_body_bytes = 0\n", "limits.max_body_bytes: must be at least 64KiB"},
+      {"[limits]\nmax_message_bytes = \"1KiB\"\n",
+       "limits.max_message_bytes: must be at least 64KiB"}};
+  for (const auto& [text, expected] : cases) {
+    auto parsed = Parse(text, "t.toml");
+    ASSERT_FALSE(parsed) << text;
+    EXPECT_NE(parsed.error().message.find(expected), std::string::npos) << parsed.error().message;
+  }
+  auto url = ParseHttpUrl("https://[::1]:8443/hook?x=1");
+  ASSERT_TRUE(url) << url.error().message;
+  EXPECT_EQ((url->tls ? 1 : 0), 1);
+  EXPECT_EQ(url->host, "::1");
+  EXPECT_EQ(url->port, "8443");
+  EXPECT_EQ(url->target, "/hook?x=1");
 }
 
 TEST(Config, InputThatReachesTheTomlParsersAssertsIsAnErrorInEveryBuild) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
 
 #include "diff/json.h"
@@ -314,6 +315,32 @@ TEST(Detector, AnAlertWhoseAgentMovedToAnotherCollectorIsHandedOverNeverResolved
   EXPECT_EQ(sim.events.size(), before);  // Neither resolved nor silent here.
 }
 
+TEST(Detector, APendingAlertKeepsThroughALapseShorterThanResolveAfter) {
+  // A leak whose heap drops back for a few minutes while pending: once dropped and pending
+  // again moments later, its investigation lost and min_interval forbidding another.
+  auto run = [](int64_t resolve_after_ns) {
+    DetectorConfig config;
+    config.rules[0].resolve_after_ns = resolve_after_ns;
+    config.rules[0].for_ns = 10 * kNsPerHour;  // Pending all along.
+    auto sim = std::make_unique<Sim>(config);
+    const auto who = Who("api", 1);
+    sim->Run(who, 0, 40 * kMin, [](int64_t t) { return 20 * kMiB + 6 * kMiB * Hours(t); });
+    sim->Run(who, 40 * kMin, 3 * kMin, [](int64_t) { return 10 * kMiB; });  // Dropped back.
+    return sim;
+  };
+  const auto without = run(0);  // The lapse is real: with no tolerance the alert goes.
+  ASSERT_EQ(without->events.size(), 1u);
+  EXPECT_EQ(without->events[0].what, AlertEvent::What::kPending);
+  EXPECT_TRUE(without->detector.active().empty());
+
+  const auto kept = run(DetectorConfig{}.rules[0].resolve_after_ns);
+  ASSERT_EQ(kept->events.size(), 1u);
+  ASSERT_EQ(kept->detector.active().size(), 1u) << "kept through the lapse";
+  const Alert& pending = kept->detector.active().begin()->second;
+  EXPECT_EQ(pending.state, AlertState::kPending);
+  EXPECT_EQ(pending.since_ns, kept->events[0].alert.since_ns);
+}
+
 TEST(Detector, CooldownKeepsAResolvedAlertFromFiringAgainAtOnce) {
   DetectorConfig config;
   config.rules[0].cooldown_ns = 10 * kNsPerHour;
@@ -373,6 +400,40 @@ TEST(Detector, SilentAgentRaisesAnAlertThatResolvesWhenItSpeaksAgain) {
   sim.Run(who, 40 * kMin, 2 * kMin, [](int64_t) { return 20 * kMiB; });
   EXPECT_EQ(sim.events.back().what, AlertEvent::What::kResolved);
   EXPECT_EQ(sim.events.back().alert.kind, AlertKind::kSilent);
+}
+
+TEST(Detector, ARestoredSilentAlertStaysUntilTheEvidenceSaysOtherwise) {
+  // tidemarkd restarted; the kill -9ed agent's last summary is older than what was folded
+  // back. Once its silent alert resolved at the first pass (hooks were told it recovered).
+  Sim before;
+  const auto who = Who("api", 1);
+  before.Run(who, 0, 30 * kMin, [](int64_t) { return 20 * kMiB; });
+  for (int64_t t = 30 * kMin; t < 40 * kMin; t += 30 * kS) before.Pass(kT0 + t);
+  ASSERT_EQ(before.Fired(AlertKind::kSilent), 1);
+  const Alert silent = *before.FirstFiring();
+
+  Sim after;  // Restarted: an empty rolling state, the journal's firing alert.
+  after.detector.Restore({silent});
+  for (int64_t t = 3 * kNsPerHour; t < 4 * kNsPerHour; t += 30 * kS) after.Pass(kT0 + t);
+  EXPECT_TRUE(after.events.empty());
+  ASSERT_EQ(after.detector.active().count(silent.id), 1u);
+
+  // Another service on the host changes nothing; a new instance of its own service replaces it.
+  after.Run(Who("worker", 7), 4 * kNsPerHour, 2 * kMin, [](int64_t) { return 20 * kMiB; });
+  EXPECT_TRUE(after.events.empty());
+  after.Run(Who("api", 2, kT0 + 4 * kNsPerHour), 4 * kNsPerHour, 2 * kMin,
+            [](int64_t) { return 20 * kMiB; });
+  ASSERT_FALSE(after.events.empty());
+  EXPECT_EQ(after.events.back().what, AlertEvent::What::kResolved);
+  EXPECT_EQ(after.events.back().alert.id, silent.id);
+
+  Sim forgotten;  // Nobody came back: forget_after (24 h) ends it.
+  forgotten.detector.Restore({silent});
+  forgotten.Pass(kT0 + 23 * kNsPerHour);
+  EXPECT_TRUE(forgotten.events.empty());
+  forgotten.Pass(kT0 + 25 * kNsPerHour);
+  ASSERT_EQ(forgotten.events.size(), 1u);
+  EXPECT_EQ(forgotten.events.back().what, AlertEvent::What::kResolved);
 }
 
 TEST(Detector, SilentAgentsDoNotKeepALeakAlertUp) {
