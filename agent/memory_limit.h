@@ -16,8 +16,9 @@
 //   │MemorySource│───────▶│MemoryReading │────────▶│ PressureThresholds: crossed % │
 //   └────────────┘        └──────────────┘         └──────────────────────────────┘
 //
-// Thread-safety: MemorySource is immutable after Discover (Read is reentrant: it opens the
-// files each time); PressureThresholds is a value used by one thread.
+// Thread-safety: MemorySource is immutable after Discover (Read is reentrant: it reads the
+// files through agent/descriptors.h's kept descriptors); PressureThresholds is a value used by
+// one thread.
 #pragma once
 
 #include <cstdint>

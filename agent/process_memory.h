@@ -14,7 +14,7 @@ uint64_t PageTableBytes();  // VmPTE of /proc/self/status; 0 if unreadable.
 // The figure after `key` ("VmPTE:", "MemAvailable:") at a line start of a /proc text (kB in
 // those files); 0 if absent.
 uint64_t StatusKiB(const std::optional<std::string>& text, const char* key);
-uint64_t MinorFaults();     // getrusage(RUSAGE_SELF): every thread's minor page faults.
+uint64_t MinorFaults();  // getrusage(RUSAGE_SELF): every thread's minor page faults.
 
 // CPU time (user and system) the calling thread has used, in ms. Allocates nothing: safe in a
 // snapshot child. Unlike wall time, it does not count the time a loaded machine kept the

@@ -169,7 +169,8 @@ class Reporter {
 
   // Ends the run quickly: a snapshot being taken or encoded is abandoned (not counted as
   // dropped), no thread of ours remains. Returns what the next run needs, the connection
-  // included (a child closes its copy; nothing is written to it meanwhile). REQUIRES: the caller does not hold the GIL.
+  // included (a child closes its copy; nothing is written to it meanwhile). REQUIRES: the caller
+  // does not hold the GIL.
   ReporterProgress Pause();
 
   // Ends the instance: joins the thread, says goodbye if anything was ever sent, closes the

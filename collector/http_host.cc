@@ -1,21 +1,11 @@
 #include "collector/http_host.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 
+#include "config/http_url.h"
+
 namespace tidemark::collector {
-namespace {
-
-bool IsLoopbackAddress(const std::string& host) {
-  unsigned char v4[4], v6[16];
-  if (inet_pton(AF_INET, host.c_str(), v4) == 1) return v4[0] == 127;
-  static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  return inet_pton(AF_INET6, host.c_str(), v6) == 1 && std::equal(v6, v6 + 16, kLoopback6);
-}
-
-}  // namespace
 
 std::string HostOf(std::string_view host_port) {
   std::string_view host = host_port;
@@ -42,7 +32,8 @@ HostCheck::HostCheck(const std::string& listen, const std::vector<std::string>& 
 bool HostCheck::Allows(std::string_view host) const {
   if (host.empty()) return true;
   const std::string name = HostOf(host);
-  return IsLoopbackAddress(name) || std::find(names_.begin(), names_.end(), name) != names_.end();
+  return config::IsLoopbackAddress(name) ||
+         std::find(names_.begin(), names_.end(), name) != names_.end();
 }
 
 }  // namespace tidemark::collector

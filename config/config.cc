@@ -4,7 +4,6 @@
 // reports as a parse error (a lone "[=", a UTF-8 sequence cut by the end of the file): every
 // build type reports it.
 #define TOML_ASSERT(expr) static_cast<void>(0)
-#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
 #include <cerrno>
@@ -254,10 +253,7 @@ bool IsLoopback(const std::string& host_port) {
   std::string host = host_port.substr(0, host_port.rfind(':'));
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
-  unsigned char v4[4], v6[16];
-  if (::inet_pton(AF_INET, host.c_str(), v4) == 1) return v4[0] == 127;
-  static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  return ::inet_pton(AF_INET6, host.c_str(), v6) == 1 && std::memcmp(v6, kLoopback6, 16) == 0;
+  return IsLoopbackAddress(host);
 }
 
 std::string CheckLevel(const std::string& v) {

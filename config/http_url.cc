@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
+
 namespace tidemark::config {
 namespace {
 
@@ -17,6 +19,13 @@ bool IsPort(const std::string& port) {
 }
 
 }  // namespace
+
+bool IsLoopbackAddress(const std::string& host) {
+  unsigned char v4[4], v6[16];
+  if (inet_pton(AF_INET, host.c_str(), v4) == 1) return v4[0] == 127;
+  static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return inet_pton(AF_INET6, host.c_str(), v6) == 1 && std::memcmp(v6, kLoopback6, 16) == 0;
+}
 
 snapshot::Result<HttpUrl> ParseHttpUrl(const std::string& text) {
   HttpUrl url;

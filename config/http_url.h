@@ -1,5 +1,6 @@
 // An http:// or https:// URL as hooks use it (hooks.url): scheme, host, port, target. One
-// parser for the configuration's check and for the notifier that posts to it.
+// parser for the configuration's check and for the notifier that posts to it; and the one
+// loopback test for addresses (http.listen's check, the collector's Host check).
 //
 // Thread-safety: reentrant.
 #pragma once
@@ -19,5 +20,8 @@ struct HttpUrl {
 
 // The URL, or an error saying what is wrong with it (scheme, brackets, host, port, spaces).
 snapshot::Result<HttpUrl> ParseHttpUrl(const std::string& text);
+
+// Whether `host` (no port, no brackets) is a loopback address: 127.0.0.0/8 or ::1.
+bool IsLoopbackAddress(const std::string& host);
 
 }  // namespace tidemark::config
